@@ -1,0 +1,40 @@
+/* ccbctl — command-line front end of libccb. Argument parsing and output only;
+ * protocol logic lives in the library. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ccbctl.h"
+
+static const struct {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: ccbctl COMMAND [OPTIONS]\n\ncommands:\n");
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		fprintf(f, "  %-8s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\nRun 'ccbctl COMMAND --help' for a command's options.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "ccbctl: unknown command '%s'\n", argv[1]);
+	usage(stderr);
+	return CCBCTL_EXIT_USAGE;
+}

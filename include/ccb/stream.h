@@ -1,0 +1,168 @@
+/*
+ * libccb — CEDAR stream: HTCondor's message framing over a TCP socket.
+ *
+ * A ccb_stream wraps a connected socket. Writers append primitives and end the
+ * message with ccb_stream_end_message(), which sends it as one or more CEDAR
+ * packets. Readers call the get functions; the first one reads the whole next
+ * message (up to the configured cap) and later ones consume it;
+ * ccb_stream_end_of_message() then checks that nothing was left unread, as the
+ * C++ reader does.
+ *
+ * Wire rules (../shared/spec/cedar-stream.md): 5-byte packet header (end flag,
+ * 32-bit big-endian length 1..1 MiB), every integer 8 bytes big-endian, a
+ * double as two integers (frexp form), strings NUL-terminated in plaintext and
+ * 8-byte length-prefixed once an AES-GCM key is installed, 0xAD as the NULL
+ * string marker.
+ *
+ * Deadlines: every blocking operation waits at most the stream's timeout
+ * (default 30 s) and never past its absolute deadline, if one is set.
+ *
+ * Errors: every function returns a ccb_err; the detail of the most recent
+ * failure is kept in the stream (ccb_stream_error()). After an I/O, framing or
+ * crypto failure the stream is broken and every later call fails.
+ *
+ * Thread safety: a stream is not thread-safe; use it from one thread at a
+ * time. ccb_stream_shutdown() is the exception: it may be called from any
+ * thread to make a blocked operation return promptly.
+ */
+#ifndef CCB_STREAM_H
+#define CCB_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccb/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ccb_stream ccb_stream;
+
+/** Default cap on one inbound message (all its packets together). */
+#define CCB_STREAM_DEFAULT_MAX_MESSAGE (1024 * 1024)
+/** Largest packet body CEDAR accepts (cedar-stream.md §2). */
+#define CCB_MAX_PACKET_BODY (1024 * 1024)
+/** Default per-operation timeout in milliseconds. */
+#define CCB_STREAM_DEFAULT_TIMEOUT_MS 30000
+/** AES-256-GCM session key length. */
+#define CCB_AES_KEY_LEN 32
+
+/**
+ * Wrap connected socket `fd`. The stream owns the fd from then on (even when
+ * this fails) and closes it in ccb_stream_free(). The fd may be blocking or
+ * not; the stream makes it non-blocking and uses poll().
+ * Errors: CCB_ERR_INVALID_ARG (fd < 0), CCB_ERR_NOMEM.
+ */
+ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err);
+
+/** Close the fd (unless detached) and free everything. NULL is allowed. */
+void ccb_stream_free(ccb_stream *s);
+
+/** The socket, still owned by the stream. */
+int ccb_stream_fd(const ccb_stream *s);
+
+/**
+ * Take the socket back: the stream no longer closes it. Fails with
+ * CCB_ERR_STATE if a partly read or written message is pending (its bytes
+ * would be lost). The stream stays usable only for ccb_stream_free().
+ */
+ccb_err ccb_stream_detach_fd(ccb_stream *s, int *fd);
+
+/** Shut the socket down in both directions, from any thread, so a blocked
+ * call returns (with CCB_ERR_CANCELLED). */
+void ccb_stream_shutdown(ccb_stream *s);
+
+/** Per-operation timeout in ms; < 0 means wait forever (not recommended). */
+void ccb_stream_set_timeout(ccb_stream *s, int timeout_ms);
+
+/** Absolute deadline on the ccb_now_ms() monotonic clock (milliseconds,
+ * CLOCK_MONOTONIC); INT64_MAX removes it. Operations stop at whichever of
+ * timeout and deadline comes first. */
+void ccb_stream_set_deadline(ccb_stream *s, int64_t deadline_ms);
+
+/** Cap on one inbound message in bytes (default 1 MiB, minimum 64). */
+void ccb_stream_set_max_message(ccb_stream *s, size_t max_bytes);
+
+/** Text naming the peer in error details (e.g. "broker 127.0.0.1:9618").
+ * Copied. Default: the socket's peer address. */
+void ccb_stream_set_peer_name(ccb_stream *s, const char *name);
+const char *ccb_stream_peer_name(const ccb_stream *s);
+
+/** Detail of the most recent failure on this stream (code CCB_OK if none). */
+const ccb_error *ccb_stream_error(const ccb_stream *s);
+
+/* ---- writing: append to the current outbound message ---------------- */
+
+ccb_err ccb_stream_put_int(ccb_stream *s, int64_t v);
+ccb_err ccb_stream_put_uint(ccb_stream *s, uint64_t v);
+ccb_err ccb_stream_put_char(ccb_stream *s, uint8_t v);
+ccb_err ccb_stream_put_double(ccb_stream *s, double v);
+/** NULL is sent as the empty string, as HTCondor's put(const char *) does. */
+ccb_err ccb_stream_put_string(ccb_stream *s, const char *str);
+/** The 0xAD NULL-string marker (HTCondor's put_nullstr). */
+ccb_err ccb_stream_put_null_string(ccb_stream *s);
+/** Raw bytes, no length prefix. */
+ccb_err ccb_stream_put_bytes(ccb_stream *s, const void *p, size_t n);
+
+/**
+ * Send the buffered message, split into packets of at most 1 MiB, the last
+ * with end flag 1. With nothing buffered nothing is sent (HTCondor never
+ * sends an empty packet) and CCB_OK is returned.
+ */
+ccb_err ccb_stream_end_message(ccb_stream *s);
+
+/* ---- reading: consume the current inbound message -------------------- */
+
+ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v);
+/** Reads an integer and checks it fits in 32 bits (CCB_ERR_PROTOCOL if not). */
+ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v);
+ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v);
+ccb_err ccb_stream_get_double(ccb_stream *s, double *v);
+/** *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
+ccb_err ccb_stream_get_string(ccb_stream *s, char **out);
+ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n);
+
+/**
+ * Finish reading the current message: CCB_ERR_PROTOCOL if bytes were left
+ * unread (the message is dropped either way). If no message was started,
+ * returns CCB_OK without reading (HTCondor's empty-message case).
+ */
+ccb_err ccb_stream_end_of_message(ccb_stream *s);
+
+/**
+ * Wait until the next message (or at least its first byte) can be read,
+ * without consuming anything. CCB_OK when readable, CCB_ERR_TIMEOUT after
+ * `timeout_ms` (< 0: the stream's own timeout), CCB_ERR_CLOSED on EOF is not
+ * reported here: the following get reports it.
+ */
+ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
+
+/** Bytes of the current inbound message not yet consumed (0 if none loaded). */
+size_t ccb_stream_unread(const ccb_stream *s);
+
+/* ---- session crypto (cedar-stream.md §4-§6) --------------------------- */
+
+/**
+ * Install an AES-256-GCM key: every later packet in both directions is
+ * encrypted and strings switch to the length-prefixed form. As in HTCondor an
+ * AES key always encrypts; there is no integrity-only mode. Must be called
+ * between messages. Errors: CCB_ERR_STATE (message pending), CCB_ERR_CRYPTO.
+ */
+ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]);
+
+/** True once a key is installed (strings use the length-prefixed form). */
+bool ccb_stream_crypto_on(const ccb_stream *s);
+
+/**
+ * Forget the handshake digests (HTCondor's resetHeaderMD): traffic before this
+ * point no longer counts towards the first encrypted packet's AAD. Required
+ * after a shared-port connect and around the CCB reverse-connect hello.
+ */
+void ccb_stream_reset_digests(ccb_stream *s);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

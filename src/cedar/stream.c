@@ -1,0 +1,594 @@
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "cedar/aesgcm.h"
+#include "cedar/stream_internal.h"
+
+#define HDR_LEN 5
+#define DIGEST_LEN 32
+
+struct ccb_stream {
+	int fd;
+	atomic_bool cancelled;
+	bool broken;
+	int timeout_ms;
+	int64_t deadline;
+	size_t max_message;
+	char peer[96];
+	ccb_error err;
+
+	ccb_buf out;     /* outbound message being built */
+	ccb_buf in;      /* inbound message plaintext */
+	ccb_cursor cur;  /* position in `in` */
+	bool loaded;     /* an inbound message is being consumed */
+	ccb_buf scratch; /* packet assembly */
+
+	bool have_key;
+	ccb_aesgcm gcm;
+
+	/* Handshake digests (cedar-stream.md §4). */
+	EVP_MD_CTX *md_send, *md_recv;
+	bool frozen;
+	uint8_t final_send[DIGEST_LEN], final_recv[DIGEST_LEN];
+	bool finished_send, finished_recv;
+};
+
+static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
+{
+	char what[CCB_ERROR_DETAIL_SIZE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof what, fmt, ap);
+	va_end(ap);
+	ccb_error_set(&s->err, code, "%s: %s", s->peer, what);
+	/* Anything but a caller mistake leaves the byte stream unusable. */
+	if (code != CCB_ERR_INVALID_ARG && code != CCB_ERR_STATE)
+		s->broken = true;
+	return code;
+}
+
+ccb_err ccb__stream_fail(ccb_stream *s, const ccb_error *e)
+{
+	return fail(s, e->code, "%s", e->detail);
+}
+
+static void describe_peer(ccb_stream *s)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	char host[INET6_ADDRSTRLEN] = "?";
+
+	if (getpeername(s->fd, (struct sockaddr *)&ss, &len) != 0) {
+		snprintf(s->peer, sizeof s->peer, "fd %d", s->fd);
+		return;
+	}
+	if (ss.ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+		snprintf(s->peer, sizeof s->peer, "%s:%u", host, ntohs(a->sin_port));
+	} else if (ss.ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+		snprintf(s->peer, sizeof s->peer, "[%s]:%u", host, ntohs(a->sin6_port));
+	} else {
+		snprintf(s->peer, sizeof s->peer, "local socket");
+	}
+}
+
+ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err)
+{
+	ccb_stream *s;
+	int fl;
+
+	*out = NULL;
+	if (fd < 0)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_stream_new: bad fd %d", fd);
+	s = calloc(1, sizeof *s);
+	if (!s) {
+		close(fd);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "ccb_stream_new");
+	}
+	s->fd = fd;
+	s->timeout_ms = CCB_STREAM_DEFAULT_TIMEOUT_MS;
+	s->deadline = INT64_MAX;
+	s->max_message = CCB_STREAM_DEFAULT_MAX_MESSAGE;
+	fl = fcntl(fd, F_GETFL);
+	if (fl >= 0)
+		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	describe_peer(s);
+	*out = s;
+	return CCB_OK;
+}
+
+static void drop_digests(ccb_stream *s)
+{
+	EVP_MD_CTX_free(s->md_send);
+	EVP_MD_CTX_free(s->md_recv);
+	s->md_send = s->md_recv = NULL;
+}
+
+void ccb_stream_free(ccb_stream *s)
+{
+	if (!s)
+		return;
+	if (s->fd >= 0)
+		close(s->fd);
+	drop_digests(s);
+	ccb_aesgcm_wipe(&s->gcm);
+	ccb_buf_free(&s->out);
+	ccb_buf_free(&s->in);
+	ccb_buf_free(&s->scratch);
+	free(s);
+}
+
+int ccb_stream_fd(const ccb_stream *s)
+{
+	return s->fd;
+}
+
+ccb_err ccb_stream_detach_fd(ccb_stream *s, int *fd)
+{
+	if (s->out.len || (s->loaded && ccb_cursor_left(&s->cur)))
+		return fail(s, CCB_ERR_STATE, "cannot detach: a message is partly read or written");
+	*fd = s->fd;
+	s->fd = -1;
+	s->broken = true;
+	return CCB_OK;
+}
+
+void ccb_stream_shutdown(ccb_stream *s)
+{
+	atomic_store(&s->cancelled, true);
+	if (s->fd >= 0)
+		shutdown(s->fd, SHUT_RDWR);
+}
+
+void ccb_stream_set_timeout(ccb_stream *s, int timeout_ms)
+{
+	s->timeout_ms = timeout_ms;
+}
+
+void ccb_stream_set_deadline(ccb_stream *s, int64_t deadline_ms)
+{
+	s->deadline = deadline_ms;
+}
+
+void ccb_stream_set_max_message(ccb_stream *s, size_t max_bytes)
+{
+	s->max_message = max_bytes < 64 ? 64 : max_bytes;
+}
+
+void ccb_stream_set_peer_name(ccb_stream *s, const char *name)
+{
+	snprintf(s->peer, sizeof s->peer, "%s", name ? name : "");
+}
+
+const char *ccb_stream_peer_name(const ccb_stream *s)
+{
+	return s->peer;
+}
+
+const ccb_error *ccb_stream_error(const ccb_stream *s)
+{
+	return &s->err;
+}
+
+/* ---- socket I/O with deadlines ----------------------------------------- */
+
+static int64_t op_deadline(const ccb_stream *s)
+{
+	int64_t d = ccb_deadline_in(s->timeout_ms);
+	return d < s->deadline ? d : s->deadline;
+}
+
+static ccb_err wait_fd(ccb_stream *s, short events, int64_t deadline, const char *what)
+{
+	struct pollfd p = {.fd = s->fd, .events = events};
+	int rc;
+
+	for (;;) {
+		if (atomic_load(&s->cancelled))
+			return fail(s, CCB_ERR_CANCELLED, "%s: cancelled", what);
+		rc = poll(&p, 1, ccb_deadline_left(deadline));
+		if (rc > 0)
+			return CCB_OK;
+		if (rc == 0)
+			return fail(s, CCB_ERR_TIMEOUT, "%s: timed out", what);
+		if (errno != EINTR)
+			return fail(s, CCB_ERR_IO, "%s: poll: %s", what, strerror(errno));
+	}
+}
+
+static ccb_err write_all(ccb_stream *s, const uint8_t *p, size_t n, int64_t deadline)
+{
+	while (n > 0) {
+		ssize_t w = send(s->fd, p, n, MSG_NOSIGNAL);
+		if (w > 0) {
+			p += w;
+			n -= (size_t)w;
+			continue;
+		}
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ccb_err rc = wait_fd(s, POLLOUT, deadline, "send");
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (atomic_load(&s->cancelled))
+			return fail(s, CCB_ERR_CANCELLED, "send: cancelled");
+		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
+			return fail(s, CCB_ERR_CLOSED, "send: %s", strerror(errno));
+		return fail(s, CCB_ERR_IO, "send: %s", w < 0 ? strerror(errno) : "no progress");
+	}
+	return CCB_OK;
+}
+
+static ccb_err read_exact(ccb_stream *s, uint8_t *p, size_t n, int64_t deadline, const char *what)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(s->fd, p + got, n - got, 0);
+		if (r > 0) {
+			got += (size_t)r;
+			continue;
+		}
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			ccb_err rc = wait_fd(s, POLLIN, deadline, what);
+			if (rc)
+				return rc;
+			continue;
+		}
+		if (atomic_load(&s->cancelled))
+			return fail(s, CCB_ERR_CANCELLED, "%s: cancelled", what);
+		if (r == 0)
+			return fail(s, CCB_ERR_CLOSED, "%s: connection closed after %zu of %zu bytes",
+				    what, got, n);
+		if (errno == ECONNRESET)
+			return fail(s, CCB_ERR_CLOSED, "%s: connection reset", what);
+		return fail(s, CCB_ERR_IO, "%s: recv: %s", what, strerror(errno));
+	}
+	return CCB_OK;
+}
+
+ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
+{
+	int64_t d;
+
+	if (s->broken)
+		return s->err.code ? s->err.code : CCB_ERR_STATE;
+	if (s->loaded && ccb_cursor_left(&s->cur))
+		return CCB_OK;
+	d = timeout_ms < 0 ? op_deadline(s) : ccb_deadline_in(timeout_ms);
+	if (d > s->deadline)
+		d = s->deadline;
+	return wait_fd(s, POLLIN, d, "wait for message");
+}
+
+/* ---- handshake digests -------------------------------------------------- */
+
+static void digest(EVP_MD_CTX **ctx, const uint8_t *hdr, const uint8_t *body, size_t n)
+{
+	if (!*ctx) {
+		*ctx = EVP_MD_CTX_new();
+		if (!*ctx || EVP_DigestInit_ex(*ctx, EVP_sha256(), NULL) != 1) {
+			EVP_MD_CTX_free(*ctx);
+			*ctx = NULL;
+			return;
+		}
+	}
+	EVP_DigestUpdate(*ctx, hdr, HDR_LEN);
+	EVP_DigestUpdate(*ctx, body, n);
+}
+
+static void finalize(EVP_MD_CTX *ctx, uint8_t out[DIGEST_LEN])
+{
+	unsigned int len = DIGEST_LEN;
+
+	/* A direction with no plaintext traffic has no context: 32 zero bytes
+	 * (H:reli_sock.cpp:1013-1016). */
+	memset(out, 0, DIGEST_LEN);
+	if (ctx)
+		EVP_DigestFinal_ex(ctx, out, &len);
+}
+
+/* Both digests freeze at the first AES packet in either direction
+ * (m_final_mds, H:reli_sock.cpp:1001-1043, 1231-1273). */
+static void freeze_digests(ccb_stream *s)
+{
+	if (s->frozen)
+		return;
+	finalize(s->md_send, s->final_send);
+	finalize(s->md_recv, s->final_recv);
+	drop_digests(s);
+	s->frozen = true;
+}
+
+void ccb_stream_reset_digests(ccb_stream *s)
+{
+	drop_digests(s);
+	s->frozen = false;
+	s->finished_send = s->finished_recv = false;
+}
+
+/* ---- packets ------------------------------------------------------------ */
+
+static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t n,
+			   int64_t deadline)
+{
+	uint8_t *pkt;
+	size_t wire_len = s->have_key ? ccb_aesgcm_sealed_len(&s->gcm, n) : n;
+	ccb_error e;
+
+	ccb_buf_reset(&s->scratch);
+	if (!ccb_buf_reserve(&s->scratch, HDR_LEN + wire_len))
+		return fail(s, CCB_ERR_NOMEM, "packet of %zu bytes", wire_len);
+	pkt = s->scratch.data;
+	pkt[0] = last ? 1 : 0;
+	ccb_be32_put(pkt + 1, (uint32_t)wire_len);
+	if (s->have_key) {
+		uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
+		size_t aad_len = HDR_LEN;
+
+		freeze_digests(s);
+		if (!s->finished_send) {
+			/* Sender's first packet: what it sent, what it received, header. */
+			memcpy(aad, s->final_send, DIGEST_LEN);
+			memcpy(aad + DIGEST_LEN, s->final_recv, DIGEST_LEN);
+			aad_len += 2 * DIGEST_LEN;
+		}
+		memcpy(aad + aad_len - HDR_LEN, pkt, HDR_LEN);
+		if (ccb_aesgcm_seal(&s->gcm, aad, aad_len, body, n, pkt + HDR_LEN, &e))
+			return fail(s, e.code, "%s", e.detail);
+		s->finished_send = true;
+	} else {
+		memcpy(pkt + HDR_LEN, body, n);
+		if (!s->frozen)
+			digest(&s->md_send, pkt, body, n);
+	}
+	return write_all(s, pkt, HDR_LEN + wire_len, deadline);
+}
+
+ccb_err ccb_stream_end_message(ccb_stream *s)
+{
+	size_t chunk = CCB_MAX_PACKET_BODY - (s->have_key ? 32 : 0);
+	size_t off = 0;
+	int64_t deadline;
+	ccb_err rc = CCB_OK;
+
+	if (s->broken)
+		goto broken;
+	deadline = op_deadline(s);
+	while (off < s->out.len) {
+		size_t n = s->out.len - off < chunk ? s->out.len - off : chunk;
+		rc = send_packet(s, off + n == s->out.len, s->out.data + off, n, deadline);
+		if (rc)
+			break;
+		off += n;
+	}
+	ccb_buf_reset(&s->out);
+	return rc;
+broken:
+	ccb_buf_reset(&s->out);
+	return s->err.code ? s->err.code : CCB_ERR_STATE;
+}
+
+static ccb_err read_message(ccb_stream *s)
+{
+	int64_t deadline = op_deadline(s);
+	ccb_error e;
+	ccb_err rc;
+
+	ccb_buf_reset(&s->in);
+	for (;;) {
+		uint8_t hdr[HDR_LEN];
+		int8_t end;
+		uint32_t len;
+
+		rc = read_exact(s, hdr, HDR_LEN, deadline, "read packet header");
+		if (rc)
+			return rc;
+		/* Receiver checks of H:reli_sock.cpp:831-931. */
+		end = (int8_t)hdr[0];
+		len = ccb_be32_get(hdr + 1);
+		if (end < 0 || end > 10)
+			return fail(s, CCB_ERR_PROTOCOL, "bad packet end flag %d", end);
+		if (len == 0 || len > CCB_MAX_PACKET_BODY)
+			return fail(s, CCB_ERR_PROTOCOL, "bad packet length %u (allowed 1..%d)", len,
+				    CCB_MAX_PACKET_BODY);
+		if (s->have_key) {
+			uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
+			size_t aad_len = HDR_LEN, plen;
+
+			if (s->in.len + len > s->max_message + 32)
+				return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes",
+					    s->max_message);
+			ccb_buf_reset(&s->scratch);
+			if (!ccb_buf_reserve(&s->scratch, len) || !ccb_buf_reserve(&s->in, len))
+				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
+			rc = read_exact(s, s->scratch.data, len, deadline, "read packet body");
+			if (rc)
+				return rc;
+			freeze_digests(s);
+			if (!s->finished_recv) {
+				/* What flowed from the sender to us comes first. */
+				memcpy(aad, s->final_recv, DIGEST_LEN);
+				memcpy(aad + DIGEST_LEN, s->final_send, DIGEST_LEN);
+				aad_len += 2 * DIGEST_LEN;
+			}
+			memcpy(aad + aad_len - HDR_LEN, hdr, HDR_LEN);
+			if (ccb_aesgcm_open(&s->gcm, aad, aad_len, s->scratch.data, len,
+					    s->in.data + s->in.len, &plen, &e))
+				return fail(s, e.code, "%s", e.detail);
+			s->finished_recv = true;
+			s->in.len += plen;
+			if (s->in.len > s->max_message)
+				return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes",
+					    s->max_message);
+		} else {
+			if (s->in.len + len > s->max_message)
+				return fail(s, CCB_ERR_TOO_LARGE,
+					    "message of more than %zu bytes (limit %zu)",
+					    s->in.len + len, s->max_message);
+			if (!ccb_buf_reserve(&s->in, len))
+				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
+			rc = read_exact(s, s->in.data + s->in.len, len, deadline,
+					"read packet body");
+			if (rc)
+				return rc;
+			if (!s->frozen)
+				digest(&s->md_recv, hdr, s->in.data + s->in.len, len);
+			s->in.len += len;
+		}
+		if (end != 0)
+			break;
+	}
+	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len, .crypto = s->have_key};
+	s->loaded = true;
+	return CCB_OK;
+}
+
+ccb_cursor *ccb__stream_in(ccb_stream *s)
+{
+	if (s->broken) {
+		if (!s->err.code)
+			fail(s, CCB_ERR_STATE, "stream is broken");
+		return NULL;
+	}
+	if (!s->loaded && read_message(s))
+		return NULL;
+	return &s->cur;
+}
+
+ccb_buf *ccb__stream_out(ccb_stream *s)
+{
+	return &s->out;
+}
+
+ccb_err ccb_stream_end_of_message(ccb_stream *s)
+{
+	size_t left;
+
+	if (!s->loaded)
+		return s->broken ? (s->err.code ? s->err.code : CCB_ERR_STATE) : CCB_OK;
+	left = ccb_cursor_left(&s->cur);
+	s->loaded = false;
+	ccb_buf_reset(&s->in);
+	if (left)
+		return fail(s, CCB_ERR_PROTOCOL, "%zu bytes of the message left unread", left);
+	return CCB_OK;
+}
+
+size_t ccb_stream_unread(const ccb_stream *s)
+{
+	return s->loaded ? ccb_cursor_left(&s->cur) : 0;
+}
+
+/* ---- primitives --------------------------------------------------------- */
+
+#define PUT(expr)                                                              \
+	do {                                                                   \
+		if (s->broken)                                                 \
+			return s->err.code ? s->err.code : CCB_ERR_STATE;      \
+		if (!(expr))                                                   \
+			return fail(s, CCB_ERR_NOMEM, "growing outbound message"); \
+		return CCB_OK;                                                 \
+	} while (0)
+
+ccb_err ccb_stream_put_int(ccb_stream *s, int64_t v) { PUT(ccb_enc_int(&s->out, v)); }
+ccb_err ccb_stream_put_uint(ccb_stream *s, uint64_t v) { PUT(ccb_enc_uint(&s->out, v)); }
+ccb_err ccb_stream_put_char(ccb_stream *s, uint8_t v) { PUT(ccb_enc_char(&s->out, v)); }
+ccb_err ccb_stream_put_double(ccb_stream *s, double v) { PUT(ccb_enc_double(&s->out, v)); }
+ccb_err ccb_stream_put_bytes(ccb_stream *s, const void *p, size_t n)
+{
+	PUT(ccb_enc_bytes(&s->out, p, n));
+}
+ccb_err ccb_stream_put_null_string(ccb_stream *s)
+{
+	PUT(ccb_enc_null_string(&s->out, s->have_key));
+}
+
+ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
+{
+	if (str && (uint8_t)str[0] == CCB_NULL_STRING_MARKER)
+		return fail(s, CCB_ERR_INVALID_ARG,
+			    "a string starting with byte 0xAD cannot be sent (NULL marker)");
+	PUT(ccb_enc_string(&s->out, s->have_key, str));
+}
+
+#define GET(call)                                                              \
+	do {                                                                   \
+		ccb_cursor *c = ccb__stream_in(s);                             \
+		ccb_error e;                                                   \
+		if (!c)                                                        \
+			return s->err.code;                                    \
+		if (call)                                                      \
+			return ccb__stream_fail(s, &e);                        \
+		return CCB_OK;                                                 \
+	} while (0)
+
+ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v) { GET(ccb_dec_int(c, v, &e)); }
+ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v) { GET(ccb_dec_char(c, v, &e)); }
+ccb_err ccb_stream_get_double(ccb_stream *s, double *v) { GET(ccb_dec_double(c, v, &e)); }
+ccb_err ccb_stream_get_string(ccb_stream *s, char **out) { GET(ccb_dec_string(c, out, &e)); }
+ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
+{
+	GET(ccb_dec_bytes(c, out, n, &e));
+}
+
+ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v)
+{
+	int64_t w;
+	ccb_err rc = ccb_stream_get_int(s, &w);
+
+	if (rc)
+		return rc;
+	if (w < INT32_MIN || w > INT32_MAX)
+		return fail(s, CCB_ERR_PROTOCOL, "integer %lld does not fit in 32 bits",
+			    (long long)w);
+	*v = (int32_t)w;
+	return CCB_OK;
+}
+
+/* ---- crypto ------------------------------------------------------------- */
+
+ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const uint8_t iv[16])
+{
+	ccb_error e;
+
+	if (s->out.len || s->loaded)
+		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
+	if (ccb_aesgcm_init(&s->gcm, key, iv, &e))
+		return fail(s, e.code, "%s", e.detail);
+	s->have_key = true;
+	return CCB_OK;
+}
+
+ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN])
+{
+	return ccb__stream_set_aes_key_iv(s, key, NULL);
+}
+
+bool ccb_stream_crypto_on(const ccb_stream *s)
+{
+	return s->have_key;
+}

@@ -1,0 +1,74 @@
+/*
+ * Internal helpers shared by every layer: growable buffers, deadlines, hex,
+ * randomness and the internal logging entry point. Not installed.
+ */
+#ifndef CCB_UTIL_H
+#define CCB_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccb/error.h"
+#include "ccb/log.h"
+
+/* ---- growable byte buffer ---------------------------------------------- */
+
+typedef struct ccb_buf {
+	uint8_t *data;
+	size_t len;
+	size_t cap;
+} ccb_buf;
+
+void ccb_buf_init(ccb_buf *b);
+void ccb_buf_free(ccb_buf *b);
+/* Make room for `extra` more bytes; false on overflow or allocation failure. */
+bool ccb_buf_reserve(ccb_buf *b, size_t extra);
+bool ccb_buf_append(ccb_buf *b, const void *p, size_t n);
+bool ccb_buf_append_str(ccb_buf *b, const char *s);
+bool ccb_buf_appendf(ccb_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Append a NUL without counting it in len, so data can be used as a C string. */
+bool ccb_buf_terminate(ccb_buf *b);
+/* Hand the storage to the caller (NUL-terminated); the buffer is left empty. */
+char *ccb_buf_steal_str(ccb_buf *b);
+void ccb_buf_reset(ccb_buf *b);
+
+/* ---- time and deadlines ------------------------------------------------ */
+
+/* Monotonic clock in milliseconds. */
+int64_t ccb_now_ms(void);
+/* Wall clock, seconds since the epoch. */
+int64_t ccb_wall_s(void);
+/* Deadline `ms` from now; ms < 0 means "no deadline" (INT64_MAX). */
+int64_t ccb_deadline_in(int64_t ms);
+/* Milliseconds left before `deadline`, clamped to [0, INT32_MAX] for poll();
+ * -1 for "no deadline". */
+int ccb_deadline_left(int64_t deadline);
+
+/* ---- hex and random ---------------------------------------------------- */
+
+/* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
+void ccb_hex_encode(const void *in, size_t n, char *out);
+/* Decode 2n hex digits into out; false on a bad digit or odd length. */
+bool ccb_hex_decode(const char *hex, size_t hexlen, uint8_t *out);
+/* Cryptographically strong random bytes (OpenSSL). */
+ccb_err ccb_random_bytes(void *out, size_t n, ccb_error *err);
+
+/* ---- strings ----------------------------------------------------------- */
+
+char *ccb_strdup(const char *s);
+char *ccb_strndup(const char *s, size_t n);
+bool ccb_str_ieq(const char *a, const char *b);
+
+/* ---- logging ----------------------------------------------------------- */
+
+bool ccb__log_enabled(ccb_log_level level);
+void ccb__log(ccb_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define CCB_LOG(level, ...)                                 \
+	do {                                                \
+		if (ccb__log_enabled(level))                \
+			ccb__log(level, __VA_ARGS__);       \
+	} while (0)
+
+#endif

@@ -1,0 +1,43 @@
+/*
+ * Test support: a CUnit runner and loopback helpers shared by every suite.
+ * Tests only ever talk to 127.0.0.1 / ::1.
+ */
+#ifndef CCBT_H
+#define CCBT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <CUnit/CUnit.h>
+
+typedef struct ccbt_test {
+	const char *name;
+	void (*fn)(void);
+} ccbt_test;
+
+typedef struct ccbt_suite {
+	const char *name;
+	const ccbt_test *tests; /* terminated by {NULL, NULL} */
+} ccbt_suite;
+
+/* Run the suites (terminated by {NULL, NULL}) with CUnit's verbose basic
+ * runner; returns the process exit code (non-zero on any failure). */
+int ccbt_run(const ccbt_suite *suites);
+
+/* A connected TCP pair over 127.0.0.1: fds[0] is the connecting side,
+ * fds[1] the accepted side. Aborts the test program on failure. */
+void ccbt_tcp_pair(int fds[2]);
+
+/* Listen on 127.0.0.1 with an ephemeral port; returns the fd, port in *port. */
+int ccbt_listen(uint16_t *port);
+
+/* Read a whole file; NULL if it cannot be read. Caller frees. */
+char *ccbt_read_file(const char *path, size_t *len);
+
+/* Number of open file descriptors of this process. */
+int ccbt_count_fds(void);
+
+/* Decode hex (spaces allowed) into a malloc'd buffer; aborts on bad input. */
+uint8_t *ccbt_unhex(const char *hex, size_t *len);
+
+#endif
