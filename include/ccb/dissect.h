@@ -53,6 +53,7 @@ typedef struct ccb_dissect_item {
 	ccb_dissect_attr *attrs; /**< CLASSAD attributes */
 	size_t nattrs;
 	char *my_type, *target_type; /**< CLASSAD trailing type strings */
+	size_t offset, length;  /**< where the item lies in the message body */
 } ccb_dissect_item;
 
 typedef struct ccb_dissect_frame {
@@ -67,6 +68,8 @@ typedef struct ccb_dissect_msg {
 	ccb_dissect_item *items;
 	size_t nitems;
 	size_t body_len;
+	uint8_t *body;          /**< the message body (packet bodies joined); NULL
+				 *   from ccb_dissect_body(), which does not copy */
 } ccb_dissect_msg;
 
 typedef struct ccb_dissector ccb_dissector;

@@ -57,6 +57,7 @@ void ccb_dissect_msg_clear(ccb_dissect_msg *m)
 		item_clear(&m->items[i]);
 	free(m->items);
 	free(m->frames);
+	free(m->body);
 	memset(m, 0, sizeof *m);
 }
 
@@ -280,6 +281,8 @@ static int try_classad(ccb_dissect_msg *m, const uint8_t *b, size_t len, size_t 
 		item_clear(&it);
 		return -1;
 	}
+	it.offset = *pos;
+	it.length = p - *pos;
 	*dst = it;
 	*pos = p;
 	return 1;
@@ -290,7 +293,7 @@ no:
 
 ccb_err ccb_dissect_body(const uint8_t *b, size_t len, ccb_dissect_msg *m, ccb_error *err)
 {
-	size_t pos = 0, n;
+	size_t pos = 0, start, n;
 
 	memset(m, 0, sizeof *m);
 	m->body_len = len;
@@ -302,6 +305,7 @@ ccb_err ccb_dissect_body(const uint8_t *b, size_t len, ccb_dissect_msg *m, ccb_e
 			goto nomem;
 		if (rc > 0)
 			continue;
+		start = pos;
 		if (int_at(b, len, pos)) {
 			if (!(it = add_item(m, CCB_DISSECT_INT)))
 				goto nomem;
@@ -318,6 +322,8 @@ ccb_err ccb_dissect_body(const uint8_t *b, size_t len, ccb_dissect_msg *m, ccb_e
 			it->nbytes = len - pos;
 			pos = len;
 		}
+		it->offset = start;
+		it->length = pos - start;
 	}
 	return CCB_OK;
 nomem:
@@ -418,7 +424,7 @@ static ccb_err extract(ccb_dissector *d, ccb_dissect_dir dir, ccb_error *err)
 			ccb_buf_free(&msgbody);
 			return err ? err->code : CCB_ERR_NOMEM;
 		}
-		ccb_buf_free(&msgbody);
+		m.body = msgbody.data; /* the message owns it from here */
 		m.dir = dir;
 		m.frames = frames;
 		m.nframes = nf;

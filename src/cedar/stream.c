@@ -549,7 +549,11 @@ ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
 ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v) { GET(ccb_dec_int(c, v, &e)); }
 ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v) { GET(ccb_dec_char(c, v, &e)); }
 ccb_err ccb_stream_get_double(ccb_stream *s, double *v) { GET(ccb_dec_double(c, v, &e)); }
-ccb_err ccb_stream_get_string(ccb_stream *s, char **out) { GET(ccb_dec_string(c, out, &e)); }
+ccb_err ccb_stream_get_string(ccb_stream *s, char **out)
+{
+	*out = NULL;
+	GET(ccb_dec_string(c, out, &e));
+}
 ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
 {
 	GET(ccb_dec_bytes(c, out, n, &e));

@@ -1,0 +1,476 @@
+/*
+ * CEDAR stream tests over real loopback TCP: golden bytes from
+ * ../shared/spec/cedar-stream.md, AES-GCM known answers (§6.6 b), reader
+ * rejections of bad frames, deadlines and cancellation.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ccbt.h"
+#include "cedar/stream_internal.h"
+
+/* A stream on one end of a loopback pair; the raw other end for the test. */
+static ccb_stream *pair_stream(int *raw)
+{
+	int fds[2];
+	ccb_stream *s;
+
+	ccbt_tcp_pair(fds);
+	CU_ASSERT_FATAL(ccb_stream_new(fds[0], &s, NULL) == CCB_OK);
+	*raw = fds[1];
+	return s;
+}
+
+static void read_raw(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		CU_ASSERT_FATAL(r > 0);
+		got += (size_t)r;
+	}
+}
+
+static void expect_wire(int raw, const char *hex)
+{
+	size_t n;
+	uint8_t *want = ccbt_unhex(hex, &n);
+	uint8_t *got = malloc(n);
+
+	read_raw(raw, got, n);
+	CU_ASSERT(memcmp(want, got, n) == 0);
+	if (memcmp(want, got, n)) {
+		char *h = malloc(2 * n + 1);
+		ccb_hex_encode(got, n, h);
+		fprintf(stderr, "\n  want %s\n  got  %s\n", hex, h);
+		free(h);
+	}
+	free(want);
+	free(got);
+}
+
+static void send_hex(int raw, const char *hex)
+{
+	size_t n;
+	uint8_t *b = ccbt_unhex(hex, &n);
+	CU_ASSERT_FATAL(send(raw, b, n, MSG_NOSIGNAL) == (ssize_t)n);
+	free(b);
+}
+
+/* §3.2: command int 67 then EOM. */
+static void test_int_golden(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+
+	CU_ASSERT(ccb_stream_put_int(s, 67) == CCB_OK);
+	CU_ASSERT(ccb_stream_end_message(s) == CCB_OK);
+	expect_wire(raw, "01 00000008 0000000000000043");
+	/* Negative ints are sign-extended (S6 conn 13: deadline -1). */
+	ccb_stream_put_int(s, -1);
+	ccb_stream_put_uint(s, 0xffffffffu);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000010 ffffffffffffffff 00000000ffffffff");
+	ccb_stream_free(s);
+	close(raw);
+}
+
+/* §3: double 1.5 = frac 0x5fffffff, exp 1; strings; the NULL marker. */
+static void test_double_string_golden(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+
+	ccb_stream_put_double(s, 1.5);
+	ccb_stream_put_double(s, 0.0);
+	ccb_stream_put_string(s, "condor@vm");
+	ccb_stream_put_string(s, NULL);
+	ccb_stream_put_null_string(s);
+	ccb_stream_put_char(s, 'x');
+	CU_ASSERT(ccb_stream_end_message(s) == CCB_OK);
+	expect_wire(raw, "01 0000002d"
+			 "000000005fffffff 0000000000000001"
+			 "0000000000000000 0000000000000000"
+			 "636f6e646f7240766d00 00 ad 78");
+	/* A string starting with the marker byte cannot be sent. */
+	CU_ASSERT(ccb_stream_put_string(s, "\xad" "abc") == CCB_ERR_INVALID_ARG);
+	ccb_stream_free(s);
+	close(raw);
+}
+
+static void test_read_primitives(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	int64_t v;
+	int32_t v32;
+	double d;
+	char *str;
+	uint8_t c;
+
+	send_hex(raw, "01 0000002d 000000005fffffff 0000000000000001 ffffffffffffff85"
+		      "636f6e646f7240766d00 00 ad 78 0000000000000000");
+	CU_ASSERT(ccb_stream_get_double(s, &d) == CCB_OK);
+	CU_ASSERT_DOUBLE_EQUAL(d, 1.5, 1e-9);
+	CU_ASSERT(ccb_stream_get_int32(s, &v32) == CCB_OK);
+	CU_ASSERT_EQUAL(v32, -123);
+	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
+	CU_ASSERT_STRING_EQUAL(str, "condor@vm");
+	free(str);
+	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
+	CU_ASSERT_STRING_EQUAL(str, "");
+	free(str);
+	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
+	CU_ASSERT_PTR_NULL(str); /* 0xAD: no string */
+	CU_ASSERT(ccb_stream_get_char(s, &c) == CCB_OK && c == 'x');
+	CU_ASSERT(ccb_stream_unread(s) == 8);
+	/* Bytes left unread at end of message are a protocol error. */
+	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_ERR_PROTOCOL);
+	(void)v;
+	ccb_stream_free(s);
+	close(raw);
+}
+
+/* A message of two packets with a string straddling them. */
+static void test_multi_packet(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	int64_t v = 0;
+	char *str = NULL;
+
+	send_hex(raw, "00 0000000b 0000000000000007 616263  01 00000004 64656600");
+	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK);
+	CU_ASSERT_EQUAL(v, 7);
+	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
+	CU_ASSERT_STRING_EQUAL(str, "abcdef");
+	free(str);
+	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
+	/* Reading past the end of a message fails instead of eating the next. */
+	send_hex(raw, "01 00000008 0000000000000001 01 00000008 0000000000000002");
+	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 1);
+	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_ERR_PROTOCOL);
+	ccb_stream_free(s);
+	close(raw);
+}
+
+/* A message larger than one packet is split, the last packet flagged. */
+static void test_large_message_split(void)
+{
+	int fds[2];
+	ccb_stream *a, *b;
+	size_t n = 3 * 1024 * 1024;
+	uint8_t *big = malloc(n), *back = malloc(n);
+
+	for (size_t i = 0; i < n; i++)
+		big[i] = (uint8_t)(i * 7);
+	ccbt_tcp_pair(fds);
+	ccb_stream_new(fds[0], &a, NULL);
+	ccb_stream_new(fds[1], &b, NULL);
+	ccb_stream_set_max_message(b, 4 * 1024 * 1024);
+	/* Writer and reader in one thread: the kernel buffers are smaller than
+	 * the message, so write from a helper thread. */
+	pthread_t t;
+	struct { ccb_stream *s; uint8_t *p; size_t n; } arg = {a, big, n};
+	void *(*writer)(void *) = NULL;
+	{
+		extern void *ccbt_stream_writer(void *);
+		writer = ccbt_stream_writer;
+	}
+	pthread_create(&t, NULL, writer, &arg);
+	CU_ASSERT(ccb_stream_get_bytes(b, back, n) == CCB_OK);
+	CU_ASSERT(memcmp(big, back, n) == 0);
+	CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
+	pthread_join(t, NULL);
+	ccb_stream_free(a);
+	ccb_stream_free(b);
+	free(big);
+	free(back);
+}
+
+void *ccbt_stream_writer(void *p);
+void *ccbt_stream_writer(void *p)
+{
+	struct { ccb_stream *s; uint8_t *p; size_t n; } *arg = p;
+	ccb_stream_put_bytes(arg->s, arg->p, arg->n);
+	ccb_stream_end_message(arg->s);
+	return NULL;
+}
+
+/* Receiver checks of H:reli_sock.cpp:831-931: each closes the stream. */
+static void expect_read_error(const char *hex, ccb_err want)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	int64_t v;
+
+	ccb_stream_set_max_message(s, 4096);
+	ccb_stream_set_timeout(s, 2000);
+	send_hex(raw, hex);
+	shutdown(raw, SHUT_WR);
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), want);
+	CU_ASSERT(ccb_stream_error(s)->detail[0] != '\0');
+	/* The stream stays broken. */
+	CU_ASSERT(ccb_stream_get_int(s, &v) != CCB_OK);
+	ccb_stream_free(s);
+	close(raw);
+}
+
+static void test_bad_frames(void)
+{
+	expect_read_error("01 00000000", CCB_ERR_PROTOCOL);           /* zero length */
+	expect_read_error("01 00100001", CCB_ERR_PROTOCOL);           /* 1 MiB + 1 */
+	expect_read_error("0b 00000008 0000000000000001", CCB_ERR_PROTOCOL); /* end flag 11 */
+	expect_read_error("ff 00000008 0000000000000001", CCB_ERR_PROTOCOL); /* negative */
+	expect_read_error("01 00001001", CCB_ERR_TOO_LARGE);          /* over our cap */
+	expect_read_error("00 00000800 " , CCB_ERR_CLOSED);           /* truncated body */
+	expect_read_error("01 0000", CCB_ERR_CLOSED);                 /* truncated header */
+	expect_read_error("01 00000004 00000000", CCB_ERR_PROTOCOL);  /* int cut short */
+	/* Many small packets adding up past the cap. */
+	{
+		static const char pkt[] = "00 00000008 0000000000000000 ";
+		char *hex = calloc(600, sizeof pkt);
+		for (int i = 0; i < 600; i++)
+			memcpy(hex + i * (sizeof pkt - 1), pkt, sizeof pkt);
+		expect_read_error(hex, CCB_ERR_TOO_LARGE);
+		free(hex);
+	}
+}
+
+static void test_timeout(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	int64_t v, t0;
+
+	ccb_stream_set_timeout(s, 200);
+	t0 = ccb_now_ms();
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_TIMEOUT);
+	/* Bounded by the deadline, not by the peer (generous margin). */
+	CU_ASSERT(ccb_now_ms() - t0 < 5000);
+	ccb_stream_free(s);
+
+	/* A peer that sends half a header and stalls (slow loris). */
+	s = pair_stream(&raw);
+	ccb_stream_set_timeout(s, 10000);
+	ccb_stream_set_deadline(s, ccb_now_ms() + 200);
+	send_hex(raw, "01 00");
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_TIMEOUT);
+	ccb_stream_free(s);
+	close(raw);
+}
+
+static void *shutdown_later(void *p)
+{
+	usleep(100 * 1000);
+	ccb_stream_shutdown(p);
+	return NULL;
+}
+
+static void test_cancel(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	pthread_t t;
+	int64_t v;
+
+	ccb_stream_set_timeout(s, 20000);
+	pthread_create(&t, NULL, shutdown_later, s);
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CANCELLED);
+	pthread_join(t, NULL);
+	ccb_stream_free(s);
+	close(raw);
+}
+
+static void test_closed_peer(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	int64_t v;
+
+	close(raw);
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CLOSED);
+	ccb_stream_free(s);
+}
+
+static const char KAT_KEY[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
+static const char KAT_IV[] = "000000fea0a1a2a3a4a5a6a7a8a9aaab";
+
+/* §6.6 (b): known answers for the first three AES-GCM packets after one
+ * plaintext packet each way. */
+static void test_aes_known_answer(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	size_t n;
+	uint8_t *key = ccbt_unhex(KAT_KEY, &n), *iv = ccbt_unhex(KAT_IV, &n);
+	int64_t v;
+
+	ccb_stream_put_int(s, 67);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000008 0000000000000043");
+	send_hex(raw, "01 00000008 0000000000000001");
+	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 1);
+	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
+
+	CU_ASSERT(ccb__stream_set_aes_key_iv(s, key, iv) == CCB_OK);
+	CU_ASSERT(ccb_stream_crypto_on(s));
+	ccb_stream_put_int(s, 67);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+			 "7c5ad682410de2b653ed903a094375b9");
+	ccb_stream_put_int(s, 68);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
+	ccb_stream_put_int(s, 69);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000018 2420d692f905b5149512d9b0edda7cad125ed09234d176e7");
+	ccb_stream_free(s);
+	close(raw);
+
+	/* Same first packet with no plaintext before: zero digests. */
+	s = pair_stream(&raw);
+	ccb__stream_set_aes_key_iv(s, key, iv);
+	ccb_stream_put_int(s, 67);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+			 "1f0f1d9a255b13ce11fadddf347a1dba");
+	ccb_stream_free(s);
+	close(raw);
+	free(key);
+	free(iv);
+}
+
+/* The receiving side of the same vectors: a peer that sent int 67 in
+ * plaintext and received int 1, then encrypted packets. */
+static void test_aes_receive_known_answer(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	size_t n;
+	uint8_t *key = ccbt_unhex(KAT_KEY, &n);
+	int64_t v;
+
+	send_hex(raw, "01 00000008 0000000000000043");
+	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 67);
+	ccb_stream_end_of_message(s);
+	ccb_stream_put_int(s, 1);
+	ccb_stream_end_message(s);
+	expect_wire(raw, "01 00000008 0000000000000001");
+	CU_ASSERT(ccb_stream_set_aes_key(s, key) == CCB_OK);
+	send_hex(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+		      "7c5ad682410de2b653ed903a094375b9"
+		      "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1"
+		      "01 00000018 2420d692f905b5149512d9b0edda7cad125ed09234d176e7");
+	for (int64_t want = 67; want <= 69; want++) {
+		CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK);
+		CU_ASSERT_EQUAL(v, want);
+		CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
+	}
+	/* A replayed packet fails authentication (the counter moved on). */
+	send_hex(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
+	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CRYPTO);
+	ccb_stream_free(s);
+	close(raw);
+	free(key);
+}
+
+/* Two streams: handshake in clear, then strings in the length-prefixed form
+ * and a tampered packet rejected. */
+static void test_aes_roundtrip_and_digests(void)
+{
+	int fds[2];
+	ccb_stream *a, *b;
+	uint8_t key[32] = {1, 2, 3};
+	char *str;
+	int64_t v;
+
+	ccbt_tcp_pair(fds);
+	ccb_stream_new(fds[0], &a, NULL);
+	ccb_stream_new(fds[1], &b, NULL);
+	ccb_stream_put_string(a, "hello");
+	ccb_stream_end_message(a);
+	CU_ASSERT(ccb_stream_get_string(b, &str) == CCB_OK);
+	free(str);
+	ccb_stream_end_of_message(b);
+	ccb_stream_set_aes_key(a, key);
+	ccb_stream_set_aes_key(b, key);
+	for (int i = 0; i < 3; i++) {
+		ccb_stream_put_string(a, "secret");
+		ccb_stream_put_int(a, i);
+		CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
+		CU_ASSERT(ccb_stream_get_string(b, &str) == CCB_OK);
+		CU_ASSERT_STRING_EQUAL(str, "secret");
+		free(str);
+		CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == i);
+		CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
+		/* And back the other way. */
+		ccb_stream_put_int(b, 100 + i);
+		CU_ASSERT(ccb_stream_end_message(b) == CCB_OK);
+		CU_ASSERT(ccb_stream_get_int(a, &v) == CCB_OK && v == 100 + i);
+		ccb_stream_end_of_message(a);
+	}
+	ccb_stream_free(a);
+	ccb_stream_free(b);
+
+	/* Handshake views that differ (one side reset its digests) make the
+	 * first encrypted packet fail: the AAD binds the handshake. */
+	ccbt_tcp_pair(fds);
+	ccb_stream_new(fds[0], &a, NULL);
+	ccb_stream_new(fds[1], &b, NULL);
+	ccb_stream_put_int(a, 60010);
+	ccb_stream_end_message(a);
+	ccb_stream_get_int(b, &v);
+	ccb_stream_end_of_message(b);
+	ccb_stream_reset_digests(b);
+	ccb_stream_set_aes_key(a, key);
+	ccb_stream_set_aes_key(b, key);
+	ccb_stream_put_int(a, 1);
+	ccb_stream_end_message(a);
+	CU_ASSERT_EQUAL(ccb_stream_get_int(b, &v), CCB_ERR_CRYPTO);
+	ccb_stream_free(a);
+	ccb_stream_free(b);
+}
+
+static void test_detach_and_fds(void)
+{
+	int before = ccbt_count_fds(), raw, fd = -1;
+	ccb_stream *s = pair_stream(&raw);
+
+	ccb_stream_put_int(s, 1);
+	CU_ASSERT(ccb_stream_detach_fd(s, &fd) == CCB_ERR_STATE);
+	ccb_stream_end_message(s);
+	CU_ASSERT(ccb_stream_detach_fd(s, &fd) == CCB_OK);
+	CU_ASSERT(fd >= 0);
+	ccb_stream_free(s);
+	CU_ASSERT(close(fd) == 0); /* still open: the stream did not close it */
+	close(raw);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), before);
+}
+
+static const ccbt_test tests[] = {
+	{"int golden bytes", test_int_golden},
+	{"double/string golden bytes", test_double_string_golden},
+	{"read primitives", test_read_primitives},
+	{"multi-packet message", test_multi_packet},
+	{"large message split", test_large_message_split},
+	{"bad frames rejected", test_bad_frames},
+	{"timeouts and deadlines", test_timeout},
+	{"cancel from another thread", test_cancel},
+	{"closed peer", test_closed_peer},
+	{"AES-GCM known answer (send)", test_aes_known_answer},
+	{"AES-GCM known answer (receive)", test_aes_receive_known_answer},
+	{"AES-GCM round trip and digests", test_aes_roundtrip_and_digests},
+	{"detach fd, no leaks", test_detach_and_fds},
+	{NULL, NULL},
+};
+
+static const ccbt_suite suites[] = {{"cedar stream", tests}, {NULL, NULL}};
+
+int main(void)
+{
+	return ccbt_run(suites);
+}
