@@ -6,8 +6,9 @@ set(CCB_SANITIZE "" CACHE STRING "Sanitizers: 'address,undefined' or 'thread' (e
 
 add_compile_definitions(_GNU_SOURCE)
 add_compile_options(-Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
-                    -Wno-unused-parameter -fno-strict-aliasing
-                    -Wno-format-truncation)  # error details are truncated on purpose
+                    -Wno-unused-parameter -fno-strict-aliasing)
+# Error details are truncated on purpose; only GCC warns about that.
+add_compile_options($<$<C_COMPILER_ID:GNU>:-Wno-format-truncation>)
 if(CCB_WERROR)
   add_compile_options(-Werror)
 endif()

@@ -4,11 +4,10 @@
 
 #include "util.h"
 
-/* The handler triple is replaced as a whole under a lock-free pointer swap would
- * need allocation; a tiny mutex keeps it simple and the fast path stays a
- * relaxed atomic load of the level. */
 #include <pthread.h>
 
+/* The handler and its user pointer change together under a small mutex; the
+ * hot path (is this level enabled?) is one relaxed atomic load. */
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static ccb_log_fn log_fn;
 static void *log_user;

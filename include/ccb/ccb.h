@@ -1,0 +1,15 @@
+/*
+ * libccb — HTCondor's Condor Connection Broker protocol in C.
+ * Umbrella header: includes every public header of the library.
+ */
+#ifndef CCB_CCB_H
+#define CCB_CCB_H
+
+#include "ccb/error.h"
+#include "ccb/log.h"
+#include "ccb/stream.h"
+#include "ccb/classad.h"
+#include "ccb/commands.h"
+#include "ccb/dissect.h"
+
+#endif

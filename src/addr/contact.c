@@ -1,0 +1,288 @@
+/*
+ * CCB contacts ("<broker>#<ccbid>[#<id>...]"), contact lists and CCB_ADDRESS
+ * broker lists (../shared/spec/ccb-protocol.md §3, sinful.md §7).
+ */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addr_internal.h"
+#include "util/util.h"
+
+/* A CCBID is printed by the broker with %lu (srv:158-171): 1-20 decimal
+ * digits that fit in 64 bits. */
+static bool ccbid_ok(const char *s, size_t len)
+{
+	uint64_t v = 0;
+
+	if (len == 0 || len > 20)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned d;
+
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		d = (unsigned)(s[i] - '0');
+		if (v > (UINT64_MAX - d) / 10)
+			return false;
+		v = v * 10 + d;
+	}
+	return true;
+}
+
+static bool has_space(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (addr__is_space(s[i]))
+			return true;
+	return false;
+}
+
+/* Find where the broker ends. Go accepts a broker in "<" ">" and strips
+ * them only when they wrap the whole broker (G:addresses/sinful.go:109-142);
+ * HTCondor's broker never writes them. Otherwise the broker ends at the
+ * first '#': a broker address never carries a CCBID parameter, so every '#'
+ * is a hop separator (ccb-protocol.md §3.2). */
+static ccb_err find_broker(const char *c, size_t len, const char **b, size_t *blen,
+	size_t *rest, ccb_error *err)
+{
+	const char *end;
+
+	if (c[0] == '<') {
+		end = memchr(c, '>', len);
+		if (!end)
+			return addr__parse_error(err, "CCB contact", c, "missing '>' after broker");
+		*b = c + 1;
+		*blen = (size_t)(end - c) - 1;
+		*rest = (size_t)(end - c) + 1;
+		if (*rest >= len || c[*rest] != '#')
+			return addr__parse_error(err, "CCB contact", c, "no '#' after '>'");
+		return CCB_OK;
+	}
+	end = memchr(c, '#', len);
+	if (!end)
+		return addr__parse_error(err, "CCB contact", c, "no '#' before the CCBID");
+	*b = c;
+	*blen = (size_t)(end - c);
+	*rest = *blen;
+	return CCB_OK;
+}
+
+/* The "#id#id..." tail starting at c[pos] == '#'. */
+static ccb_err split_ids(const char *c, size_t len, size_t pos, addr__strv *ids,
+	ccb_error *err)
+{
+	while (pos < len) {
+		size_t start = pos + 1, end = start;
+
+		while (end < len && c[end] != '#')
+			end++;
+		if (!ccbid_ok(c + start, end - start))
+			return addr__parse_error(err, "CCB contact", c,
+				"CCBID at offset %zu is not a decimal number below 2^64", start);
+		if (!addr__strv_push(ids, c + start, end - start))
+			return ccb_error_set(err, CCB_ERR_NOMEM, "split CCB contact");
+		pos = end;
+	}
+	return CCB_OK;
+}
+
+ccb_err ccb_contact_split(const char *contact, ccb_contact *out, ccb_error *err)
+{
+	addr__strv ids = { 0 };
+	ccb_sinful *check = NULL;
+	const char *b = NULL;
+	size_t len, blen = 0, rest = 0;
+	ccb_err rc;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split CCB contact: NULL out");
+	memset(out, 0, sizeof *out);
+	if (!contact)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split CCB contact: NULL contact");
+	if (!addr__check_len(contact, "CCB contact", &len, err))
+		return CCB_ERR_PARSE;
+	/* contacts travel in space-separated lists (ccb-protocol.md §3.1) */
+	if (has_space(contact, len))
+		return addr__parse_error(err, "CCB contact", contact, "contains white space");
+	rc = find_broker(contact, len, &b, &blen, &rest, err);
+	if (rc != CCB_OK)
+		return rc;
+	if (blen == 0)
+		return addr__parse_error(err, "CCB contact", contact, "empty broker address");
+	rc = split_ids(contact, len, rest, &ids, err);
+	if (rc != CCB_OK)
+		goto fail;
+	out->broker = ccb_strndup(b, blen);
+	if (!out->broker) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "split CCB contact");
+		goto fail;
+	}
+	/* the broker is dialed as HTCondor's Sinful constructor reads it */
+	rc = ccb_sinful_parse_address(out->broker, &check, err);
+	ccb_sinful_free(check);
+	if (rc != CCB_OK) {
+		ccb_error_prefix(err, "CCB contact broker: ");
+		goto fail;
+	}
+	if (!addr__strv_finish(&ids, &out->ids, &out->n_ids)) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "split CCB contact");
+		goto fail;
+	}
+	return CCB_OK;
+fail:
+	addr__strv_discard(&ids);
+	ccb_contact_clear(out);
+	return rc;
+}
+
+void ccb_contact_clear(ccb_contact *c)
+{
+	if (!c)
+		return;
+	free(c->broker);
+	ccb_addr_strv_free(c->ids);
+	memset(c, 0, sizeof *c);
+}
+
+/* ccb-protocol.md §3.2: the ids after the first form the CCBRoute of a
+ * streaming request to the entry broker (cli:200-227, 473-519). */
+char *ccb_contact_route(const ccb_contact *c)
+{
+	ccb_buf b;
+	bool ok = true;
+	char *res;
+
+	if (!c)
+		return NULL;
+	ccb_buf_init(&b);
+	for (size_t i = 1; ok && i < c->n_ids; i++)
+		ok = (i == 1 || ccb_buf_append_str(&b, " ")) && ccb_buf_append_str(&b, c->ids[i]);
+	res = ok ? ccb_buf_steal_str(&b) : NULL;
+	if (!res)
+		ccb_buf_free(&b);
+	return res;
+}
+
+/* CCBServer::CCBIDToContactString (srv:158-171): address + '#' + %lu. */
+ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_error *err)
+{
+	ccb_contact check;
+	size_t len;
+	char *s;
+	int n;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "make CCB contact: NULL out");
+	*out = NULL;
+	if (!broker)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "make CCB contact: NULL broker");
+	if (!addr__check_len(broker, "CCB broker address", &len, err)) {
+		if (err)
+			err->code = CCB_ERR_INVALID_ARG;
+		return CCB_ERR_INVALID_ARG;
+	}
+	/* contacts hold the broker without its angle brackets (srv:361-375) */
+	if (len >= 2 && broker[0] == '<' && broker[len - 1] == '>') {
+		broker++;
+		len -= 2;
+	}
+	n = snprintf(NULL, 0, "%.*s#%" PRIu64, (int)len, broker, ccbid);
+	s = n < 0 ? NULL : malloc((size_t)n + 1);
+	if (!s)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "make CCB contact");
+	snprintf(s, (size_t)n + 1, "%.*s#%" PRIu64, (int)len, broker, ccbid);
+	if (ccb_contact_split(s, &check, err) != CCB_OK) {
+		free(s);
+		if (err)
+			err->code = CCB_ERR_INVALID_ARG;
+		return CCB_ERR_INVALID_ARG;
+	}
+	ccb_contact_clear(&check);
+	*out = s;
+	return CCB_OK;
+}
+
+/* Split `text` at white space (and commas if `commas`), dropping empty
+ * tokens. */
+static ccb_err split_tokens(const char *text, const char *what, bool commas,
+	char ***out, size_t *n, ccb_error *err)
+{
+	addr__strv sv = { 0 };
+	size_t len, i = 0;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split %s: NULL out", what);
+	*out = NULL;
+	if (n)
+		*n = 0;
+	if (!text)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split %s: NULL text", what);
+	if (!addr__check_len(text, what, &len, err))
+		return CCB_ERR_PARSE;
+	while (i < len) {
+		size_t start;
+
+		while (i < len && (addr__is_space(text[i]) || (commas && text[i] == ',')))
+			i++;
+		start = i;
+		while (i < len && !addr__is_space(text[i]) && !(commas && text[i] == ','))
+			i++;
+		if (i > start && !addr__strv_push(&sv, text + start, i - start)) {
+			addr__strv_discard(&sv);
+			return ccb_error_set(err, CCB_ERR_NOMEM, "split %s", what);
+		}
+	}
+	if (!addr__strv_finish(&sv, out, n))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "split %s", what);
+	return CCB_OK;
+}
+
+/* ccb-protocol.md §3.1: a list of contacts is space-separated. */
+ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n, ccb_error *err)
+{
+	return split_tokens(list, "CCB contact list", false, out, n, err);
+}
+
+ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
+	ccb_error *err)
+{
+	ccb_buf b;
+	char *res;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "join CCB contacts: NULL out");
+	*out = NULL;
+	if (n && !contacts)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "join CCB contacts: NULL list");
+	for (size_t i = 0; i < n; i++) {
+		const char *c = contacts[i];
+
+		if (!c || !c[0] || has_space(c, strlen(c)))
+			return ccb_error_set(err, CCB_ERR_INVALID_ARG,
+				"join CCB contacts: contact %zu is empty or contains white space", i);
+	}
+	ccb_buf_init(&b);
+	for (size_t i = 0; i < n; i++) {
+		if ((i && !ccb_buf_append_str(&b, " ")) || !ccb_buf_append_str(&b, contacts[i])) {
+			ccb_buf_free(&b);
+			return ccb_error_set(err, CCB_ERR_NOMEM, "join CCB contacts");
+		}
+	}
+	res = ccb_buf_steal_str(&b);
+	if (!res) {
+		ccb_buf_free(&b);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "join CCB contacts");
+	}
+	*out = res;
+	return CCB_OK;
+}
+
+/* ccb-protocol.md §3.3: CCB_ADDRESS tokens are separated by ", \t\r\n"
+ * (StringTokenIterator defaults, H:src/condor_utils/stl_string_utils.h:151;
+ * Go's SplitBrokerList omits '\r'). */
+ccb_err ccb_broker_list_split(const char *list, char ***out, size_t *n, ccb_error *err)
+{
+	return split_tokens(list, "CCB broker list", true, out, n, err);
+}
