@@ -18,5 +18,7 @@ install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ccbConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/ccbConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ccb)
 
+# A relocatable .pc: the prefix is found relative to the file itself.
+file(RELATIVE_PATH CCB_PC_TO_PREFIX "${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig" "${CMAKE_INSTALL_PREFIX}")
 configure_file(cmake/libccb.pc.in ${CMAKE_CURRENT_BINARY_DIR}/libccb.pc @ONLY)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/libccb.pc DESTINATION ${CMAKE_INSTALL_LIBDIR}/pkgconfig)
