@@ -132,10 +132,11 @@ ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n);
 ccb_err ccb_stream_end_of_message(ccb_stream *s);
 
 /**
- * Wait until the next message (or at least its first byte) can be read,
- * without consuming anything. CCB_OK when readable, CCB_ERR_TIMEOUT after
- * `timeout_ms` (< 0: the stream's own timeout), CCB_ERR_CLOSED on EOF is not
- * reported here: the following get reports it.
+ * Wait until bytes of the next message can be read, without consuming
+ * anything (for serving a socket while also keeping a schedule, such as
+ * heartbeats). CCB_OK when readable — which includes the peer having closed:
+ * the next get then reports CCB_ERR_CLOSED. CCB_ERR_TIMEOUT after `timeout_ms`
+ * (< 0: the stream's own timeout), never past the stream's deadline.
  */
 ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
 

@@ -450,7 +450,7 @@ static bool scan_old_string(const char *s, size_t len, size_t *used, ccb_buf *va
 
 	while (i < len) {
 		if (s[i] == '"') {
-			if (s[i - 1] == '\\' && i > 1) {
+			if (s[i - 1] == '\\') {
 				/* Escaped quote, unless nothing (or a newline) follows:
 				 * then the string ends and keeps its backslash. */
 				if (i + 1 < len && s[i + 1] != '\n') {

@@ -122,11 +122,14 @@ ccb_err ccb__classad_decode(ccb_cursor *c, ccb_classad **out, int flags, ccb_err
 			}
 			rc = ccb_classad_parse_line(ad, line, err);
 			free(line);
-			if (rc) {
-				if (rc == CCB_ERR_PARSE)
-					rc = err ? (err->code = CCB_ERR_PROTOCOL) : CCB_ERR_PROTOCOL;
-				goto fail;
+			if (rc == CCB_ERR_PARSE) {
+				/* Unparsable text from the network is a protocol error. */
+				rc = CCB_ERR_PROTOCOL;
+				if (err)
+					err->code = rc;
 			}
+			if (rc)
+				goto fail;
 		}
 	}
 	/* MyType and TargetType trailers: read and ignored, as C++ does. */
