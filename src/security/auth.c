@@ -1,0 +1,275 @@
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "security/auth.h"
+
+typedef ccb_err (*method_fn)(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			     ccb_error *err);
+
+static ccb_err claimtobe_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+				ccb_error *err);
+static ccb_err claimtobe_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+				ccb_error *err);
+
+/* Names accepted in AuthMethods (H:condor_secman.cpp:3210-3246). Methods
+ * without functions are known on the wire but not implemented yet. */
+static const struct {
+	const char *name;
+	int bit;
+	method_fn client, server;
+} methods_table[] = {
+	{"CLAIMTOBE", CCB_AUTH_CLAIMTOBE, claimtobe_client, claimtobe_server},
+	{"FS", CCB_AUTH_FS, NULL, NULL},
+	{"FS_REMOTE", CCB_AUTH_FS_REMOTE, NULL, NULL},
+	{"ANONYMOUS", CCB_AUTH_ANONYMOUS, NULL, NULL},
+	{"SSL", CCB_AUTH_SSL, NULL, NULL},
+	{"TOKEN", CCB_AUTH_TOKEN, NULL, NULL},
+	{"TOKENS", CCB_AUTH_TOKEN, NULL, NULL},
+	{"IDTOKEN", CCB_AUTH_TOKEN, NULL, NULL},
+	{"IDTOKENS", CCB_AUTH_TOKEN, NULL, NULL},
+	{"SCITOKENS", CCB_AUTH_SCITOKENS, NULL, NULL},
+	{"SCITOKEN", CCB_AUTH_SCITOKENS, NULL, NULL},
+};
+#define N_METHODS (sizeof methods_table / sizeof methods_table[0])
+
+int ccb__auth_method_bit(const char *name)
+{
+	for (size_t i = 0; i < N_METHODS; i++)
+		if (!strcasecmp(name, methods_table[i].name))
+			return methods_table[i].bit;
+	return 0;
+}
+
+const char *ccb__auth_method_name(int bit)
+{
+	for (size_t i = 0; i < N_METHODS; i++)
+		if (methods_table[i].bit == bit)
+			return methods_table[i].name;
+	return NULL;
+}
+
+static method_fn method_for(int bit, bool server)
+{
+	for (size_t i = 0; i < N_METHODS; i++)
+		if (methods_table[i].bit == bit)
+			return server ? methods_table[i].server : methods_table[i].client;
+	return NULL;
+}
+
+bool ccb__auth_method_supported(int bit, bool server)
+{
+	return method_for(bit, server) != NULL;
+}
+
+/* Bits of the supported methods in a comma/space list, in list order. */
+static size_t parse_list(const char *list, bool server, int *bits, size_t max)
+{
+	char buf[512];
+	char *save = NULL, *tok;
+	size_t n = 0;
+
+	snprintf(buf, sizeof buf, "%s", list ? list : "");
+	for (tok = strtok_r(buf, ", \t\r\n", &save); tok && n < max;
+	     tok = strtok_r(NULL, ", \t\r\n", &save)) {
+		int bit = ccb__auth_method_bit(tok);
+		bool dup = false;
+		for (size_t i = 0; i < n; i++)
+			dup |= bits[i] == bit;
+		if (bit && !dup && method_for(bit, server))
+			bits[n++] = bit;
+	}
+	return n;
+}
+
+static ccb_err send_int(ccb_stream *s, int64_t v)
+{
+	ccb_err rc = ccb_stream_put_int(s, v);
+	return rc ? rc : ccb_stream_end_message(s);
+}
+
+static ccb_err recv_int(ccb_stream *s, int64_t *v)
+{
+	ccb_err rc = ccb_stream_get_int(s, v);
+	return rc ? rc : ccb_stream_end_of_message(s);
+}
+
+static ccb_err stream_err(ccb_stream *s, ccb_error *err, const char *step)
+{
+	const ccb_error *e = ccb_stream_error(s);
+	return ccb_error_set(err, e->code, "%s: %s", step, e->detail);
+}
+
+/* Broken-stream failures end the loop; a method's own refusal does not. */
+static bool fatal(ccb_err rc)
+{
+	return rc != CCB_ERR_AUTH;
+}
+
+ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_params *p,
+			 ccb__auth_result *out, ccb_error *err)
+{
+	int bits[16];
+	size_t n = parse_list(methods, false, bits, 16);
+	char tried[256] = "";
+
+	memset(out, 0, sizeof *out);
+	while (n > 0) {
+		int64_t mask = 0, chosen;
+		size_t k;
+		ccb_err rc;
+
+		for (size_t i = 0; i < n; i++)
+			mask |= bits[i];
+		/* §6.1: offer every remaining method as one bitmask. */
+		if (send_int(s, mask))
+			return stream_err(s, err, "send authentication methods");
+		if (recv_int(s, &chosen)) {
+			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
+				return ccb_error_set(err, CCB_ERR_AUTH,
+						     "server closed the connection: it accepts none of "
+						     "the offered methods (mask %lld)", (long long)mask);
+			return stream_err(s, err, "read chosen authentication method");
+		}
+		if (chosen == 0)
+			return ccb_error_set(err, CCB_ERR_AUTH,
+					     "server accepts none of the offered methods (mask %lld%s%s)",
+					     (long long)mask, tried[0] ? "; failed: " : "", tried);
+		for (k = 0; k < n && bits[k] != chosen; k++)
+			;
+		if (k == n)
+			return ccb_error_set(err, CCB_ERR_PROTOCOL,
+					     "server chose method %lld, which was not offered", (long long)chosen);
+		rc = method_for(bits[k], false)(s, p, out, err);
+		if (rc == CCB_OK) {
+			int64_t has_key;
+			out->method = bits[k];
+			snprintf(out->method_name, sizeof out->method_name, "%s",
+				 ccb__auth_method_name(bits[k]));
+			/* §6.2: after a successful method the server says whether it
+			 * sends a key; with ECDH it never does. */
+			if (recv_int(s, &has_key))
+				return stream_err(s, err, "read hasKey");
+			if (has_key != 0)
+				return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
+						     "server sent a legacy session key (hasKey=%lld); "
+						     "libccb only derives keys by ECDH", (long long)has_key);
+			return CCB_OK;
+		}
+		if (fatal(rc))
+			return rc;
+		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? "," : "",
+			 ccb__auth_method_name(bits[k]));
+		/* Drop the failed method and offer the rest (§6.1). */
+		memmove(&bits[k], &bits[k + 1], (n - k - 1) * sizeof bits[0]);
+		n--;
+	}
+	return ccb_error_set(err, CCB_ERR_AUTH, "no usable authentication method%s%s",
+			     tried[0] ? "; failed: " : " in '", tried[0] ? tried : (methods ? methods : ""));
+}
+
+ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_params *p,
+			 ccb__auth_result *out, ccb_error *err)
+{
+	int bits[16];
+	size_t n = parse_list(methods, true, bits, 16);
+
+	memset(out, 0, sizeof *out);
+	for (;;) {
+		int64_t mask, chosen = 0;
+		ccb_err rc;
+
+		if (recv_int(s, &mask)) {
+			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
+				return ccb_error_set(err, CCB_ERR_AUTH,
+						     "client gave up authenticating (closed)");
+			return stream_err(s, err, "read offered authentication methods");
+		}
+		/* The first method of our own list that the client offers. */
+		for (size_t i = 0; i < n && !chosen; i++)
+			if (mask & bits[i])
+				chosen = bits[i];
+		if (send_int(s, chosen))
+			return stream_err(s, err, "send chosen authentication method");
+		if (!chosen)
+			return ccb_error_set(err, CCB_ERR_AUTH,
+					     "client offered no acceptable method (mask %lld)", (long long)mask);
+		rc = method_for((int)chosen, true)(s, p, out, err);
+		if (rc == CCB_OK) {
+			out->method = (int)chosen;
+			snprintf(out->method_name, sizeof out->method_name, "%s",
+				 ccb__auth_method_name((int)chosen));
+			if (send_int(s, 0))
+				return stream_err(s, err, "send hasKey");
+			return CCB_OK;
+		}
+		if (fatal(rc))
+			return rc;
+		/* The client drops the method and offers the rest; wait for it. */
+	}
+}
+
+/* ---- CLAIMTOBE (§7.1; H:src/condor_io/condor_auth_claim.cpp:36-195) ------ */
+
+static ccb_err claimtobe_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+				ccb_error *err)
+{
+	char name[CCB_AUTH_NAME_MAX];
+	const char *user = p ? p->claimtobe_user : NULL;
+	struct passwd pw, *res = NULL;
+	char pwbuf[1024];
+	int64_t ok;
+
+	if (!user && getpwuid_r(geteuid(), &pw, pwbuf, sizeof pwbuf, &res) == 0 && res)
+		user = pw.pw_name;
+	if (!user || !*user) {
+		/* No name: int 0 and both sides fail; the server sends nothing. */
+		if (send_int(s, 0))
+			return stream_err(s, err, "CLAIMTOBE");
+		return ccb_error_set(err, CCB_ERR_AUTH, "CLAIMTOBE: no user name to claim");
+	}
+	if (p && !p->claimtobe_no_domain && p->uid_domain && *p->uid_domain && !strchr(user, '@'))
+		snprintf(name, sizeof name, "%s@%s", user, p->uid_domain);
+	else
+		snprintf(name, sizeof name, "%s", user);
+	if (ccb_stream_put_int(s, 1) || ccb_stream_put_string(s, name) || ccb_stream_end_message(s))
+		return stream_err(s, err, "CLAIMTOBE: send claim");
+	if (recv_int(s, &ok))
+		return stream_err(s, err, "CLAIMTOBE: read answer");
+	if (ok != 1)
+		return ccb_error_set(err, CCB_ERR_AUTH, "CLAIMTOBE: server refused the claim '%s'", name);
+	(void)r;
+	return CCB_OK;
+}
+
+static ccb_err claimtobe_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+				ccb_error *err)
+{
+	int64_t flag;
+	char *name = NULL;
+
+	if (ccb_stream_get_int(s, &flag))
+		return stream_err(s, err, "CLAIMTOBE: read claim");
+	if (flag == 1 && ccb_stream_get_string(s, &name))
+		return stream_err(s, err, "CLAIMTOBE: read claimed name");
+	if (ccb_stream_end_of_message(s)) {
+		free(name);
+		return stream_err(s, err, "CLAIMTOBE: claim message");
+	}
+	if (flag != 1 || !name || !*name || strlen(name) >= CCB_AUTH_NAME_MAX) {
+		free(name);
+		return ccb_error_set(err, CCB_ERR_AUTH, "CLAIMTOBE: client made no usable claim");
+	}
+	/* The claim is the identity, unverified; no '@' means our UID_DOMAIN. */
+	if (strchr(name, '@') || !p || !p->uid_domain || !*p->uid_domain)
+		snprintf(r->peer_user, sizeof r->peer_user, "%s", name);
+	else
+		snprintf(r->peer_user, sizeof r->peer_user, "%s@%s", name, p->uid_domain);
+	free(name);
+	if (send_int(s, 1))
+		return stream_err(s, err, "CLAIMTOBE: send answer");
+	return CCB_OK;
+}
