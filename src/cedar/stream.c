@@ -39,6 +39,7 @@ struct ccb_stream {
 
 	/* Handshake digests (cedar-stream.md §4). */
 	EVP_MD_CTX *md_send, *md_recv;
+	size_t md_send_bytes, md_recv_bytes;
 	bool frozen;
 	uint8_t final_send[DIGEST_LEN], final_recv[DIGEST_LEN];
 	bool finished_send, finished_recv;
@@ -286,8 +287,22 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
 
 /* ---- handshake digests -------------------------------------------------- */
 
-static void digest(EVP_MD_CTX **ctx, const uint8_t *hdr, const uint8_t *body, size_t n)
+/* Past this much plaintext a direction stops being digested and its context
+ * is dropped (H:reli_sock.cpp:1066-1072, 1296-1301): a handshake is never
+ * that large, and bulk plaintext streams do not pay for hashing. */
+#define DIGEST_LIMIT (1024 * 1024)
+
+static void digest(EVP_MD_CTX **ctx, size_t *total, const uint8_t *hdr, const uint8_t *body,
+		   size_t n)
 {
+	if (*total > DIGEST_LIMIT)
+		return;
+	*total += HDR_LEN + n;
+	if (*total > DIGEST_LIMIT) {
+		EVP_MD_CTX_free(*ctx);
+		*ctx = NULL;
+		return;
+	}
 	if (!*ctx) {
 		*ctx = EVP_MD_CTX_new();
 		if (!*ctx || EVP_DigestInit_ex(*ctx, EVP_sha256(), NULL) != 1) {
@@ -326,6 +341,7 @@ static void freeze_digests(ccb_stream *s)
 void ccb_stream_reset_digests(ccb_stream *s)
 {
 	drop_digests(s);
+	s->md_send_bytes = s->md_recv_bytes = 0;
 	s->frozen = false;
 	s->finished_send = s->finished_recv = false;
 }
@@ -363,7 +379,7 @@ static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t
 	} else {
 		memcpy(pkt + HDR_LEN, body, n);
 		if (!s->frozen)
-			digest(&s->md_send, pkt, body, n);
+			digest(&s->md_send, &s->md_send_bytes, pkt, body, n);
 	}
 	return write_all(s, pkt, HDR_LEN + wire_len, deadline);
 }
@@ -456,7 +472,8 @@ static ccb_err read_message(ccb_stream *s)
 			if (rc)
 				return rc;
 			if (!s->frozen)
-				digest(&s->md_recv, hdr, s->in.data + s->in.len, len);
+				digest(&s->md_recv, &s->md_recv_bytes, hdr, s->in.data + s->in.len,
+				       len);
 			s->in.len += len;
 		}
 		if (end != 0)
