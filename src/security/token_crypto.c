@@ -1,0 +1,253 @@
+/*
+ * IDTOKENS key schedule (security-handshake.md §7.4;
+ * H:src/condor_io/condor_auth_passwd.cpp: setup_shared_keys 1032-1159,
+ * hkdf 1734-1772, calculate_hk 2578-2625, calculate_hkt 2874-2930,
+ * set_session_key 3194-3248, fetchLogin 615-773).
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include "security/token_crypto.h"
+
+/* SEED_KA / SEED_KB: protocol constants from the spec (setup_seed); their
+ * SHA-256 is checked against the spec in test_token.c. */
+const uint8_t ccb__token_seed_ka[CCB__TOKEN_SEED_LEN] = {
+	0x3e, 0x4a, 0x50, 0x20, 0x47, 0xd5, 0xf4, 0xe5, 0xdc, 0x7c, 0x69, 0xbb,
+	0x52, 0x10, 0xcb, 0xb6, 0x16, 0x7a, 0xdd, 0x80, 0x84, 0xf7, 0xdd, 0x9e,
+	0xf3, 0xad, 0x2c, 0xca, 0x71, 0xd2, 0x83, 0xdd, 0x11, 0x4a, 0x4f, 0xbb,
+	0x7b, 0x1e, 0xe9, 0x0a, 0xdf, 0xa8, 0x62, 0xc4, 0x43, 0x04, 0xde, 0x54,
+	0x73, 0xa3, 0x17, 0x2f, 0x73, 0x5c, 0x2c, 0xbb, 0x6e, 0x77, 0x5b, 0x5d,
+	0x40, 0xd3, 0x9f, 0xac, 0xe8, 0x73, 0x18, 0x25, 0x23, 0xf9, 0x25, 0x2b,
+	0x62, 0x3b, 0xe0, 0xd4, 0xb1, 0x67, 0xa3, 0xa8, 0x04, 0x0c, 0xac, 0xfe,
+	0xe9, 0xee, 0x3d, 0xa0, 0x2c, 0x0a, 0xbb, 0xf4, 0xd9, 0xd8, 0xb1, 0x1f,
+	0x89, 0x00, 0x4c, 0x94, 0x39, 0x23, 0xce, 0x5d, 0x95, 0x08, 0xbb, 0x3f,
+	0x04, 0xbc, 0x66, 0xa3, 0xfa, 0x20, 0xa1, 0x3a, 0x41, 0x6c, 0x5e, 0x6f,
+	0x4e, 0x0d, 0x31, 0x87, 0xd4, 0x5f, 0xc7, 0x83, 0x35, 0xc5, 0xe4, 0x85,
+	0xdb, 0x2c, 0x5a, 0x37, 0x17, 0x97, 0x0c, 0xc2, 0x6e, 0x7b, 0x6b, 0x9d,
+	0x19, 0x65, 0xb4, 0x7a, 0x67, 0xdf, 0x77, 0xa3, 0x1f, 0x22, 0xf0, 0x8a,
+	0x6c, 0x0b, 0xa5, 0x70, 0x97, 0xa2, 0x1a, 0x9c, 0xa7, 0xc6, 0x04, 0x24,
+	0xf7, 0x27, 0x39, 0xab, 0x5c, 0xb9, 0x15, 0xa4, 0x18, 0x5b, 0xd1, 0x09,
+	0x82, 0x8e, 0x35, 0xe4, 0x21, 0x08, 0xab, 0x85, 0x1c, 0x08, 0xa3, 0xdf,
+	0xfd, 0xe0, 0xe3, 0xb0, 0x6f, 0x3d, 0x39, 0x38, 0xcd, 0xad, 0x6d, 0xf6,
+	0xef, 0x9a, 0x6f, 0x6d, 0xc2, 0xcb, 0x74, 0xf0, 0x22, 0x85, 0x12, 0xeb,
+	0x7a, 0x3d, 0x68, 0x23, 0x01, 0x06, 0x84, 0xb0, 0x15, 0xc1, 0x2a, 0xc3,
+	0x01, 0x4c, 0x4f, 0x9f, 0x93, 0x8e, 0x38, 0x4d, 0xad, 0x1e, 0x3b, 0xd7,
+	0x45, 0xff, 0x8c, 0x14, 0x1f, 0xd7, 0x0b, 0x46, 0x5b, 0xa8, 0xaf, 0x5d,
+	0x1b, 0x98, 0xb4, 0xb1,
+};
+
+const uint8_t ccb__token_seed_kb[CCB__TOKEN_SEED_LEN] = {
+	0x01, 0x00, 0x26, 0xad, 0x75, 0xdf, 0xc6, 0xc1, 0x90, 0xa5, 0xa2, 0x66,
+	0xb0, 0xd1, 0xb5, 0xd8, 0x60, 0xf7, 0xcf, 0xa3, 0x84, 0x67, 0x20, 0x55,
+	0x01, 0xcd, 0x46, 0x0d, 0x4a, 0x88, 0xd4, 0x73, 0xfa, 0x52, 0xe0, 0xb3,
+	0xe9, 0x14, 0x1e, 0x33, 0xc9, 0x7d, 0x85, 0x1e, 0xee, 0x2d, 0xd3, 0x36,
+	0x32, 0xf3, 0x88, 0x67, 0x68, 0xef, 0x01, 0x0e, 0xc8, 0xdf, 0xdd, 0x66,
+	0x8a, 0xde, 0x92, 0xd5, 0xc3, 0x43, 0x08, 0xbb, 0x24, 0x38, 0x95, 0xd8,
+	0x4e, 0xd7, 0x85, 0xe2, 0x72, 0x68, 0xcc, 0x5e, 0xe7, 0x56, 0x0d, 0xe4,
+	0x98, 0x28, 0xfa, 0xb7, 0x66, 0xc2, 0xad, 0x8c, 0x0b, 0x2c, 0x0a, 0xfb,
+	0x43, 0x5c, 0x38, 0x2d, 0xb5, 0xd2, 0xff, 0x36, 0xa8, 0xae, 0xad, 0x58,
+	0x20, 0x47, 0x0a, 0x9a, 0xd4, 0x5d, 0x79, 0x85, 0x6f, 0x5e, 0x2e, 0xce,
+	0x89, 0x4b, 0xd2, 0x50, 0x79, 0x29, 0xdc, 0xf2, 0x6f, 0x7d, 0x09, 0xf0,
+	0x02, 0x8f, 0x1a, 0xc4, 0xd9, 0x71, 0xf4, 0x82, 0x0c, 0x5f, 0x54, 0x71,
+	0x7e, 0x9d, 0xcd, 0xab, 0xeb, 0x21, 0x5f, 0x61, 0x65, 0x5d, 0xea, 0xd4,
+	0xb7, 0x2c, 0x3d, 0x3b, 0x5f, 0x66, 0xfa, 0x4b, 0x30, 0xb8, 0x58, 0x88,
+	0xd6, 0x2f, 0xac, 0xd4, 0x12, 0x9c, 0x13, 0x04, 0x91, 0x9f, 0x69, 0xad,
+	0x6d, 0x8c, 0x2c, 0x43, 0xd9, 0xce, 0x5c, 0xdb, 0x31, 0xd4, 0x58, 0x03,
+	0x52, 0xc7, 0x36, 0x2b, 0x8d, 0x80, 0xb7, 0xef, 0x1b, 0xba, 0x5d, 0x67,
+	0x66, 0x60, 0xa9, 0x44, 0x76, 0x45, 0x02, 0xf9, 0x1d, 0x1d, 0x3c, 0x54,
+	0x91, 0x0c, 0x08, 0x8b, 0xcc, 0xb7, 0x2b, 0x11, 0x94, 0x8a, 0x5e, 0x1a,
+	0x1d, 0xcd, 0x04, 0x36, 0x9c, 0x17, 0xd2, 0x98, 0x80, 0x4c, 0x21, 0x6e,
+	0x7a, 0x26, 0x90, 0xb8, 0xc0, 0xe9, 0x70, 0x36, 0x33, 0x00, 0xd0, 0x92,
+	0xdf, 0x24, 0xfb, 0x8c,
+};
+
+ccb_err ccb__token_hkdf(const uint8_t *ikm, size_t ikm_len, const void *salt, size_t salt_len,
+			const void *info, size_t info_len, uint8_t *out, size_t out_len,
+			ccb_error *err)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t n = out_len;
+	bool ok;
+
+	if (!ctx)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "HKDF: no context");
+	ok = EVP_PKEY_derive_init(ctx) > 0 && EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) > 0 &&
+	     EVP_PKEY_CTX_set1_hkdf_salt(ctx, salt, (int)salt_len) > 0 &&
+	     EVP_PKEY_CTX_set1_hkdf_key(ctx, ikm, (int)ikm_len) > 0 &&
+	     EVP_PKEY_CTX_add1_hkdf_info(ctx, info, (int)info_len) > 0 &&
+	     EVP_PKEY_derive(ctx, out, &n) > 0 && n == out_len;
+	EVP_PKEY_CTX_free(ctx);
+	if (!ok)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "HKDF-SHA256 failed");
+	return CCB_OK;
+}
+
+/* salt = seed ‖ token_hp (condor_auth_passwd.cpp:1052-1066). */
+static ccb_err derive_one(const uint8_t *seed, const char *info, const uint8_t *sig,
+			  size_t sig_len, const char *hp, size_t hp_len, uint8_t *out,
+			  ccb_error *err)
+{
+	uint8_t *salt;
+	ccb_err rc;
+
+	if (hp_len > SIZE_MAX - CCB__TOKEN_SEED_LEN || !(salt = malloc(CCB__TOKEN_SEED_LEN + hp_len)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "token key derivation: out of memory");
+	memcpy(salt, seed, CCB__TOKEN_SEED_LEN);
+	memcpy(salt + CCB__TOKEN_SEED_LEN, hp, hp_len);
+	rc = ccb__token_hkdf(sig, sig_len, salt, CCB__TOKEN_SEED_LEN + hp_len, info, strlen(info),
+			     out, CCB__TOKEN_KEY_LEN, err);
+	free(salt);
+	return rc;
+}
+
+ccb_err ccb__token_derive_keys(const uint8_t *sig, size_t sig_len, const char *hp, size_t hp_len,
+			       uint8_t k[CCB__TOKEN_KEY_LEN], uint8_t kp[CCB__TOKEN_KEY_LEN],
+			       ccb_error *err)
+{
+	ccb_err rc;
+
+	if (!sig || !sig_len || !hp)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "token key derivation: no signature or token");
+	rc = derive_one(ccb__token_seed_ka, "master ka", sig, sig_len, hp, hp_len, k, err);
+	if (rc == CCB_OK)
+		rc = derive_one(ccb__token_seed_kb, "master kb", sig, sig_len, hp, hp_len, kp, err);
+	if (rc != CCB_OK) {
+		OPENSSL_cleanse(k, CCB__TOKEN_KEY_LEN);
+		OPENSSL_cleanse(kp, CCB__TOKEN_KEY_LEN);
+	}
+	return rc;
+}
+
+/* HMAC-SHA1 over the concatenation of parts, keyed with K. Streaming, so the
+ * message is never assembled in one buffer. */
+typedef struct mac_part {
+	const void *p;
+	size_t n;
+} mac_part;
+
+static ccb_err hmac_sha1_parts(const uint8_t k[CCB__TOKEN_KEY_LEN], const mac_part *parts,
+			       size_t nparts, uint8_t out[CCB__TOKEN_MAC_LEN], ccb_error *err)
+{
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	EVP_MAC_CTX *ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+	OSSL_PARAM params[] = {
+		OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)"SHA1", 0),
+		OSSL_PARAM_construct_end(),
+	};
+	size_t n = 0;
+	bool ok = ctx && EVP_MAC_init(ctx, k, CCB__TOKEN_KEY_LEN, params) == 1;
+
+	for (size_t i = 0; ok && i < nparts; i++)
+		ok = EVP_MAC_update(ctx, parts[i].p, parts[i].n) == 1;
+	ok = ok && EVP_MAC_final(ctx, out, &n, CCB__TOKEN_MAC_LEN) == 1 && n == CCB__TOKEN_MAC_LEN;
+	EVP_MAC_CTX_free(ctx);
+	EVP_MAC_free(mac);
+	if (!ok)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "HMAC-SHA1 failed");
+	return CCB_OK;
+}
+
+static bool name_ok(const char *s)
+{
+	return s && *s && strlen(s) <= CCB__TOKEN_NAME_MAX;
+}
+
+ccb_err ccb__token_hkt(const uint8_t k[CCB__TOKEN_KEY_LEN], const char *a, const char *b,
+		       const uint8_t ra[CCB__TOKEN_NONCE_LEN], const uint8_t rb[CCB__TOKEN_NONCE_LEN],
+		       uint8_t out[CCB__TOKEN_MAC_LEN], ccb_error *err)
+{
+	static const uint8_t zero = 0;
+	mac_part parts[] = {
+		{a, 0}, {" ", 1}, {b, 0}, {&zero, 1}, {ra, CCB__TOKEN_NONCE_LEN}, {rb, CCB__TOKEN_NONCE_LEN},
+	};
+
+	if (!name_ok(a) || !name_ok(b) || !ra || !rb)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "hkt: missing or over-long name or nonce");
+	parts[0].n = strlen(a);
+	parts[2].n = strlen(b);
+	return hmac_sha1_parts(k, parts, sizeof parts / sizeof parts[0], out, err);
+}
+
+ccb_err ccb__token_hk(const uint8_t k[CCB__TOKEN_KEY_LEN], const char *a,
+		      const uint8_t rb[CCB__TOKEN_NONCE_LEN], uint8_t out[CCB__TOKEN_MAC_LEN],
+		      ccb_error *err)
+{
+	static const uint8_t zero = 0;
+	mac_part parts[] = {{a, 0}, {&zero, 1}, {rb, CCB__TOKEN_NONCE_LEN}};
+
+	if (!name_ok(a) || !rb)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "hk: missing or over-long name or nonce");
+	parts[0].n = strlen(a);
+	return hmac_sha1_parts(k, parts, sizeof parts / sizeof parts[0], out, err);
+}
+
+ccb_err ccb__token_session_key(const uint8_t rb[CCB__TOKEN_NONCE_LEN],
+			       uint8_t w[CCB__TOKEN_KEY_LEN], ccb_error *err)
+{
+	return ccb__token_hkdf(rb, CCB__TOKEN_NONCE_LEN, "session key", 11, "htcondor", 8, w,
+			       CCB__TOKEN_KEY_LEN, err);
+}
+
+/* Parse "X.Y.Z" at s; false if s does not start with one. */
+static bool parse_triplet(const char *s, int v[3])
+{
+	for (int i = 0; i < 3; i++) {
+		long x = 0;
+		if (!isdigit((unsigned char)*s))
+			return false;
+		while (isdigit((unsigned char)*s)) {
+			x = x * 10 + (*s++ - '0');
+			if (x > 1000000)
+				return false;
+		}
+		v[i] = (int)x;
+		if (i < 2 && *s++ != '.')
+			return false;
+	}
+	return true;
+}
+
+bool ccb__token_version_at_least(const char *version, int maj, int min, int sub)
+{
+	static const char tag[] = "$CondorVersion:";
+	const char *s = version;
+	int v[3];
+
+	if (!s || !*s)
+		return true;
+	if (!strncmp(s, tag, sizeof tag - 1))
+		s += sizeof tag - 1;
+	while (*s == ' ')
+		s++;
+	if (!parse_triplet(s, v))
+		return true;
+	if (v[0] != maj)
+		return v[0] > maj;
+	if (v[1] != min)
+		return v[1] > min;
+	return v[2] >= sub;
+}
+
+ccb_err ccb__token_server_name(const char *remote_version, const char *uid_domain, char *out,
+			       size_t out_size, ccb_error *err)
+{
+	int n;
+
+	if (ccb__token_version_at_least(remote_version, 23, 9, 0))
+		n = snprintf(out, out_size, "condor@password");
+	else if (uid_domain && *uid_domain)
+		n = snprintf(out, out_size, "condor_pool@%s", uid_domain);
+	else
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "TOKEN server name for a pre-23.9 peer needs UID_DOMAIN");
+	if (n < 0 || (size_t)n >= out_size || n > CCB__TOKEN_NAME_MAX)
+		return ccb_error_set(err, CCB_ERR_TOO_LARGE, "TOKEN server name too long");
+	return CCB_OK;
+}
