@@ -57,6 +57,24 @@ typedef struct ccb_stream ccb_stream;
  */
 ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err);
 
+/**
+ * Open a TCP connection to `host`:`port` (a name or an IPv4/IPv6 literal),
+ * trying each resolved address in turn, all before `deadline_ms` (on the
+ * ccb_now_ms() clock; INT64_MAX for none; name resolution itself is not
+ * bounded). *fd is a connected, non-blocking, close-on-exec socket with
+ * TCP_NODELAY, owned by the caller. `what` names the peer in error details
+ * ("broker", "target"; NULL for none). Errors: CCB_ERR_NOT_FOUND (cannot
+ * resolve), CCB_ERR_IO (refused, unreachable; errno text in the detail),
+ * CCB_ERR_TIMEOUT. Thread-safe.
+ */
+ccb_err ccb_tcp_connect(const char *host, int port, int64_t deadline_ms, const char *what,
+			int *fd, ccb_error *err);
+
+/** ccb_tcp_connect() with a timeout in ms, wrapped in a new stream whose
+ * peer name is "host:port". */
+ccb_err ccb_stream_connect(const char *host, int port, int timeout_ms, ccb_stream **out,
+			   ccb_error *err);
+
 /** Close the fd (unless detached) and free everything. NULL is allowed. */
 void ccb_stream_free(ccb_stream *s);
 
