@@ -7,5 +7,6 @@
 #define CCBCTL_EXIT_USAGE 2   /* bad command line */
 
 int ccbctl_decode(int argc, char **argv);
+int ccbctl_ping(int argc, char **argv);
 
 #endif

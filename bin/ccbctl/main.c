@@ -11,6 +11,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
+	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
 };
 
 static void usage(FILE *f)

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "security/auth.h"
+#include "security/policy.h"
 
 typedef ccb_err (*method_fn)(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 			     ccb_error *err);
@@ -15,41 +16,24 @@ static ccb_err claimtobe_client(ccb_stream *s, const ccb__auth_params *p, ccb__a
 static ccb_err claimtobe_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 				ccb_error *err);
 
-/* Names accepted in AuthMethods (H:condor_secman.cpp:3210-3246). Methods
- * without functions are known on the wire but not implemented yet. */
+/* The methods libccb implements, by wire bit; names and aliases are mapped
+ * by policy.c (H:condor_secman.cpp:3210-3246). */
 static const struct {
-	const char *name;
 	int bit;
 	method_fn client, server;
 } methods_table[] = {
-	{"CLAIMTOBE", CCB_AUTH_CLAIMTOBE, claimtobe_client, claimtobe_server},
-	{"FS", CCB_AUTH_FS, NULL, NULL},
-	{"FS_REMOTE", CCB_AUTH_FS_REMOTE, NULL, NULL},
-	{"ANONYMOUS", CCB_AUTH_ANONYMOUS, NULL, NULL},
-	{"SSL", CCB_AUTH_SSL, NULL, NULL},
-	{"TOKEN", CCB_AUTH_TOKEN, NULL, NULL},
-	{"TOKENS", CCB_AUTH_TOKEN, NULL, NULL},
-	{"IDTOKEN", CCB_AUTH_TOKEN, NULL, NULL},
-	{"IDTOKENS", CCB_AUTH_TOKEN, NULL, NULL},
-	{"SCITOKENS", CCB_AUTH_SCITOKENS, NULL, NULL},
-	{"SCITOKEN", CCB_AUTH_SCITOKENS, NULL, NULL},
+	{CCB_AUTH_CLAIMTOBE, claimtobe_client, claimtobe_server},
 };
 #define N_METHODS (sizeof methods_table / sizeof methods_table[0])
 
 int ccb__auth_method_bit(const char *name)
 {
-	for (size_t i = 0; i < N_METHODS; i++)
-		if (!strcasecmp(name, methods_table[i].name))
-			return methods_table[i].bit;
-	return 0;
+	return ccb__sec_method_bit(name);
 }
 
 const char *ccb__auth_method_name(int bit)
 {
-	for (size_t i = 0; i < N_METHODS; i++)
-		if (methods_table[i].bit == bit)
-			return methods_table[i].name;
-	return NULL;
+	return ccb__sec_method_name(bit);
 }
 
 static method_fn method_for(int bit, bool server)

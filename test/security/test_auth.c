@@ -203,7 +203,9 @@ static void test_names(void)
 	CU_ASSERT_EQUAL(ccb__auth_method_bit("idtokens"), CCB_AUTH_TOKEN);
 	CU_ASSERT_EQUAL(ccb__auth_method_bit("ClaimToBe"), CCB_AUTH_CLAIMTOBE);
 	CU_ASSERT_EQUAL(ccb__auth_method_bit("SSL"), 256);
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("KERBEROS"), 0);
+	CU_ASSERT_EQUAL(ccb__auth_method_bit("KERBEROS"), 64); /* known, not implemented */
+	CU_ASSERT(!ccb__auth_method_supported(64, false));
+	CU_ASSERT_EQUAL(ccb__auth_method_bit("BOGUS"), 0);
 	CU_ASSERT_STRING_EQUAL(ccb__auth_method_name(2048), "TOKEN");
 }
 

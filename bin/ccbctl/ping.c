@@ -1,0 +1,164 @@
+/* ccbctl ping: condor_ping's question, asked with libccb. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
+
+#include "ccb/addr.h"
+#include "ccb/config.h"
+#include "ccb/security.h"
+#include "ccbctl.h"
+#include "util/util.h"
+
+/* DC_NOP_<LEVEL>: NOP commands registered at each authorization level
+ * (H:src/condor_includes/condor_commands.h, DC_BASE + 20..29; DC_NOP 60011). */
+static const struct {
+	const char *level;
+	int command;
+} nops[] = {
+	{"ALLOW", 60011},         {"READ", 60020},
+	{"WRITE", 60021},         {"NEGOTIATOR", 60022},
+	{"ADMINISTRATOR", 60023}, {"OWNER", 60024},
+	{"CONFIG", 60025},        {"DAEMON", 60026},
+	{"ADVERTISE_STARTD", 60027}, {"ADVERTISE_SCHEDD", 60028},
+	{"ADVERTISE_MASTER", 60029},
+};
+
+static void ping_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ccbctl ping [-c FILE] [--level LEVEL] [--timeout SECONDS] [--json] ADDRESS\n"
+		"\n"
+		"Connect to a daemon, run HTCondor's security handshake and ask, as\n"
+		"condor_ping does, whether we are authorized at LEVEL (default READ).\n"
+		"ADDRESS is a sinful string (<host:port?...>) or host:port.\n"
+		"\n"
+		"  -c, --config FILE  JSON config with SEC_CLIENT_* / SEC_DEFAULT_* knobs\n"
+		"  --level LEVEL      ALLOW, READ, WRITE, NEGOTIATOR, ADMINISTRATOR, OWNER,\n"
+		"                     CONFIG, DAEMON, ADVERTISE_STARTD|SCHEDD|MASTER\n"
+		"  --timeout SECONDS  for each step (default 20)\n"
+		"  --json             machine-readable result\n"
+		"\n"
+		"Exit status: 0 authorized, 1 not authorized or failed, 2 usage.\n");
+}
+
+typedef struct {
+	const char *step;
+	int64_t ms;
+	char error[CCB_ERROR_DETAIL_SIZE];
+} step_result;
+
+int ccbctl_ping(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"level", required_argument, NULL, 'l'},
+					     {"timeout", required_argument, NULL, 't'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *cfg_path = NULL, *level = "READ";
+	int timeout_s = 20, nop = -1, opt, rc = CCBCTL_EXIT_FAIL;
+	bool as_json = false, authorized = false;
+	ccb_config *cfg = NULL;
+	ccb_sec_client_config sc;
+	ccb_sinful *addr = NULL;
+	ccb_stream *s = NULL;
+	ccb_sec_info info = {0};
+	ccb_error err = {0};
+	step_result steps[3] = {{"connect", 0, ""}, {"handshake", 0, ""}, {"authorization", 0, ""}};
+	int nsteps = 0;
+	int64_t t0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': cfg_path = optarg; break;
+		case 'l': level = optarg; break;
+		case 't': timeout_s = atoi(optarg); break;
+		case 'j': as_json = true; break;
+		case 'h': ping_usage(stdout); return CCBCTL_EXIT_OK;
+		default: ping_usage(stderr); return CCBCTL_EXIT_USAGE;
+		}
+	}
+	for (size_t i = 0; i < sizeof nops / sizeof nops[0]; i++)
+		if (!strcasecmp(level, nops[i].level))
+			nop = nops[i].command;
+	if (optind != argc - 1 || nop < 0 || timeout_s <= 0) {
+		if (nop < 0)
+			fprintf(stderr, "ccbctl ping: unknown level '%s'\n", level);
+		ping_usage(stderr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_config_client_security(cfg, &sc, &err)) {
+		fprintf(stderr, "ccbctl ping: %s\n", err.detail);
+		goto out;
+	}
+	if (ccb_sinful_parse_address(argv[optind], &addr, &err)) {
+		fprintf(stderr, "ccbctl ping: %s\n", err.detail);
+		rc = CCBCTL_EXIT_USAGE;
+		goto out;
+	}
+	if (ccb_sinful_ccbid(addr) || ccb_sinful_shared_port_id(addr)) {
+		fprintf(stderr, "ccbctl ping: %s needs %s, which this build cannot do yet\n",
+			argv[optind], ccb_sinful_ccbid(addr) ? "CCB" : "shared port");
+		goto out;
+	}
+	/* Each step timed; the first failure ends the walk. */
+	t0 = ccb_now_ms();
+	nsteps = 1;
+	if (ccb_stream_connect(ccb_sinful_host(addr), ccb_sinful_port(addr), timeout_s * 1000, &s, &err))
+		goto report;
+	steps[0].ms = ccb_now_ms() - t0;
+	t0 = ccb_now_ms();
+	nsteps = 2;
+	if (ccb_sec_client_start(s, &sc, 60040, nop, argv[optind], &info, &err))
+		goto report;
+	steps[1].ms = ccb_now_ms() - t0;
+	t0 = ccb_now_ms();
+	nsteps = 3;
+	if (ccb_sec_client_query_reply(s, &authorized, &err))
+		goto report;
+	steps[2].ms = ccb_now_ms() - t0;
+	ccb_error_clear(&err);
+report:
+	if (err.code) {
+		steps[nsteps - 1].ms = ccb_now_ms() - t0;
+		snprintf(steps[nsteps - 1].error, sizeof steps[0].error, "%s", err.detail);
+	}
+	if (as_json) {
+		json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:b,s:b,s:s}", "address", argv[optind],
+				      "level", level, "authorized", authorized, "authenticated",
+				      info.authenticated, "method", info.method, "identity", info.user,
+				      "encryption", info.encrypted, "integrity", info.integrity,
+				      "remote_version", info.peer_version);
+		json_t *js = json_array();
+		for (int i = 0; i < nsteps; i++)
+			json_array_append_new(js, json_pack("{s:s,s:I,s:s}", "step", steps[i].step, "ms",
+							    (json_int_t)steps[i].ms, "error", steps[i].error));
+		json_object_set_new(o, "steps", js);
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(o);
+	} else {
+		for (int i = 0; i < nsteps; i++)
+			printf("%-14s %6lld ms  %s\n", steps[i].step, (long long)steps[i].ms,
+			       steps[i].error[0] ? steps[i].error : "ok");
+		if (!err.code) {
+			printf("Remote Version:  %s\n", info.peer_version);
+			printf("Authentication:  %s\n", info.authenticated ? info.method : "none");
+			printf("Identity:        %s\n", info.user[0] ? info.user : CCB_UNAUTHENTICATED_USER);
+			printf("Encryption:      %s\n", info.encrypted ? "AES-GCM" : "none");
+			printf("Integrity:       %s\n", info.integrity ? "AES-GCM" : "none");
+			printf("%s access:  %s\n", level, authorized ? "ALLOWED" : "DENIED");
+		}
+	}
+	rc = !err.code && authorized ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
+out:
+	ccb_stream_free(s);
+	ccb_sinful_free(addr);
+	ccb_config_free(cfg);
+	return rc;
+}

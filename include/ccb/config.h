@@ -1,0 +1,56 @@
+/*
+ * libccb — the JSON configuration file.
+ *
+ * One JSON object whose keys are HTCondor knob names, so values carry over
+ * from condor_config:
+ *
+ *   { "SEC_CLIENT_AUTHENTICATION_METHODS": "TOKEN,CLAIMTOBE",
+ *     "SEC_CLIENT_ENCRYPTION": "REQUIRED", "UID_DOMAIN": "example.net" }
+ *
+ * Knob names are case-insensitive, as in HTCondor. Unknown knobs and values
+ * of the wrong type are errors naming the file and the knob. An environment
+ * variable `_CONDOR_<KNOB>` overrides the file, as in HTCondor.
+ *
+ * Thread safety: a loaded config is immutable and may be shared; strings
+ * returned borrow from it and live until ccb_config_free().
+ */
+#ifndef CCB_CONFIG_H
+#define CCB_CONFIG_H
+
+#include "ccb/error.h"
+#include "ccb/security.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ccb_config ccb_config;
+
+/**
+ * Load `path` (NULL: no file, defaults and environment only). Errors:
+ * CCB_ERR_IO (unreadable), CCB_ERR_CONFIG (JSON syntax with line and
+ * column, not an object, unknown knob, wrong type, bad level), CCB_ERR_NOMEM.
+ * *out is freed with ccb_config_free().
+ */
+ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err);
+void ccb_config_free(ccb_config *c);
+
+/** A knob's value as text (environment override first), NULL if unset.
+ * Integers and booleans are returned in their text form. */
+const char *ccb_config_get(const ccb_config *c, const char *knob);
+
+/** Whether libccb knows a knob name (any case). */
+bool ccb_config_knob_known(const char *knob);
+
+/**
+ * Fill client security settings from SEC_CLIENT_* (falling back to
+ * SEC_DEFAULT_*), TRUST_DOMAIN, UID_DOMAIN, SEC_CLAIMTOBE_USER. Strings
+ * borrow from `c`. Errors: CCB_ERR_CONFIG for an unparsable level.
+ */
+ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *out,
+				   ccb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,173 @@
+/*
+ * libccb — HTCondor's security handshake (DC_AUTHENTICATE) on a CEDAR stream.
+ *
+ * Client: ccb_sec_client_start() runs a new-session handshake for a command
+ * on a connected stream: policy negotiation, authentication when it is
+ * negotiated, ECDH P-256 key agreement and AES-256-GCM from then on, and the
+ * server's POST-AUTH verdict. On success the stream is ready for the
+ * command's payload.
+ *
+ * Server: ccb_sec_server_accept() reads the first message of an inbound
+ * connection. A raw command (no handshake, e.g. CCB_REVERSE_CONNECT) is
+ * returned as is with the payload still unread; DC_AUTHENTICATE is served
+ * (policy, authentication, key, authorization, POST-AUTH) and the command it
+ * carries is returned, its payload to follow on the now encrypted stream.
+ * DC_SEC_QUERY (what condor_ping sends) is answered completely.
+ *
+ * Methods in this release: CLAIMTOBE (both sides). FS, TOKEN and SSL are
+ * recognised in method lists and skipped until implemented.
+ * Crypto: AES only (BLOWFISH and 3DES are not offered or accepted).
+ * Sessions are not cached yet: every command negotiates anew, and a
+ * resumption request is answered with SID_NOT_FOUND as HTCondor does for an
+ * unknown session.
+ *
+ * Thread safety: the config structs are read-only during a call and may be
+ * shared between threads; each stream is used by one thread.
+ */
+#ifndef CCB_SECURITY_H
+#define CCB_SECURITY_H
+
+#include <stdbool.h>
+
+#include "ccb/error.h"
+#include "ccb/stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** SEC_*_AUTHENTICATION / _ENCRYPTION / _INTEGRITY values. */
+typedef enum ccb_sec_level {
+	CCB_SEC_LEVEL_DEFAULT = 0, /**< HTCondor's default for that setting */
+	CCB_SEC_LEVEL_NEVER,
+	CCB_SEC_LEVEL_OPTIONAL,
+	CCB_SEC_LEVEL_PREFERRED,
+	CCB_SEC_LEVEL_REQUIRED,
+} ccb_sec_level;
+
+/** Authorization levels (HTCondor's DCpermission). */
+typedef enum ccb_perm {
+	CCB_PERM_ALLOW = 0,
+	CCB_PERM_READ,
+	CCB_PERM_WRITE,
+	CCB_PERM_ADMINISTRATOR,
+	CCB_PERM_DAEMON,
+	CCB_PERM_COUNT,
+} ccb_perm;
+
+/** HTCondor's name of a level ("READ"). */
+const char *ccb_perm_name(ccb_perm perm);
+
+/** Identity given to a peer that did not authenticate. */
+#define CCB_UNAUTHENTICATED_USER "unauthenticated@unmapped"
+
+/** Client settings (HTCondor's SEC_CLIENT_* knobs). Zero means default. */
+typedef struct ccb_sec_client_config {
+	/** Default OPTIONAL (security:recommended's SEC_CLIENT_AUTHENTICATION). */
+	ccb_sec_level authentication;
+	/** Default REQUIRED (security:recommended). */
+	ccb_sec_level encryption;
+	/** Default REQUIRED (security:recommended). */
+	ccb_sec_level integrity;
+	/** SEC_CLIENT_AUTHENTICATION_METHODS; NULL: "FS,TOKEN,SSL" (only the
+	 * methods this release implements are offered). */
+	const char *auth_methods;
+	const char *trust_domain;   /**< TRUST_DOMAIN, sent when methods are offered */
+	const char *uid_domain;     /**< UID_DOMAIN, domain of a CLAIMTOBE claim */
+	const char *claimtobe_user; /**< SEC_CLAIMTOBE_USER; NULL: effective user */
+	const char *subsystem;      /**< "TOOL" by default */
+	/** SEC_CLIENT_SESSION_DURATION in seconds; 0: 60 (a tool's default). */
+	int session_duration;
+} ccb_sec_client_config;
+
+/** What a handshake established. */
+typedef struct ccb_sec_info {
+	bool authenticated;     /**< a method succeeded */
+	char method[16];        /**< its name, "" if none */
+	char user[256];         /**< identity: the client as the server mapped it */
+	bool encrypted;         /**< AES-GCM on (always with a session key) */
+	bool integrity;         /**< integrity on (AES-GCM provides it) */
+	char peer_version[128]; /**< the peer's $CondorVersion$ string */
+	char session_id[128];   /**< the server's session id (client side) */
+} ccb_sec_info;
+
+/**
+ * Run the client side of DC_AUTHENTICATE for `command` on connected stream
+ * `s`. `auth_command` is the command whose permission applies when
+ * `command` is DC_AUTHENTICATE or DC_SEC_QUERY (0 otherwise). `connect_sinful`
+ * (may be NULL) is the address dialed, sent as ConnectSinful. On success
+ * the stream carries AES-GCM and is ready for the command's payload; for
+ * DC_SEC_QUERY read the reply with ccb_sec_client_query_reply().
+ * Errors: CCB_ERR_CLOSED ("unknown command or policy mismatch" when the
+ * server closes after the request), CCB_ERR_AUTH, CCB_ERR_NOT_AUTHORIZED
+ * (POST-AUTH says DENIED), CCB_ERR_PROTOCOL, CCB_ERR_UNSUPPORTED, stream
+ * errors. The detail names the step.
+ */
+ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
+			     int auth_command, const char *connect_sinful, ccb_sec_info *info,
+			     ccb_error *err);
+
+/** After ccb_sec_client_start() for DC_SEC_QUERY: read the server's
+ * [AuthorizationSucceeded = bool] verdict into *authorized. */
+ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err);
+
+/** Maps a command to its permission level; return -1 for an unknown
+ * command (the server then closes, as HTCondor does). */
+typedef int (*ccb_sec_command_perm_fn)(int command, void *user);
+
+/** Server settings. Zero means default. */
+typedef struct ccb_sec_server_config {
+	/** SEC_<PERM>_AUTHENTICATION etc.; DEFAULT falls back to
+	 * [CCB_PERM_ALLOW] (SEC_DEFAULT_*), whose DEFAULT is HTCondor's
+	 * security:recommended: authentication REQUIRED (READ: OPTIONAL),
+	 * encryption and integrity REQUIRED. */
+	ccb_sec_level authentication[CCB_PERM_COUNT];
+	ccb_sec_level encryption[CCB_PERM_COUNT];
+	ccb_sec_level integrity[CCB_PERM_COUNT];
+	/** SEC_<PERM>_AUTHENTICATION_METHODS; NULL falls back to [CCB_PERM_ALLOW],
+	 * then "FS,TOKEN,SSL" (only implemented methods are used). */
+	const char *auth_methods[CCB_PERM_COUNT];
+	/** ALLOW_<PERM> / DENY_<PERM>: comma/space lists of identity patterns
+	 * (`user@domain`, `*` wildcards; an entry without '@' matches the peer's
+	 * IP address). NULL ALLOW means "*" for READ and ALLOW, nobody else. */
+	const char *allow[CCB_PERM_COUNT];
+	const char *deny[CCB_PERM_COUNT];
+	const char *uid_domain;
+	const char *trust_domain;
+	/** Required: the permission of each command served. */
+	ccb_sec_command_perm_fn command_perm;
+	void *user;
+} ccb_sec_server_config;
+
+/** What the server learnt about a command it accepted. */
+typedef struct ccb_sec_command {
+	int command;      /**< the command to run (the payload follows) */
+	bool negotiated;  /**< false for a raw command without handshake */
+	ccb_perm perm;    /**< its permission level (raw commands: ALLOW) */
+	char peer_ip[64];
+	ccb_sec_info info;
+} ccb_sec_command;
+
+/**
+ * Serve the start of an inbound connection (see the file comment). On
+ * CCB_OK `cmd->command` is to be run by the caller with its payload still
+ * to come; DC_SEC_QUERY has been answered already (cmd->command is 60040 and
+ * the caller just closes). Errors: CCB_ERR_NOT_FOUND (unknown command),
+ * CCB_ERR_AUTH (policy mismatch, authentication failed),
+ * CCB_ERR_NOT_AUTHORIZED (DENIED was sent), CCB_ERR_PROTOCOL, stream errors;
+ * in every error case the caller closes the stream.
+ */
+ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
+			      ccb_sec_command *cmd, ccb_error *err);
+
+/**
+ * Whether `user` (or, for entries without '@', `peer_ip`) may use `perm`
+ * under cfg's ALLOW/DENY lists; DENY wins. Thread-safe.
+ */
+bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const char *user,
+			const char *peer_ip);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

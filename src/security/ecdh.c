@@ -1,0 +1,269 @@
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/obj_mac.h>
+#include <openssl/param_build.h>
+#include <openssl/params.h>
+
+#include "security/ecdh.h"
+
+/* prime256v1 = secp256r1 = P-256 (H:condor_secman.cpp:2960). */
+#define GROUP_NAME "prime256v1"
+
+/* HKDF parameters (H:src/condor_io/condor_crypt.cpp:204-219). */
+static const char HKDF_SALT[] = "htcondor";
+static const char HKDF_INFO[] = "keygen";
+
+struct ccb__ecdh {
+	EVP_PKEY *pkey;
+};
+
+static ccb_err wrap(EVP_PKEY *pkey, ccb__ecdh **out, ccb_error *err)
+{
+	ccb__ecdh *k = calloc(1, sizeof *k);
+
+	if (!k) {
+		EVP_PKEY_free(pkey);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "ECDH key: out of memory");
+	}
+	k->pkey = pkey;
+	*out = k;
+	return CCB_OK;
+}
+
+ccb_err ccb__ecdh_generate(ccb__ecdh **out, ccb_error *err)
+{
+	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", GROUP_NAME);
+
+	*out = NULL;
+	if (!pkey)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: generating a P-256 key failed");
+	return wrap(pkey, out, err);
+}
+
+/* pub = priv * G, uncompressed. */
+static bool point_of_scalar(const BIGNUM *d, uint8_t pub[CCB_ECDH_POINT_LEN])
+{
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	EC_POINT *p = g ? EC_POINT_new(g) : NULL;
+	bool ok = p && EC_POINT_mul(g, p, d, NULL, NULL, NULL) == 1 &&
+		  EC_POINT_point2oct(g, p, POINT_CONVERSION_UNCOMPRESSED, pub, CCB_ECDH_POINT_LEN,
+				     NULL) == CCB_ECDH_POINT_LEN;
+
+	EC_POINT_free(p);
+	EC_GROUP_free(g);
+	return ok;
+}
+
+static bool scalar_in_range(const BIGNUM *d)
+{
+	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
+	bool ok = g && !BN_is_zero(d) && BN_cmp(d, EC_GROUP_get0_order(g)) < 0;
+
+	EC_GROUP_free(g);
+	return ok;
+}
+
+/* Import a key pair (pub always, priv if given) through OSSL_PARAM. */
+static EVP_PKEY *import_key(const BIGNUM *priv, const uint8_t pub[CCB_ECDH_POINT_LEN])
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+	EVP_PKEY *pkey = NULL;
+	int selection = priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY;
+
+	if (!bld || !ctx ||
+	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, GROUP_NAME, 0) ||
+	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
+					      CCB_ECDH_POINT_LEN) ||
+	    (priv && !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv)))
+		goto out;
+	params = OSSL_PARAM_BLD_to_param(bld);
+	if (!params || EVP_PKEY_fromdata_init(ctx) != 1 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, selection, params) != 1)
+		pkey = NULL;
+out:
+	/* OpenSSL 3.0 has no OSSL_PARAM_clear_free; the builder puts a
+	 * secure BIGNUM in secure memory, which OSSL_PARAM_free releases. */
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+/* The point must be on the curve; fromdata already refuses points that are
+ * not, the explicit check keeps that independent of the provider. */
+static bool public_ok(EVP_PKEY *pkey)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	bool ok = ctx && EVP_PKEY_public_check(ctx) == 1;
+
+	EVP_PKEY_CTX_free(ctx);
+	return ok;
+}
+
+ccb_err ccb__ecdh_from_private(const uint8_t priv[CCB_ECDH_PRIV_LEN], ccb__ecdh **out,
+			       ccb_error *err)
+{
+	BIGNUM *d = BN_secure_new();
+	uint8_t pub[CCB_ECDH_POINT_LEN];
+	EVP_PKEY *pkey = NULL;
+	ccb_err rc = CCB_OK;
+
+	*out = NULL;
+	if (!d || !BN_bin2bn(priv, CCB_ECDH_PRIV_LEN, d)) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "ECDH: out of memory");
+	} else if (!scalar_in_range(d)) {
+		rc = ccb_error_set(err, CCB_ERR_INVALID_ARG, "ECDH: private scalar out of range");
+	} else if (!point_of_scalar(d, pub) || !(pkey = import_key(d, pub))) {
+		rc = ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: importing the private key failed");
+	}
+	BN_clear_free(d);
+	return rc ? rc : wrap(pkey, out, err);
+}
+
+void ccb__ecdh_free(ccb__ecdh *k)
+{
+	if (!k)
+		return;
+	EVP_PKEY_free(k->pkey); /* OpenSSL clears private key material */
+	free(k);
+}
+
+ccb_err ccb__ecdh_public_raw(const ccb__ecdh *k, uint8_t out[CCB_ECDH_POINT_LEN], ccb_error *err)
+{
+	size_t len = 0;
+
+	/* EC public keys export uncompressed by default, like the
+	 * i2d_PublicKey the C++ code uses (H:condor_secman.cpp:3103-3125). */
+	if (EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, out,
+					    CCB_ECDH_POINT_LEN, &len) != 1 ||
+	    len != CCB_ECDH_POINT_LEN || out[0] != 0x04)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: encoding our public key failed");
+	return CCB_OK;
+}
+
+ccb_err ccb__ecdh_public_b64(const ccb__ecdh *k, char out[CCB_ECDH_PUB_B64_SIZE], ccb_error *err)
+{
+	uint8_t pt[CCB_ECDH_POINT_LEN];
+	ccb_err rc = ccb__ecdh_public_raw(k, pt, err);
+
+	if (rc)
+		return rc;
+	/* EVP_EncodeBlock: standard alphabet, padding, no newlines, NUL. */
+	if (EVP_EncodeBlock((unsigned char *)out, pt, CCB_ECDH_POINT_LEN) != CCB_ECDH_PUB_B64_LEN)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: base64 encoding failed");
+	return CCB_OK;
+}
+
+static bool is_b64_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+	       c == '+' || c == '/';
+}
+
+ccb_err ccb__ecdh_decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], ccb_error *err)
+{
+	uint8_t raw[CCB_ECDH_POINT_LEN + 1];
+	size_t n = b64 ? strlen(b64) : 0;
+	EVP_PKEY *pkey;
+	bool on_curve;
+
+	/* 65 bytes are 88 base64 characters, the last one '=' (§8 step 2). */
+	if (n != CCB_ECDH_PUB_B64_LEN)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "peer ECDHPublicKey has %zu characters, expected %d", n,
+				     CCB_ECDH_PUB_B64_LEN);
+	for (size_t i = 0; i < n - 1; i++)
+		if (!is_b64_char(b64[i]))
+			return ccb_error_set(err, CCB_ERR_PROTOCOL,
+					     "peer ECDHPublicKey is not base64 (character %zu)", i);
+	if (b64[n - 1] != '=')
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "peer ECDHPublicKey does not decode to a 65-byte point");
+	/* EVP_DecodeBlock counts the padding as a zero byte. */
+	if (EVP_DecodeBlock(raw, (const unsigned char *)b64, (int)n) != CCB_ECDH_POINT_LEN + 1)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL, "peer ECDHPublicKey: bad base64");
+	if (raw[0] != 0x04)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "peer ECDHPublicKey is not an uncompressed point (first byte %02x)",
+				     raw[0]);
+	pkey = import_key(NULL, raw);
+	on_curve = pkey && public_ok(pkey);
+	EVP_PKEY_free(pkey);
+	if (!on_curve)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "peer ECDHPublicKey is not a point on P-256");
+	memcpy(out, raw, CCB_ECDH_POINT_LEN);
+	return CCB_OK;
+}
+
+ccb_err ccb__ecdh_shared_secret(const ccb__ecdh *k, const char *peer_b64,
+				uint8_t secret[CCB_ECDH_SECRET_LEN], ccb_error *err)
+{
+	uint8_t pt[CCB_ECDH_POINT_LEN];
+	EVP_PKEY *peer;
+	EVP_PKEY_CTX *ctx = NULL;
+	size_t len = CCB_ECDH_SECRET_LEN;
+	ccb_err rc = ccb__ecdh_decode_peer(peer_b64, pt, err);
+
+	if (rc)
+		return rc;
+	peer = import_key(NULL, pt);
+	ctx = peer ? EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL) : NULL;
+	if (!ctx || EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer_ex(ctx, peer, 1) != 1 ||
+	    EVP_PKEY_derive(ctx, secret, &len) != 1 || len != CCB_ECDH_SECRET_LEN) {
+		OPENSSL_cleanse(secret, CCB_ECDH_SECRET_LEN);
+		rc = ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: deriving the shared secret failed");
+	}
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(peer);
+	return rc;
+}
+
+ccb_err ccb__ecdh_hkdf(const uint8_t *ikm, size_t ikm_len, uint8_t *key, size_t key_len,
+		       ccb_error *err)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_HKDF, NULL);
+	size_t out_len = key_len;
+	bool ok;
+
+	if (key_len == 0 || key_len > 255 * 32) {
+		EVP_PKEY_CTX_free(ctx);
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "HKDF: bad key length %zu", key_len);
+	}
+	ok = ctx && EVP_PKEY_derive_init(ctx) == 1 &&
+	     EVP_PKEY_CTX_set_hkdf_md(ctx, EVP_sha256()) == 1 &&
+	     EVP_PKEY_CTX_set1_hkdf_salt(ctx, (const unsigned char *)HKDF_SALT,
+					 (int)strlen(HKDF_SALT)) == 1 &&
+	     EVP_PKEY_CTX_set1_hkdf_key(ctx, ikm, (int)ikm_len) == 1 &&
+	     EVP_PKEY_CTX_add1_hkdf_info(ctx, (const unsigned char *)HKDF_INFO,
+					 (int)strlen(HKDF_INFO)) == 1 &&
+	     EVP_PKEY_derive(ctx, key, &out_len) == 1 && out_len == key_len;
+	EVP_PKEY_CTX_free(ctx);
+	if (!ok) {
+		OPENSSL_cleanse(key, key_len);
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "HKDF-SHA256 failed");
+	}
+	return CCB_OK;
+}
+
+ccb_err ccb__ecdh_session_key(const ccb__ecdh *k, const char *peer_b64, uint8_t *key,
+			      size_t key_len, ccb_error *err)
+{
+	uint8_t secret[CCB_ECDH_SECRET_LEN];
+	ccb_err rc = ccb__ecdh_shared_secret(k, peer_b64, secret, err);
+
+	if (!rc)
+		rc = ccb__ecdh_hkdf(secret, sizeof secret, key, key_len, err);
+	OPENSSL_cleanse(secret, sizeof secret);
+	return rc;
+}

@@ -1,0 +1,498 @@
+/*
+ * DC_AUTHENTICATE, client and server (security-handshake.md §3, §5): the
+ * new-session exchange, built from the policy (policy.c), authentication
+ * (auth.c) and ECDH (ecdh.c) pieces.
+ */
+#include <arpa/inet.h>
+#include <fnmatch.h>
+#include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "ccb/classad.h"
+#include "ccb/security.h"
+#include "cedar/stream_internal.h"
+#include "classad/classad_internal.h"
+#include "security/auth.h"
+#include "security/ecdh.h"
+#include "security/policy.h"
+
+#define DEFAULT_METHODS "FS,TOKEN,SSL"
+
+const char *ccb_perm_name(ccb_perm perm)
+{
+	static const char *const names[] = {"ALLOW", "READ", "WRITE", "ADMINISTRATOR", "DAEMON"};
+	return perm < CCB_PERM_COUNT ? names[perm] : "?";
+}
+
+static ccb__sec_level to_level(ccb_sec_level l, ccb__sec_level dflt)
+{
+	switch (l) {
+	case CCB_SEC_LEVEL_NEVER: return CCB_SEC_NEVER;
+	case CCB_SEC_LEVEL_OPTIONAL: return CCB_SEC_OPTIONAL;
+	case CCB_SEC_LEVEL_PREFERRED: return CCB_SEC_PREFERRED;
+	case CCB_SEC_LEVEL_REQUIRED: return CCB_SEC_REQUIRED;
+	case CCB_SEC_LEVEL_DEFAULT: break;
+	}
+	return dflt;
+}
+
+/* The methods of `list` this build implements for one side, as a comma list. */
+static void usable_methods(const char *list, bool server, char *out, size_t size)
+{
+	const char *p = list, *item;
+	size_t len, used = 0;
+
+	out[0] = '\0';
+	while ((item = ccb__sec_list_next(&p, &len))) {
+		char name[32];
+		int bit;
+		if (len >= sizeof name)
+			continue;
+		memcpy(name, item, len);
+		name[len] = '\0';
+		bit = ccb__auth_method_bit(name);
+		if (!bit || !ccb__auth_method_supported(bit, server))
+			continue;
+		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
+					 used ? "," : "", name);
+	}
+	if (used >= size)
+		out[0] = '\0';
+}
+
+static ccb_err stream_fail(ccb_stream *s, ccb_error *err, const char *step)
+{
+	const ccb_error *e = ccb_stream_error(s);
+	return ccb_error_set(err, e->code, "%s: %s", step, e->detail);
+}
+
+/* Read one handshake ad (getPODClassAd rules) and end the message. */
+static ccb_err get_pod_ad(ccb_stream *s, ccb_classad **ad, ccb_error *err, const char *step)
+{
+	ccb_cursor *c = ccb__stream_in(s);
+	ccb_error e;
+
+	*ad = NULL;
+	if (!c)
+		return stream_fail(s, err, step);
+	if (ccb__classad_decode(c, ad, CCB_CLASSAD_DECODE_POD, &e)) {
+		ccb__stream_fail(s, &e);
+		return ccb_error_set(err, e.code, "%s: %s", step, e.detail);
+	}
+	if (ccb_stream_end_of_message(s)) {
+		ccb_classad_free(*ad);
+		*ad = NULL;
+		return stream_fail(s, err, step);
+	}
+	return CCB_OK;
+}
+
+static ccb_err put_ad(ccb_stream *s, const ccb_classad *ad, ccb_error *err, const char *step)
+{
+	if (ccb_classad_put(s, ad, NULL) || ccb_stream_end_message(s))
+		return stream_fail(s, err, step);
+	return CCB_OK;
+}
+
+static void copy_attr(const ccb_classad *ad, const char *name, char *out, size_t size)
+{
+	const char *v = NULL;
+
+	out[0] = '\0';
+	if (ccb_classad_get_string(ad, name, &v) == CCB_OK)
+		snprintf(out, size, "%s", v);
+}
+
+/* Derive the ECDH session key with the peer's point and install it. */
+static ccb_err install_key(ccb_stream *s, const ccb__ecdh *k, const char *peer, ccb_error *err)
+{
+	uint8_t key[CCB_SESSION_KEY_LEN_AES];
+	ccb_err rc = ccb__ecdh_session_key(k, peer, key, sizeof key, err);
+
+	if (rc == CCB_OK && ccb_stream_set_aes_key(s, key))
+		rc = stream_fail(s, err, "install session key");
+	OPENSSL_cleanse(key, sizeof key);
+	return rc;
+}
+
+/* ---- client -------------------------------------------------------------- */
+
+ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
+			     int auth_command, const char *connect_sinful, ccb_sec_info *info,
+			     ccb_error *err)
+{
+	static const ccb_sec_client_config defaults = {0};
+	char methods[256];
+	ccb__sec_config c;
+	ccb__sec_policy pol = {0};
+	ccb__ecdh *k = NULL;
+	char pub[CCB_ECDH_PUB_B64_SIZE];
+	ccb_classad *req = NULL, *resp = NULL, *post = NULL;
+	ccb__sec_negotiated neg;
+	ccb__sec_postauth pa;
+	ccb__auth_params ap;
+	ccb__auth_result ar = {0};
+	ccb_err rc;
+
+	if (!s || !info)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_sec_client_start: NULL argument");
+	if (!cfg)
+		cfg = &defaults;
+	memset(info, 0, sizeof *info);
+	/* Permission CLIENT, with security:recommended's values as defaults. */
+	ccb__sec_config_init(&c);
+	c.authentication = to_level(cfg->authentication, CCB_SEC_OPTIONAL);
+	c.encryption = to_level(cfg->encryption, CCB_SEC_REQUIRED);
+	c.integrity = to_level(cfg->integrity, CCB_SEC_REQUIRED);
+	usable_methods(cfg->auth_methods ? cfg->auth_methods : DEFAULT_METHODS, false, methods,
+		       sizeof methods);
+	c.auth_methods = methods;
+	c.crypto_methods = "AES";
+	c.session_duration = cfg->session_duration > 0 ? cfg->session_duration : -1;
+	c.trust_domain = cfg->trust_domain;
+	if ((rc = ccb__sec_policy_build(&c, &pol, err)) || (rc = ccb__ecdh_generate(&k, err)) ||
+	    (rc = ccb__ecdh_public_b64(k, pub, err)))
+		goto out;
+	{
+		ccb__sec_request_params rp = {
+			.policy = &pol,
+			.command = command,
+			.auth_command = auth_command,
+			.ecdh_public_key = pub,
+			.subsystem = cfg->subsystem,
+			.connect_sinful = connect_sinful,
+		};
+		if ((rc = ccb__sec_build_request(&rp, &req, err)))
+			goto out;
+	}
+	/* Step 1: int 60010, REQUEST, EOM. */
+	if (ccb_stream_put_int(s, CCB_DC_AUTHENTICATE) || (rc = put_ad(s, req, err, "send security request"))) {
+		rc = rc ? rc : stream_fail(s, err, "send security request");
+		goto out;
+	}
+	/* Step 2: RESPONSE. A close here is HTCondor's way of refusing. */
+	if ((rc = get_pod_ad(s, &resp, err, "read security response"))) {
+		if (rc == CCB_ERR_CLOSED)
+			ccb_error_prefix(err, "server closed the connection (unknown command %d or "
+					      "security policy mismatch): ", command);
+		goto out;
+	}
+	if ((rc = ccb__sec_parse_response(resp, &neg, err)))
+		goto out;
+	copy_attr(resp, "RemoteVersion", info->peer_version, sizeof info->peer_version);
+	if (!neg.server_ecdh) {
+		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
+				   "server sent no ECDHPublicKey; libccb needs an ECDH session key");
+		goto out;
+	}
+	if (neg.crypto != CCB_SEC_CRYPTO_AES) {
+		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED, "server chose crypto method '%s'; "
+				   "libccb speaks only AES", ccb__sec_crypto_name(neg.crypto));
+		goto out;
+	}
+	/* Step 3: authentication, when negotiated. */
+	if (neg.authentication == CCB_SEC_ACT_YES) {
+		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain,
+					.claimtobe_user = cfg->claimtobe_user};
+		rc = ccb__auth_client(s, neg.auth_methods, &ap, &ar, err);
+		if (rc && (neg.auth_required || rc != CCB_ERR_AUTH))
+			goto out;
+		info->authenticated = rc == CCB_OK;
+		if (info->authenticated)
+			snprintf(info->method, sizeof info->method, "%s", ar.method_name);
+	}
+	/* Step 4: the ECDH key; AES from here on, in both directions. */
+	if ((rc = install_key(s, k, neg.server_ecdh, err)))
+		goto out;
+	info->encrypted = info->integrity = true;
+	/* Step 5: POST-AUTH. */
+	if ((rc = get_pod_ad(s, &post, err, "read post-authentication answer")))
+		goto out;
+	if ((rc = ccb__sec_parse_postauth(post, &pa, err)))
+		goto out;
+	snprintf(info->session_id, sizeof info->session_id, "%s", pa.sid);
+	snprintf(info->user, sizeof info->user, "%s", pa.user ? pa.user : "");
+out:
+	ccb_classad_free(req);
+	ccb_classad_free(resp);
+	ccb_classad_free(post);
+	ccb__sec_policy_clear(&pol);
+	ccb__ecdh_free(k);
+	return rc;
+}
+
+ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err)
+{
+	ccb_classad *ad = NULL;
+	ccb_err rc = get_pod_ad(s, &ad, err, "read DC_SEC_QUERY answer");
+
+	if (rc)
+		return rc;
+	if (ccb_classad_get_bool(ad, "AuthorizationSucceeded", authorized))
+		rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "DC_SEC_QUERY answer has no AuthorizationSucceeded");
+	ccb_classad_free(ad);
+	return rc;
+}
+
+/* ---- authorization --------------------------------------------------------- */
+
+/* One ALLOW/DENY entry: "user@domain[/host]" matches the identity (and the
+ * host part the peer IP); an entry without '@' is a host pattern. */
+static bool entry_matches(const char *entry, const char *user, const char *ip)
+{
+	char buf[512];
+	char *slash;
+
+	if (!strcmp(entry, "*"))
+		return true;
+	snprintf(buf, sizeof buf, "%s", entry);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash++ = '\0';
+	if (!strchr(buf, '@'))
+		return fnmatch(buf, ip ? ip : "", 0) == 0;
+	if (fnmatch(buf, user ? user : "", FNM_CASEFOLD) != 0)
+		return false;
+	return !slash || fnmatch(slash, ip ? ip : "", 0) == 0;
+}
+
+static bool list_matches(const char *list, const char *user, const char *ip)
+{
+	const char *p = list, *item;
+	size_t len;
+
+	while ((item = ccb__sec_list_next(&p, &len))) {
+		char entry[512];
+		if (len >= sizeof entry)
+			continue;
+		memcpy(entry, item, len);
+		entry[len] = '\0';
+		if (entry_matches(entry, user, ip))
+			return true;
+	}
+	return false;
+}
+
+bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const char *user,
+			const char *ip)
+{
+	const char *allow;
+
+	if (!cfg || perm >= CCB_PERM_COUNT)
+		return false;
+	if (cfg->deny[perm] && list_matches(cfg->deny[perm], user, ip))
+		return false;
+	allow = cfg->allow[perm];
+	if (!allow)
+		allow = perm == CCB_PERM_READ || perm == CCB_PERM_ALLOW ? "*" : "";
+	return list_matches(allow, user, ip);
+}
+
+/* ---- server ---------------------------------------------------------------- */
+
+static void peer_ip(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	snprintf(out, size, "%s", "");
+	if (getpeername(fd, (struct sockaddr *)&ss, &len) != 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)size);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)size);
+}
+
+/* Session ids as C++ makes them: host:pid:time:counter (daemon_command.cpp:967-969). */
+static void new_session_id(char *out, size_t size)
+{
+	static atomic_uint counter;
+	char host[128] = "localhost";
+
+	gethostname(host, sizeof host - 1);
+	snprintf(out, size, "%s:%d:%lld:%u", host, (int)getpid(), (long long)ccb_wall_s(),
+		 atomic_fetch_add(&counter, 1));
+}
+
+static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm,
+				 ccb__sec_config *c, char *methods, size_t msize)
+{
+	const char *m = cfg->auth_methods[perm] ? cfg->auth_methods[perm]
+						: cfg->auth_methods[CCB_PERM_ALLOW];
+	/* security:recommended: everything REQUIRED except READ authentication. */
+	ccb__sec_level auth_dflt = perm == CCB_PERM_READ ? CCB_SEC_OPTIONAL : CCB_SEC_REQUIRED;
+
+	ccb__sec_config_init(c);
+	c->authentication = to_level(cfg->authentication[perm],
+				     to_level(cfg->authentication[CCB_PERM_ALLOW], auth_dflt));
+	c->encryption = to_level(cfg->encryption[perm],
+				 to_level(cfg->encryption[CCB_PERM_ALLOW], CCB_SEC_REQUIRED));
+	c->integrity = to_level(cfg->integrity[perm],
+				to_level(cfg->integrity[CCB_PERM_ALLOW], CCB_SEC_REQUIRED));
+	c->allow_perm = perm == CCB_PERM_ALLOW;
+	usable_methods(m ? m : DEFAULT_METHODS, true, methods, msize);
+	c->auth_methods = methods;
+	c->crypto_methods = "AES";
+	c->daemon = true;
+	c->trust_domain = cfg->trust_domain;
+}
+
+/* A resumption request for a session we do not have (§9.2). */
+static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *err)
+{
+	bool want_reply = false;
+
+	ccb_classad_get_bool(req, "ResumeResponse", &want_reply);
+	if (want_reply) {
+		ccb_classad *ad = ccb_classad_new();
+		if (ad && ccb_classad_set_string(ad, "ReturnCode", "SID_NOT_FOUND") == CCB_OK)
+			put_ad(s, ad, NULL, "send SID_NOT_FOUND");
+		ccb_classad_free(ad);
+	}
+	return ccb_error_set(err, CCB_ERR_AUTH, "client asked to resume an unknown session");
+}
+
+ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
+			      ccb_sec_command *cmd, ccb_error *err)
+{
+	int64_t first, command, auth_command = 0, perm_of;
+	ccb_classad *req = NULL, *resp = NULL, *post = NULL, *reply = NULL;
+	ccb__sec_policy pol = {0};
+	ccb__sec_config c;
+	ccb__sec_outcome out;
+	ccb__ecdh *k = NULL;
+	char pub[CCB_ECDH_PUB_B64_SIZE], methods[256], sid[160], valid[32];
+	const char *peer_key = NULL, *use_session = NULL;
+	ccb__auth_params ap;
+	ccb__auth_result ar = {0};
+	bool allowed;
+	ccb_err rc;
+
+	if (!s || !cfg || !cmd || !cfg->command_perm)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_sec_server_accept: missing argument");
+	memset(cmd, 0, sizeof *cmd);
+	peer_ip(ccb_stream_fd(s), cmd->peer_ip, sizeof cmd->peer_ip);
+	if (ccb_stream_get_int(s, &first))
+		return stream_fail(s, err, "read command");
+	if (first != CCB_DC_AUTHENTICATE) {
+		/* A raw command: the rest of this message is its payload. Only
+		 * commands open to everyone may come this way (§5 step 1). */
+		perm_of = first < INT32_MIN || first > INT32_MAX ? -1 : cfg->command_perm((int)first, cfg->user);
+		if (perm_of < 0)
+			return ccb_error_set(err, CCB_ERR_NOT_FOUND, "unknown command %lld", (long long)first);
+		if (perm_of != CCB_PERM_ALLOW)
+			return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
+					     "command %lld needs %s and arrived without a security handshake",
+					     (long long)first, ccb_perm_name((ccb_perm)perm_of));
+		cmd->command = (int)first;
+		cmd->perm = CCB_PERM_ALLOW;
+		snprintf(cmd->info.user, sizeof cmd->info.user, "%s", CCB_UNAUTHENTICATED_USER);
+		return CCB_OK;
+	}
+	if ((rc = get_pod_ad(s, &req, err, "read security request")))
+		return rc;
+	copy_attr(req, "RemoteVersion", cmd->info.peer_version, sizeof cmd->info.peer_version);
+	if (ccb_classad_get_string(req, "UseSession", &use_session) == CCB_OK &&
+	    ccb__sec_action_parse(use_session) == CCB_SEC_ACT_YES) {
+		rc = refuse_resume(s, req, err);
+		goto out;
+	}
+	if (ccb_classad_get_int(req, "Command", &command)) {
+		rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "security request has no integer Command");
+		goto out;
+	}
+	if (command == CCB_DC_AUTHENTICATE || command == CCB_DC_SEC_QUERY)
+		ccb_classad_get_int(req, "AuthCommand", &auth_command);
+	/* The permission that governs the handshake: the command's own, or for
+	 * DC_SEC_QUERY the queried command's. */
+	perm_of = cfg->command_perm((int)(auth_command ? auth_command : command), cfg->user);
+	if (perm_of < 0 || perm_of >= CCB_PERM_COUNT) {
+		rc = ccb_error_set(err, CCB_ERR_NOT_FOUND, "unknown command %lld",
+				   (long long)(auth_command ? auth_command : command));
+		goto out;
+	}
+	cmd->command = (int)command;
+	cmd->negotiated = true;
+	cmd->perm = (ccb_perm)perm_of;
+	server_policy_config(cfg, cmd->perm, &c, methods, sizeof methods);
+	if ((rc = ccb__sec_policy_build(&c, &pol, err)) || (rc = ccb__ecdh_generate(&k, err)) ||
+	    (rc = ccb__ecdh_public_b64(k, pub, err)))
+		goto out;
+	{
+		ccb__sec_server_params sp = {.policy = &pol, .ecdh_public_key = pub};
+		if ((rc = ccb__sec_reconcile(&sp, req, &resp, &out, err)))
+			goto out; /* HTCondor closes silently; so does our caller */
+	}
+	if (!out.new_session || !out.client_ecdh ||
+	    ccb_classad_get_string(req, "ECDHPublicKey", &peer_key)) {
+		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
+				   "client asked for no new ECDH session (legacy key exchange is not supported)");
+		goto out;
+	}
+	if (out.send_response && (rc = put_ad(s, resp, err, "send security response")))
+		goto out;
+	if (out.authentication == CCB_SEC_ACT_YES) {
+		const char *list = NULL;
+		ccb_classad_get_string(resp, "AuthMethodsList", &list);
+		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain};
+		rc = ccb__auth_server(s, list, &ap, &ar, err);
+		if (rc && (out.auth_required || rc != CCB_ERR_AUTH))
+			goto out;
+		cmd->info.authenticated = rc == CCB_OK;
+		if (cmd->info.authenticated)
+			snprintf(cmd->info.method, sizeof cmd->info.method, "%s", ar.method_name);
+	}
+	if ((rc = install_key(s, k, peer_key, err)))
+		goto out;
+	cmd->info.encrypted = cmd->info.integrity = true;
+	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
+		 cmd->info.authenticated ? ar.peer_user : CCB_UNAUTHENTICATED_USER);
+	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip);
+	new_session_id(sid, sizeof sid);
+	snprintf(valid, sizeof valid, "%lld", (long long)(auth_command ? auth_command : command));
+	{
+		/* DC_SEC_QUERY itself is always allowed; its answer carries the
+		 * verdict for the queried command (§9.3). */
+		bool query = command == CCB_DC_SEC_QUERY;
+		ccb__sec_postauth pa = {
+			.sid = sid,
+			.user = cmd->info.authenticated ? cmd->info.user : NULL,
+			.return_code = allowed || query ? "AUTHORIZED" : "DENIED",
+			.valid_commands = valid,
+			.tried_authentication = out.authentication == CCB_SEC_ACT_YES,
+		};
+		if ((rc = ccb__sec_build_postauth(&pa, &post, err)) ||
+		    (rc = put_ad(s, post, err, "send post-authentication answer")))
+			goto out;
+		if (!allowed && !query) {
+			rc = ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED, "%s is not allowed %s (command %lld)",
+					   cmd->info.user, ccb_perm_name(cmd->perm), (long long)command);
+			goto out;
+		}
+		if (query) {
+			reply = ccb_classad_new();
+			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)) {
+				rc = ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
+				goto out;
+			}
+			rc = put_ad(s, reply, err, "send DC_SEC_QUERY answer");
+		}
+	}
+out:
+	ccb_classad_free(req);
+	ccb_classad_free(resp);
+	ccb_classad_free(post);
+	ccb_classad_free(reply);
+	ccb__sec_policy_clear(&pol);
+	ccb__ecdh_free(k);
+	return rc;
+}

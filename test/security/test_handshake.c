@@ -1,0 +1,343 @@
+/* DC_AUTHENTICATE end to end: our client against our server over loopback,
+ * plus captured and hand-made requests against our server. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ccb/classad.h"
+#include "ccb/commands.h"
+#include "ccb/security.h"
+#include "ccbt.h"
+#include "util/util.h"
+
+static int perm_of(int command, void *user)
+{
+	(void)user;
+	switch (command) {
+	case CCB_CMD_CCB_REGISTER: return CCB_PERM_DAEMON;
+	case CCB_CMD_CCB_REQUEST: return CCB_PERM_READ;
+	case CCB_CMD_CCB_REVERSE_CONNECT: return CCB_PERM_ALLOW;
+	case CCB_CMD_DC_SEC_QUERY: return CCB_PERM_ALLOW;
+	}
+	return -1;
+}
+
+struct server {
+	ccb_stream *s;
+	ccb_sec_server_config cfg;
+	ccb_sec_command cmd;
+	ccb_error err;
+	ccb_err rc;
+	int64_t payload; /* Command of the payload ad the client sends */
+};
+
+static void *serve(void *arg)
+{
+	struct server *sv = arg;
+	sv->rc = ccb_sec_server_accept(sv->s, &sv->cfg, &sv->cmd, &sv->err);
+	if (sv->rc == CCB_OK && sv->cmd.negotiated && sv->cmd.command != CCB_CMD_DC_SEC_QUERY) {
+		ccb_classad *ad = NULL;
+		if (ccb_classad_get(sv->s, &ad) == CCB_OK && ccb_stream_end_of_message(sv->s) == CCB_OK)
+			ccb_classad_get_int(ad, "Command", &sv->payload);
+		ccb_classad_free(ad);
+	}
+	if (sv->rc)
+		ccb_stream_shutdown(sv->s); /* the caller closes on error */
+	return NULL;
+}
+
+static void server_defaults(struct server *sv)
+{
+	memset(sv, 0, sizeof *sv);
+	sv->cfg.command_perm = perm_of;
+	sv->cfg.uid_domain = "vm";
+	sv->cfg.auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
+	sv->cfg.allow[CCB_PERM_DAEMON] = "condor@*";
+}
+
+/* Run the client side for `command`; then send a payload ad on success. */
+static ccb_err run(struct server *sv, const ccb_sec_client_config *cc, int command, int auth_command,
+		   ccb_sec_info *info, ccb_error *err)
+{
+	int fds[2];
+	ccb_stream *c;
+	pthread_t t;
+	ccb_err rc;
+
+	ccbt_tcp_pair(fds);
+	ccb_stream_new(fds[0], &c, NULL);
+	ccb_stream_new(fds[1], &sv->s, NULL);
+	ccb_stream_set_timeout(c, 5000);
+	ccb_stream_set_timeout(sv->s, 5000);
+	pthread_create(&t, NULL, serve, sv);
+	rc = ccb_sec_client_start(c, cc, command, auth_command, "<127.0.0.1:9618>", info, err);
+	if (rc == CCB_OK && command != CCB_CMD_DC_SEC_QUERY) {
+		ccb_classad *ad = ccb_classad_new();
+		ccb_classad_set_int(ad, "Command", command);
+		ccb_classad_set_string(ad, "Name", "payload with \"secrets\"");
+		CU_ASSERT(ccb_classad_put(c, ad, NULL) == CCB_OK && ccb_stream_end_message(c) == CCB_OK);
+		ccb_classad_free(ad);
+	}
+	if (rc == CCB_OK && command == CCB_CMD_DC_SEC_QUERY) {
+		bool ok = false;
+		rc = ccb_sec_client_query_reply(c, &ok, err);
+		if (rc == CCB_OK && !ok)
+			rc = CCB_ERR_NOT_AUTHORIZED;
+	}
+	if (rc)
+		ccb_stream_shutdown(c);
+	pthread_join(t, NULL);
+	/* A completed handshake always leaves AES on. */
+	if (rc == CCB_OK)
+		CU_ASSERT(ccb_stream_crypto_on(c));
+	ccb_stream_free(c);
+	ccb_stream_free(sv->s);
+	return rc;
+}
+
+/* READ-level command, nothing to authenticate with: ECDH + AES only. */
+static void test_read_unauthenticated(void)
+{
+	struct server sv;
+	ccb_sec_info info;
+	ccb_error err;
+
+	server_defaults(&sv);
+	CU_ASSERT_EQUAL(run(&sv, NULL, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT_EQUAL(sv.cmd.command, CCB_CMD_CCB_REQUEST);
+	CU_ASSERT(sv.cmd.negotiated);
+	CU_ASSERT(!sv.cmd.info.authenticated);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, CCB_UNAUTHENTICATED_USER);
+	CU_ASSERT(info.encrypted && !info.authenticated);
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REQUEST); /* payload went through AES */
+	CU_ASSERT_PTR_NOT_NULL(strstr(info.peer_version, "$CondorVersion: "));
+	CU_ASSERT(info.session_id[0] != '\0');
+}
+
+/* DAEMON-level command: CLAIMTOBE, then ALLOW_DAEMON decides. */
+static void test_daemon_claimtobe(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
+				    .uid_domain = "vm"};
+	ccb_sec_info info;
+	ccb_error err;
+
+	server_defaults(&sv);
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT(sv.cmd.info.authenticated);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.method, "CLAIMTOBE");
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, "condor@vm");
+	CU_ASSERT_STRING_EQUAL(info.user, "condor@vm");
+	CU_ASSERT_STRING_EQUAL(info.method, "CLAIMTOBE");
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+
+	/* Someone else is refused: POST-AUTH says DENIED. */
+	server_defaults(&sv);
+	cc.claimtobe_user = "mallory";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_ERR_NOT_AUTHORIZED);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_AUTHORIZED);
+
+	/* No method in common and authentication required: refused. */
+	server_defaults(&sv);
+	cc.auth_methods = "FS";
+	CU_ASSERT_NOT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_NOT_EQUAL(sv.rc, CCB_OK);
+}
+
+/* condor_ping's question: may I run command X? */
+static void test_sec_query(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
+				    .uid_domain = "vm"};
+	ccb_sec_info info;
+	ccb_error err;
+
+	server_defaults(&sv);
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_DC_SEC_QUERY, CCB_CMD_CCB_REGISTER, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.cmd.command, CCB_CMD_DC_SEC_QUERY);
+	CU_ASSERT_EQUAL(sv.cmd.perm, CCB_PERM_DAEMON);
+	server_defaults(&sv);
+	cc.claimtobe_user = "nobody";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_DC_SEC_QUERY, CCB_CMD_CCB_REGISTER, &info, &err),
+			CCB_ERR_NOT_AUTHORIZED);
+}
+
+static void test_refusals(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.encryption = CCB_SEC_LEVEL_NEVER, .integrity = CCB_SEC_LEVEL_NEVER};
+	ccb_sec_info info;
+	ccb_error err;
+
+	/* Client refuses encryption, server requires it: the server closes. */
+	server_defaults(&sv);
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_ERR_CLOSED);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "policy mismatch"));
+	/* Unknown command: closed without an answer. */
+	server_defaults(&sv);
+	CU_ASSERT_EQUAL(run(&sv, NULL, 12345, 0, &info, &err), CCB_ERR_CLOSED);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_FOUND);
+}
+
+static ccb_stream *raw_server(struct server *sv, int *raw, pthread_t *t)
+{
+	int fds[2];
+
+	ccbt_tcp_pair(fds);
+	ccb_stream_new(fds[1], &sv->s, NULL);
+	ccb_stream_set_timeout(sv->s, 5000);
+	pthread_create(t, NULL, serve, sv);
+	*raw = fds[0];
+	return sv->s;
+}
+
+static void send_msg(int fd, ccb_classad *ad, int64_t first)
+{
+	ccb_stream *c;
+	int dup_fd = dup(fd);
+
+	ccb_stream_new(dup_fd, &c, NULL);
+	ccb_stream_put_int(c, first);
+	if (ad)
+		ccb_classad_put(c, ad, NULL);
+	ccb_stream_end_message(c);
+	ccb_stream_free(c);
+}
+
+/* A raw CCB_REVERSE_CONNECT (no handshake) is handed back unread. */
+static void test_raw_command(void)
+{
+	struct server sv;
+	pthread_t t;
+	int raw;
+
+	server_defaults(&sv);
+	raw_server(&sv, &raw, &t);
+	send_msg(raw, NULL, CCB_CMD_CCB_REVERSE_CONNECT);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT_EQUAL(sv.cmd.command, CCB_CMD_CCB_REVERSE_CONNECT);
+	CU_ASSERT(!sv.cmd.negotiated);
+	ccb_stream_free(sv.s);
+	close(raw);
+
+	/* A raw command that needs DAEMON is refused. */
+	server_defaults(&sv);
+	raw_server(&sv, &raw, &t);
+	send_msg(raw, NULL, CCB_CMD_CCB_REGISTER);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_AUTHORIZED);
+	ccb_stream_free(sv.s);
+	close(raw);
+}
+
+/* Resuming a session we never made: [ReturnCode = "SID_NOT_FOUND"]. */
+static void test_resume_refused(void)
+{
+	struct server sv;
+	pthread_t t;
+	int raw;
+	ccb_classad *ad = ccb_classad_new(), *reply = NULL;
+	ccb_stream *c;
+	const char *code = NULL;
+
+	server_defaults(&sv);
+	raw_server(&sv, &raw, &t);
+	ccb_classad_set_int(ad, "Command", CCB_CMD_CCB_REQUEST);
+	ccb_classad_set_string(ad, "Sid", "vm:1:2:3");
+	ccb_classad_set_string(ad, "UseSession", "YES");
+	ccb_classad_set_bool(ad, "ResumeResponse", true);
+	send_msg(raw, ad, 60010);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
+	ccb_stream_new(raw, &c, NULL);
+	CU_ASSERT(ccb_classad_get(c, &reply) == CCB_OK);
+	CU_ASSERT(ccb_classad_get_string(reply, "ReturnCode", &code) == CCB_OK);
+	if (code)
+		CU_ASSERT_STRING_EQUAL(code, "SID_NOT_FOUND");
+	ccb_classad_free(reply);
+	ccb_classad_free(ad);
+	ccb_stream_free(c);
+	ccb_stream_free(sv.s);
+}
+
+/* The captured request of a 25.14 master (CLAIMTOBE, BLOWFISH only): we
+ * speak only AES, so our server closes without answering, as C++ does when
+ * no crypto method is common. */
+static void test_captured_blowfish_request(void)
+{
+	struct server sv;
+	pthread_t t;
+	int raw;
+	json_t *root = json_load_file(CCB_SHARED_DIR "/testvectors/S1-claimtobe-plain/streams.json", 0, NULL);
+	json_t *conn = NULL, *it;
+	size_t i, n;
+	uint8_t *b;
+	const char *hex;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
+	json_array_foreach(json_object_get(root, "connections"), i, it)
+		if (json_integer_value(json_object_get(it, "id")) == 1)
+			conn = it;
+	hex = json_string_value(json_object_get(json_array_get(json_object_get(conn, "segments"), 0), "hex"));
+	/* The first message: 5-byte header + 661 bytes. */
+	n = 5 + 661;
+	b = malloc(n);
+	CU_ASSERT_FATAL(strlen(hex) >= 2 * n && ccb_hex_decode(hex, 2 * n, b));
+	server_defaults(&sv);
+	raw_server(&sv, &raw, &t);
+	CU_ASSERT(send(raw, b, n, 0) == (ssize_t)n);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
+	CU_ASSERT_EQUAL(sv.cmd.command, CCB_CMD_CCB_REGISTER);
+	ccb_stream_free(sv.s);
+	close(raw);
+	free(b);
+	json_decref(root);
+}
+
+static void test_authorization_lists(void)
+{
+	ccb_sec_server_config cfg = {0};
+
+	cfg.allow[CCB_PERM_DAEMON] = "condor@*, alice@example.net/127.0.0.*";
+	cfg.deny[CCB_PERM_DAEMON] = "condor@evil.org";
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "condor@vm", "10.0.0.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "condor@evil.org", "10.0.0.1"));
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "alice@example.net", "127.0.0.5"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "alice@example.net", "10.0.0.5"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, CCB_UNAUTHENTICATED_USER, "127.0.0.1"));
+	/* READ defaults to everyone, WRITE to nobody. */
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_READ, CCB_UNAUTHENTICATED_USER, "127.0.0.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "condor@vm", "127.0.0.1"));
+	cfg.allow[CCB_PERM_WRITE] = "127.0.0.1";
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "anyone@x", "127.0.0.1"));
+}
+
+static const ccbt_test tests[] = {
+	{"READ command, unauthenticated, AES", test_read_unauthenticated},
+	{"DAEMON command with CLAIMTOBE and ALLOW_DAEMON", test_daemon_claimtobe},
+	{"DC_SEC_QUERY", test_sec_query},
+	{"policy mismatch and unknown command", test_refusals},
+	{"raw commands", test_raw_command},
+	{"resume of an unknown session", test_resume_refused},
+	{"captured BLOWFISH-only request refused", test_captured_blowfish_request},
+	{"ALLOW/DENY lists", test_authorization_lists},
+	{NULL, NULL},
+};
+
+static const ccbt_suite suites[] = {{"handshake", tests}, {NULL, NULL}};
+
+int main(void)
+{
+	return ccbt_run(suites);
+}
