@@ -11,5 +11,10 @@
 #include "ccb/classad.h"
 #include "ccb/commands.h"
 #include "ccb/dissect.h"
+#include "ccb/addr.h"
+#include "ccb/sharedport.h"
+#include "ccb/security.h"
+#include "ccb/token.h"
+#include "ccb/config.h"
 
 #endif

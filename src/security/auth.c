@@ -8,8 +8,7 @@
 #include "security/auth.h"
 #include "security/policy.h"
 
-typedef ccb_err (*method_fn)(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
-			     ccb_error *err);
+typedef ccb__auth_method_fn method_fn;
 
 static ccb_err claimtobe_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 				ccb_error *err);

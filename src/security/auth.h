@@ -7,6 +7,7 @@
 #define CCB_SECURITY_AUTH_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "ccb/stream.h"
 #include "util/util.h"
@@ -24,18 +25,76 @@ enum {
 
 #define CCB_AUTH_NAME_MAX 256
 
-/* What a method needs from the configuration. */
+/* What a method needs from the configuration and the handshake so far.
+ * Every field may be NULL/0; a method that needs a missing one fails with
+ * CCB_ERR_AUTH (a method failure: the loop tries the next method). */
 typedef struct ccb__auth_params {
 	const char *uid_domain;      /* domain for identities without one (UID_DOMAIN) */
 	const char *claimtobe_user;  /* SEC_CLAIMTOBE_USER; NULL: the effective user */
 	bool claimtobe_no_domain;    /* SEC_CLAIMTOBE_INCLUDE_DOMAIN = false */
+
+	/* TOKEN (§7.4) */
+	const char *token;           /* a literal token to present (client) */
+	const char *token_file;      /* SEC_TOKEN_FILE-like: a file of tokens (client) */
+	const char *token_directory; /* SEC_TOKEN_DIRECTORY (client) */
+	const char *subsystem;       /* for <SUBSYS>_auto_generated_token (client) */
+	const char *server_trust_domain; /* TrustDomain of the RESPONSE (client) */
+	const char *server_issuer_keys;  /* IssuerKeys of the RESPONSE (client) */
+	const char *password_directory;  /* SEC_PASSWORD_DIRECTORY (server) */
+	const char *pool_signing_key_file; /* SEC_TOKEN_POOL_SIGNING_KEY_FILE (server) */
+	const char *trust_domain;    /* our TRUST_DOMAIN (server: tokens' iss) */
+	unsigned peer_version;       /* peer's RemoteVersion as CCB_VERSION_NUM, 0 unknown */
+	int64_t token_max_age;       /* SEC_TOKEN_MAX_AGE, <= 0 none (server) */
+
+	/* FS (§7.3) */
+	const char *fs_local_dir;    /* FS_LOCAL_DIR; NULL: /tmp (server) */
+	bool fs_no_channel_binding;  /* SEC_FS_ENFORCE_CHANNEL_BINDING = false (client) */
+	const char *dialed_shared_port_id; /* sock= of the address dialed (client) */
+
+	/* SSL (§7.5) */
+	const char *ssl_server_certfile; /* AUTH_SSL_SERVER_CERTFILE */
+	const char *ssl_server_keyfile;  /* AUTH_SSL_SERVER_KEYFILE */
+	const char *ssl_client_certfile; /* AUTH_SSL_CLIENT_CERTFILE (optional) */
+	const char *ssl_client_keyfile;  /* AUTH_SSL_CLIENT_KEYFILE */
+	const char *ssl_ca_file;         /* AUTH_SSL_{CLIENT,SERVER}_CAFILE */
+	const char *ssl_ca_dir;          /* AUTH_SSL_{CLIENT,SERVER}_CADIR */
+	const char *ssl_server_host;     /* name to check the server certificate against (client) */
+	bool ssl_skip_host_check;        /* SSL_SKIP_HOST_CHECK (client) */
+	bool ssl_require_client_cert;    /* AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE (server) */
 } ccb__auth_params;
 
 typedef struct ccb__auth_result {
 	int method;                       /* bit of the method that succeeded */
 	char method_name[16];
 	char peer_user[CCB_AUTH_NAME_MAX]; /* server: the client's identity */
+	/* TOKEN, server side: claims of the token used (AuthToken* attributes,
+	 * security-handshake.md §9.3) and its scopes (LimitAuthorization). */
+	char token_id[128];
+	char token_issuer[256];
+	char token_subject[256];
+	char token_scopes[512];
 } ccb__auth_result;
+
+/* The signature every method's client and server side has. It runs the
+ * method's own messages on `s` (plaintext, before the key) and returns
+ * CCB_OK, CCB_ERR_AUTH for a refusal that leaves the stream usable (the loop
+ * goes on), or another code when the stream is broken. The server side sets
+ * r->peer_user. Declared for each method below. */
+typedef ccb_err (*ccb__auth_method_fn)(ccb_stream *s, const ccb__auth_params *p,
+				       ccb__auth_result *r, ccb_error *err);
+
+ccb_err ccb__auth_token_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			       ccb_error *err);
+ccb_err ccb__auth_token_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			       ccb_error *err);
+ccb_err ccb__auth_fs_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			    ccb_error *err);
+ccb_err ccb__auth_fs_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			    ccb_error *err);
+ccb_err ccb__auth_ssl_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			     ccb_error *err);
+ccb_err ccb__auth_ssl_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
+			     ccb_error *err);
 
 /* Map a method name (any case, TOKEN aliases) to its bit; 0 if unknown. */
 int ccb__auth_method_bit(const char *name);
