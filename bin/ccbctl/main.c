@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
+	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 };
 
 static void usage(FILE *f)

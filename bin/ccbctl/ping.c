@@ -10,6 +10,7 @@
 #include "ccb/addr.h"
 #include "ccb/config.h"
 #include "ccb/security.h"
+#include "ccb/sharedport.h"
 #include "ccbctl.h"
 #include "util/util.h"
 
@@ -34,7 +35,8 @@ static void ping_usage(FILE *f)
 		"\n"
 		"Connect to a daemon, run HTCondor's security handshake and ask, as\n"
 		"condor_ping does, whether we are authorized at LEVEL (default READ).\n"
-		"ADDRESS is a sinful string (<host:port?...>) or host:port.\n"
+		"ADDRESS is a sinful string (<host:port?...>, through shared port when it\n"
+		"carries sock=) or host:port.\n"
 		"\n"
 		"  -c, --config FILE  JSON config with SEC_CLIENT_* / SEC_DEFAULT_* knobs\n"
 		"  --level LEVEL      ALLOW, READ, WRITE, NEGOTIATOR, ADMINISTRATOR, OWNER,\n"
@@ -101,16 +103,25 @@ int ccbctl_ping(int argc, char **argv)
 		rc = CCBCTL_EXIT_USAGE;
 		goto out;
 	}
-	if (ccb_sinful_ccbid(addr) || ccb_sinful_shared_port_id(addr)) {
-		fprintf(stderr, "ccbctl ping: %s needs %s, which this build cannot do yet\n",
-			argv[optind], ccb_sinful_ccbid(addr) ? "CCB" : "shared port");
+	if (ccb_sinful_ccbid(addr)) {
+		fprintf(stderr, "ccbctl ping: %s is behind CCB, which this build cannot dial yet\n",
+			argv[optind]);
 		goto out;
 	}
 	/* Each step timed; the first failure ends the walk. */
 	t0 = ccb_now_ms();
 	nsteps = 1;
-	if (ccb_stream_connect(ccb_sinful_host(addr), ccb_sinful_port(addr), timeout_s * 1000, &s, &err))
+	if (ccb_sinful_shared_port_id(addr)) {
+		/* Through condor_shared_port: SHARED_PORT_CONNECT first. */
+		if (ccb_sharedport_dial(ccb_sinful_host(addr), (uint16_t)ccb_sinful_port(addr),
+					ccb_sinful_shared_port_id(addr), NULL,
+					ccb_deadline_in(timeout_s * 1000), &s, &err))
+			goto report;
+		ccb_stream_set_timeout(s, timeout_s * 1000);
+	} else if (ccb_stream_connect(ccb_sinful_host(addr), ccb_sinful_port(addr), timeout_s * 1000,
+				      &s, &err)) {
 		goto report;
+	}
 	steps[0].ms = ccb_now_ms() - t0;
 	t0 = ccb_now_ms();
 	nsteps = 2;

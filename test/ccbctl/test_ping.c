@@ -10,6 +10,7 @@
 #include <jansson.h>
 
 #include "ccb/security.h"
+#include "ccb/sharedport.h"
 #include "ccbt.h"
 #include "util/util.h"
 
@@ -169,7 +170,65 @@ static void test_errors(void)
 	CU_ASSERT_EQUAL(WEXITSTATUS(st), 2);
 }
 
+struct sp_target {
+	ccb_sharedport_server *server;
+	ccb_sharedport_endpoint *ep;
+	ccb_sec_server_config cfg;
+	ccb_err rc;
+};
+
+static void *sp_serve(void *arg)
+{
+	struct sp_target *t = arg;
+	ccb_stream *s = NULL;
+	ccb_sec_command cmd;
+	ccb_error err;
+
+	if (ccb_sharedport_server_serve_one(t->server, ccb_deadline_in(10000), &err) ||
+	    ccb_sharedport_endpoint_accept(t->ep, ccb_deadline_in(10000), &s, &err)) {
+		t->rc = err.code;
+		return NULL;
+	}
+	ccb_stream_set_timeout(s, 10000);
+	t->rc = ccb_sec_server_accept(s, &t->cfg, &cmd, &err);
+	ccb_stream_free(s);
+	return NULL;
+}
+
+/* <127.0.0.1:PORT?sock=ID>: SHARED_PORT_CONNECT, then the handshake. */
+static void test_through_shared_port(void)
+{
+	char dir[] = "/tmp/ccbt-sp-XXXXXX", cmd[512], out[4096] = "";
+	struct sp_target t = {0};
+	ccb_sharedport_server_cfg scfg = {0};
+	ccb_sharedport_endpoint_cfg ecfg = {0};
+	pthread_t th;
+	FILE *p;
+	int st;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	scfg.socket_dir = ecfg.socket_dir = dir;
+	ecfg.id = "target_1";
+	CU_ASSERT_FATAL(ccb_sharedport_server_new(&scfg, &t.server, NULL) == CCB_OK);
+	CU_ASSERT_FATAL(ccb_sharedport_endpoint_new(&ecfg, &t.ep, NULL) == CCB_OK);
+	t.cfg.command_perm = nop_perm;
+	pthread_create(&th, NULL, sp_serve, &t);
+	snprintf(cmd, sizeof cmd, "%s ping --level READ '<127.0.0.1:%u?sock=target_1>' 2>&1",
+		 CCBCTL_PATH, ccb_sharedport_server_port(t.server));
+	p = popen(cmd, "r");
+	CU_ASSERT(fread(out, 1, sizeof out - 1, p) > 0);
+	st = pclose(p);
+	pthread_join(th, NULL);
+	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+	CU_ASSERT_EQUAL(t.rc, CCB_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "READ access:  ALLOWED"));
+	ccb_sharedport_endpoint_free(t.ep);
+	ccb_sharedport_server_free(t.server);
+	rmdir(dir);
+}
+
 static const ccbt_test tests[] = {
+	{"through shared port", test_through_shared_port},
 	{"READ allowed without authentication", test_read_allowed},
 	{"DAEMON needs an identity", test_daemon_needs_identity},
 	{"errors and exit codes", test_errors},
