@@ -108,6 +108,10 @@ int ccbctl_ping(int argc, char **argv)
 			argv[optind]);
 		goto out;
 	}
+	/* SSL checks the server certificate against the alias, else the host
+	 * (security-handshake.md §7.5 step 3). */
+	if (!sc.ssl_server_host)
+		sc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
 	/* Each step timed; the first failure ends the walk. */
 	t0 = ccb_now_ms();
 	nsteps = 1;

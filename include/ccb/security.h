@@ -14,8 +14,9 @@
  * carries is returned, its payload to follow on the now encrypted stream.
  * DC_SEC_QUERY (what condor_ping sends) is answered completely.
  *
- * Methods in this release: CLAIMTOBE (both sides). FS, TOKEN and SSL are
- * recognised in method lists and skipped until implemented.
+ * Methods in this release: CLAIMTOBE, TOKEN (IDTOKENS) and SSL, both sides.
+ * FS is recognised in method lists and skipped until implemented. A
+ * token's scopes (condor:/READ ...) limit what its session is authorized for.
  * Crypto: AES only (BLOWFISH and 3DES are not offered or accepted).
  * Sessions are not cached yet: every command negotiates anew, and a
  * resumption request is answered with SID_NOT_FOUND as HTCondor does for an
@@ -78,6 +79,23 @@ typedef struct ccb_sec_client_config {
 	const char *subsystem;      /**< "TOOL" by default */
 	/** SEC_CLIENT_SESSION_DURATION in seconds; 0: 60 (a tool's default). */
 	int session_duration;
+	/** TOKEN: a token to present (takes precedence), or a file of tokens
+	 * (one per line), or SEC_TOKEN_DIRECTORY; the first token the server's
+	 * IssuerKeys and TrustDomain accept is used. */
+	const char *token;
+	const char *token_file;
+	const char *token_directory;
+	/** SSL: AUTH_SSL_CLIENT_CAFILE / _CADIR (the system CAs are also
+	 * trusted), an optional client certificate and key, and the name the
+	 * server certificate must carry — HTCondor uses the alias= of the
+	 * address dialed, else its host; without one (and without
+	 * ssl_skip_host_check, SSL_SKIP_HOST_CHECK) SSL fails. */
+	const char *ssl_ca_file;
+	const char *ssl_ca_dir;
+	const char *ssl_certfile;
+	const char *ssl_keyfile;
+	const char *ssl_server_host;
+	bool ssl_skip_host_check;
 } ccb_sec_client_config;
 
 /** What a handshake established. */
@@ -133,7 +151,21 @@ typedef struct ccb_sec_server_config {
 	const char *allow[CCB_PERM_COUNT];
 	const char *deny[CCB_PERM_COUNT];
 	const char *uid_domain;
-	const char *trust_domain;
+	const char *trust_domain; /**< TRUST_DOMAIN: tokens' issuer must match */
+	/** TOKEN: SEC_PASSWORD_DIRECTORY (signing keys by name) and
+	 * SEC_TOKEN_POOL_SIGNING_KEY_FILE (the POOL key). */
+	const char *password_directory;
+	const char *pool_signing_key_file;
+	/** SEC_TOKEN_MAX_AGE in seconds; 0: no limit. */
+	long token_max_age;
+	/** SSL: AUTH_SSL_SERVER_CERTFILE / _KEYFILE (SSL is offered only with
+	 * both), AUTH_SSL_SERVER_CAFILE / _CADIR for client certificates,
+	 * AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE. */
+	const char *ssl_certfile;
+	const char *ssl_keyfile;
+	const char *ssl_ca_file;
+	const char *ssl_ca_dir;
+	bool ssl_require_client_cert;
 	/** Required: the permission of each command served. */
 	ccb_sec_command_perm_fn command_perm;
 	void *user;

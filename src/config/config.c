@@ -31,6 +31,11 @@ static const struct {
 	{"SEC_TOKEN_DIRECTORY", K_STRING},
 	{"SEC_PASSWORD_DIRECTORY", K_STRING},
 	{"SEC_TOKEN_POOL_SIGNING_KEY_FILE", K_STRING},
+	{"AUTH_SSL_CLIENT_CAFILE", K_STRING},
+	{"AUTH_SSL_CLIENT_CADIR", K_STRING},
+	{"AUTH_SSL_CLIENT_CERTFILE", K_STRING},
+	{"AUTH_SSL_CLIENT_KEYFILE", K_STRING},
+	{"SSL_SKIP_HOST_CHECK", K_BOOL},
 	{"TRUST_DOMAIN", K_STRING},
 	{"UID_DOMAIN", K_STRING},
 };
@@ -202,6 +207,13 @@ ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *o
 	out->claimtobe_user = ccb_config_get(c, "SEC_CLAIMTOBE_USER");
 	d = ccb_config_get(c, "SEC_CLIENT_SESSION_DURATION");
 	out->session_duration = d ? atoi(d) : 0;
+	out->token_directory = ccb_config_get(c, "SEC_TOKEN_DIRECTORY");
+	out->ssl_ca_file = ccb_config_get(c, "AUTH_SSL_CLIENT_CAFILE");
+	out->ssl_ca_dir = ccb_config_get(c, "AUTH_SSL_CLIENT_CADIR");
+	out->ssl_certfile = ccb_config_get(c, "AUTH_SSL_CLIENT_CERTFILE");
+	out->ssl_keyfile = ccb_config_get(c, "AUTH_SSL_CLIENT_KEYFILE");
+	d = ccb_config_get(c, "SSL_SKIP_HOST_CHECK");
+	out->ssl_skip_host_check = d && !strcmp(d, "true");
 	(void)err;
 	return CCB_OK;
 }

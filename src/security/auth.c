@@ -22,6 +22,8 @@ static const struct {
 	method_fn client, server;
 } methods_table[] = {
 	{CCB_AUTH_CLAIMTOBE, claimtobe_client, claimtobe_server},
+	{CCB_AUTH_TOKEN, ccb__auth_token_client, ccb__auth_token_server},
+	{CCB_AUTH_SSL, ccb__auth_ssl_client, ccb__auth_ssl_server},
 };
 #define N_METHODS (sizeof methods_table / sizeof methods_table[0])
 

@@ -44,8 +44,9 @@ static ccb__sec_level to_level(ccb_sec_level l, ccb__sec_level dflt)
 	return dflt;
 }
 
-/* The methods of `list` this build implements for one side, as a comma list. */
-static void usable_methods(const char *list, bool server, char *out, size_t size)
+/* The methods of `list` this build implements for one side, as a comma list;
+ * `no_ssl` drops SSL (a server without a host certificate, §7.5). */
+static void usable_methods(const char *list, bool server, bool no_ssl, char *out, size_t size)
 {
 	const char *p = list, *item;
 	size_t len, used = 0;
@@ -59,7 +60,7 @@ static void usable_methods(const char *list, bool server, char *out, size_t size
 		memcpy(name, item, len);
 		name[len] = '\0';
 		bit = ccb__auth_method_bit(name);
-		if (!bit || !ccb__auth_method_supported(bit, server))
+		if (!bit || !ccb__auth_method_supported(bit, server) || (no_ssl && bit == CCB_AUTH_SSL))
 			continue;
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
 					 used ? "," : "", name);
@@ -152,8 +153,8 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	c.authentication = to_level(cfg->authentication, CCB_SEC_OPTIONAL);
 	c.encryption = to_level(cfg->encryption, CCB_SEC_REQUIRED);
 	c.integrity = to_level(cfg->integrity, CCB_SEC_REQUIRED);
-	usable_methods(cfg->auth_methods ? cfg->auth_methods : DEFAULT_METHODS, false, methods,
-		       sizeof methods);
+	usable_methods(cfg->auth_methods ? cfg->auth_methods : DEFAULT_METHODS, false, false,
+		       methods, sizeof methods);
 	c.auth_methods = methods;
 	c.crypto_methods = "AES";
 	c.session_duration = cfg->session_duration > 0 ? cfg->session_duration : -1;
@@ -201,7 +202,20 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	/* Step 3: authentication, when negotiated. */
 	if (neg.authentication == CCB_SEC_ACT_YES) {
 		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain,
-					.claimtobe_user = cfg->claimtobe_user};
+					.claimtobe_user = cfg->claimtobe_user,
+					.token = cfg->token,
+					.token_file = cfg->token_file,
+					.token_directory = cfg->token_directory,
+					.subsystem = cfg->subsystem ? cfg->subsystem : "TOOL",
+					.server_trust_domain = neg.trust_domain,
+					.server_issuer_keys = neg.issuer_keys,
+					.peer_version = neg.peer_version,
+					.ssl_ca_file = cfg->ssl_ca_file,
+					.ssl_ca_dir = cfg->ssl_ca_dir,
+					.ssl_client_certfile = cfg->ssl_certfile,
+					.ssl_client_keyfile = cfg->ssl_keyfile,
+					.ssl_server_host = cfg->ssl_server_host,
+					.ssl_skip_host_check = cfg->ssl_skip_host_check};
 		rc = ccb__auth_client(s, neg.auth_methods, &ap, &ar, err);
 		if (rc && (neg.auth_required || rc != CCB_ERR_AUTH))
 			goto out;
@@ -298,6 +312,43 @@ bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const c
 
 /* ---- server ---------------------------------------------------------------- */
 
+/* A token with condor:/<PERM> scopes authorizes only those levels
+ * (LimitAuthorization, security-handshake.md §7.4 and §5 step 9). */
+static bool scopes_allow(const char *scopes, ccb_perm perm)
+{
+	const char *p = scopes, *item;
+	size_t len, n = 0;
+	char want[64];
+
+	snprintf(want, sizeof want, "condor:/%s", ccb_perm_name(perm));
+	while ((item = ccb__sec_list_next(&p, &len))) {
+		if (len < 8 || strncmp(item, "condor:/", 8))
+			continue;
+		n++;
+		if (len == strlen(want) && !strncasecmp(item, want, len))
+			return true;
+	}
+	return n == 0;
+}
+
+/* The AuthToken* attributes of a DC_SEC_QUERY answer (§9.3). */
+static ccb_err add_token_attrs(ccb_classad *ad, const ccb__auth_result *ar)
+{
+	ccb_err rc = CCB_OK;
+
+	if (ar->method != CCB_AUTH_TOKEN)
+		return CCB_OK;
+	if (ar->token_id[0])
+		rc = ccb_classad_set_string(ad, "AuthTokenId", ar->token_id);
+	if (!rc && ar->token_issuer[0])
+		rc = ccb_classad_set_string(ad, "AuthTokenIssuer", ar->token_issuer);
+	if (!rc && ar->token_subject[0])
+		rc = ccb_classad_set_string(ad, "AuthTokenSubject", ar->token_subject);
+	if (!rc && ar->token_scopes[0])
+		rc = ccb_classad_set_string(ad, "AuthTokenScopes", ar->token_scopes);
+	return rc;
+}
+
 static void peer_ip(int fd, char *out, size_t size)
 {
 	struct sockaddr_storage ss;
@@ -339,11 +390,15 @@ static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm
 	c->integrity = to_level(cfg->integrity[perm],
 				to_level(cfg->integrity[CCB_PERM_ALLOW], CCB_SEC_REQUIRED));
 	c->allow_perm = perm == CCB_PERM_ALLOW;
-	usable_methods(m ? m : DEFAULT_METHODS, true, methods, msize);
+	usable_methods(m ? m : DEFAULT_METHODS, true, !cfg->ssl_certfile || !cfg->ssl_keyfile,
+		       methods, msize);
 	c->auth_methods = methods;
 	c->crypto_methods = "AES";
 	c->daemon = true;
 	c->trust_domain = cfg->trust_domain;
+	/* IssuerKeys lets clients pick a token we can verify (§4.2). */
+	if (cfg->password_directory || cfg->pool_signing_key_file)
+		c->issuer_keys = "POOL";
 }
 
 /* A resumption request for a session we do not have (§9.2). */
@@ -443,7 +498,17 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	if (out.authentication == CCB_SEC_ACT_YES) {
 		const char *list = NULL;
 		ccb_classad_get_string(resp, "AuthMethodsList", &list);
-		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain};
+		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain,
+					.password_directory = cfg->password_directory,
+					.pool_signing_key_file = cfg->pool_signing_key_file,
+					.trust_domain = cfg->trust_domain,
+					.peer_version = out.peer_version,
+					.token_max_age = cfg->token_max_age,
+					.ssl_server_certfile = cfg->ssl_certfile,
+					.ssl_server_keyfile = cfg->ssl_keyfile,
+					.ssl_ca_file = cfg->ssl_ca_file,
+					.ssl_ca_dir = cfg->ssl_ca_dir,
+					.ssl_require_client_cert = cfg->ssl_require_client_cert};
 		rc = ccb__auth_server(s, list, &ap, &ar, err);
 		if (rc && (out.auth_required || rc != CCB_ERR_AUTH))
 			goto out;
@@ -456,7 +521,8 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	cmd->info.encrypted = cmd->info.integrity = true;
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
 		 cmd->info.authenticated ? ar.peer_user : CCB_UNAUTHENTICATED_USER);
-	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip);
+	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip) &&
+		  scopes_allow(ar.token_scopes, cmd->perm);
 	new_session_id(sid, sizeof sid);
 	snprintf(valid, sizeof valid, "%lld", (long long)(auth_command ? auth_command : command));
 	{
@@ -480,7 +546,8 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		}
 		if (query) {
 			reply = ccb_classad_new();
-			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)) {
+			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed) ||
+			    add_token_attrs(reply, &ar)) {
 				rc = ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
 				goto out;
 			}

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -323,7 +324,113 @@ static void test_authorization_lists(void)
 	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "anyone@x", "127.0.0.1"));
 }
 
+#define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes/config"
+
+/* TOKEN through the whole handshake with the real S3 pool key and tokens
+ * minted by condor_token_create. */
+static void test_token(void)
+{
+	char dir[] = "/tmp/ccbt-hs-XXXXXX", path[300];
+	size_t n;
+	char *key = ccbt_read_file(S3 "/POOL.signing-key", &n);
+	char *condor = ccbt_read_file(S3 "/token-condor.jwt", NULL);
+	char *bob = ccbt_read_file(S3 "/token-bob-authz.jwt", NULL);
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "IDTOKENS"};
+	ccb_sec_info info;
+	ccb_error err;
+	FILE *f;
+
+	CU_ASSERT_PTR_NOT_NULL_FATAL(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(condor);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bob);
+	condor[strcspn(condor, "\r\n")] = '\0';
+	bob[strcspn(bob, "\r\n")] = '\0';
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mkdtemp(dir));
+	snprintf(path, sizeof path, "%s/POOL", dir);
+	f = fopen(path, "wb");
+	fwrite(key, 1, n, f);
+	fclose(f);
+	chmod(path, 0600);
+
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "TOKEN";
+	sv.cfg.password_directory = dir;
+	sv.cfg.trust_domain = "ccbtest.local";
+	sv.cfg.allow[CCB_PERM_DAEMON] = "condor@ccbtest.local, bob@ccbtest.local";
+	cc.token = condor;
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.method, "TOKEN");
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, "condor@ccbtest.local");
+	CU_ASSERT_STRING_EQUAL(info.method, "TOKEN");
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+
+	/* bob is in ALLOW_DAEMON, but his token is scoped to READ and WRITE. */
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "TOKEN";
+	sv.cfg.password_directory = dir;
+	sv.cfg.trust_domain = "ccbtest.local";
+	sv.cfg.allow[CCB_PERM_DAEMON] = "condor@ccbtest.local, bob@ccbtest.local";
+	cc.token = bob;
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_ERR_NOT_AUTHORIZED);
+
+	/* A server with another trust domain does not accept the token. */
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "TOKEN";
+	sv.cfg.password_directory = dir;
+	sv.cfg.trust_domain = "other.domain";
+	cc.token = condor;
+	CU_ASSERT_NOT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+
+	unlink(path);
+	rmdir(dir);
+	free(key);
+	free(condor);
+	free(bob);
+}
+
+#define S4 CCB_SHARED_DIR "/testvectors/S4-ssl/config"
+
+/* SSL through the whole handshake with the S4 host certificate (CN vm). */
+static void test_ssl(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "SSL", .ssl_ca_file = S4 "/trust_domain_ca.pem",
+				    .ssl_server_host = "vm"};
+	ccb_sec_info info;
+	ccb_error err;
+
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "SSL";
+	sv.cfg.ssl_certfile = S4 "/hostcert.pem";
+	sv.cfg.ssl_keyfile = S4 "/hostkey.pem";
+	sv.cfg.allow[CCB_PERM_DAEMON] = "*";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.method, "SSL");
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, "unauthenticated@unmapped");
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+
+	/* The certificate does not name the host we think we dialed. */
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "SSL";
+	sv.cfg.ssl_certfile = S4 "/hostcert.pem";
+	sv.cfg.ssl_keyfile = S4 "/hostkey.pem";
+	cc.ssl_server_host = "impostor.example";
+	CU_ASSERT_NOT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+
+	/* A server without a certificate does not offer SSL at all. */
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "SSL";
+	cc.ssl_server_host = "vm";
+	CU_ASSERT_NOT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_CONFIG); /* DAEMON needs a method; none is left */
+}
+
 static const ccbt_test tests[] = {
+	{"SSL with the S4 certificates", test_ssl},
+	{"TOKEN with real HTCondor tokens, scopes", test_token},
 	{"READ command, unauthenticated, AES", test_read_unauthenticated},
 	{"DAEMON command with CLAIMTOBE and ALLOW_DAEMON", test_daemon_claimtobe},
 	{"DC_SEC_QUERY", test_sec_query},
