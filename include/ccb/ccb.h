@@ -10,6 +10,8 @@
 #include "ccb/stream.h"
 #include "ccb/classad.h"
 #include "ccb/commands.h"
+#include "ccb/attributes.h"
+#include "ccb/wire.h"
 #include "ccb/dissect.h"
 #include "ccb/addr.h"
 #include "ccb/sharedport.h"

@@ -14,8 +14,8 @@
  * carries is returned, its payload to follow on the now encrypted stream.
  * DC_SEC_QUERY (what condor_ping sends) is answered completely.
  *
- * Methods in this release: CLAIMTOBE, TOKEN (IDTOKENS) and SSL, both sides.
- * FS is recognised in method lists and skipped until implemented. A
+ * Methods in this release: CLAIMTOBE, FS, TOKEN (IDTOKENS) and SSL, both
+ * sides. FS proves the effective user of this process (no privilege switch). A
  * token's scopes (condor:/READ ...) limit what its session is authorized for.
  * Crypto: AES only (BLOWFISH and 3DES are not offered or accepted).
  * Sessions are not cached yet: every command negotiates anew, and a

@@ -22,6 +22,7 @@ static const struct {
 	method_fn client, server;
 } methods_table[] = {
 	{CCB_AUTH_CLAIMTOBE, claimtobe_client, claimtobe_server},
+	{CCB_AUTH_FS, ccb__auth_fs_client, ccb__auth_fs_server},
 	{CCB_AUTH_TOKEN, ccb__auth_token_client, ccb__auth_token_server},
 	{CCB_AUTH_SSL, ccb__auth_ssl_client, ccb__auth_ssl_server},
 };
@@ -152,8 +153,11 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 		memmove(&bits[k], &bits[k + 1], (n - k - 1) * sizeof bits[0]);
 		n--;
 	}
-	return ccb_error_set(err, CCB_ERR_AUTH, "no usable authentication method%s%s",
-			     tried[0] ? "; failed: " : " in '", tried[0] ? tried : (methods ? methods : ""));
+	if (tried[0])
+		return ccb_error_set(err, CCB_ERR_AUTH, "every authentication method failed: %s", tried);
+	return ccb_error_set(err, CCB_ERR_AUTH,
+			     "no authentication method in common with the server (negotiated list: '%s')",
+			     methods ? methods : "");
 }
 
 ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_params *p,

@@ -428,7 +428,26 @@ static void test_ssl(void)
 	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_CONFIG); /* DAEMON needs a method; none is left */
 }
 
+/* FS through the whole handshake: the server checks a directory we made. */
+static void test_fs(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "FS"};
+	ccb_sec_info info;
+	ccb_error err;
+
+	server_defaults(&sv);
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "FS";
+	sv.cfg.allow[CCB_PERM_DAEMON] = "*@vm";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.method, "FS");
+	CU_ASSERT_PTR_NOT_NULL(strstr(sv.cmd.info.user, "@vm"));
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+}
+
 static const ccbt_test tests[] = {
+	{"FS", test_fs},
 	{"SSL with the S4 certificates", test_ssl},
 	{"TOKEN with real HTCondor tokens, scopes", test_token},
 	{"READ command, unauthenticated, AES", test_read_unauthenticated},
