@@ -44,10 +44,21 @@ bool ccb_config_knob_known(const char *knob);
 
 /**
  * Fill client security settings from SEC_CLIENT_* (falling back to
- * SEC_DEFAULT_*), TRUST_DOMAIN, UID_DOMAIN, SEC_CLAIMTOBE_USER. Strings
+ * SEC_DEFAULT_*), TRUST_DOMAIN, UID_DOMAIN, SEC_CLAIMTOBE_USER,
+ * SEC_TOKEN_DIRECTORY, AUTH_SSL_CLIENT_*, SSL_SKIP_HOST_CHECK. Strings
  * borrow from `c`. Errors: CCB_ERR_CONFIG for an unparsable level.
  */
 ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *out,
+				   ccb_error *err);
+
+/**
+ * Fill server security settings: SEC_DEFAULT_* and SEC_<PERM>_* for READ,
+ * WRITE, ADMINISTRATOR and DAEMON (levels and AUTHENTICATION_METHODS),
+ * ALLOW_<PERM> / DENY_<PERM>, UID_DOMAIN, TRUST_DOMAIN, SEC_PASSWORD_DIRECTORY,
+ * SEC_TOKEN_POOL_SIGNING_KEY_FILE, SEC_TOKEN_MAX_AGE, AUTH_SSL_SERVER_*.
+ * `command_perm` is left for the caller. Strings borrow from `c`.
+ */
+ccb_err ccb_config_server_security(const ccb_config *c, ccb_sec_server_config *out,
 				   ccb_error *err);
 
 #ifdef __cplusplus

@@ -36,6 +36,36 @@ static const struct {
 	{"AUTH_SSL_CLIENT_CERTFILE", K_STRING},
 	{"AUTH_SSL_CLIENT_KEYFILE", K_STRING},
 	{"SSL_SKIP_HOST_CHECK", K_BOOL},
+	{"SEC_READ_AUTHENTICATION", K_LEVEL},
+	{"SEC_READ_ENCRYPTION", K_LEVEL},
+	{"SEC_READ_INTEGRITY", K_LEVEL},
+	{"SEC_READ_AUTHENTICATION_METHODS", K_STRING},
+	{"SEC_WRITE_AUTHENTICATION", K_LEVEL},
+	{"SEC_WRITE_ENCRYPTION", K_LEVEL},
+	{"SEC_WRITE_INTEGRITY", K_LEVEL},
+	{"SEC_WRITE_AUTHENTICATION_METHODS", K_STRING},
+	{"SEC_ADMINISTRATOR_AUTHENTICATION", K_LEVEL},
+	{"SEC_ADMINISTRATOR_ENCRYPTION", K_LEVEL},
+	{"SEC_ADMINISTRATOR_INTEGRITY", K_LEVEL},
+	{"SEC_ADMINISTRATOR_AUTHENTICATION_METHODS", K_STRING},
+	{"SEC_DAEMON_AUTHENTICATION", K_LEVEL},
+	{"SEC_DAEMON_ENCRYPTION", K_LEVEL},
+	{"SEC_DAEMON_INTEGRITY", K_LEVEL},
+	{"SEC_DAEMON_AUTHENTICATION_METHODS", K_STRING},
+	{"SEC_TOKEN_MAX_AGE", K_INT},
+	{"ALLOW_READ", K_STRING},
+	{"ALLOW_WRITE", K_STRING},
+	{"ALLOW_ADMINISTRATOR", K_STRING},
+	{"ALLOW_DAEMON", K_STRING},
+	{"DENY_READ", K_STRING},
+	{"DENY_WRITE", K_STRING},
+	{"DENY_ADMINISTRATOR", K_STRING},
+	{"DENY_DAEMON", K_STRING},
+	{"AUTH_SSL_SERVER_CERTFILE", K_STRING},
+	{"AUTH_SSL_SERVER_KEYFILE", K_STRING},
+	{"AUTH_SSL_SERVER_CAFILE", K_STRING},
+	{"AUTH_SSL_SERVER_CADIR", K_STRING},
+	{"AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE", K_BOOL},
 	{"TRUST_DOMAIN", K_STRING},
 	{"UID_DOMAIN", K_STRING},
 };
@@ -214,6 +244,50 @@ ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *o
 	out->ssl_keyfile = ccb_config_get(c, "AUTH_SSL_CLIENT_KEYFILE");
 	d = ccb_config_get(c, "SSL_SKIP_HOST_CHECK");
 	out->ssl_skip_host_check = d && !strcmp(d, "true");
+	(void)err;
+	return CCB_OK;
+}
+
+ccb_err ccb_config_server_security(const ccb_config *c, ccb_sec_server_config *out,
+				   ccb_error *err)
+{
+	/* [CCB_PERM_ALLOW] carries SEC_DEFAULT_* (see ccb_sec_server_config). */
+	static const char *const perm_knob[CCB_PERM_COUNT] = {"DEFAULT", "READ", "WRITE",
+							      "ADMINISTRATOR", "DAEMON"};
+	char knob[96];
+	const char *v;
+
+	memset(out, 0, sizeof *out);
+	if (!c)
+		return CCB_OK;
+	for (int p = 0; p < CCB_PERM_COUNT; p++) {
+		snprintf(knob, sizeof knob, "SEC_%s_AUTHENTICATION", perm_knob[p]);
+		out->authentication[p] = level_of(c, knob, knob);
+		snprintf(knob, sizeof knob, "SEC_%s_ENCRYPTION", perm_knob[p]);
+		out->encryption[p] = level_of(c, knob, knob);
+		snprintf(knob, sizeof knob, "SEC_%s_INTEGRITY", perm_knob[p]);
+		out->integrity[p] = level_of(c, knob, knob);
+		snprintf(knob, sizeof knob, "SEC_%s_AUTHENTICATION_METHODS", perm_knob[p]);
+		out->auth_methods[p] = ccb_config_get(c, knob);
+		if (p == CCB_PERM_ALLOW)
+			continue; /* no ALLOW_ALLOW */
+		snprintf(knob, sizeof knob, "ALLOW_%s", perm_knob[p]);
+		out->allow[p] = ccb_config_get(c, knob);
+		snprintf(knob, sizeof knob, "DENY_%s", perm_knob[p]);
+		out->deny[p] = ccb_config_get(c, knob);
+	}
+	out->uid_domain = ccb_config_get(c, "UID_DOMAIN");
+	out->trust_domain = ccb_config_get(c, "TRUST_DOMAIN");
+	out->password_directory = ccb_config_get(c, "SEC_PASSWORD_DIRECTORY");
+	out->pool_signing_key_file = ccb_config_get(c, "SEC_TOKEN_POOL_SIGNING_KEY_FILE");
+	v = ccb_config_get(c, "SEC_TOKEN_MAX_AGE");
+	out->token_max_age = v ? atol(v) : 0;
+	out->ssl_certfile = ccb_config_get(c, "AUTH_SSL_SERVER_CERTFILE");
+	out->ssl_keyfile = ccb_config_get(c, "AUTH_SSL_SERVER_KEYFILE");
+	out->ssl_ca_file = ccb_config_get(c, "AUTH_SSL_SERVER_CAFILE");
+	out->ssl_ca_dir = ccb_config_get(c, "AUTH_SSL_SERVER_CADIR");
+	v = ccb_config_get(c, "AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE");
+	out->ssl_require_client_cert = v && !strcmp(v, "true");
 	(void)err;
 	return CCB_OK;
 }
