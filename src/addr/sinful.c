@@ -37,17 +37,6 @@ static bool is_alnum(unsigned char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static int hex_digit(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* sinful.md §7: HTCondor's key is "CCBID" (ATTR_CCBID, case-sensitive
  * lookup at sin:270-279); Go writes "ccbid" (G:addresses/sinful.go:94).
  * Both name the same parameter here, stored and written as "CCBID". */
@@ -221,8 +210,8 @@ static addr__dec url_decode(const char *p, size_t len, char **out, size_t *bad)
 			d[j++] = p[i];
 			continue;
 		}
-		hi = i + 1 < len ? hex_digit((unsigned char)p[i + 1]) : -1;
-		lo = i + 2 < len ? hex_digit((unsigned char)p[i + 2]) : -1;
+		hi = i + 1 < len ? ccb_hex_digit((unsigned char)p[i + 1]) : -1;
+		lo = i + 2 < len ? ccb_hex_digit((unsigned char)p[i + 2]) : -1;
 		*bad = i;
 		if (hi < 0 || lo < 0) {
 			free(d);

@@ -142,7 +142,7 @@ void ccb_hex_encode(const void *in, size_t n, char *out)
 	out[2 * n] = '\0';
 }
 
-static int hexval(char c)
+int ccb_hex_digit(int c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -158,7 +158,7 @@ bool ccb_hex_decode(const char *hex, size_t hexlen, uint8_t *out)
 	if (hexlen % 2)
 		return false;
 	for (size_t i = 0; i < hexlen; i += 2) {
-		int hi = hexval(hex[i]), lo = hexval(hex[i + 1]);
+		int hi = ccb_hex_digit((unsigned char)hex[i]), lo = ccb_hex_digit((unsigned char)hex[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out[i / 2] = (uint8_t)(hi << 4 | lo);

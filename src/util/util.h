@@ -49,6 +49,8 @@ int ccb_deadline_left(int64_t deadline);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes, NUL-terminated). */
 void ccb_hex_encode(const void *in, size_t n, char *out);
+/* Value of one hex digit (either case), -1 if not one. */
+int ccb_hex_digit(int c);
 /* Decode 2n hex digits into out; false on a bad digit or odd length. */
 bool ccb_hex_decode(const char *hex, size_t hexlen, uint8_t *out);
 /* Cryptographically strong random bytes (OpenSSL). */

@@ -197,12 +197,6 @@ static void send_blob(int raw, blob b)
 	CU_ASSERT_FATAL(send(raw, b.p, b.n, MSG_NOSIGNAL) == (ssize_t)b.n);
 }
 
-static void send_hex(int raw, const char *hex)
-{
-	blob b = unhex(hex);
-	send_blob(raw, b);
-	free(b.p);
-}
 
 /* Read exactly want.n bytes from `raw`, compare, and check nothing follows. */
 static void expect_blob(int raw, blob want, const char *what)
@@ -448,14 +442,14 @@ static void test_read_captures(void)
 	uint64_t id;
 	bool b;
 
-	send_hex(raw, S1_REGISTER);
+	ccbt_send_hex(raw, S1_REGISTER);
 	CU_ASSERT_FATAL(ccb_control_ad_read(s, &ad, &err) == CCB_OK);
 	CU_ASSERT(ccb_ad_need_int(ad, CCB_ATTR_COMMAND, &cmd, &err) == CCB_OK && cmd == 67);
 	expect_str(ad, CCB_ATTR_NAME, S1_MASTER_NAME);
 	CU_ASSERT_EQUAL(ccb_classad_count(ad), 2);
 	ccb_classad_free(ad);
 
-	send_hex(raw, S1_ALIVE);
+	ccbt_send_hex(raw, S1_ALIVE);
 	CU_ASSERT_FATAL(ccb_control_ad_read(s, &ad, &err) == CCB_OK);
 	CU_ASSERT(ccb_ad_need_int(ad, CCB_ATTR_COMMAND, &cmd, &err) == CCB_OK &&
 		  cmd == CCB_CMD_ALIVE);
@@ -474,7 +468,7 @@ static void test_read_captures(void)
 		  cmd == CCB_CMD_CCB_REQUEST);
 	ccb_classad_free(ad);
 
-	send_hex(raw, S5_PROXY_REPLY);
+	ccbt_send_hex(raw, S5_PROXY_REPLY);
 	CU_ASSERT_FATAL(ccb_control_ad_read(s, &ad, &err) == CCB_OK);
 	CU_ASSERT(ccb_ad_need_bool(ad, CCB_ATTR_RESULT, &b, &err) == CCB_OK && b);
 	CU_ASSERT(ccb_ad_bool_or(ad, CCB_ATTR_PROXY_MODE, false));
@@ -482,7 +476,7 @@ static void test_read_captures(void)
 	ccb_classad_free(ad);
 
 	/* The requester's view of the hello, with its connect id checked. */
-	send_hex(raw, S1_HELLO);
+	ccbt_send_hex(raw, S1_HELLO);
 	CU_ASSERT_FATAL(ccb_hello_read(s, S1_CONNECT_ID, &ad, &err) == CCB_OK);
 	expect_str(ad, CCB_ATTR_CLAIM_ID, S1_CONNECT_ID);
 	expect_str(ad, CCB_ATTR_MY_ADDRESS, S1_TOOL_ADDR);
@@ -491,7 +485,7 @@ static void test_read_captures(void)
 	ccb_classad_free(ad);
 
 	/* The broker's view (no expectation), streaming hello with audit trail. */
-	send_hex(raw, S5_HELLO);
+	ccbt_send_hex(raw, S5_HELLO);
 	CU_ASSERT_FATAL(ccb_hello_read(s, NULL, &ad, &err) == CCB_OK);
 	expect_str(ad, CCB_ATTR_CLAIM_ID, S5_CONNECT_ID);
 	expect_str(ad, CCB_ATTR_MY_ADDRESS, S5_BROKER_ADDR);
@@ -511,19 +505,19 @@ static void test_hello_after_dispatch(void)
 	ccb_error err;
 	int64_t cmd;
 
-	send_hex(raw, S1_HELLO);
+	ccbt_send_hex(raw, S1_HELLO);
 	CU_ASSERT_FATAL(ccb_stream_get_int(s, &cmd) == CCB_OK);
 	CU_ASSERT_EQUAL(cmd, CCB_CMD_CCB_REVERSE_CONNECT);
 	CU_ASSERT_FATAL(ccb_hello_read_ad(s, cmd, S1_CONNECT_ID, &ad, &err) == CCB_OK);
 	expect_str(ad, CCB_ATTR_REQUEST_ID, "1");
 	ccb_classad_free(ad);
 	/* The message was finished: the next one reads normally. */
-	send_hex(raw, S1_ALIVE);
+	ccbt_send_hex(raw, S1_ALIVE);
 	CU_ASSERT(ccb_control_ad_read(s, &ad, &err) == CCB_OK);
 	ccb_classad_free(ad);
 
 	/* A dispatcher that got another command must not pass it off as a hello. */
-	send_hex(raw, S1_HELLO);
+	ccbt_send_hex(raw, S1_HELLO);
 	CU_ASSERT_FATAL(ccb_stream_get_int(s, &cmd) == CCB_OK);
 	CU_ASSERT_EQUAL(ccb_hello_read_ad(s, CCB_CMD_DC_AUTHENTICATE, NULL, &ad, &err),
 			CCB_ERR_PROTOCOL);

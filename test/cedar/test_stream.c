@@ -24,41 +24,8 @@ static ccb_stream *pair_stream(int *raw)
 	return s;
 }
 
-static void read_raw(int fd, uint8_t *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		CU_ASSERT_FATAL(r > 0);
-		got += (size_t)r;
-	}
-}
 
-static void expect_wire(int raw, const char *hex)
-{
-	size_t n;
-	uint8_t *want = ccbt_unhex(hex, &n);
-	uint8_t *got = malloc(n);
 
-	read_raw(raw, got, n);
-	CU_ASSERT(memcmp(want, got, n) == 0);
-	if (memcmp(want, got, n)) {
-		char *h = malloc(2 * n + 1);
-		ccb_hex_encode(got, n, h);
-		fprintf(stderr, "\n  want %s\n  got  %s\n", hex, h);
-		free(h);
-	}
-	free(want);
-	free(got);
-}
-
-static void send_hex(int raw, const char *hex)
-{
-	size_t n;
-	uint8_t *b = ccbt_unhex(hex, &n);
-	CU_ASSERT_FATAL(send(raw, b, n, MSG_NOSIGNAL) == (ssize_t)n);
-	free(b);
-}
 
 /* §3.2: command int 67 then EOM. */
 static void test_int_golden(void)
@@ -68,12 +35,12 @@ static void test_int_golden(void)
 
 	CU_ASSERT(ccb_stream_put_int(s, 67) == CCB_OK);
 	CU_ASSERT(ccb_stream_end_message(s) == CCB_OK);
-	expect_wire(raw, "01 00000008 0000000000000043");
+	ccbt_expect_wire(raw, "01 00000008 0000000000000043");
 	/* Negative ints are sign-extended (S6 conn 13: deadline -1). */
 	ccb_stream_put_int(s, -1);
 	ccb_stream_put_uint(s, 0xffffffffu);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000010 ffffffffffffffff 00000000ffffffff");
+	ccbt_expect_wire(raw, "01 00000010 ffffffffffffffff 00000000ffffffff");
 	ccb_stream_free(s);
 	close(raw);
 }
@@ -91,7 +58,7 @@ static void test_double_string_golden(void)
 	ccb_stream_put_null_string(s);
 	ccb_stream_put_char(s, 'x');
 	CU_ASSERT(ccb_stream_end_message(s) == CCB_OK);
-	expect_wire(raw, "01 0000002d"
+	ccbt_expect_wire(raw, "01 0000002d"
 			 "000000005fffffff 0000000000000001"
 			 "0000000000000000 0000000000000000"
 			 "636f6e646f7240766d00 00 ad 78");
@@ -111,7 +78,7 @@ static void test_read_primitives(void)
 	char *str;
 	uint8_t c;
 
-	send_hex(raw, "01 0000002d 000000005fffffff 0000000000000001 ffffffffffffff85"
+	ccbt_send_hex(raw, "01 0000002d 000000005fffffff 0000000000000001 ffffffffffffff85"
 		      "636f6e646f7240766d00 00 ad 78 0000000000000000");
 	CU_ASSERT(ccb_stream_get_double(s, &d) == CCB_OK);
 	CU_ASSERT_DOUBLE_EQUAL(d, 1.5, 1e-9);
@@ -142,7 +109,7 @@ static void test_multi_packet(void)
 	int64_t v = 0;
 	char *str = NULL;
 
-	send_hex(raw, "00 0000000b 0000000000000007 616263  01 00000004 64656600");
+	ccbt_send_hex(raw, "00 0000000b 0000000000000007 616263  01 00000004 64656600");
 	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK);
 	CU_ASSERT_EQUAL(v, 7);
 	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
@@ -150,7 +117,7 @@ static void test_multi_packet(void)
 	free(str);
 	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 	/* Reading past the end of a message fails instead of eating the next. */
-	send_hex(raw, "01 00000008 0000000000000001 01 00000008 0000000000000002");
+	ccbt_send_hex(raw, "01 00000008 0000000000000001 01 00000008 0000000000000002");
 	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 1);
 	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_ERR_PROTOCOL);
 	ccb_stream_free(s);
@@ -209,7 +176,7 @@ static void expect_read_error(const char *hex, ccb_err want)
 
 	ccb_stream_set_max_message(s, 4096);
 	ccb_stream_set_timeout(s, 2000);
-	send_hex(raw, hex);
+	ccbt_send_hex(raw, hex);
 	shutdown(raw, SHUT_WR);
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), want);
 	CU_ASSERT(ccb_stream_error(s)->detail[0] != '\0');
@@ -257,7 +224,7 @@ static void test_timeout(void)
 	s = pair_stream(&raw);
 	ccb_stream_set_timeout(s, 10000);
 	ccb_stream_set_deadline(s, ccb_now_ms() + 200);
-	send_hex(raw, "01 00");
+	ccbt_send_hex(raw, "01 00");
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_TIMEOUT);
 	ccb_stream_free(s);
 	close(raw);
@@ -311,8 +278,8 @@ static void test_aes_known_answer(void)
 
 	ccb_stream_put_int(s, 67);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000008 0000000000000043");
-	send_hex(raw, "01 00000008 0000000000000001");
+	ccbt_expect_wire(raw, "01 00000008 0000000000000043");
+	ccbt_send_hex(raw, "01 00000008 0000000000000001");
 	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 1);
 	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 
@@ -320,14 +287,14 @@ static void test_aes_known_answer(void)
 	CU_ASSERT(ccb_stream_crypto_on(s));
 	ccb_stream_put_int(s, 67);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+	ccbt_expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
 			 "7c5ad682410de2b653ed903a094375b9");
 	ccb_stream_put_int(s, 68);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
+	ccbt_expect_wire(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
 	ccb_stream_put_int(s, 69);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000018 2420d692f905b5149512d9b0edda7cad125ed09234d176e7");
+	ccbt_expect_wire(raw, "01 00000018 2420d692f905b5149512d9b0edda7cad125ed09234d176e7");
 	ccb_stream_free(s);
 	close(raw);
 
@@ -336,7 +303,7 @@ static void test_aes_known_answer(void)
 	ccb__stream_set_aes_key_iv(s, key, iv);
 	ccb_stream_put_int(s, 67);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+	ccbt_expect_wire(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
 			 "1f0f1d9a255b13ce11fadddf347a1dba");
 	ccb_stream_free(s);
 	close(raw);
@@ -354,14 +321,14 @@ static void test_aes_receive_known_answer(void)
 	uint8_t *key = ccbt_unhex(KAT_KEY, &n);
 	int64_t v;
 
-	send_hex(raw, "01 00000008 0000000000000043");
+	ccbt_send_hex(raw, "01 00000008 0000000000000043");
 	CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 67);
 	ccb_stream_end_of_message(s);
 	ccb_stream_put_int(s, 1);
 	ccb_stream_end_message(s);
-	expect_wire(raw, "01 00000008 0000000000000001");
+	ccbt_expect_wire(raw, "01 00000008 0000000000000001");
 	CU_ASSERT(ccb_stream_set_aes_key(s, key) == CCB_OK);
-	send_hex(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
+	ccbt_send_hex(raw, "01 00000028 000000fea0a1a2a3a4a5a6a7a8a9aaab 32d839daf3121b6c"
 		      "7c5ad682410de2b653ed903a094375b9"
 		      "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1"
 		      "01 00000018 2420d692f905b5149512d9b0edda7cad125ed09234d176e7");
@@ -371,7 +338,7 @@ static void test_aes_receive_known_answer(void)
 		CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 	}
 	/* A replayed packet fails authentication (the counter moved on). */
-	send_hex(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
+	ccbt_send_hex(raw, "01 00000018 caf6c25d57eaa1acb0d33f19270598581c3ad65431ea81c1");
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CRYPTO);
 	ccb_stream_free(s);
 	close(raw);

@@ -9,34 +9,8 @@
 #include "ccbt.h"
 #include "security/auth.h"
 
-static void read_raw(int fd, uint8_t *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		CU_ASSERT_FATAL(r > 0);
-		got += (size_t)r;
-	}
-}
 
-static void expect_wire(int raw, const char *hex)
-{
-	size_t n;
-	uint8_t *want = ccbt_unhex(hex, &n), *got = malloc(n);
 
-	read_raw(raw, got, n);
-	CU_ASSERT(memcmp(want, got, n) == 0);
-	free(want);
-	free(got);
-}
-
-static void send_hex(int raw, const char *hex)
-{
-	size_t n;
-	uint8_t *b = ccbt_unhex(hex, &n);
-	CU_ASSERT_FATAL(send(raw, b, n, MSG_NOSIGNAL) == (ssize_t)n);
-	free(b);
-}
 
 static const ccb__auth_params S1_PARAMS = {.uid_domain = "vm", .claimtobe_user = "condor"};
 
@@ -68,10 +42,10 @@ static void test_client_against_capture(void)
 	ccbt_tcp_pair(fds);
 	ccb_stream_new(fds[0], &c.s, NULL);
 	pthread_create(&t, NULL, run_side, &c);
-	expect_wire(fds[1], "01 00000008 0000000000000002");                 /* msg 3 */
-	send_hex(fds[1], "01 00000008 0000000000000002");                    /* msg 4 */
-	expect_wire(fds[1], "01 00000012 0000000000000001 636f6e646f7240766d00"); /* msg 5 */
-	send_hex(fds[1], "01 00000008 0000000000000001"                      /* msg 6 */
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000002");                 /* msg 3 */
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000002");                    /* msg 4 */
+	ccbt_expect_wire(fds[1], "01 00000012 0000000000000001 636f6e646f7240766d00"); /* msg 5 */
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000001"                      /* msg 6 */
 			 "01 00000008 0000000000000000");                    /* msg 7 */
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(c.rc, CCB_OK);
@@ -90,10 +64,10 @@ static void test_server_against_capture(void)
 	ccbt_tcp_pair(fds);
 	ccb_stream_new(fds[0], &sv.s, NULL);
 	pthread_create(&t, NULL, run_side, &sv);
-	send_hex(fds[1], "01 00000008 0000000000000002");
-	expect_wire(fds[1], "01 00000008 0000000000000002");
-	send_hex(fds[1], "01 00000012 0000000000000001 636f6e646f7240766d00");
-	expect_wire(fds[1], "01 00000008 0000000000000001 01 00000008 0000000000000000");
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000002");
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000002");
+	ccbt_send_hex(fds[1], "01 00000012 0000000000000001 636f6e646f7240766d00");
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000001 01 00000008 0000000000000000");
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
 	CU_ASSERT_STRING_EQUAL(sv.res.peer_user, "condor@vm");
@@ -168,8 +142,8 @@ static void test_server_picks_unoffered(void)
 	ccbt_tcp_pair(fds);
 	ccb_stream_new(fds[0], &c.s, NULL);
 	pthread_create(&t, NULL, run_side, &c);
-	expect_wire(fds[1], "01 00000008 0000000000000002");
-	send_hex(fds[1], "01 00000008 0000000000000800");
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000002");
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000800");
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(c.rc, CCB_ERR_PROTOCOL);
 	ccb_stream_free(c.s);
@@ -187,11 +161,11 @@ static void test_bad_claim(void)
 	ccb_stream_new(fds[0], &sv.s, NULL);
 	ccb_stream_set_timeout(sv.s, 5000);
 	pthread_create(&t, NULL, run_side, &sv);
-	send_hex(fds[1], "01 00000008 0000000000000002");
-	expect_wire(fds[1], "01 00000008 0000000000000002");
-	send_hex(fds[1], "01 00000008 0000000000000000"); /* int 0: no claim */
-	send_hex(fds[1], "01 00000008 0000000000000000"); /* then an empty mask */
-	expect_wire(fds[1], "01 00000008 0000000000000000");
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000002");
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000002");
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000000"); /* int 0: no claim */
+	ccbt_send_hex(fds[1], "01 00000008 0000000000000000"); /* then an empty mask */
+	ccbt_expect_wire(fds[1], "01 00000008 0000000000000000");
 	pthread_join(t, NULL);
 	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
 	ccb_stream_free(sv.s);

@@ -21,27 +21,18 @@
 
 /* ---- raw CEDAR peer ----------------------------------------------------- */
 
-static void read_raw(int fd, uint8_t *buf, size_t n)
-{
-	size_t got = 0;
-	while (got < n) {
-		ssize_t r = recv(fd, buf + got, n - got, 0);
-		CU_ASSERT_FATAL(r > 0);
-		got += (size_t)r;
-	}
-}
 
 /* One single-packet message; returns the malloc'd body, length in *n. */
 static uint8_t *recv_msg(int fd, size_t *n)
 {
 	uint8_t h[5], *body;
 
-	read_raw(fd, h, 5);
+	ccbt_read_raw(fd, h, 5);
 	CU_ASSERT_FATAL(h[0] == 1);
 	*n = (size_t)h[1] << 24 | (size_t)h[2] << 16 | (size_t)h[3] << 8 | h[4];
 	CU_ASSERT_FATAL(*n > 0 && *n < 65536);
 	body = malloc(*n + 1);
-	read_raw(fd, body, *n);
+	ccbt_read_raw(fd, body, *n);
 	body[*n] = 0;
 	return body;
 }

@@ -148,3 +148,43 @@ uint8_t *ccbt_unhex(const char *hex, size_t *len)
 	*len = n;
 	return out;
 }
+
+void ccbt_read_raw(int fd, uint8_t *buf, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		ssize_t r = recv(fd, buf + got, n - got, 0);
+		CU_ASSERT_FATAL(r > 0);
+		got += (size_t)r;
+	}
+}
+
+void ccbt_expect_wire(int fd, const char *hex)
+{
+	size_t n;
+	uint8_t *want = ccbt_unhex(hex, &n), *got = malloc(n);
+
+	ccbt_read_raw(fd, got, n);
+	CU_ASSERT(memcmp(want, got, n) == 0);
+	if (memcmp(want, got, n)) {
+		fprintf(stderr, "\n  want ");
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, "%02x", want[i]);
+		fprintf(stderr, "\n  got  ");
+		for (size_t i = 0; i < n; i++)
+			fprintf(stderr, "%02x", got[i]);
+		fprintf(stderr, "\n");
+	}
+	free(want);
+	free(got);
+}
+
+void ccbt_send_hex(int fd, const char *hex)
+{
+	size_t n;
+	uint8_t *b = ccbt_unhex(hex, &n);
+
+	CU_ASSERT_FATAL(send(fd, b, n, MSG_NOSIGNAL) == (ssize_t)n);
+	free(b);
+}

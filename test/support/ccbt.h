@@ -37,6 +37,13 @@ char *ccbt_read_file(const char *path, size_t *len);
 /* Number of open file descriptors of this process. */
 int ccbt_count_fds(void);
 
+/* Raw loopback I/O for golden-byte tests: read exactly n bytes (fails the
+ * test on EOF), check the next bytes equal `hex` (printing both on a
+ * mismatch), send the bytes of `hex`. Hex may contain spaces. */
+void ccbt_read_raw(int fd, uint8_t *buf, size_t n);
+void ccbt_expect_wire(int fd, const char *hex);
+void ccbt_send_hex(int fd, const char *hex);
+
 /* Decode hex (spaces allowed) into a malloc'd buffer; aborts on bad input. */
 uint8_t *ccbt_unhex(const char *hex, size_t *len);
 
