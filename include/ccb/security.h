@@ -18,9 +18,11 @@
  * sides. FS proves the effective user of this process (no privilege switch). A
  * token's scopes (condor:/READ ...) limit what its session is authorized for.
  * Crypto: AES only (BLOWFISH and 3DES are not offered or accepted).
- * Sessions are not cached yet: every command negotiates anew, and a
- * resumption request is answered with SID_NOT_FOUND as HTCondor does for an
- * unknown session.
+ * Sessions: a server given a ccb_sec_sessions store keeps every session it
+ * negotiates (for SessionDuration + 20 s, lease SessionLease + 20 s, as
+ * HTCondor) and lets clients resume them (security-handshake.md §9); an
+ * unknown or expired session is answered with SID_NOT_FOUND. The client
+ * side does not resume yet: every ccb_sec_client_start() negotiates anew.
  *
  * Thread safety: the config structs are read-only during a call and may be
  * shared between threads; each stream is used by one thread.
@@ -129,6 +131,17 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
  * [AuthorizationSucceeded = bool] verdict into *authorized. */
 ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err);
 
+/** A thread-safe store of server-side security sessions. */
+typedef struct ccb_sec_sessions ccb_sec_sessions;
+
+/** A store for at most `max_sessions` (0: 4096; the least recently used
+ * one is dropped when full). NULL when out of memory. */
+ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions);
+/** Free the store, wiping every key. NULL is allowed. */
+void ccb_sec_sessions_free(ccb_sec_sessions *s);
+/** Sessions held (including expired ones not yet noticed). */
+size_t ccb_sec_sessions_count(ccb_sec_sessions *s);
+
 /** Maps a command to its permission level; return -1 for an unknown
  * command (the server then closes, as HTCondor does). */
 typedef int (*ccb_sec_command_perm_fn)(int command, void *user);
@@ -166,6 +179,8 @@ typedef struct ccb_sec_server_config {
 	const char *ssl_ca_file;
 	const char *ssl_ca_dir;
 	bool ssl_require_client_cert;
+	/** Sessions to keep and resume; NULL: none (resumption is refused). */
+	ccb_sec_sessions *sessions;
 	/** Required: the permission of each command served. */
 	ccb_sec_command_perm_fn command_perm;
 	void *user;
@@ -175,6 +190,7 @@ typedef struct ccb_sec_server_config {
 typedef struct ccb_sec_command {
 	int command;      /**< the command to run (the payload follows) */
 	bool negotiated;  /**< false for a raw command without handshake */
+	bool resumed;     /**< an existing session was resumed */
 	ccb_perm perm;    /**< its permission level (raw commands: ALLOW) */
 	char peer_ip[64];
 	ccb_sec_info info;

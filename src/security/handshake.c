@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "ccb/classad.h"
 #include "ccb/security.h"
@@ -23,6 +24,7 @@
 #include "security/auth.h"
 #include "security/ecdh.h"
 #include "security/policy.h"
+#include "security/session_cache.h"
 
 #define DEFAULT_METHODS "FS,TOKEN,SSL"
 
@@ -112,15 +114,15 @@ static void copy_attr(const ccb_classad *ad, const char *name, char *out, size_t
 		snprintf(out, size, "%s", v);
 }
 
-/* Derive the ECDH session key with the peer's point and install it. */
-static ccb_err install_key(ccb_stream *s, const ccb__ecdh *k, const char *peer, ccb_error *err)
+/* Derive the ECDH session key with the peer's point and install it; the
+ * key is also left in `key` (the caller wipes it). */
+static ccb_err install_key(ccb_stream *s, const ccb__ecdh *k, const char *peer,
+			   uint8_t key[CCB_SESSION_KEY_LEN_AES], ccb_error *err)
 {
-	uint8_t key[CCB_SESSION_KEY_LEN_AES];
-	ccb_err rc = ccb__ecdh_session_key(k, peer, key, sizeof key, err);
+	ccb_err rc = ccb__ecdh_session_key(k, peer, key, CCB_SESSION_KEY_LEN_AES, err);
 
 	if (rc == CCB_OK && ccb_stream_set_aes_key(s, key))
 		rc = stream_fail(s, err, "install session key");
-	OPENSSL_cleanse(key, sizeof key);
 	return rc;
 }
 
@@ -141,6 +143,7 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	ccb__sec_postauth pa;
 	ccb__auth_params ap;
 	ccb__auth_result ar = {0};
+	uint8_t key[CCB_SESSION_KEY_LEN_AES];
 	ccb_err rc;
 
 	if (!s || !info)
@@ -224,7 +227,9 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 			snprintf(info->method, sizeof info->method, "%s", ar.method_name);
 	}
 	/* Step 4: the ECDH key; AES from here on, in both directions. */
-	if ((rc = install_key(s, k, neg.server_ecdh, err)))
+	rc = install_key(s, k, neg.server_ecdh, key, err);
+	OPENSSL_cleanse(key, sizeof key);
+	if (rc)
 		goto out;
 	info->encrypted = info->integrity = true;
 	/* Step 5: POST-AUTH. */
@@ -311,6 +316,72 @@ bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const c
 }
 
 /* ---- server ---------------------------------------------------------------- */
+
+struct ccb_sec_sessions {
+	ccb__sess_cache *cache;
+};
+
+ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions)
+{
+	ccb_sec_sessions *s = calloc(1, sizeof *s);
+
+	if (s && !(s->cache = ccb__sess_cache_new(max_sessions))) {
+		free(s);
+		s = NULL;
+	}
+	return s;
+}
+
+void ccb_sec_sessions_free(ccb_sec_sessions *s)
+{
+	if (s) {
+		ccb__sess_cache_free(s->cache);
+		free(s);
+	}
+}
+
+ccb__sess_cache *ccb__sec_sessions_cache(ccb_sec_sessions *s)
+{
+	return s->cache;
+}
+
+size_t ccb_sec_sessions_count(ccb_sec_sessions *s)
+{
+	return s ? ccb__sess_count(s->cache) : 0;
+}
+
+/* Keep a new session: HTCondor caches it for SessionDuration + 20 s with a
+ * lease of SessionLease + 20 s (daemon_command.cpp:1761-1837). The policy
+ * ad holds what a resumption needs: the identity and how it was proven. */
+static void keep_session(const ccb_sec_server_config *cfg, const char *sid, const uint8_t *key,
+			 const ccb_classad *resp, const ccb_sec_command *cmd,
+			 const ccb__auth_result *ar)
+{
+	ccb__sess_entry e = {.id = (char *)sid, .key_len = CCB_SESSION_KEY_LEN_AES,
+			     .crypto = CCB_SEC_CRYPTO_AES};
+	const char *dur = NULL;
+	int64_t lease = 0, now = ccb_wall_s();
+	ccb_classad *pol = ccb_classad_new();
+
+	if (!cfg->sessions || !pol)
+		goto out;
+	memcpy(e.key, key, CCB_SESSION_KEY_LEN_AES);
+	if (ccb_classad_get_string(resp, "SessionDuration", &dur) == CCB_OK && atoi(dur) > 0)
+		e.expiry = now + atoi(dur) + 20;
+	if (ccb_classad_get_int(resp, "SessionLease", &lease) == CCB_OK && lease > 0)
+		e.lease = lease + 20;
+	if (ccb_classad_set_string(pol, "User", cmd->info.user) ||
+	    ccb_classad_set_string(pol, "AuthMethods", cmd->info.method) ||
+	    ccb_classad_set_bool(pol, "Authenticated", cmd->info.authenticated) ||
+	    ccb_classad_set_string(pol, "TokenScopes", ar->token_scopes) ||
+	    ccb_classad_set_string(pol, "RemoteVersion", cmd->info.peer_version))
+		goto out;
+	e.policy = pol;
+	ccb__sess_add(cfg->sessions->cache, &e, now, NULL);
+out:
+	OPENSSL_cleanse(e.key, sizeof e.key);
+	ccb_classad_free(pol);
+}
 
 /* A token with condor:/<PERM> scopes authorizes only those levels
  * (LimitAuthorization, security-handshake.md §7.4 and §5 step 9). */
@@ -416,6 +487,98 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 	return ccb_error_set(err, CCB_ERR_AUTH, "client asked to resume an unknown session");
 }
 
+/* The answer to a known session: ReturnCode, our version and a fresh
+ * 33-byte nonce in base64 (§9.2; the nonce makes the digests unique). */
+static ccb_err send_resume_reply(ccb_stream *s, ccb_error *err)
+{
+	uint8_t raw[33];
+	char nonce[48];
+	ccb_classad *ad = ccb_classad_new();
+	ccb_err rc;
+
+	if (!ad)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "resume reply");
+	if (!(rc = ccb_random_bytes(raw, sizeof raw, err))) {
+		EVP_EncodeBlock((unsigned char *)nonce, raw, sizeof raw);
+		if (ccb_classad_set_string(ad, "ReturnCode", "AUTHORIZED") ||
+		    ccb_classad_set_string(ad, "RemoteVersion", ccb__sec_version_string()) ||
+		    ccb_classad_set_string(ad, "Nonce", nonce))
+			rc = ccb_error_set(err, CCB_ERR_NOMEM, "resume reply");
+		else
+			rc = put_ad(s, ad, err, "send resume reply");
+	}
+	ccb_classad_free(ad);
+	return rc;
+}
+
+/* Resume a session we negotiated earlier (§9.2, daemon_command.cpp:739-912):
+ * no re-authentication and no POST-AUTH; the cached key goes back on, and
+ * an unauthorized command just gets the connection closed. */
+static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb_classad *req,
+		      ccb_sec_command *cmd, ccb_error *err)
+{
+	const char *sid = NULL, *user = "", *method = "", *scopes = "";
+	bool want_reply = false, authenticated = false;
+	int64_t command, auth_command = 0, perm;
+	ccb__sess_entry e = {0};
+	ccb_err rc;
+
+	if (!cfg->sessions || ccb_classad_get_string(req, "Sid", &sid) ||
+	    ccb__sess_lookup(cfg->sessions->cache, sid, ccb_wall_s(), &e))
+		return refuse_resume(s, req, err);
+	if (ccb_classad_get_int(req, "Command", &command)) {
+		rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "resume request has no integer Command");
+		goto out;
+	}
+	if (command == CCB_DC_AUTHENTICATE || command == CCB_DC_SEC_QUERY)
+		ccb_classad_get_int(req, "AuthCommand", &auth_command);
+	perm = cfg->command_perm((int)(auth_command ? auth_command : command), cfg->user);
+	if (perm < 0 || perm >= CCB_PERM_COUNT) {
+		rc = ccb_error_set(err, CCB_ERR_NOT_FOUND, "unknown command %lld", (long long)command);
+		goto out;
+	}
+	ccb_classad_get_bool(req, "ResumeResponse", &want_reply);
+	/* The reply goes before authorization is checked, as in C++. */
+	if (want_reply && (rc = send_resume_reply(s, err)))
+		goto out;
+	if (ccb_stream_set_aes_key(s, e.key)) {
+		rc = stream_fail(s, err, "install session key");
+		goto out;
+	}
+	ccb_classad_get_string(e.policy, "User", &user);
+	ccb_classad_get_string(e.policy, "AuthMethods", &method);
+	ccb_classad_get_string(e.policy, "TokenScopes", &scopes);
+	ccb_classad_get_bool(e.policy, "Authenticated", &authenticated);
+	cmd->command = (int)command;
+	cmd->negotiated = cmd->resumed = true;
+	cmd->perm = (ccb_perm)perm;
+	cmd->info.authenticated = authenticated;
+	cmd->info.encrypted = cmd->info.integrity = true;
+	snprintf(cmd->info.user, sizeof cmd->info.user, "%s", user);
+	snprintf(cmd->info.method, sizeof cmd->info.method, "%s", method);
+	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", sid);
+	{
+		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) &&
+			       scopes_allow(scopes, cmd->perm);
+		if (command == CCB_DC_SEC_QUERY) {
+			ccb_classad *reply = ccb_classad_new();
+			rc = reply && !ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)
+				     ? put_ad(s, reply, err, "send DC_SEC_QUERY answer")
+				     : ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
+			ccb_classad_free(reply);
+		} else if (!allowed) {
+			rc = ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
+					   "%s is not allowed %s (resumed session, command %lld)", user,
+					   ccb_perm_name(cmd->perm), (long long)command);
+		} else {
+			rc = CCB_OK;
+		}
+	}
+out:
+	ccb__sess_entry_clear(&e);
+	return rc;
+}
+
 ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 			      ccb_sec_command *cmd, ccb_error *err)
 {
@@ -429,6 +592,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	const char *peer_key = NULL, *use_session = NULL;
 	ccb__auth_params ap;
 	ccb__auth_result ar = {0};
+	uint8_t key[CCB_SESSION_KEY_LEN_AES] = {0};
 	bool allowed;
 	ccb_err rc;
 
@@ -458,7 +622,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	copy_attr(req, "RemoteVersion", cmd->info.peer_version, sizeof cmd->info.peer_version);
 	if (ccb_classad_get_string(req, "UseSession", &use_session) == CCB_OK &&
 	    ccb__sec_action_parse(use_session) == CCB_SEC_ACT_YES) {
-		rc = refuse_resume(s, req, err);
+		rc = resume(s, cfg, req, cmd, err);
 		goto out;
 	}
 	if (ccb_classad_get_int(req, "Command", &command)) {
@@ -516,7 +680,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		if (cmd->info.authenticated)
 			snprintf(cmd->info.method, sizeof cmd->info.method, "%s", ar.method_name);
 	}
-	if ((rc = install_key(s, k, peer_key, err)))
+	if ((rc = install_key(s, k, peer_key, key, err)))
 		goto out;
 	cmd->info.encrypted = cmd->info.integrity = true;
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
@@ -524,6 +688,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip) &&
 		  scopes_allow(ar.token_scopes, cmd->perm);
 	new_session_id(sid, sizeof sid);
+	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", sid);
 	snprintf(valid, sizeof valid, "%lld", (long long)(auth_command ? auth_command : command));
 	{
 		/* DC_SEC_QUERY itself is always allowed; its answer carries the
@@ -544,6 +709,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 					   cmd->info.user, ccb_perm_name(cmd->perm), (long long)command);
 			goto out;
 		}
+		keep_session(cfg, sid, key, resp, cmd, &ar);
 		if (query) {
 			reply = ccb_classad_new();
 			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed) ||
@@ -555,6 +721,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		}
 	}
 out:
+	OPENSSL_cleanse(key, sizeof key);
 	ccb_classad_free(req);
 	ccb_classad_free(resp);
 	ccb_classad_free(post);

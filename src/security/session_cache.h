@@ -90,4 +90,8 @@ ccb_err ccb__sess_map_commands(ccb__sess_cache *c, const char *addr, const char 
 ccb_err ccb__sess_map_lookup(ccb__sess_cache *c, const char *addr, int64_t cmd, int64_t now,
 			     ccb__sess_entry *out);
 
+/* The cache behind a public ccb_sec_sessions store (tests seed it). */
+struct ccb_sec_sessions;
+ccb__sess_cache *ccb__sec_sessions_cache(struct ccb_sec_sessions *s);
+
 #endif

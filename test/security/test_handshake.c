@@ -13,6 +13,7 @@
 #include "ccb/commands.h"
 #include "ccb/security.h"
 #include "ccbt.h"
+#include "security/session_cache.h"
 #include "util/util.h"
 
 static int perm_of(int command, void *user)
@@ -446,7 +447,85 @@ static void test_fs(void)
 	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
 }
 
+/* Resuming a session the server keeps: seed one with a known key, resume
+ * it as a C++ client does, and talk AES with that key. */
+static void test_resume_known(void)
+{
+	struct server sv;
+	pthread_t t;
+	int raw;
+	ccb_classad *ad, *reply = NULL, *payload;
+	ccb_stream *c;
+	const char *code = NULL, *nonce = NULL;
+	uint8_t key[32];
+	ccb_classad *pol = ccb_classad_new();
+	ccb__sess_entry e = {.id = "vm:7:8:9", .key_len = 32, .crypto = 3};
+	ccb_sec_info info;
+	ccb_error err;
+
+	for (int i = 0; i < 32; i++)
+		key[i] = (uint8_t)(i * 3);
+	server_defaults(&sv);
+	sv.cfg.sessions = ccb_sec_sessions_new(16);
+	ccb_classad_set_string(pol, "User", "condor@vm");
+	ccb_classad_set_bool(pol, "Authenticated", true);
+	memcpy(e.key, key, 32);
+	e.policy = pol;
+	CU_ASSERT_FATAL(ccb__sess_add(ccb__sec_sessions_cache(sv.cfg.sessions), &e, ccb_wall_s(), NULL) == CCB_OK);
+
+	raw_server(&sv, &raw, &t);
+	ad = ccb_classad_new();
+	ccb_classad_set_int(ad, "Command", CCB_CMD_CCB_REGISTER);
+	ccb_classad_set_string(ad, "Sid", "vm:7:8:9");
+	ccb_classad_set_string(ad, "UseSession", "YES");
+	ccb_classad_set_bool(ad, "ResumeResponse", true);
+	/* One client stream throughout: its digests must see the request. */
+	ccb_stream_new(raw, &c, NULL);
+	ccb_stream_put_int(c, 60010);
+	ccb_classad_put(c, ad, NULL);
+	ccb_stream_end_message(c);
+	CU_ASSERT_FATAL(ccb_classad_get(c, &reply) == CCB_OK);
+	ccb_stream_end_of_message(c);
+	CU_ASSERT(ccb_classad_get_string(reply, "ReturnCode", &code) == CCB_OK && !strcmp(code, "AUTHORIZED"));
+	CU_ASSERT(ccb_classad_get_string(reply, "Nonce", &nonce) == CCB_OK && strlen(nonce) == 44);
+	/* The cached key is on: the payload goes under AES. */
+	ccb_stream_set_aes_key(c, key);
+	payload = ccb_classad_new();
+	ccb_classad_set_int(payload, "Command", CCB_CMD_CCB_REGISTER);
+	ccb_classad_put(c, payload, NULL);
+	ccb_stream_end_message(c);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT(sv.cmd.resumed);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, "condor@vm");
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+	ccb_classad_free(reply);
+	ccb_classad_free(payload);
+	ccb_stream_free(c);
+	ccb_stream_free(sv.s);
+
+	/* The same session may not run a command its user is not allowed. */
+	sv.cfg.allow[CCB_PERM_DAEMON] = "someone@else";
+	raw_server(&sv, &raw, &t);
+	send_msg(raw, ad, 60010);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_AUTHORIZED);
+	ccb_stream_free(sv.s);
+	close(raw);
+
+	/* A session negotiated the normal way is kept. */
+	sv.cfg.allow[CCB_PERM_DAEMON] = "condor@*";
+	CU_ASSERT_EQUAL(run(&sv, NULL, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_sec_sessions_count(sv.cfg.sessions), 2);
+	CU_ASSERT(ccb__sess_lookup(ccb__sec_sessions_cache(sv.cfg.sessions), info.session_id,
+				   ccb_wall_s(), NULL) == CCB_OK);
+	ccb_classad_free(ad);
+	ccb_classad_free(pol);
+	ccb_sec_sessions_free(sv.cfg.sessions);
+}
+
 static const ccbt_test tests[] = {
+	{"resume a kept session", test_resume_known},
 	{"FS", test_fs},
 	{"SSL with the S4 certificates", test_ssl},
 	{"TOKEN with real HTCondor tokens, scopes", test_token},
