@@ -135,6 +135,7 @@ static ccb_err send_t1(ccb_stream *s, bool ok, const char *a, const char *hp, co
 /* T2 S→C, as read by client_receive (names into 1024-byte buffers). */
 static ccb_err recv_t2(ccb_stream *s, tmsg *m)
 {
+	int64_t b_len; /* read and ignored, as client_receive does */
 	ccb_err rc = ccb_stream_get_int(s, &m->status);
 
 	if (!rc)
@@ -142,7 +143,7 @@ static ccb_err recv_t2(ccb_stream *s, tmsg *m)
 	if (!rc)
 		rc = get_str(s, &m->a, CCB__TOKEN_NAME_MAX);
 	if (!rc)
-		rc = ccb_stream_get_int(s, &m->a_len); /* b_len, unused as in C++ */
+		rc = ccb_stream_get_int(s, &b_len);
 	if (!rc)
 		rc = get_str(s, &m->b, CCB__TOKEN_NAME_MAX);
 	if (!rc)
