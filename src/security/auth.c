@@ -28,16 +28,6 @@ static const struct {
 };
 #define N_METHODS (sizeof methods_table / sizeof methods_table[0])
 
-int ccb__auth_method_bit(const char *name)
-{
-	return ccb__sec_method_bit(name);
-}
-
-const char *ccb__auth_method_name(int bit)
-{
-	return ccb__sec_method_name(bit);
-}
-
 static method_fn method_for(int bit, bool server)
 {
 	for (size_t i = 0; i < N_METHODS; i++)
@@ -54,15 +44,19 @@ bool ccb__auth_method_supported(int bit, bool server)
 /* Bits of the supported methods in a comma/space list, in list order. */
 static size_t parse_list(const char *list, bool server, int *bits, size_t max)
 {
-	char buf[512];
-	char *save = NULL, *tok;
-	size_t n = 0;
+	const char *p = list ? list : "", *item;
+	size_t len, n = 0;
 
-	snprintf(buf, sizeof buf, "%s", list ? list : "");
-	for (tok = strtok_r(buf, ", \t\r\n", &save); tok && n < max;
-	     tok = strtok_r(NULL, ", \t\r\n", &save)) {
-		int bit = ccb__auth_method_bit(tok);
+	while (n < max && (item = ccb__sec_list_next(&p, &len))) {
+		char tok[32];
+		int bit;
 		bool dup = false;
+
+		if (len >= sizeof tok)
+			continue;
+		memcpy(tok, item, len);
+		tok[len] = '\0';
+		bit = ccb__sec_method_bit(tok);
 		for (size_t i = 0; i < n; i++)
 			dup |= bits[i] == bit;
 		if (bit && !dup && method_for(bit, server))
@@ -134,7 +128,7 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 			int64_t has_key;
 			out->method = bits[k];
 			snprintf(out->method_name, sizeof out->method_name, "%s",
-				 ccb__auth_method_name(bits[k]));
+				 ccb__sec_method_name(bits[k]));
 			/* §6.2: after a successful method the server says whether it
 			 * sends a key; with ECDH it never does. */
 			if (recv_int(s, &has_key))
@@ -148,7 +142,7 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 		if (fatal(rc))
 			return rc;
 		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? "," : "",
-			 ccb__auth_method_name(bits[k]));
+			 ccb__sec_method_name(bits[k]));
 		/* Drop the failed method and offer the rest (§6.1). */
 		memmove(&bits[k], &bits[k + 1], (n - k - 1) * sizeof bits[0]);
 		n--;
@@ -190,7 +184,7 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 		if (rc == CCB_OK) {
 			out->method = (int)chosen;
 			snprintf(out->method_name, sizeof out->method_name, "%s",
-				 ccb__auth_method_name((int)chosen));
+				 ccb__sec_method_name((int)chosen));
 			if (send_int(s, 0))
 				return stream_err(s, err, "send hasKey");
 			return CCB_OK;

@@ -96,10 +96,8 @@ ccb_err ccb__auth_ssl_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth
 ccb_err ccb__auth_ssl_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 			     ccb_error *err);
 
-/* Map a method name (any case, TOKEN aliases) to its bit; 0 if unknown. */
-int ccb__auth_method_bit(const char *name);
-/* Canonical name of a bit ("TOKEN"), NULL if unknown. */
-const char *ccb__auth_method_name(int bit);
+/* Method names and bits: ccb__sec_method_bit() / ccb__sec_method_name()
+ * in policy.h. */
 /* Whether libccb implements the client (or server) side of a method. */
 bool ccb__auth_method_supported(int bit, bool server);
 

@@ -61,7 +61,7 @@ static void usable_methods(const char *list, bool server, bool no_ssl, char *out
 			continue;
 		memcpy(name, item, len);
 		name[len] = '\0';
-		bit = ccb__auth_method_bit(name);
+		bit = ccb__sec_method_bit(name);
 		if (!bit || !ccb__auth_method_supported(bit, server) || (no_ssl && bit == CCB_AUTH_SSL))
 			continue;
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",

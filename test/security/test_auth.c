@@ -8,6 +8,7 @@
 
 #include "ccbt.h"
 #include "security/auth.h"
+#include "security/policy.h"
 
 
 
@@ -174,13 +175,13 @@ static void test_bad_claim(void)
 
 static void test_names(void)
 {
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("idtokens"), CCB_AUTH_TOKEN);
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("ClaimToBe"), CCB_AUTH_CLAIMTOBE);
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("SSL"), 256);
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("KERBEROS"), 64); /* known, not implemented */
+	CU_ASSERT_EQUAL(ccb__sec_method_bit("idtokens"), CCB_AUTH_TOKEN);
+	CU_ASSERT_EQUAL(ccb__sec_method_bit("ClaimToBe"), CCB_AUTH_CLAIMTOBE);
+	CU_ASSERT_EQUAL(ccb__sec_method_bit("SSL"), 256);
+	CU_ASSERT_EQUAL(ccb__sec_method_bit("KERBEROS"), 64); /* known, not implemented */
 	CU_ASSERT(!ccb__auth_method_supported(64, false));
-	CU_ASSERT_EQUAL(ccb__auth_method_bit("BOGUS"), 0);
-	CU_ASSERT_STRING_EQUAL(ccb__auth_method_name(2048), "TOKEN");
+	CU_ASSERT_EQUAL(ccb__sec_method_bit("BOGUS"), 0);
+	CU_ASSERT_STRING_EQUAL(ccb__sec_method_name(2048), "TOKEN");
 }
 
 static const ccbt_test tests[] = {
