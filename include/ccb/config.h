@@ -17,6 +17,8 @@
 #ifndef CCB_CONFIG_H
 #define CCB_CONFIG_H
 
+#include <stdbool.h>
+
 #include "ccb/error.h"
 #include "ccb/security.h"
 
@@ -38,6 +40,21 @@ void ccb_config_free(ccb_config *c);
 /** A knob's value as text (environment override first), NULL if unset.
  * Integers and booleans are returned in their text form. */
 const char *ccb_config_get(const ccb_config *c, const char *knob);
+
+/**
+ * A knob as an integer: `dflt` when unset. Errors: CCB_ERR_CONFIG when the
+ * value (e.g. from the environment) is not a decimal integer; *out is then
+ * `dflt`.
+ */
+ccb_err ccb_config_int(const ccb_config *c, const char *knob, long long dflt, long long *out,
+		       ccb_error *err);
+
+/**
+ * A knob as a boolean (true/false, yes/no, 1/0, any case): `dflt` when
+ * unset. Errors: CCB_ERR_CONFIG for any other text; *out is then `dflt`.
+ */
+ccb_err ccb_config_bool(const ccb_config *c, const char *knob, bool dflt, bool *out,
+			ccb_error *err);
 
 /** Whether libccb knows a knob name (any case). */
 bool ccb_config_knob_known(const char *knob);

@@ -1,5 +1,6 @@
 /* The JSON configuration file (include/ccb/config.h). */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,32 @@ static const struct {
 	{"AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE", K_BOOL},
 	{"TRUST_DOMAIN", K_STRING},
 	{"UID_DOMAIN", K_STRING},
+	/* CCB, all roles (ccb-protocol.md §13); names without an HTCondor
+	 * counterpart are libccb's own and say so in docs/config.md. */
+	{"CCB_ADDRESS", K_STRING},
+	{"CCB_HEARTBEAT_INTERVAL", K_INT},
+	{"CCB_RECONNECT_TIME", K_INT},
+	{"CCB_TIMEOUT", K_INT},
+	{"CCB_LISTENER_NAME", K_STRING},
+	{"CCB_CLIENT_STREAMING", K_BOOL},
+	{"CCB_PROXY_RETURN_ADDRESS", K_STRING},
+	{"CCB_DIAL_TIMEOUT", K_INT},
+	{"CCB_DIAL_STAGGER_MS", K_INT},
+	{"TOOLS_ASSUME_FIREWALLS", K_BOOL},
+	{"CCB_SERVER_LISTEN", K_STRING},
+	{"CCB_SERVER_PUBLIC_ADDRESS", K_STRING},
+	{"CCB_RECONNECT_FILE", K_STRING},
+	{"CCB_RECONNECT_ALLOWED_FROM_ANY_IP", K_BOOL},
+	{"CCB_SWEEP_INTERVAL", K_INT},
+	{"CCB_SERVER_REQUEST_TIMEOUT", K_INT},
+	{"CCB_SERVER_STREAMING", K_BOOL},
+	{"CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT", K_INT},
+	{"CCB_SERVER_MAX_STREAMING_SESSIONS", K_INT},
+	{"CCB_SERVER_MAX_STREAMING_HANDSHAKES", K_INT},
+	{"CCB_SERVER_MAX_CONNECTIONS", K_INT},
+	{"CCB_SERVER_MAX_MESSAGE", K_INT},
+	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT},
+	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 
@@ -192,6 +219,42 @@ void ccb_config_free(ccb_config *c)
 		free(c->env[i]);
 	}
 	free(c);
+}
+
+ccb_err ccb_config_int(const ccb_config *c, const char *knob, long long dflt, long long *out,
+		       ccb_error *err)
+{
+	const char *v = ccb_config_get(c, knob);
+	char *end;
+
+	*out = dflt;
+	if (!v)
+		return CCB_OK;
+	errno = 0;
+	long long n = strtoll(v, &end, 10);
+	if (errno || end == v || *end)
+		return ccb_error_set(err, CCB_ERR_CONFIG, "%s must be an integer, not \"%s\"", knob, v);
+	*out = n;
+	return CCB_OK;
+}
+
+ccb_err ccb_config_bool(const ccb_config *c, const char *knob, bool dflt, bool *out,
+			ccb_error *err)
+{
+	const char *v = ccb_config_get(c, knob);
+
+	*out = dflt;
+	if (!v)
+		return CCB_OK;
+	/* HTCondor's boolean spellings (any case). */
+	if (!strcasecmp(v, "true") || !strcasecmp(v, "yes") || !strcmp(v, "1"))
+		*out = true;
+	else if (!strcasecmp(v, "false") || !strcasecmp(v, "no") || !strcmp(v, "0"))
+		*out = false;
+	else
+		return ccb_error_set(err, CCB_ERR_CONFIG, "%s must be true or false, not \"%s\"",
+				     knob, v);
+	return CCB_OK;
 }
 
 const char *ccb_config_get(const ccb_config *c, const char *knob)
