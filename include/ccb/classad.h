@@ -112,6 +112,10 @@ typedef struct ccb_classad_put_opts {
 	 * 9.9.0 (or unknown) private attributes are wrapped in the "ZKM" secret
 	 * marker and `_condor_priv*` ones are dropped, as the C++ sender does. */
 	unsigned peer_version;
+	/** Write as a projection ("whitelist") write does: attributes in
+	 * case-insensitive alphabetical order, private V1 attributes unmarked
+	 * (classad-wire.md §7; the session-resume ad is written this way). */
+	bool projection;
 } ccb_classad_put_opts;
 
 /**

@@ -210,7 +210,11 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 
 /**
  * Whether `user` (or, for entries without '@', `peer_ip`) may use `perm`
- * under cfg's ALLOW/DENY lists; DENY wins. Thread-safe.
+ * under cfg's ALLOW/DENY lists, as HTCondor's IpVerify decides: a DENY_<perm>
+ * match refuses, an ALLOW_<perm> match grants, and otherwise the level is
+ * granted when a level implying it is (WRITE implies READ; ADMINISTRATOR
+ * and DAEMON imply WRITE), so a DAEMON-authorized peer may also run READ
+ * commands. Thread-safe.
  */
 bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const char *user,
 			const char *peer_ip);

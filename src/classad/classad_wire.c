@@ -24,28 +24,51 @@ static send_mode mode_for(const char *name, const ccb_classad_put_opts *o)
 		return SEND_NOTHING;
 	if (o->peer_version >= PEER_PRIVATE_OK)
 		return SEND_PLAIN;
-	/* Peer unknown or older than 9.9.0: V1 names go behind the marker, V2
-	 * names are left out. */
-	return v2 ? SEND_NOTHING : SEND_MARKED;
+	/* Peer unknown or older than 9.9.0: V2 names are left out; V1 names go
+	 * behind the marker, except in a projection write, which marks them only
+	 * when crypto is not a no-op — never, here (classad-wire.md §7). */
+	if (v2)
+		return SEND_NOTHING;
+	return o->projection ? SEND_PLAIN : SEND_MARKED;
 }
 
 bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
 			 const ccb_classad_put_opts *opts)
 {
 	static const ccb_classad_put_opts defaults = {0};
-	size_t n = ccb_classad_count(ad), count = 0;
+	size_t n = ccb_classad_count(ad), count = 0, *order;
 	ccb_buf line;
 	bool ok = true;
 
 	if (!opts)
 		opts = &defaults;
+	/* Wire order, or case-insensitive alphabetical for a projection. */
+	if (!(order = malloc((n ? n : 1) * sizeof *order)))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	if (opts->projection && n > 1) {
+		/* Insertion sort (handshake ads are small); the names of one ad
+		 * are distinct case-insensitively, so the order is total. */
+		size_t *tmp = order;
+		for (size_t i = 1; i < n; i++) {
+			size_t v = tmp[i], j = i;
+			while (j > 0 && strcasecmp(ccb_classad_name_at(ad, tmp[j - 1]),
+						   ccb_classad_name_at(ad, v)) > 0) {
+				tmp[j] = tmp[j - 1];
+				j--;
+			}
+			tmp[j] = v;
+		}
+	}
 	for (size_t i = 0; i < n; i++)
 		if (mode_for(ccb_classad_name_at(ad, i), opts) != SEND_NOTHING)
 			count++;
 	if (!ccb_enc_int(b, (int64_t)count))
 		return false;
 	ccb_buf_init(&line);
-	for (size_t i = 0; ok && i < n; i++) {
+	for (size_t k = 0; ok && k < n; k++) {
+		size_t i = order[k];
 		send_mode m = mode_for(ccb_classad_name_at(ad, i), opts);
 		if (m == SEND_NOTHING)
 			continue;
@@ -55,6 +78,7 @@ bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
 		     ccb_enc_string_n(b, crypto, (const char *)line.data, line.len);
 	}
 	ccb_buf_free(&line);
+	free(order);
 	/* C++ always sends empty MyType and TargetType trailers (H:classad_oldnew.cpp:640-670). */
 	return ok && ccb_enc_string(b, crypto, "") && ccb_enc_string(b, crypto, "");
 }

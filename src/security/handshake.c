@@ -192,12 +192,26 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	if ((rc = ccb__sec_parse_response(resp, &neg, err)))
 		goto out;
 	copy_attr(resp, "RemoteVersion", info->peer_version, sizeof info->peer_version);
-	if (!neg.server_ecdh) {
-		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
-				   "server sent no ECDHPublicKey; libccb needs an ECDH session key");
+	/* A server that answers NO to what we require is downgrading us: a
+	 * reconciling server gives YES or closes (security-handshake.md §2.1). */
+	if ((c.encryption == CCB_SEC_REQUIRED && neg.encryption != CCB_SEC_ACT_YES) ||
+	    (c.integrity == CCB_SEC_REQUIRED && neg.integrity != CCB_SEC_ACT_YES) ||
+	    (c.authentication == CCB_SEC_REQUIRED && neg.authentication != CCB_SEC_ACT_YES)) {
+		rc = ccb_error_set(err, CCB_ERR_AUTH,
+				   "server turned off authentication, encryption or integrity "
+				   "that this client requires");
 		goto out;
 	}
-	if (neg.crypto != CCB_SEC_CRYPTO_AES) {
+	/* No server key: only a session negotiated without encryption and
+	 * integrity may go on, in plaintext (golang-ccb's control channel;
+	 * security-handshake.md §8 "Legacy key paths"). */
+	if (!neg.server_ecdh && (neg.encryption == CCB_SEC_ACT_YES || neg.integrity == CCB_SEC_ACT_YES)) {
+		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
+				   "server negotiated encryption or integrity but sent no "
+				   "ECDHPublicKey; libccb needs an ECDH session key");
+		goto out;
+	}
+	if (neg.server_ecdh && neg.crypto != CCB_SEC_CRYPTO_AES) {
 		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED, "server chose crypto method '%s'; "
 				   "libccb speaks only AES", ccb__sec_crypto_name(neg.crypto));
 		goto out;
@@ -226,12 +240,15 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 		if (info->authenticated)
 			snprintf(info->method, sizeof info->method, "%s", ar.method_name);
 	}
-	/* Step 4: the ECDH key; AES from here on, in both directions. */
-	rc = install_key(s, k, neg.server_ecdh, key, err);
-	OPENSSL_cleanse(key, sizeof key);
-	if (rc)
-		goto out;
-	info->encrypted = info->integrity = true;
+	/* Step 4: the ECDH key; AES from here on, in both directions (an
+	 * installed AES key always encrypts, whatever was negotiated). */
+	if (neg.server_ecdh) {
+		rc = install_key(s, k, neg.server_ecdh, key, err);
+		OPENSSL_cleanse(key, sizeof key);
+		if (rc)
+			goto out;
+		info->encrypted = info->integrity = true;
+	}
 	/* Step 5: POST-AUTH. */
 	if ((rc = get_pod_ad(s, &post, err, "read post-authentication answer")))
 		goto out;
@@ -312,7 +329,21 @@ bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const c
 	allow = cfg->allow[perm];
 	if (!allow)
 		allow = perm == CCB_PERM_READ || perm == CCB_PERM_ALLOW ? "*" : "";
-	return list_matches(allow, user, ip);
+	if (list_matches(allow, user, ip))
+		return true;
+	/* Neither list matched: a level is granted when a level directly
+	 * implying it is (WRITE implies READ; ADMINISTRATOR and DAEMON imply
+	 * WRITE), H:src/condor_io/condor_ipverify.cpp:750-780,
+	 * H:src/condor_utils/condor_perms.cpp:144-159. */
+	switch (perm) {
+	case CCB_PERM_READ:
+		return ccb_sec_authorized(cfg, CCB_PERM_WRITE, user, ip);
+	case CCB_PERM_WRITE:
+		return ccb_sec_authorized(cfg, CCB_PERM_ADMINISTRATOR, user, ip) ||
+		       ccb_sec_authorized(cfg, CCB_PERM_DAEMON, user, ip);
+	default:
+		return false;
+	}
 }
 
 /* ---- server ---------------------------------------------------------------- */

@@ -318,11 +318,27 @@ static void test_authorization_lists(void)
 	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "alice@example.net", "127.0.0.5"));
 	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "alice@example.net", "10.0.0.5"));
 	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, CCB_UNAUTHENTICATED_USER, "127.0.0.1"));
-	/* READ defaults to everyone, WRITE to nobody. */
+	/* READ defaults to everyone, WRITE to nobody... */
 	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_READ, CCB_UNAUTHENTICATED_USER, "127.0.0.1"));
-	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "condor@vm", "127.0.0.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "bob@vm", "127.0.0.1"));
+	/* ...except to whoever has a level implying it: DAEMON implies WRITE. */
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "condor@vm", "127.0.0.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "condor@evil.org", "127.0.0.1"));
 	cfg.allow[CCB_PERM_WRITE] = "127.0.0.1";
 	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_WRITE, "anyone@x", "127.0.0.1"));
+	/* READ restricted: WRITE (and so DAEMON, ADMINISTRATOR) still imply it,
+	 * but an explicit DENY_READ wins over the implication. */
+	cfg.allow[CCB_PERM_READ] = "reader@vm";
+	cfg.allow[CCB_PERM_WRITE] = NULL;
+	cfg.allow[CCB_PERM_ADMINISTRATOR] = "admin@vm";
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_READ, "reader@vm", "10.1.1.1"));
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_READ, "condor@vm", "10.1.1.1"));
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_READ, "admin@vm", "10.1.1.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "admin@vm", "10.1.1.1"));
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_READ, "other@vm", "10.1.1.1"));
+	cfg.deny[CCB_PERM_READ] = "condor@vm";
+	CU_ASSERT(!ccb_sec_authorized(&cfg, CCB_PERM_READ, "condor@vm", "10.1.1.1"));
+	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "condor@vm", "10.1.1.1"));
 }
 
 #define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes/config"
@@ -524,8 +540,107 @@ static void test_resume_known(void)
 	ccb_sec_sessions_free(sv.cfg.sessions);
 }
 
+/* A server that negotiates encryption and integrity off and sends no
+ * ECDHPublicKey (golang-ccb's control channel): the session goes on in
+ * plaintext, POST-AUTH and payload included. */
+struct plain_server {
+	int fd;
+	int64_t cmd;
+	char payload_name[64];
+	bool ok;
+};
+
+static void *serve_plain(void *arg)
+{
+	struct plain_server *ps = arg;
+	ccb_stream *s;
+	ccb_classad *req = NULL, *resp = ccb_classad_new(), *post = ccb_classad_new(), *pl = NULL;
+	int64_t first = 0;
+	const char *name = NULL;
+
+	ccb_stream_new(ps->fd, &s, NULL);
+	ccb_stream_set_timeout(s, 5000);
+	if (ccb_stream_get_int(s, &first) || first != 60010 || ccb_classad_get(s, &req) ||
+	    ccb_stream_end_of_message(s))
+		goto out;
+	ccb_classad_get_int(req, "Command", &ps->cmd);
+	ccb_classad_set_string(resp, "Authentication", "NO");
+	ccb_classad_set_string(resp, "Encryption", "NO");
+	ccb_classad_set_string(resp, "Integrity", "NO");
+	ccb_classad_set_string(resp, "Enact", "YES");
+	ccb_classad_set_string(resp, "RemoteVersion", "$CondorVersion: 25.12.0 2025-01-01 golang-ccb $");
+	ccb_classad_set_string(resp, "SessionDuration", "60");
+	if (ccb_classad_put(s, resp, NULL) || ccb_stream_end_message(s))
+		goto out;
+	ccb_classad_set_string(post, "Sid", "go:1:2");
+	ccb_classad_set_string(post, "ReturnCode", "AUTHORIZED");
+	ccb_classad_set_string(post, "ValidCommands", "67");
+	ccb_classad_set_string(post, "User", CCB_UNAUTHENTICATED_USER);
+	if (ccb_classad_put(s, post, NULL) || ccb_stream_end_message(s))
+		goto out;
+	if (ccb_classad_get(s, &pl) || ccb_stream_end_of_message(s))
+		goto out;
+	ccb_classad_get_string(pl, "Name", &name);
+	snprintf(ps->payload_name, sizeof ps->payload_name, "%s", name ? name : "");
+	ps->ok = !ccb_stream_crypto_on(s);
+out:
+	ccb_classad_free(req);
+	ccb_classad_free(resp);
+	ccb_classad_free(post);
+	ccb_classad_free(pl);
+	ccb_stream_free(s);
+	return NULL;
+}
+
+static void test_plaintext_session(void)
+{
+	int fds[2];
+	struct plain_server ps = {0};
+	ccb_sec_client_config cc = {.encryption = CCB_SEC_LEVEL_OPTIONAL,
+				    .integrity = CCB_SEC_LEVEL_OPTIONAL,
+				    .authentication = CCB_SEC_LEVEL_OPTIONAL};
+	ccb_sec_info info;
+	ccb_error err = {0};
+	ccb_stream *c;
+	pthread_t t;
+	ccb_classad *ad = ccb_classad_new();
+
+	ccbt_tcp_pair(fds);
+	ps.fd = fds[1];
+	ccb_stream_new(fds[0], &c, NULL);
+	ccb_stream_set_timeout(c, 5000);
+	pthread_create(&t, NULL, serve_plain, &ps);
+	CU_ASSERT_EQUAL(ccb_sec_client_start(c, &cc, CCB_CMD_CCB_REGISTER, 0, NULL, &info, &err), CCB_OK);
+	CU_ASSERT(!info.encrypted && !info.integrity && !ccb_stream_crypto_on(c));
+	CU_ASSERT_STRING_EQUAL(info.session_id, "go:1:2");
+	ccb_classad_set_string(ad, "Name", "plain");
+	CU_ASSERT(ccb_classad_put(c, ad, NULL) == CCB_OK && ccb_stream_end_message(c) == CCB_OK);
+	pthread_join(t, NULL);
+	CU_ASSERT(ps.ok);
+	CU_ASSERT_EQUAL(ps.cmd, CCB_CMD_CCB_REGISTER);
+	CU_ASSERT_STRING_EQUAL(ps.payload_name, "plain");
+	ccb_stream_free(c);
+
+	/* The same server against a client that requires encryption: refused
+	 * before anything is sent in the clear. */
+	memset(&ps, 0, sizeof ps);
+	ccbt_tcp_pair(fds);
+	ps.fd = fds[1];
+	ccb_stream_new(fds[0], &c, NULL);
+	ccb_stream_set_timeout(c, 5000);
+	pthread_create(&t, NULL, serve_plain, &ps);
+	cc.encryption = CCB_SEC_LEVEL_REQUIRED;
+	CU_ASSERT_NOT_EQUAL(ccb_sec_client_start(c, &cc, CCB_CMD_CCB_REGISTER, 0, NULL, &info, &err), CCB_OK);
+	ccb_stream_shutdown(c);
+	pthread_join(t, NULL);
+	CU_ASSERT(!ps.ok);
+	ccb_stream_free(c);
+	ccb_classad_free(ad);
+}
+
 static const ccbt_test tests[] = {
 	{"resume a kept session", test_resume_known},
+	{"plaintext session without ECDH key", test_plaintext_session},
 	{"FS", test_fs},
 	{"SSL with the S4 certificates", test_ssl},
 	{"TOKEN with real HTCondor tokens, scopes", test_token},
