@@ -43,6 +43,8 @@ typedef enum ccb_err {
 	CCB_ERR_LIMIT = 20,           /**< a resource cap (fds, relays) was reached */
 	CCB_ERR_TYPE = 21,            /**< a value has a different type than asked for */
 	CCB_ERR_STATE = 22,           /**< call not valid in the object's current state */
+	CCB_ERR_SESSION_REFUSED = 23, /**< a cached security session was refused (and
+				           forgotten): reconnect and retry */
 } ccb_err;
 
 /** Size of the detail buffer, including the terminating NUL. */

@@ -21,8 +21,13 @@
  * Sessions: a server given a ccb_sec_sessions store keeps every session it
  * negotiates (for SessionDuration + 20 s, lease SessionLease + 20 s, as
  * HTCondor) and lets clients resume them (security-handshake.md §9); an
- * unknown or expired session is answered with SID_NOT_FOUND. The client
- * side does not resume yet: every ccb_sec_client_start() negotiates anew.
+ * unknown or expired session is answered with SID_NOT_FOUND. A client
+ * given a store (ccb_sec_client_config.sessions) keeps the sessions it
+ * negotiates for every command the server lists in ValidCommands, and
+ * resumes one for the next such command to the same address (RESUME,
+ * no re-authentication); a refused resumption forgets the session and
+ * returns CCB_ERR_SESSION_REFUSED: reconnect and call again to negotiate
+ * anew, as HTCondor's client does.
  *
  * Thread safety: the config structs are read-only during a call and may be
  * shared between threads; each stream is used by one thread.
@@ -98,6 +103,10 @@ typedef struct ccb_sec_client_config {
 	const char *ssl_keyfile;
 	const char *ssl_server_host;
 	bool ssl_skip_host_check;
+	/** Sessions to keep and resume, keyed by the connect_sinful given to
+	 * ccb_sec_client_start() and the command; NULL: every call negotiates
+	 * a new session. One store may be shared by many threads. */
+	struct ccb_sec_sessions *sessions;
 } ccb_sec_client_config;
 
 /** What a handshake established. */
@@ -109,6 +118,7 @@ typedef struct ccb_sec_info {
 	bool integrity;         /**< integrity on (AES-GCM provides it) */
 	char peer_version[128]; /**< the peer's $CondorVersion$ string */
 	char session_id[128];   /**< the server's session id (client side) */
+	bool resumed;           /**< a cached session was resumed (client side) */
 } ccb_sec_info;
 
 /**
@@ -131,7 +141,8 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
  * [AuthorizationSucceeded = bool] verdict into *authorized. */
 ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err);
 
-/** A thread-safe store of server-side security sessions. */
+/** A thread-safe store of security sessions, for a server (sessions it
+ * negotiated, to be resumed by clients) or a client (sessions to resume). */
 typedef struct ccb_sec_sessions ccb_sec_sessions;
 
 /** A store for at most `max_sessions` (0: 4096; the least recently used

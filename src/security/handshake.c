@@ -128,6 +128,125 @@ static ccb_err install_key(ccb_stream *s, const ccb__ecdh *k, const char *peer,
 
 /* ---- client -------------------------------------------------------------- */
 
+struct ccb_sec_sessions {
+	ccb__sess_cache *cache;
+};
+
+/* A fresh 33-byte nonce in base64 (44 characters, §9.2). */
+static ccb_err make_nonce(char out[48], ccb_error *err)
+{
+	uint8_t raw[33];
+	ccb_err rc = ccb_random_bytes(raw, sizeof raw, err);
+
+	if (rc == CCB_OK)
+		EVP_EncodeBlock((unsigned char *)out, raw, sizeof raw);
+	return rc;
+}
+
+static bool resumable(int command)
+{
+	return command != CCB_DC_AUTHENTICATE && command != CCB_DC_SEC_QUERY;
+}
+
+/*
+ * Resume the cached session `e` for `command` (§9.2): RESUME written as a
+ * projection, the server's reply, then the cached key. A refusal forgets
+ * the session and gives CCB_ERR_SESSION_REFUSED (the server closes, so the
+ * caller reconnects and negotiates anew).
+ */
+static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
+			     const ccb__sess_entry *e, int command, const char *connect_sinful,
+			     ccb_sec_info *info, ccb_error *err)
+{
+	ccb_classad *req = ccb_classad_new(), *reply = NULL;
+	char nonce[48];
+	const char *code = NULL;
+	ccb_err rc;
+
+	if (!req)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "resume request");
+	if ((rc = make_nonce(nonce, err)))
+		goto out;
+	if (ccb_classad_set_int(req, "Command", command) ||
+	    ccb_classad_set_string(req, "ConnectSinful", connect_sinful) ||
+	    ccb_classad_set_string(req, "CryptoMethods", "AES") ||
+	    ccb_classad_set_string(req, "Nonce", nonce) ||
+	    ccb_classad_set_string(req, "RemoteVersion", ccb__sec_version_string()) ||
+	    ccb_classad_set_bool(req, "ResumeResponse", true) ||
+	    ccb_classad_set_string(req, "Sid", e->id) ||
+	    ccb_classad_set_string(req, "UseSession", "YES")) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "resume request");
+		goto out;
+	}
+	if (ccb_stream_put_int(s, CCB_DC_AUTHENTICATE) ||
+	    ccb_classad_put(s, req, &(ccb_classad_put_opts){.projection = true}) ||
+	    ccb_stream_end_message(s)) {
+		rc = stream_fail(s, err, "send resume request");
+		goto out;
+	}
+	rc = get_pod_ad(s, &reply, err, "read resume reply");
+	if (rc == CCB_OK && (ccb_classad_get_string(reply, "ReturnCode", &code) ||
+			     strcmp(code, "AUTHORIZED") != 0))
+		rc = ccb_error_set(err, CCB_ERR_SESSION_REFUSED, "server answered %s to resuming "
+				   "session %s", code ? code : "without a ReturnCode", e->id);
+	else if (rc == CCB_ERR_CLOSED)
+		rc = ccb_error_set(err, CCB_ERR_SESSION_REFUSED,
+				   "server closed instead of resuming session %s", e->id);
+	if (rc) {
+		ccb__sess_remove(cfg->sessions->cache, e->id);
+		goto out;
+	}
+	if (ccb_stream_set_aes_key(s, e->key)) {
+		rc = stream_fail(s, err, "install resumed session key");
+		goto out;
+	}
+	info->resumed = true;
+	info->encrypted = info->integrity = true;
+	snprintf(info->session_id, sizeof info->session_id, "%s", e->id);
+	copy_attr(reply, "RemoteVersion", info->peer_version, sizeof info->peer_version);
+	if (e->policy) {
+		copy_attr(e->policy, "User", info->user, sizeof info->user);
+		copy_attr(e->policy, "AuthMethods", info->method, sizeof info->method);
+		if (!info->peer_version[0])
+			copy_attr(e->policy, "RemoteVersion", info->peer_version,
+				  sizeof info->peer_version);
+		info->authenticated = info->method[0] != '\0';
+	}
+out:
+	ccb_classad_free(req);
+	ccb_classad_free(reply);
+	return rc;
+}
+
+/* Keep a negotiated session for later commands to `addr` (§9.1): key,
+ * what the server told us, and every command of ValidCommands. */
+static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
+			const ccb__sec_negotiated *neg, const ccb__sec_postauth *pa,
+			const ccb_sec_info *info, const uint8_t key[CCB_SESSION_KEY_LEN_AES])
+{
+	ccb__sess_entry e = {.id = (char *)pa->sid, .key_len = CCB_SESSION_KEY_LEN_AES,
+			     .crypto = CCB_SEC_CRYPTO_AES};
+	int64_t now = ccb_wall_s();
+	ccb_classad *pol = ccb_classad_new();
+
+	if (!pol)
+		return;
+	memcpy(e.key, key, CCB_SESSION_KEY_LEN_AES);
+	ccb_classad_set_string(pol, "User", info->user);
+	ccb_classad_set_string(pol, "AuthMethods", info->method);
+	ccb_classad_set_string(pol, "RemoteVersion", info->peer_version);
+	e.policy = pol;
+	/* C++ keeps a client session for the server's SessionDuration and
+	 * SessionLease (condor_secman.cpp:2569-2660). */
+	e.expiry = neg->session_duration > 0 ? now + neg->session_duration : now + 60;
+	e.lease = neg->has_lease && neg->session_lease > 0 ? neg->session_lease : 0;
+	if (ccb__sess_add(cfg->sessions->cache, &e, now, NULL) == CCB_OK)
+		ccb__sess_map_commands(cfg->sessions->cache, addr, pa->valid_commands, pa->sid,
+				       NULL);
+	OPENSSL_cleanse(e.key, sizeof e.key);
+	ccb_classad_free(pol);
+}
+
 ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
 			     int auth_command, const char *connect_sinful, ccb_sec_info *info,
 			     ccb_error *err)
@@ -151,6 +270,16 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	if (!cfg)
 		cfg = &defaults;
 	memset(info, 0, sizeof *info);
+	/* A cached session for this address and command: resume it. */
+	if (cfg->sessions && connect_sinful && *connect_sinful && resumable(command)) {
+		ccb__sess_entry e = {0};
+		if (ccb__sess_map_lookup(cfg->sessions->cache, connect_sinful, command, ccb_wall_s(),
+					 &e) == CCB_OK) {
+			rc = client_resume(s, cfg, &e, command, connect_sinful, info, err);
+			ccb__sess_entry_clear(&e);
+			return rc;
+		}
+	}
 	/* Permission CLIENT, with security:recommended's values as defaults. */
 	ccb__sec_config_init(&c);
 	c.authentication = to_level(cfg->authentication, CCB_SEC_OPTIONAL);
@@ -244,7 +373,6 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	 * installed AES key always encrypts, whatever was negotiated). */
 	if (neg.server_ecdh) {
 		rc = install_key(s, k, neg.server_ecdh, key, err);
-		OPENSSL_cleanse(key, sizeof key);
 		if (rc)
 			goto out;
 		info->encrypted = info->integrity = true;
@@ -256,7 +384,10 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 		goto out;
 	snprintf(info->session_id, sizeof info->session_id, "%s", pa.sid);
 	snprintf(info->user, sizeof info->user, "%s", pa.user ? pa.user : "");
+	if (cfg->sessions && connect_sinful && *connect_sinful && info->encrypted)
+		client_keep(cfg, connect_sinful, &neg, &pa, info, key);
 out:
+	OPENSSL_cleanse(key, sizeof key);
 	ccb_classad_free(req);
 	ccb_classad_free(resp);
 	ccb_classad_free(post);
@@ -347,10 +478,6 @@ bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const c
 }
 
 /* ---- server ---------------------------------------------------------------- */
-
-struct ccb_sec_sessions {
-	ccb__sess_cache *cache;
-};
 
 ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions)
 {
@@ -522,15 +649,13 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
  * 33-byte nonce in base64 (§9.2; the nonce makes the digests unique). */
 static ccb_err send_resume_reply(ccb_stream *s, ccb_error *err)
 {
-	uint8_t raw[33];
 	char nonce[48];
 	ccb_classad *ad = ccb_classad_new();
 	ccb_err rc;
 
 	if (!ad)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "resume reply");
-	if (!(rc = ccb_random_bytes(raw, sizeof raw, err))) {
-		EVP_EncodeBlock((unsigned char *)nonce, raw, sizeof raw);
+	if (!(rc = make_nonce(nonce, err))) {
 		if (ccb_classad_set_string(ad, "ReturnCode", "AUTHORIZED") ||
 		    ccb_classad_set_string(ad, "RemoteVersion", ccb__sec_version_string()) ||
 		    ccb_classad_set_string(ad, "Nonce", nonce))

@@ -29,6 +29,7 @@ const char *ccb_strerror(ccb_err code)
 	case CCB_ERR_LIMIT: return "resource limit reached";
 	case CCB_ERR_TYPE: return "type mismatch";
 	case CCB_ERR_STATE: return "invalid state";
+	case CCB_ERR_SESSION_REFUSED: return "security session refused";
 	}
 	return "unknown error";
 }

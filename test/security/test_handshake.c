@@ -638,9 +638,96 @@ static void test_plaintext_session(void)
 	ccb_classad_free(ad);
 }
 
+/* Client-side resumption (security-handshake.md §9): the second command
+ * to the same address resumes, a forgotten session is refused and the
+ * next call negotiates anew; the RESUME ad is a projection write. */
+static void test_client_resume(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
+				    .uid_domain = "vm"};
+	ccb_sec_info info;
+	ccb_error err = {0};
+	char first_sid[128];
+
+	server_defaults(&sv);
+	sv.cfg.sessions = ccb_sec_sessions_new(16);
+	cc.sessions = ccb_sec_sessions_new(16);
+	CU_ASSERT_EQUAL_FATAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT(!info.resumed);
+	CU_ASSERT_STRING_EQUAL(info.method, "CLAIMTOBE");
+	snprintf(first_sid, sizeof first_sid, "%s", info.session_id);
+	CU_ASSERT_EQUAL(ccb_sec_sessions_count(cc.sessions), 1);
+
+	/* Same address, same command: resumed, no authentication. */
+	sv.payload = 0;
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT(info.resumed && sv.cmd.resumed);
+	CU_ASSERT_STRING_EQUAL(info.session_id, first_sid);
+	CU_ASSERT_STRING_EQUAL(info.method, "CLAIMTOBE");
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, "condor@vm");
+	CU_ASSERT_EQUAL(sv.payload, CCB_CMD_CCB_REGISTER);
+
+	/* Another command (not in ValidCommands): a new session. */
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_OK);
+	CU_ASSERT(!info.resumed);
+	CU_ASSERT_EQUAL(ccb_sec_sessions_count(cc.sessions), 2);
+
+	/* The server forgot its sessions (restart): SID_NOT_FOUND, the client
+	 * forgets too, and the retry negotiates. */
+	ccb_sec_sessions_free(sv.cfg.sessions);
+	sv.cfg.sessions = ccb_sec_sessions_new(16);
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_ERR_SESSION_REFUSED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "SID_NOT_FOUND"));
+	CU_ASSERT_EQUAL(ccb_sec_sessions_count(cc.sessions), 1);
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT(!info.resumed);
+	CU_ASSERT_STRING_NOT_EQUAL(info.session_id, first_sid);
+
+	/* The RESUME on the wire: int 60010 and the attributes in
+	 * case-insensitive alphabetical order (§9.2, as the S1 capture). */
+	{
+		int fds[2];
+		ccb_stream *c;
+		uint8_t buf[2048];
+		ssize_t n;
+		static const char *const order[] = {"Command = 67", "ConnectSinful = ", "CryptoMethods = \"AES\"",
+						    "Nonce = \"", "RemoteVersion = \"$CondorVersion: ",
+						    "ResumeResponse = true", "Sid = \"", "UseSession = \"YES\""};
+		const char *prev = NULL;
+
+		ccbt_tcp_pair(fds);
+		ccb_stream_new(fds[0], &c, NULL);
+		ccb_stream_set_timeout(c, 2000);
+		/* No server: the client sends RESUME, then times out or sees the close. */
+		shutdown(fds[1], SHUT_WR);
+		CU_ASSERT_EQUAL(ccb_sec_client_start(c, &cc, CCB_CMD_CCB_REGISTER, 0, "<127.0.0.1:9618>",
+						     &info, &err), CCB_ERR_SESSION_REFUSED);
+		n = recv(fds[1], buf, sizeof buf - 1, 0);
+		CU_ASSERT_FATAL(n > 13);
+		buf[n] = 0;
+		for (ssize_t i = 0; i < n; i++)
+			if (!buf[i])
+				buf[i] = ' ';
+		CU_ASSERT(buf[0] == 1 && buf[11] == 0xea && buf[12] == 0x6a); /* end flag, 60010 */
+		for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+			const char *at = strstr((const char *)buf + 13, order[i]);
+			CU_ASSERT_PTR_NOT_NULL(at);
+			if (at && prev)
+				CU_ASSERT(at > prev);
+			prev = at ? at : prev;
+		}
+		ccb_stream_free(c);
+		close(fds[1]);
+	}
+	ccb_sec_sessions_free(sv.cfg.sessions);
+	ccb_sec_sessions_free(cc.sessions);
+}
+
 static const ccbt_test tests[] = {
 	{"resume a kept session", test_resume_known},
 	{"plaintext session without ECDH key", test_plaintext_session},
+	{"client keeps and resumes sessions", test_client_resume},
 	{"FS", test_fs},
 	{"SSL with the S4 certificates", test_ssl},
 	{"TOKEN with real HTCondor tokens, scopes", test_token},
