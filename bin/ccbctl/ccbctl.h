@@ -9,5 +9,6 @@
 int ccbctl_decode(int argc, char **argv);
 int ccbctl_ping(int argc, char **argv);
 int ccbctl_token(int argc, char **argv);
+int ccbctl_config(int argc, char **argv);
 
 #endif

@@ -13,6 +13,7 @@ static const struct {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
+	{"config", ccbctl_config, "list the config knobs and defaults, check a config file"},
 };
 
 static void usage(FILE *f)

@@ -18,6 +18,7 @@
 #define CCB_CONFIG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "ccb/error.h"
 #include "ccb/security.h"
@@ -55,6 +56,19 @@ ccb_err ccb_config_int(const ccb_config *c, const char *knob, long long dflt, lo
  */
 ccb_err ccb_config_bool(const ccb_config *c, const char *knob, bool dflt, bool *out,
 			ccb_error *err);
+
+/** One knob as documented: what `ccbctl config` prints. */
+typedef struct ccb_config_knob {
+	const char *name; /**< HTCondor's spelling, upper case */
+	const char *type; /**< "string", "level", "integer" or "boolean" */
+	const char *dflt; /**< the default, as text for people */
+	const char *doc;  /**< one line */
+} ccb_config_knob;
+
+/** Number of knobs libccb knows. */
+size_t ccb_config_knob_count(void);
+/** Knob `i` (0 .. count-1) into *out (static strings); false if out of range. */
+bool ccb_config_knob_info(size_t i, ccb_config_knob *out);
 
 /** Whether libccb knows a knob name (any case). */
 bool ccb_config_knob_known(const char *knob);

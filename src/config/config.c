@@ -13,88 +13,167 @@
 
 typedef enum { K_STRING, K_LEVEL, K_INT, K_BOOL } knob_type;
 
+/* Every knob: name, type, default (as documented) and a one-line
+ * description; `ccbctl config` prints this table and docs/config.md is made
+ * from it. */
 static const struct {
 	const char *name;
 	knob_type type;
+	const char *dflt;
+	const char *doc;
 } knobs[] = {
-	{"SEC_DEFAULT_AUTHENTICATION", K_LEVEL},
-	{"SEC_DEFAULT_ENCRYPTION", K_LEVEL},
-	{"SEC_DEFAULT_INTEGRITY", K_LEVEL},
-	{"SEC_DEFAULT_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_DEFAULT_CRYPTO_METHODS", K_STRING},
-	{"SEC_CLIENT_AUTHENTICATION", K_LEVEL},
-	{"SEC_CLIENT_ENCRYPTION", K_LEVEL},
-	{"SEC_CLIENT_INTEGRITY", K_LEVEL},
-	{"SEC_CLIENT_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_CLIENT_CRYPTO_METHODS", K_STRING},
-	{"SEC_CLIENT_SESSION_DURATION", K_INT},
-	{"SEC_CLAIMTOBE_USER", K_STRING},
-	{"SEC_TOKEN_DIRECTORY", K_STRING},
-	{"SEC_PASSWORD_DIRECTORY", K_STRING},
-	{"SEC_TOKEN_POOL_SIGNING_KEY_FILE", K_STRING},
-	{"AUTH_SSL_CLIENT_CAFILE", K_STRING},
-	{"AUTH_SSL_CLIENT_CADIR", K_STRING},
-	{"AUTH_SSL_CLIENT_CERTFILE", K_STRING},
-	{"AUTH_SSL_CLIENT_KEYFILE", K_STRING},
-	{"SSL_SKIP_HOST_CHECK", K_BOOL},
-	{"SEC_READ_AUTHENTICATION", K_LEVEL},
-	{"SEC_READ_ENCRYPTION", K_LEVEL},
-	{"SEC_READ_INTEGRITY", K_LEVEL},
-	{"SEC_READ_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_WRITE_AUTHENTICATION", K_LEVEL},
-	{"SEC_WRITE_ENCRYPTION", K_LEVEL},
-	{"SEC_WRITE_INTEGRITY", K_LEVEL},
-	{"SEC_WRITE_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_ADMINISTRATOR_AUTHENTICATION", K_LEVEL},
-	{"SEC_ADMINISTRATOR_ENCRYPTION", K_LEVEL},
-	{"SEC_ADMINISTRATOR_INTEGRITY", K_LEVEL},
-	{"SEC_ADMINISTRATOR_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_DAEMON_AUTHENTICATION", K_LEVEL},
-	{"SEC_DAEMON_ENCRYPTION", K_LEVEL},
-	{"SEC_DAEMON_INTEGRITY", K_LEVEL},
-	{"SEC_DAEMON_AUTHENTICATION_METHODS", K_STRING},
-	{"SEC_TOKEN_MAX_AGE", K_INT},
-	{"ALLOW_READ", K_STRING},
-	{"ALLOW_WRITE", K_STRING},
-	{"ALLOW_ADMINISTRATOR", K_STRING},
-	{"ALLOW_DAEMON", K_STRING},
-	{"DENY_READ", K_STRING},
-	{"DENY_WRITE", K_STRING},
-	{"DENY_ADMINISTRATOR", K_STRING},
-	{"DENY_DAEMON", K_STRING},
-	{"AUTH_SSL_SERVER_CERTFILE", K_STRING},
-	{"AUTH_SSL_SERVER_KEYFILE", K_STRING},
-	{"AUTH_SSL_SERVER_CAFILE", K_STRING},
-	{"AUTH_SSL_SERVER_CADIR", K_STRING},
-	{"AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE", K_BOOL},
-	{"TRUST_DOMAIN", K_STRING},
-	{"UID_DOMAIN", K_STRING},
-	/* CCB, all roles (ccb-protocol.md §13); names without an HTCondor
-	 * counterpart are libccb's own and say so in docs/config.md. */
-	{"CCB_ADDRESS", K_STRING},
-	{"CCB_HEARTBEAT_INTERVAL", K_INT},
-	{"CCB_RECONNECT_TIME", K_INT},
-	{"CCB_TIMEOUT", K_INT},
-	{"CCB_LISTENER_NAME", K_STRING},
-	{"CCB_CLIENT_STREAMING", K_BOOL},
-	{"CCB_PROXY_RETURN_ADDRESS", K_STRING},
-	{"CCB_DIAL_TIMEOUT", K_INT},
-	{"CCB_DIAL_STAGGER_MS", K_INT},
-	{"TOOLS_ASSUME_FIREWALLS", K_BOOL},
-	{"CCB_SERVER_LISTEN", K_STRING},
-	{"CCB_SERVER_PUBLIC_ADDRESS", K_STRING},
-	{"CCB_RECONNECT_FILE", K_STRING},
-	{"CCB_RECONNECT_ALLOWED_FROM_ANY_IP", K_BOOL},
-	{"CCB_SWEEP_INTERVAL", K_INT},
-	{"CCB_SERVER_REQUEST_TIMEOUT", K_INT},
-	{"CCB_SERVER_STREAMING", K_BOOL},
-	{"CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT", K_INT},
-	{"CCB_SERVER_MAX_STREAMING_SESSIONS", K_INT},
-	{"CCB_SERVER_MAX_STREAMING_HANDSHAKES", K_INT},
-	{"CCB_SERVER_MAX_CONNECTIONS", K_INT},
-	{"CCB_SERVER_MAX_MESSAGE", K_INT},
-	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT},
-	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT},
+	{"SEC_DEFAULT_AUTHENTICATION", K_LEVEL, "REQUIRED (READ: OPTIONAL)",
+	 "Authentication for every level without its own SEC_<LEVEL>_AUTHENTICATION (security:recommended)."},
+	{"SEC_DEFAULT_ENCRYPTION", K_LEVEL, "REQUIRED",
+	 "Encryption for every level without its own setting."},
+	{"SEC_DEFAULT_INTEGRITY", K_LEVEL, "REQUIRED",
+	 "Integrity for every level without its own setting."},
+	{"SEC_DEFAULT_AUTHENTICATION_METHODS", K_STRING, "FS,TOKEN,SSL",
+	 "Methods offered and accepted, in order of preference (CLAIMTOBE, FS, TOKEN/IDTOKENS, SSL)."},
+	{"SEC_DEFAULT_CRYPTO_METHODS", K_STRING, "AES",
+	 "Crypto methods; libccb speaks AES (AES-256-GCM) only."},
+	{"SEC_CLIENT_AUTHENTICATION", K_LEVEL, "OPTIONAL",
+	 "Authentication a client asks for (falls back to SEC_DEFAULT_AUTHENTICATION)."},
+	{"SEC_CLIENT_ENCRYPTION", K_LEVEL, "REQUIRED",
+	 "Encryption a client asks for."},
+	{"SEC_CLIENT_INTEGRITY", K_LEVEL, "REQUIRED",
+	 "Integrity a client asks for."},
+	{"SEC_CLIENT_AUTHENTICATION_METHODS", K_STRING, "FS,TOKEN,SSL",
+	 "Methods a client offers."},
+	{"SEC_CLIENT_CRYPTO_METHODS", K_STRING, "AES",
+	 "Crypto methods a client offers."},
+	{"SEC_CLIENT_SESSION_DURATION", K_INT, "60",
+	 "Seconds a client asks a session to last."},
+	{"SEC_CLAIMTOBE_USER", K_STRING, "effective user",
+	 "User name a CLAIMTOBE client claims."},
+	{"SEC_TOKEN_DIRECTORY", K_STRING, "unset",
+	 "Directory of IDTOKENS files a client presents (every line a token)."},
+	{"SEC_PASSWORD_DIRECTORY", K_STRING, "unset",
+	 "Directory of token signing keys by name (servers)."},
+	{"SEC_TOKEN_POOL_SIGNING_KEY_FILE", K_STRING, "unset",
+	 "The POOL signing key file (servers)."},
+	{"AUTH_SSL_CLIENT_CAFILE", K_STRING, "system CAs",
+	 "CA bundle a client trusts for SSL servers."},
+	{"AUTH_SSL_CLIENT_CADIR", K_STRING, "system CAs",
+	 "CA directory a client trusts for SSL servers."},
+	{"AUTH_SSL_CLIENT_CERTFILE", K_STRING, "unset",
+	 "Client certificate for SSL."},
+	{"AUTH_SSL_CLIENT_KEYFILE", K_STRING, "unset",
+	 "Client key for SSL."},
+	{"SSL_SKIP_HOST_CHECK", K_BOOL, "false",
+	 "Do not check the server certificate's name against the dialed host."},
+	{"SEC_READ_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
+	 "Authentication for READ commands."},
+	{"SEC_READ_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
+	 "Encryption for READ commands."},
+	{"SEC_READ_INTEGRITY", K_LEVEL, "SEC_DEFAULT_INTEGRITY",
+	 "Integrity for READ commands."},
+	{"SEC_READ_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
+	 "Authentication methods for READ commands."},
+	{"SEC_WRITE_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
+	 "Authentication for WRITE commands."},
+	{"SEC_WRITE_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
+	 "Encryption for WRITE commands."},
+	{"SEC_WRITE_INTEGRITY", K_LEVEL, "SEC_DEFAULT_INTEGRITY",
+	 "Integrity for WRITE commands."},
+	{"SEC_WRITE_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
+	 "Authentication methods for WRITE commands."},
+	{"SEC_ADMINISTRATOR_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
+	 "Authentication for ADMINISTRATOR commands."},
+	{"SEC_ADMINISTRATOR_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
+	 "Encryption for ADMINISTRATOR commands."},
+	{"SEC_ADMINISTRATOR_INTEGRITY", K_LEVEL, "SEC_DEFAULT_INTEGRITY",
+	 "Integrity for ADMINISTRATOR commands."},
+	{"SEC_ADMINISTRATOR_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
+	 "Authentication methods for ADMINISTRATOR commands."},
+	{"SEC_DAEMON_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
+	 "Authentication for DAEMON commands."},
+	{"SEC_DAEMON_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
+	 "Encryption for DAEMON commands."},
+	{"SEC_DAEMON_INTEGRITY", K_LEVEL, "SEC_DEFAULT_INTEGRITY",
+	 "Integrity for DAEMON commands."},
+	{"SEC_DAEMON_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
+	 "Authentication methods for DAEMON commands."},
+	{"SEC_TOKEN_MAX_AGE", K_INT, "0 (no limit)",
+	 "Oldest token (seconds since iat) a server accepts."},
+	{"ALLOW_READ", K_STRING, "*",
+	 "Identities and hosts allowed READ (CCB_REQUEST)."},
+	{"ALLOW_WRITE", K_STRING, "nobody",
+	 "Identities and hosts allowed WRITE."},
+	{"ALLOW_ADMINISTRATOR", K_STRING, "nobody",
+	 "Identities and hosts allowed ADMINISTRATOR."},
+	{"ALLOW_DAEMON", K_STRING, "nobody",
+	 "Identities and hosts allowed DAEMON (CCB_REGISTER)."},
+	{"DENY_READ", K_STRING, "unset",
+	 "Denied READ; DENY wins over ALLOW."},
+	{"DENY_WRITE", K_STRING, "unset",
+	 "Denied WRITE."},
+	{"DENY_ADMINISTRATOR", K_STRING, "unset",
+	 "Denied ADMINISTRATOR."},
+	{"DENY_DAEMON", K_STRING, "unset",
+	 "Denied DAEMON."},
+	{"AUTH_SSL_SERVER_CERTFILE", K_STRING, "unset",
+	 "Server certificate; SSL is offered only with it and its key."},
+	{"AUTH_SSL_SERVER_KEYFILE", K_STRING, "unset",
+	 "Server key."},
+	{"AUTH_SSL_SERVER_CAFILE", K_STRING, "system CAs",
+	 "CA bundle a server trusts for client certificates."},
+	{"AUTH_SSL_SERVER_CADIR", K_STRING, "system CAs",
+	 "CA directory a server trusts for client certificates."},
+	{"AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE", K_BOOL, "false",
+	 "Servers require a client certificate."},
+	{"TRUST_DOMAIN", K_STRING, "unset",
+	 "Trust domain: the issuer of tokens minted and accepted."},
+	{"UID_DOMAIN", K_STRING, "unset",
+	 "Domain of CLAIMTOBE and FS identities (user@UID_DOMAIN)."},
+	{"CCB_ADDRESS", K_STRING, "unset",
+	 "Listener: the brokers to register with, space or comma separated host:port or sinful strings."},
+	{"CCB_HEARTBEAT_INTERVAL", K_INT, "300",
+	 "Listener: seconds between ALIVE heartbeats (minimum 30, 0 = off)."},
+	{"CCB_RECONNECT_TIME", K_INT, "60",
+	 "Listener: seconds before re-registering with a lost broker (plus random jitter)."},
+	{"CCB_TIMEOUT", K_INT, "300",
+	 "Listener and broker: deadline in seconds of registration connects and reverse connects."},
+	{"CCB_LISTENER_NAME", K_STRING, "ccbctl listen",
+	 "libccb: the Name a listener registers with."},
+	{"CCB_CLIENT_STREAMING", K_BOOL, "true",
+	 "Requester: allow streaming (proxy) mode."},
+	{"CCB_PROXY_RETURN_ADDRESS", K_STRING, "unset",
+	 "libccb: a private requester's own CCB sinful, sent as MyAddress in streaming mode."},
+	{"CCB_DIAL_TIMEOUT", K_INT, "30",
+	 "libccb: total seconds a dial may take."},
+	{"CCB_DIAL_STAGGER_MS", K_INT, "250",
+	 "libccb: milliseconds before the next broker is tried in parallel (negative: strictly one after another)."},
+	{"TOOLS_ASSUME_FIREWALLS", K_BOOL, "false",
+	 "Requester: do not listen for a reverse connection; ask for streaming with an empty MyAddress, as HTCondor tools do."},
+	{"CCB_SERVER_LISTEN", K_STRING, "0.0.0.0:9618",
+	 "libccb: broker listen addresses (space separated host:port, IPv6 as [addr]:port)."},
+	{"CCB_SERVER_PUBLIC_ADDRESS", K_STRING, "first listen address",
+	 "libccb: the broker address advertised in CCB contacts."},
+	{"CCB_RECONNECT_FILE", K_STRING, "unset (records in memory only)",
+	 "Broker: file of reconnect records, so restarted brokers give listeners their old CCBIDs."},
+	{"CCB_RECONNECT_ALLOWED_FROM_ANY_IP", K_BOOL, "false",
+	 "Broker: accept a reconnect cookie from a different IP address."},
+	{"CCB_SWEEP_INTERVAL", K_INT, "1200",
+	 "Broker: seconds between sweeps of expired reconnect records."},
+	{"CCB_SERVER_REQUEST_TIMEOUT", K_INT, "60",
+	 "libccb: seconds a broker waits for a target's result before failing a request."},
+	{"CCB_SERVER_STREAMING", K_BOOL, "true",
+	 "Broker: relay streaming (proxy) requests."},
+	{"CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT", K_INT, "300",
+	 "Broker: seconds a streaming session may wait for its target (0 = never times out)."},
+	{"CCB_SERVER_MAX_STREAMING_SESSIONS", K_INT, "0 (unlimited)",
+	 "Broker: cap on relays, handshaking or relaying."},
+	{"CCB_SERVER_MAX_STREAMING_HANDSHAKES", K_INT, "0 (unlimited)",
+	 "Broker: cap on relays still waiting for their target."},
+	{"CCB_SERVER_MAX_CONNECTIONS", K_INT, "fd limit - 64",
+	 "libccb: connections a broker holds before refusing new ones."},
+	{"CCB_SERVER_MAX_MESSAGE", K_INT, "65536",
+	 "libccb: largest CCB message a broker accepts, in bytes."},
+	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT, "4",
+	 "libccb: threads running security handshakes in a broker."},
+	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT, "20",
+	 "libccb: seconds a peer has to finish its security handshake with a broker."},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 
@@ -122,13 +201,55 @@ static bool level_ok(const char *v)
 	return v && strchr("RrYyTtPpOoFfNn", v[0]) && v[0];
 }
 
-static ccb_err set_value(ccb_config *c, const char *path, const char *key, json_t *v,
-			 ccb_error *err)
+size_t ccb_config_knob_count(void)
+{
+	return N_KNOBS;
+}
+
+bool ccb_config_knob_info(size_t i, ccb_config_knob *out)
+{
+	static const char *const type_names[] = {"string", "level", "integer", "boolean"};
+
+	if (i >= N_KNOBS || !out)
+		return false;
+	out->name = knobs[i].name;
+	out->type = type_names[knobs[i].type];
+	out->dflt = knobs[i].dflt;
+	out->doc = knobs[i].doc;
+	return true;
+}
+
+/* "path:line" of the first `"key" :` in the file text, for error messages
+ * (jansson keeps no positions once parsed). */
+static void where(char *out, size_t size, const char *path, const char *text, const char *key)
+{
+	size_t klen = strlen(key);
+	int line = 1;
+
+	for (const char *p = text; p && *p; p++) {
+		if (*p == '\n')
+			line++;
+		else if (*p == '"' && !strncmp(p + 1, key, klen) && p[1 + klen] == '"') {
+			const char *q = p + 2 + klen;
+			while (*q == ' ' || *q == '\t' || *q == '\r' || *q == '\n')
+				q++;
+			if (*q == ':') {
+				snprintf(out, size, "%s:%d", path, line);
+				return;
+			}
+		}
+	}
+	snprintf(out, size, "%s", path);
+}
+
+static ccb_err set_value(ccb_config *c, const char *file, const char *text, const char *key,
+			 json_t *v, ccb_error *err)
 {
 	int i = knob_index(key);
-	char text[64];
+	char text_v[64], path[600];
 	const char *s;
 
+	where(path, sizeof path, file, text, key);
 	if (i < 0)
 		return ccb_error_set(err, CCB_ERR_CONFIG, "%s: unknown knob \"%s\"", path, key);
 	switch (knobs[i].type) {
@@ -145,8 +266,8 @@ static ccb_err set_value(ccb_config *c, const char *path, const char *key, json_
 	case K_INT:
 		if (!json_is_integer(v))
 			return ccb_error_set(err, CCB_ERR_CONFIG, "%s: %s must be an integer", path, key);
-		snprintf(text, sizeof text, "%lld", (long long)json_integer_value(v));
-		s = text;
+		snprintf(text_v, sizeof text_v, "%lld", (long long)json_integer_value(v));
+		s = text_v;
 		break;
 	case K_BOOL:
 	default:
@@ -160,11 +281,50 @@ static ccb_err set_value(ccb_config *c, const char *path, const char *key, json_
 	return c->values[i] ? CCB_OK : ccb_error_set(err, CCB_ERR_NOMEM, "config");
 }
 
+/* A whole file as a NUL-terminated string (at most 16 MiB), NULL + errno. */
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+
+	if (!f)
+		return NULL;
+	for (;;) {
+		if (len + 4096 + 1 > cap) {
+			char *n;
+			cap = cap ? cap * 2 : 8192;
+			if (cap > (16u << 20) || !(n = realloc(buf, cap))) {
+				free(buf);
+				fclose(f);
+				errno = cap > (16u << 20) ? EFBIG : ENOMEM;
+				return NULL;
+			}
+			buf = n;
+		}
+		size_t r = fread(buf + len, 1, cap - len - 1, f);
+		len += r;
+		if (r == 0)
+			break;
+	}
+	if (ferror(f)) {
+		int e = errno ? errno : EIO;
+		free(buf);
+		fclose(f);
+		errno = e;
+		return NULL;
+	}
+	fclose(f);
+	buf[len] = '\0';
+	return buf;
+}
+
 ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 {
 	ccb_config *c = calloc(1, sizeof *c);
 	json_t *root = NULL, *v;
 	json_error_t jerr;
+	char *text = NULL;
 	const char *key;
 	ccb_err rc = CCB_OK;
 
@@ -172,7 +332,11 @@ ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 	if (!c)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "config");
 	if (path) {
-		root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
+		if (!(text = read_text(path))) {
+			rc = ccb_error_set(err, CCB_ERR_IO, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);
 		if (!root) {
 			rc = ccb_error_set(err, jerr.line < 0 ? CCB_ERR_IO : CCB_ERR_CONFIG,
 					   "%s:%d:%d: %s", path, jerr.line, jerr.column, jerr.text);
@@ -183,7 +347,7 @@ ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 			goto out;
 		}
 		json_object_foreach(root, key, v)
-			if ((rc = set_value(c, path, key, v, err)))
+			if ((rc = set_value(c, path, text, key, v, err)))
 				goto out;
 	}
 	for (size_t i = 0; i < N_KNOBS; i++) {
@@ -203,6 +367,7 @@ ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 	}
 out:
 	json_decref(root);
+	free(text);
 	if (rc)
 		ccb_config_free(c);
 	else

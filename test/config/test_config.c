@@ -1,4 +1,5 @@
 /* The JSON config file: knobs, types, errors, environment overrides. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,11 +82,53 @@ static void test_errors(void)
 	expect_error("{\n\"UID_DOMAIN\": \"a\",\n\"UID_DOMAIN\": \"b\"\n}", CCB_ERR_CONFIG, ":3:");
 	expect_error("{\n  \"UID_DOMAIN\": \"a\"\n  \"TRUST_DOMAIN\": \"b\"\n}", CCB_ERR_CONFIG, ":3:");
 	expect_error("[1, 2]", CCB_ERR_CONFIG, "must be an object");
+	/* Unknown and mistyped knobs name the line they are on. */
+	expect_error("{\n  \"UID_DOMAIN\": \"a\",\n\n  \"CCB_HEARTBEAT_INTERVL\": 30\n}", CCB_ERR_CONFIG,
+		     ":4: unknown knob \"CCB_HEARTBEAT_INTERVL\"");
+	expect_error("{\n  \"CCB_SERVER_STREAMING\": \"yes\"\n}", CCB_ERR_CONFIG,
+		     ":2: CCB_SERVER_STREAMING must be true or false");
 	{
 		ccb_config *c = NULL;
 		ccb_error err;
 		CU_ASSERT_EQUAL(ccb_config_load("/nonexistent/ccb.json", &c, &err), CCB_ERR_IO);
 	}
+}
+
+static void test_typed_getters(void)
+{
+	char *path = write_tmp("{\"CCB_HEARTBEAT_INTERVAL\": 45, \"CCB_SERVER_STREAMING\": false}");
+	ccb_config *c;
+	long long n;
+	bool b;
+	ccb_error err;
+	ccb_config_knob k;
+	size_t count = ccb_config_knob_count(), documented = 0;
+
+	CU_ASSERT_FATAL(ccb_config_load(path, &c, NULL) == CCB_OK);
+	CU_ASSERT(ccb_config_int(c, "CCB_HEARTBEAT_INTERVAL", 300, &n, &err) == CCB_OK && n == 45);
+	CU_ASSERT(ccb_config_int(c, "CCB_RECONNECT_TIME", 60, &n, &err) == CCB_OK && n == 60);
+	CU_ASSERT(ccb_config_bool(c, "CCB_SERVER_STREAMING", true, &b, &err) == CCB_OK && !b);
+	CU_ASSERT(ccb_config_bool(c, "CCB_CLIENT_STREAMING", true, &b, &err) == CCB_OK && b);
+	ccb_config_free(c);
+	/* Environment text must still parse. */
+	setenv("_CONDOR_CCB_TIMEOUT", "12x", 1);
+	setenv("_CONDOR_SSL_SKIP_HOST_CHECK", "Yes", 1);
+	CU_ASSERT_FATAL(ccb_config_load(path, &c, NULL) == CCB_OK);
+	CU_ASSERT(ccb_config_int(c, "CCB_TIMEOUT", 300, &n, &err) == CCB_ERR_CONFIG && n == 300);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "CCB_TIMEOUT"));
+	CU_ASSERT(ccb_config_bool(c, "SSL_SKIP_HOST_CHECK", false, &b, &err) == CCB_OK && b);
+	unsetenv("_CONDOR_CCB_TIMEOUT");
+	unsetenv("_CONDOR_SSL_SKIP_HOST_CHECK");
+	ccb_config_free(c);
+	unlink(path);
+	/* Every knob is documented. */
+	for (size_t i = 0; i < count; i++)
+		if (ccb_config_knob_info(i, &k) && k.name && k.type && k.dflt && k.doc && *k.doc &&
+		    ccb_config_knob_known(k.name))
+			documented++;
+	CU_ASSERT(count > 60);
+	CU_ASSERT_EQUAL(documented, count);
+	CU_ASSERT(!ccb_config_knob_info(count, &k));
 }
 
 static void test_environment(void)
@@ -115,6 +158,7 @@ static const ccbt_test tests[] = {
 	{"client and server settings", test_client_and_server},
 	{"errors name file and knob", test_errors},
 	{"environment overrides", test_environment},
+	{"typed getters and the knob table", test_typed_getters},
 	{NULL, NULL},
 };
 
