@@ -69,6 +69,7 @@ static const struct {
 	{"AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE", K_BOOL},
 	{"TRUST_DOMAIN", K_STRING},
 	{"UID_DOMAIN", K_STRING},
+	{"PRIVATE_NETWORK_NAME", K_STRING},
 	/* CCB, all roles (ccb-protocol.md §13); names without an HTCondor
 	 * counterpart are libccb's own and say so in docs/config.md. */
 	{"CCB_ADDRESS", K_STRING},
