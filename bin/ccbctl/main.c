@@ -11,6 +11,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
+	{"listen", ccbctl_listen, "register with CCB brokers and serve reverse connections"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 	{"config", ccbctl_config, "list the config knobs and defaults, check a config file"},

@@ -1,0 +1,219 @@
+/* ccbctl listen: register with the configured CCB brokers, print the sinful
+ * to advertise, and serve reverse connections (condor_ping's DC_SEC_QUERY
+ * and DC_NOP) until SIGTERM or SIGINT. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ccb/addr.h"
+#include "ccb/commands.h"
+#include "ccb/config.h"
+#include "ccb/listener.h"
+#include "ccb/log.h"
+#include "ccb/security.h"
+#include "ccbctl.h"
+#include "util/util.h"
+
+static void listen_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ccbctl listen -c FILE [--json] [--status-interval SECONDS] [--verbose]\n"
+		"\n"
+		"Register with the CCB brokers of CCB_ADDRESS and print, on stdout, the\n"
+		"sinful to advertise (<127.0.0.1:0?CCBID=...&PrivNet=...>) as soon as it is\n"
+		"known and again whenever it changes. Reverse connections are served as\n"
+		"inbound command sockets: condor_ping (DC_SEC_QUERY) and DC_NOP work\n"
+		"through CCB. SIGTERM or SIGINT stops cleanly (exit 0).\n"
+		"\n"
+		"  -c, --config FILE          JSON config: CCB_ADDRESS, CCB_HEARTBEAT_INTERVAL,\n"
+		"                             CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME,\n"
+		"                             PRIVATE_NETWORK_NAME, SEC_CLIENT_* (registration),\n"
+		"                             SEC_* / ALLOW_* / DENY_* (serving)\n"
+		"  --json                     print the listener status (JSON) on exit\n"
+		"  --status-interval SECONDS  also print it every SECONDS\n"
+		"  -v, --verbose              library log on stderr (info level)\n"
+		"\n"
+		"Exit status: 0 stopped by a signal, 1 failure, 2 usage.\n");
+}
+
+/* DC_NOP_<LEVEL> at their levels (H:src/condor_includes/condor_commands.h,
+ * DC_BASE + 20..29), DC_NOP and DC_SEC_QUERY at ALLOW, as daemon core. */
+static int listen_perm(int command, void *user)
+{
+	(void)user;
+	switch (command) {
+	case CCB_CMD_DC_NOP: return CCB_PERM_ALLOW;
+	case 60020: return CCB_PERM_READ;
+	case 60021: return CCB_PERM_WRITE;
+	case 60023: return CCB_PERM_ADMINISTRATOR;
+	case 60026: return CCB_PERM_DAEMON;
+	case CCB_CMD_DC_SEC_QUERY: return CCB_PERM_ALLOW;
+	}
+	return -1;
+}
+
+static void log_to_stderr(ccb_log_level level, const char *msg, void *user)
+{
+	(void)user;
+	fprintf(stderr, "ccbctl listen: %s: %s\n", ccb_log_level_name(level), msg);
+}
+
+/* One reverse connection: the requester drives DC_AUTHENTICATE. */
+static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, void *user)
+{
+	const ccb_sec_server_config *sc = user;
+	ccb_sec_command cmd;
+	ccb_error err = {0};
+
+	ccb_stream_set_timeout(conn, 20000);
+	if (ccb_sec_server_accept(conn, sc, &cmd, &err))
+		fprintf(stderr, "ccbctl listen: request %s from %s: %s\n", info->request_id,
+			info->requester, err.detail);
+	else
+		fprintf(stderr, "ccbctl listen: request %s from %s: served command %d for %s\n",
+			info->request_id, info->requester, cmd.command,
+			cmd.info.user[0] ? cmd.info.user : CCB_UNAUTHENTICATED_USER);
+	/* DC_NOP has no payload and DC_SEC_QUERY is answered: just close. */
+	ccb_stream_free(conn);
+}
+
+/* <127.0.0.1:0?CCBID=<contacts>&PrivNet=<net>>: what a CCB-only daemon
+ * advertises (sinful.md §4; PrivNet published with CCBID, daemon_core.cpp
+ * 1294-1305). Port 0: this process has no command port of its own. */
+static char *make_sinful(ccb_listener *l, const char *privnet)
+{
+	ccb_sinful *s = NULL;
+	char **v = NULL, *out = NULL;
+	size_t n = 0;
+
+	if (ccb_listener_contacts(l, &v, &n) || n == 0 || ccb_sinful_new("127.0.0.1", 0, &s, NULL) ||
+	    ccb_sinful_set_ccb_contacts(s, (const char *const *)v, n, NULL) ||
+	    ccb_sinful_set_param(s, CCB_SINFUL_PRIVNET, privnet, NULL))
+		goto out;
+	out = ccb_sinful_format(s);
+out:
+	ccb_sinful_free(s);
+	ccb_addr_strv_free(v);
+	return out;
+}
+
+static void print_status(ccb_listener *l)
+{
+	char *st = ccb_listener_status_json(l);
+	if (st) {
+		printf("%s\n", st);
+		fflush(stdout);
+	}
+	free(st);
+}
+
+int ccbctl_listen(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"status-interval", required_argument, NULL, 's'},
+					     {"verbose", no_argument, NULL, 'v'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *cfg_path = NULL, *privnet;
+	char privnet_buf[300], host[256] = "localhost", *last = NULL;
+	int opt, rc = CCBCTL_EXIT_FAIL, status_interval = 0;
+	bool as_json = false, verbose = false;
+	ccb_config *cfg = NULL;
+	ccb_listener_config lc = {0};
+	ccb_sec_server_config sc;
+	ccb_listener *l = NULL;
+	ccb_error err = {0};
+	sigset_t set;
+	uint64_t gen = 0;
+	int64_t next_status = INT64_MAX;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': cfg_path = optarg; break;
+		case 'j': as_json = true; break;
+		case 's': status_interval = atoi(optarg); break;
+		case 'v': verbose = true; break;
+		case 'h': listen_usage(stdout); return CCBCTL_EXIT_OK;
+		default: listen_usage(stderr); return CCBCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !cfg_path || status_interval < 0) {
+		listen_usage(stderr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_listener_config_from(cfg, &lc, &err) ||
+	    ccb_config_server_security(cfg, &sc, &err)) {
+		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
+		goto out;
+	}
+	/* PrivNet must not equal a client's own network name, or that client
+	 * dials our (non-existent) port directly (sinful.md §4.1); by default
+	 * make it unique to this process. */
+	privnet = ccb_config_get(cfg, "PRIVATE_NETWORK_NAME");
+	if (!privnet) {
+		gethostname(host, sizeof host - 1);
+		snprintf(privnet_buf, sizeof privnet_buf, "ccbctl-listen-%ld.%s", (long)getpid(), host);
+		privnet = privnet_buf;
+	}
+	sc.command_perm = listen_perm;
+	lc.handler = serve_conn;
+	lc.user = &sc;
+	if (!lc.name)
+		lc.name = "LISTEN <127.0.0.1:0>";
+	if (verbose)
+		ccb_set_log_handler(log_to_stderr, CCB_LOG_INFO, NULL);
+	else
+		ccb_set_log_handler(log_to_stderr, CCB_LOG_WARNING, NULL);
+	/* Signals are taken synchronously by this thread; every library thread
+	 * inherits the blocked mask. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (ccb_listener_new(&lc, &l, &err) || ccb_listener_start(l, &err)) {
+		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
+		goto out;
+	}
+	if (status_interval > 0)
+		next_status = ccb_now_ms() + status_interval * 1000LL;
+	for (;;) {
+		struct timespec ts = {0, 200 * 1000000L};
+		int sig = sigtimedwait(&set, NULL, &ts);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (ccb_listener_wait_change(l, &gen, 0)) {
+			char *sinful = make_sinful(l, privnet);
+			if (sinful && (!last || strcmp(last, sinful))) {
+				printf("%s\n", sinful);
+				fflush(stdout);
+				free(last);
+				last = sinful;
+			} else {
+				free(sinful);
+			}
+		}
+		if (ccb_now_ms() >= next_status) {
+			print_status(l);
+			next_status = ccb_now_ms() + status_interval * 1000LL;
+		}
+	}
+	ccb_listener_stop(l);
+	if (as_json)
+		print_status(l);
+	rc = CCBCTL_EXIT_OK;
+out:
+	ccb_listener_free(l);
+	ccb_set_log_handler(NULL, CCB_LOG_ERROR, NULL);
+	free(last);
+	ccb_listener_config_clear(&lc);
+	ccb_config_free(cfg);
+	return rc;
+}

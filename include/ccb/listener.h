@@ -1,0 +1,214 @@
+/*
+ * libccb — CCB listener (target / registrant side).
+ *
+ * A listener keeps one registration with each configured CCB broker
+ * (../shared/spec/ccb-protocol.md §4) and, when a broker forwards a
+ * CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
+ * broker), sends the reverse-connect hello and hands the connection to the
+ * caller's handler (§6.3-§6.4, §7.5).
+ *
+ * Threads (../shared/ARCHITECTURE.md): one worker thread per broker runs the
+ * register / serve / heartbeat / reconnect loop on blocking sockets with
+ * deadlines. Each forwarded request is served on its own short-lived thread,
+ * so a slow requester never delays heartbeats or other requests; stop()
+ * joins all of them. Only the worker thread ever reads or writes its
+ * registration socket: result reports from request threads are queued under
+ * the listener's mutex and the worker is woken to send them, which keeps the
+ * writes to one registration serialized.
+ *
+ * Per broker (§4-§5, ccb-behaviour-notes.md §1.2):
+ * - authenticated CCB_REGISTER {Command, Name[, CCBID, ClaimId]}, the last
+ *   two being the previous reply's CCBID and cookie, verbatim, so the broker
+ *   can give the same CCBID back (§4.1, §4.4); a fresh security session is
+ *   negotiated for every registration;
+ * - ALIVE {Command=441} after `heartbeat interval` of silence from the
+ *   broker; the broker is declared dead after 3 intervals of silence (C++
+ *   rule, §5.2);
+ * - on any failure: close, wait the reconnect interval with random jitter
+ *   (75%-125%), register again. One broker failing never affects another.
+ *
+ * Thread safety: every function may be called from any thread, except that
+ * ccb_listener_free() must not race with any other call on the same
+ * listener. The handler is called from library threads.
+ */
+#ifndef CCB_LISTENER_H
+#define CCB_LISTENER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ccb/config.h"
+#include "ccb/error.h"
+#include "ccb/security.h"
+#include "ccb/stream.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ccb_listener ccb_listener;
+
+/** What the handler learns about a reverse connection. Strings are valid
+ * only during the handler call. */
+typedef struct ccb_listener_conn_info {
+	const char *broker;       /**< broker address as configured */
+	const char *contact;      /**< our contact at that broker ("<broker>#<ccbid>") */
+	const char *request_id;   /**< the broker's RequestID */
+	const char *requester;    /**< the request's Name ("" when absent) */
+	const char *my_address;   /**< the address dialed (requester, or broker when streaming) */
+	bool streaming;           /**< the request came with CCBPriorHop (streaming mode) */
+} ccb_listener_conn_info;
+
+/**
+ * Receives a reverse connection after the hello was sent (and its result
+ * reported to the broker). `conn` is an ordinary inbound CEDAR command
+ * socket with its digests reset: the requester drives DC_AUTHENTICATE next,
+ * so serve it with ccb_sec_server_accept(). The handler owns `conn` and must
+ * ccb_stream_free() it. It runs on a library thread; ccb_listener_stop()
+ * waits for running handlers, so a handler should bound its I/O with stream
+ * timeouts or deadlines (and may check ccb_listener_stopping()).
+ */
+typedef void (*ccb_listener_handler_fn)(ccb_stream *conn, const ccb_listener_conn_info *info,
+					void *user);
+
+/** ccb_listener_config.heartbeat_interval value that turns heartbeats off
+ * (HTCondor's CCB_HEARTBEAT_INTERVAL = 0). */
+#define CCB_LISTENER_HEARTBEAT_OFF (-1)
+
+/** Listener settings. Zero-initialise; zero / NULL means the default. All
+ * strings and arrays are copied by ccb_listener_new(). */
+typedef struct ccb_listener_config {
+	/** Broker addresses (CCB_ADDRESS entries: "host:port", "host" for port
+	 * 9618, or a sinful, through shared port when it carries sock=). */
+	const char *const *brokers;
+	size_t n_brokers;
+	/** Convenience for a single broker; used in addition to `brokers`. */
+	const char *broker;
+	/** Client security for CCB_REGISTER (copied, strings included). */
+	ccb_sec_client_config security;
+	/** Required: receives every reverse connection. */
+	ccb_listener_handler_fn handler;
+	void *user;
+	/** Name attribute of the register ad (C++ daemons send "<SUBSYS>
+	 * <sinful>"; CCB_LISTENER_NAME). Default "ccb listener". */
+	const char *name;
+	/** CCB_HEARTBEAT_INTERVAL in seconds: default 300 (HTCondor 25's
+	 * effective default), 1-29 raised to 30, CCB_LISTENER_HEARTBEAT_OFF for
+	 * none (§5.2). */
+	int heartbeat_interval;
+	/** FOR TESTS: heartbeat interval in milliseconds, no floor; when > 0 it
+	 * overrides heartbeat_interval. */
+	int heartbeat_interval_ms;
+	/** CCB_RECONNECT_TIME in seconds: default 60. The actual wait is drawn
+	 * uniformly from 75%-125% of it so restarted brokers are not stampeded. */
+	int reconnect_interval;
+	/** FOR TESTS: reconnect interval in milliseconds; overrides when > 0. */
+	int reconnect_interval_ms;
+	/** CCB_TIMEOUT in seconds: default 300. Bounds the broker connect, the
+	 * registration handshake and reply, and each read or write on the
+	 * registration socket. */
+	int timeout;
+	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
+	int timeout_ms;
+	/** Reverse-connect dial timeout in seconds (connect + hello): default 30. */
+	int dial_timeout;
+	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
+	int dial_timeout_ms;
+	/** Most reverse connects in progress at once (a request beyond it is
+	 * reported failed to the broker). Default 64. */
+	int max_reverse_connects;
+} ccb_listener_config;
+
+/**
+ * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
+ * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
+ * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME and the client security
+ * knobs (ccb_config_client_security()). `out` is zeroed first; handler and
+ * user are left for the caller. The broker vector is allocated: release it
+ * with ccb_listener_config_clear(); other strings borrow from `c`.
+ * Errors: CCB_ERR_CONFIG (bad value, no CCB_ADDRESS), CCB_ERR_NOMEM.
+ */
+ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
+
+/** Free what ccb_listener_config_from() allocated and zero `cfg`. */
+void ccb_listener_config_clear(ccb_listener_config *cfg);
+
+/**
+ * Create a listener (no thread started, nothing connected). *out is freed
+ * with ccb_listener_free(). Errors: CCB_ERR_INVALID_ARG (no broker, no
+ * handler, an unparsable broker address; the detail names it),
+ * CCB_ERR_NOMEM, CCB_ERR_IO (eventfd).
+ */
+ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
+
+/** Start one worker thread per broker. Errors: CCB_ERR_STATE (already
+ * started or stopped), CCB_ERR_IO (thread creation; nothing left running). */
+ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
+
+/**
+ * Stop: close every registration, cancel reverse connects in progress, join
+ * every thread (including running handlers, see ccb_listener_handler_fn)
+ * and close every socket the listener owns. Every blocking step is
+ * cancelled by a shutdown of its socket or a wake-up, so this returns
+ * promptly (name resolution, which cannot be cancelled, excepted).
+ * Idempotent; safe before start().
+ */
+void ccb_listener_stop(ccb_listener *l);
+
+/** True once ccb_listener_stop() has been called (for handlers). */
+bool ccb_listener_stopping(ccb_listener *l);
+
+/** Stop (if needed) and free. NULL is allowed. */
+void ccb_listener_free(ccb_listener *l);
+
+/** Number of brokers currently registered. */
+size_t ccb_listener_num_registered(ccb_listener *l);
+
+/**
+ * Wait until at least `n` brokers are registered, or `timeout_ms` passes
+ * (< 0: forever). CCB_OK, CCB_ERR_TIMEOUT, or CCB_ERR_CANCELLED if the
+ * listener is stopped meanwhile.
+ */
+ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
+
+/**
+ * The contacts of the currently registered brokers, in configuration order
+ * (each broker's reply CCBID, split on white space): a NULL-terminated
+ * vector of *n malloc'd strings freed with ccb_addr_strv_free() (addr.h).
+ * Empty vector when none. Errors: CCB_ERR_NOMEM.
+ */
+ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
+
+/** The same joined by single spaces: the value of a sinful's CCBID
+ * parameter. malloc'd (free()); "" when none; NULL when out of memory. */
+char *ccb_listener_contact_list(ccb_listener *l);
+
+/**
+ * A counter that changes whenever the set of contacts changes. With
+ * `timeout_ms` != 0, wait until it differs from *gen (or the timeout
+ * passes, or the listener stops); *gen is updated and the return value
+ * says whether it changed.
+ */
+bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
+
+/** Whether broker `index` (configuration order) is registered and its
+ * register reply said CCBStreaming = true (golang-ccb, §7.8). */
+bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
+
+/**
+ * A JSON status dump: {"registered": N, "contacts": "...", "brokers": [
+ * {"address", "state" ("idle", "connecting", "authenticating",
+ * "registering", "registered", "reconnect_wait", "stopped"), "ccbid",
+ * "registered_at" (Unix s, 0 if never), "last_heartbeat" (Unix s of the
+ * last ALIVE reply, 0 if none), "heartbeats_sent", "registrations",
+ * "reconnects", "requests_served", "requests_failed", "streaming",
+ * "last_error"}]}. Returns a malloc'd string the caller frees with free(),
+ * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
+ */
+char *ccb_listener_status_json(ccb_listener *l);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

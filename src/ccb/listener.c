@@ -1,0 +1,1220 @@
+/*
+ * CCB listener: registration with every configured broker, heartbeats, dead
+ * broker detection, reconnects, and reverse connects for forwarded requests
+ * (ccb-protocol.md §4, §5, §6.3-§6.4, §7.5, §8; ccb-behaviour-notes.md §1.2).
+ *
+ * Threads: one worker per broker (reg_main) and one short-lived thread per
+ * forwarded request (job_main). All shared state sits behind l->mu. Only the
+ * worker touches its registration stream (other threads only shut it down to
+ * cancel it); request threads queue their result ads and wake the worker
+ * through its eventfd. A listener-wide eventfd, written once by stop() and
+ * never drained, wakes every poll() for good.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ccb/addr.h"
+#include "ccb/listener.h"
+#include "ccb/sharedport.h"
+#include "ccb/wire.h"
+#include "security/policy.h"
+#include "util/util.h"
+
+#define DEFAULT_NAME "ccb listener"
+#define DEFAULT_HEARTBEAT_S 300 /* param table, H:src/condor_utils/param_info.in:4390-4396 */
+#define MIN_HEARTBEAT_S 30      /* lst:57-77 */
+#define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
+#define DEFAULT_TIMEOUT_S 300   /* CCB_TIMEOUT, §13 */
+#define DEFAULT_DIAL_S 30       /* Go DialTimeout, §13 */
+#define DEFAULT_MAX_JOBS 64
+#define COLLECTOR_PORT 9618     /* a CCB_ADDRESS entry without port, §3.3 */
+
+typedef enum reg_state {
+	ST_IDLE,
+	ST_CONNECTING,
+	ST_AUTHENTICATING,
+	ST_REGISTERING,
+	ST_REGISTERED,
+	ST_RECONNECT_WAIT,
+	ST_STOPPED,
+} reg_state;
+
+static const char *const state_names[] = {"idle", "connecting", "authenticating", "registering",
+					  "registered", "reconnect_wait", "stopped"};
+
+typedef struct result_item {
+	ccb_classad *ad;
+	struct result_item *next;
+} result_item;
+
+typedef struct reg {
+	ccb_listener *l;
+	size_t index;
+	char *address;   /* as configured */
+	char *sinful;    /* the parsed address printed back, for ConnectSinful */
+	char *host;
+	int port;
+	char *spid;      /* shared-port id (sock=), or NULL */
+	char *alias;     /* for the SSL host check */
+	pthread_t thread;
+	bool thread_started;
+	int wakefd;
+
+	/* Guarded by l->mu. */
+	reg_state state;
+	ccb_stream *s;   /* the current stream, only for cancelling */
+	char *ccbid;     /* last reply's CCBID, kept for re-registration */
+	char *cookie;    /* last reply's ClaimId (secret, never logged) */
+	bool registered;
+	bool streaming;
+	uint64_t session; /* bumped at every successful registration */
+	result_item *q_head, *q_tail;
+	int64_t registered_at, last_heartbeat;
+	uint64_t heartbeats_sent, registrations, reconnects, served, failed;
+	char last_error[CCB_ERROR_DETAIL_SIZE];
+} reg;
+
+typedef struct job {
+	ccb_listener *l;
+	reg *r;
+	uint64_t session;
+	ccb_classad *hello;
+	char *requester;
+	pthread_t thread;
+	ccb_stream *s; /* guarded; set while the dial and hello run */
+	bool done;     /* guarded */
+	struct job *next;
+} job;
+
+struct ccb_listener {
+	ccb_sec_client_config sec;
+	ccb_listener_handler_fn handler;
+	void *user;
+	char *name;
+	int64_t heartbeat_ms; /* 0: off */
+	int64_t reconnect_ms;
+	int timeout_ms;
+	int dial_ms;
+	int max_jobs;
+	int stopfd;
+
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool started, stopping;
+	reg *regs;
+	size_t nregs;
+	job *jobs;
+	int active_jobs;
+	uint64_t gen;
+};
+
+/* ---- small helpers ---------------------------------------------------------- */
+
+static void wake(int fd)
+{
+	uint64_t one = 1;
+	ssize_t n = write(fd, &one, sizeof one);
+	(void)n; /* only fails when the counter is saturated: still readable */
+}
+
+static void drain(int fd)
+{
+	uint64_t v;
+	ssize_t n = read(fd, &v, sizeof v);
+	(void)n;
+}
+
+static bool is_stopping(ccb_listener *l)
+{
+	bool b;
+	pthread_mutex_lock(&l->mu);
+	b = l->stopping;
+	pthread_mutex_unlock(&l->mu);
+	return b;
+}
+
+static void set_state(reg *r, reg_state st)
+{
+	pthread_mutex_lock(&r->l->mu);
+	r->state = st;
+	pthread_mutex_unlock(&r->l->mu);
+}
+
+/* Poll `fd` (may be -1) and `wakefd` (may be -1) plus the stop fd. Returns a
+ * mask: 1 fd readable/writable, 2 wakefd readable, 4 stop, 0 timeout. */
+static int wait_any(ccb_listener *l, int fd, short events, int wakefd, int timeout_ms)
+{
+	struct pollfd p[3];
+	int n = 0, ifd = -1, iwake = -1, rc, mask = 0;
+
+	p[n].fd = l->stopfd;
+	p[n].events = POLLIN;
+	n++;
+	if (fd >= 0) {
+		ifd = n;
+		p[n].fd = fd;
+		p[n].events = events;
+		n++;
+	}
+	if (wakefd >= 0) {
+		iwake = n;
+		p[n].fd = wakefd;
+		p[n].events = POLLIN;
+		n++;
+	}
+	do
+		rc = poll(p, (nfds_t)n, timeout_ms);
+	while (rc < 0 && errno == EINTR);
+	if (rc <= 0)
+		return 0;
+	if (p[0].revents)
+		mask |= 4;
+	if (ifd >= 0 && p[ifd].revents)
+		mask |= 1;
+	if (iwake >= 0 && p[iwake].revents)
+		mask |= 2;
+	return mask;
+}
+
+/* A TCP connect that the stop fd cancels (ccb_tcp_connect cannot be). */
+static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, int64_t deadline,
+				   const char *what, int *out, ccb_error *err)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL, *ai;
+	char portstr[16];
+	ccb_err rc = CCB_ERR_IO;
+	int gai;
+
+	*out = -1;
+	snprintf(portstr, sizeof portstr, "%d", port);
+	gai = getaddrinfo(host, portstr, &hints, &res);
+	if (gai)
+		return ccb_error_set(err, CCB_ERR_NOT_FOUND, "resolve %s %s: %s", what, host,
+				     gai_strerror(gai));
+	ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: no address", what, host, port);
+	for (ai = res; ai; ai = ai->ai_next) {
+		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				ai->ai_protocol);
+		int one = 1, soerr = 0, m;
+		socklen_t sl = sizeof soerr;
+
+		if (fd < 0) {
+			ccb_error_set(err, CCB_ERR_IO, "socket for %s %s:%d: %s", what, host, port,
+				      strerror(errno));
+			continue;
+		}
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
+				      strerror(errno));
+			close(fd);
+			continue;
+		}
+		m = wait_any(l, fd, POLLOUT, -1, ccb_deadline_left(deadline));
+		if (m & 4) {
+			close(fd);
+			rc = ccb_error_set(err, CCB_ERR_CANCELLED, "connect to %s %s:%d: stopped", what,
+					   host, port);
+			break;
+		}
+		if (!(m & 1)) {
+			close(fd);
+			rc = ccb_error_set(err, CCB_ERR_TIMEOUT, "connect to %s %s:%d: timed out", what,
+					   host, port);
+			break;
+		}
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
+			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
+				      strerror(soerr ? soerr : errno));
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		*out = fd;
+		rc = CCB_OK;
+		break;
+	}
+	freeaddrinfo(res);
+	if (rc == CCB_OK)
+		ccb_error_clear(err);
+	return rc;
+}
+
+/* Open a stream to `host`:`port` (through shared port when `spid` is set),
+ * published in *slot under l->mu so that stop() can shut it down. */
+static ccb_err open_stream(ccb_listener *l, const char *host, int port, const char *spid,
+			   int64_t deadline, int timeout_ms, const char *what, ccb_stream **slot,
+			   ccb_stream **out, ccb_error *err)
+{
+	ccb_stream *s = NULL;
+	char peer[128];
+	int fd;
+	ccb_err rc;
+
+	*out = NULL;
+	rc = connect_cancellable(l, host, port, deadline, what, &fd, err);
+	if (rc)
+		return rc;
+	rc = ccb_stream_new(fd, &s, err);
+	if (rc)
+		return rc;
+	snprintf(peer, sizeof peer, "%s %s:%d", what, host, port);
+	ccb_stream_set_peer_name(s, peer);
+	ccb_stream_set_timeout(s, timeout_ms);
+	pthread_mutex_lock(&l->mu);
+	if (l->stopping) {
+		pthread_mutex_unlock(&l->mu);
+		ccb_stream_free(s);
+		return ccb_error_set(err, CCB_ERR_CANCELLED, "%s: stopped", peer);
+	}
+	*slot = s;
+	pthread_mutex_unlock(&l->mu);
+	if (spid) {
+		/* <host:port?sock=id>: SHARED_PORT_CONNECT first (shared-port.md). */
+		rc = ccb_sharedport_send_connect(s, spid, NULL, deadline, err);
+		if (rc) {
+			pthread_mutex_lock(&l->mu);
+			*slot = NULL;
+			pthread_mutex_unlock(&l->mu);
+			ccb_stream_free(s);
+			return rc;
+		}
+	}
+	*out = s;
+	return CCB_OK;
+}
+
+static void close_stream(ccb_listener *l, ccb_stream **slot)
+{
+	ccb_stream *s;
+
+	pthread_mutex_lock(&l->mu);
+	s = *slot;
+	*slot = NULL;
+	pthread_mutex_unlock(&l->mu);
+	ccb_stream_free(s);
+}
+
+/* Host, port and shared-port id of an address text (CCB_ADDRESS entry or a
+ * MyAddress sinful). */
+static ccb_err split_address(const char *text, int dflt_port, char **host, int *port, char **spid,
+			     char **alias, char **printed, ccb_error *err)
+{
+	ccb_sinful *s = NULL;
+	ccb_err rc = ccb_sinful_parse_address(text, &s, err);
+
+	*host = *spid = NULL;
+	if (alias)
+		*alias = NULL;
+	if (printed)
+		*printed = NULL;
+	if (rc)
+		return rc;
+	*port = ccb_sinful_port(s) >= 0 ? ccb_sinful_port(s) : dflt_port;
+	if (*port <= 0) {
+		ccb_sinful_free(s);
+		return ccb_error_set(err, CCB_ERR_PARSE, "address %s has no port", text);
+	}
+	*host = ccb_strdup(ccb_sinful_host(s));
+	if (ccb_sinful_shared_port_id(s))
+		*spid = ccb_strdup(ccb_sinful_shared_port_id(s));
+	if (alias && ccb_sinful_alias(s))
+		*alias = ccb_strdup(ccb_sinful_alias(s));
+	if (printed)
+		*printed = ccb_sinful_format(s);
+	ccb_sinful_free(s);
+	if (!*host || (printed && !*printed))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "address");
+	return CCB_OK;
+}
+
+static void free_queue(reg *r)
+{
+	while (r->q_head) {
+		result_item *it = r->q_head;
+		r->q_head = it->next;
+		ccb_classad_free(it->ad);
+		free(it);
+	}
+	r->q_tail = NULL;
+}
+
+/* ---- reverse connects (§6.4) ------------------------------------------------- */
+
+static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
+{
+	ccb_listener *l = r->l;
+	result_item *it = calloc(1, sizeof *it);
+
+	pthread_mutex_lock(&l->mu);
+	if (ok)
+		r->served++;
+	else
+		r->failed++;
+	/* A result for an earlier registration has nowhere to go: that socket
+	 * and the broker's request table entry are gone (§5.3). */
+	if (it && session == r->session && r->registered) {
+		it->ad = ad;
+		if (r->q_tail)
+			r->q_tail->next = it;
+		else
+			r->q_head = it;
+		r->q_tail = it;
+		ad = NULL;
+		it = NULL;
+		wake(r->wakefd);
+	}
+	pthread_mutex_unlock(&l->mu);
+	free(it);
+	ccb_classad_free(ad);
+}
+
+static void *job_main(void *arg)
+{
+	job *j = arg;
+	ccb_listener *l = j->l;
+	reg *r = j->r;
+	const char *my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
+	const char *request_id = ccb_ad_string_or(j->hello, CCB_ATTR_REQUEST_ID, "");
+	char *host = NULL, *spid = NULL, *contact = NULL;
+	char errtext[CCB_ERROR_DETAIL_SIZE + 64] = "";
+	ccb_classad *result = NULL;
+	ccb_stream *s = NULL;
+	ccb_error err = {0};
+	int port = 0;
+	int64_t deadline = ccb_deadline_in(l->dial_ms);
+	bool ok = false;
+
+	/* Dial MyAddress: the requester, or the broker itself when streaming
+	 * (§7.5); through shared port when it carries sock= (§6.4 step 2). */
+	if (split_address(my_address, -1, &host, &port, &spid, NULL, NULL, &err) ||
+	    open_stream(l, host, port, spid, deadline, l->dial_ms, "requester", &j->s, &s, &err)) {
+		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
+	} else {
+		ccb_stream_set_deadline(s, deadline);
+		if (ccb_hello_write(s, j->hello, 0, &err)) {
+			snprintf(errtext, sizeof errtext, "failure writing reverse connect command: %s",
+				 err.detail);
+			close_stream(l, &j->s);
+			s = NULL;
+		} else {
+			ok = true;
+			/* From here the handler owns the stream: stop() no longer
+			 * shuts it down. */
+			pthread_mutex_lock(&l->mu);
+			j->s = NULL;
+			pthread_mutex_unlock(&l->mu);
+			ccb_stream_set_deadline(s, INT64_MAX);
+			ccb_stream_set_timeout(s, CCB_STREAM_DEFAULT_TIMEOUT_MS);
+		}
+	}
+	if (ok)
+		CCB_LOG(CCB_LOG_INFO, "ccb listener: reverse connect to %s for request %s via %s done",
+			my_address, request_id, r->address);
+	else
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: request %s via %s: %s", request_id, r->address,
+			errtext);
+	/* Report up the registration socket: the hello plus Result (§6.4). */
+	if (ccb_result_ad_new(j->hello, ok, ok ? NULL : errtext, &result, &err) == CCB_OK)
+		enqueue_result(r, j->session, result, ok);
+	if (ok) {
+		ccb_listener_conn_info info = {0};
+
+		pthread_mutex_lock(&l->mu);
+		contact = ccb_strdup(r->ccbid ? r->ccbid : "");
+		pthread_mutex_unlock(&l->mu);
+		info.broker = r->address;
+		info.contact = contact ? contact : "";
+		info.request_id = request_id;
+		info.requester = j->requester ? j->requester : "";
+		info.my_address = my_address;
+		info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
+		l->handler(s, &info, l->user);
+	}
+	free(contact);
+	free(host);
+	free(spid);
+	pthread_mutex_lock(&l->mu);
+	j->done = true;
+	l->active_jobs--;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+static void job_free(job *j)
+{
+	ccb_classad_free(j->hello);
+	free(j->requester);
+	free(j);
+}
+
+/* Join finished request threads (all of them when `all`, after stop). */
+static void reap_jobs(ccb_listener *l, bool all)
+{
+	job *done = NULL, **pp;
+
+	pthread_mutex_lock(&l->mu);
+	for (pp = &l->jobs; *pp;) {
+		job *j = *pp;
+		if (all || j->done) {
+			*pp = j->next;
+			j->next = done;
+			done = j;
+		} else {
+			pp = &j->next;
+		}
+	}
+	pthread_mutex_unlock(&l->mu);
+	while (done) {
+		job *j = done;
+		done = j->next;
+		pthread_join(j->thread, NULL);
+		job_free(j);
+	}
+}
+
+/* A forwarded request (§6.3). Returns false only on a write failure of an
+ * immediate failure report (the registration is then dropped). */
+static bool handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
+{
+	ccb_listener *l = r->l;
+	ccb_classad *hello = NULL, *result = NULL;
+	ccb_error err = {0};
+	job *j;
+	bool full;
+
+	/* C++ aborts on a request without MyAddress/ClaimId/RequestID
+	 * (lst:446-455); we cannot echo what is missing, so just log it. */
+	if (ccb_hello_ad_from_request(req, &hello, &err)) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: unusable request from broker %s: %s",
+			r->address, err.detail);
+		pthread_mutex_lock(&l->mu);
+		r->failed++;
+		pthread_mutex_unlock(&l->mu);
+		return true;
+	}
+	reap_jobs(l, false);
+	j = calloc(1, sizeof *j);
+	pthread_mutex_lock(&l->mu);
+	full = l->active_jobs >= l->max_jobs;
+	if (!full && j) {
+		j->l = l;
+		j->r = r;
+		j->session = r->session;
+		j->hello = hello;
+		j->requester = ccb_strdup(ccb_ad_string_or(req, CCB_ATTR_NAME, ""));
+		if (pthread_create(&j->thread, NULL, job_main, j) == 0) {
+			j->next = l->jobs;
+			l->jobs = j;
+			l->active_jobs++;
+			pthread_mutex_unlock(&l->mu);
+			return true;
+		}
+		j->hello = NULL;
+		free(j->requester);
+	}
+	r->failed++;
+	pthread_mutex_unlock(&l->mu);
+	free(j);
+	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing request via %s: %s", r->address,
+		full ? "too many reverse connects in progress" : "cannot start a thread");
+	if (ccb_result_ad_new(hello, false,
+			      full ? "too many reverse connects in progress" : "failed to initiate connection",
+			      &result, &err) == CCB_OK) {
+		ccb_err rc = ccb_control_ad_write(s, result, peer_version, &err);
+		ccb_classad_free(result);
+		ccb_classad_free(hello);
+		return rc == CCB_OK;
+	}
+	ccb_classad_free(hello);
+	return true;
+}
+
+/* ---- one registration session (§4) ------------------------------------------- */
+
+/* Serve the registration until it fails or stop. */
+static ccb_err serve(reg *r, ccb_stream *s, unsigned peer_version, ccb_error *err)
+{
+	ccb_listener *l = r->l;
+	/* C++ sends no heartbeats to brokers older than 7.5.0 (§5.2). */
+	int64_t hb = peer_version && peer_version < CCB_VERSION_NUM(7, 5, 0) ? 0 : l->heartbeat_ms;
+	int64_t last_recv = ccb_now_ms(), last_hb = last_recv;
+	int fd = ccb_stream_fd(s);
+
+	for (;;) {
+		result_item *q;
+		int64_t now, wait_until = INT64_MAX;
+		int m;
+
+		/* Send queued result reports (this thread is the only writer). */
+		pthread_mutex_lock(&l->mu);
+		q = r->q_head;
+		r->q_head = r->q_tail = NULL;
+		pthread_mutex_unlock(&l->mu);
+		while (q) {
+			result_item *it = q;
+			ccb_err rc = ccb_control_ad_write(s, it->ad, peer_version, err);
+			q = it->next;
+			ccb_classad_free(it->ad);
+			free(it);
+			if (rc) {
+				while (q) {
+					it = q;
+					q = it->next;
+					ccb_classad_free(it->ad);
+					free(it);
+				}
+				return ccb_error_prefix(err, "send result report: ");
+			}
+		}
+		now = ccb_now_ms();
+		if (hb > 0) {
+			/* ALIVE after `hb` of silence; dead after 3x that (§5.2). */
+			int64_t hb_due = (last_recv > last_hb ? last_recv : last_hb) + hb;
+			int64_t dead_at = last_recv + 3 * hb;
+
+			if (now >= dead_at)
+				return ccb_error_set(err, CCB_ERR_TIMEOUT,
+						     "broker %s silent for %lld ms (3 heartbeat intervals)",
+						     r->address, (long long)(now - last_recv));
+			if (now >= hb_due) {
+				ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
+				ccb_classad *ad = NULL;
+				ccb_err rc = ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, err);
+				if (rc == CCB_OK)
+					rc = ccb_control_ad_write(s, ad, peer_version, err);
+				ccb_classad_free(ad);
+				if (rc)
+					return ccb_error_prefix(err, "send heartbeat: ");
+				last_hb = now;
+				pthread_mutex_lock(&l->mu);
+				r->heartbeats_sent++;
+				pthread_mutex_unlock(&l->mu);
+				continue;
+			}
+			wait_until = hb_due < dead_at ? hb_due : dead_at;
+		}
+		m = wait_any(l, fd, POLLIN, r->wakefd,
+			     wait_until == INT64_MAX ? -1 : ccb_deadline_left(wait_until));
+		if (m & 4)
+			return ccb_error_set(err, CCB_ERR_CANCELLED, "stopped");
+		if (m & 2)
+			drain(r->wakefd);
+		if (m & 1) {
+			ccb_classad *ad = NULL;
+			int64_t cmd = -1;
+			ccb_err rc = ccb_control_ad_read(s, &ad, err);
+
+			if (rc)
+				return ccb_error_prefix(err, "read from broker: ");
+			last_recv = ccb_now_ms();
+			ccb_classad_get_int(ad, CCB_ATTR_COMMAND, &cmd);
+			if (cmd == CCB_CMD_ALIVE) {
+				pthread_mutex_lock(&l->mu);
+				r->last_heartbeat = ccb_wall_s();
+				pthread_mutex_unlock(&l->mu);
+			} else if (cmd == CCB_CMD_CCB_REQUEST) {
+				if (!handle_request(r, s, peer_version, ad)) {
+					ccb_classad_free(ad);
+					return ccb_error_set(err, ccb_stream_error(s)->code,
+							     "send failure report: %s",
+							     ccb_stream_error(s)->detail);
+				}
+			} else {
+				CCB_LOG(CCB_LOG_DEBUG,
+					"ccb listener: ignoring message with Command %lld from broker %s",
+					(long long)cmd, r->address);
+			}
+			ccb_classad_free(ad);
+		}
+	}
+}
+
+static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
+{
+	ccb_listener *l = r->l;
+	ccb_sec_client_config sc = l->sec;
+	ccb_sec_info info;
+	ccb_classad *ad = NULL, *reply = NULL;
+	ccb_stream *s = NULL;
+	const char *ccbid = NULL, *cookie = NULL;
+	char *old_ccbid = NULL, *old_cookie = NULL;
+	unsigned peer_version = 0;
+	bool streaming = false;
+	ccb_err rc;
+
+	set_state(r, ST_CONNECTING);
+	rc = open_stream(l, r->host, r->port, r->spid, ccb_deadline_in(l->timeout_ms), l->timeout_ms,
+			 "broker", &r->s, &s, err);
+	if (rc)
+		return rc;
+	set_state(r, ST_AUTHENTICATING);
+	/* SSL checks the broker's certificate against its alias, else host. */
+	if (!sc.ssl_server_host)
+		sc.ssl_server_host = r->alias ? r->alias : r->host;
+	/* Every registration negotiates a new session, as C++ forces with
+	 * USE_TMP_SEC_SESSION (§4.1); our client never resumes anyway. */
+	rc = ccb_sec_client_start(s, &sc, CCB_CMD_CCB_REGISTER, 0, r->sinful, &info, err);
+	if (rc) {
+		ccb_error_prefix(err, "register with %s: ", r->address);
+		goto out;
+	}
+	{
+		int a, b, c;
+		if (ccb__sec_version_parse(info.peer_version, &a, &b, &c, &peer_version, NULL))
+			peer_version = 0;
+	}
+	set_state(r, ST_REGISTERING);
+	pthread_mutex_lock(&l->mu);
+	if (r->ccbid && r->cookie) {
+		old_ccbid = ccb_strdup(r->ccbid);
+		old_cookie = ccb_strdup(r->cookie);
+	}
+	pthread_mutex_unlock(&l->mu);
+	{
+		/* §4.1: Command, Name, and on re-registration the previous CCBID
+		 * and cookie verbatim (strings; NULL leaves them out). */
+		ccb_ad_field f[] = {
+			CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
+			CCB_AD_STRING(CCB_ATTR_NAME, l->name),
+			CCB_AD_STRING(CCB_ATTR_CCBID, old_ccbid),
+			CCB_AD_STRING(CCB_ATTR_CLAIM_ID, old_cookie),
+		};
+		rc = ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, err);
+	}
+	if (rc == CCB_OK)
+		rc = ccb_control_ad_write(s, ad, peer_version, err);
+	if (rc == CCB_OK)
+		rc = ccb_control_ad_read(s, &reply, err);
+	if (rc) {
+		ccb_error_prefix(err, "register with %s: ", r->address);
+		goto out;
+	}
+	/* §4.2: CCBID is required (C++ aborts without it, Go errors); the
+	 * cookie and CCBStreaming are optional; unknown attributes ignored. */
+	rc = ccb_ad_need_string(reply, CCB_ATTR_CCBID, &ccbid, err);
+	if (rc == CCB_OK && (!ccbid[0] || strlen(ccbid) > CCB_ADDR_MAX_TEXT))
+		rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "empty or oversized CCBID");
+	if (rc) {
+		ccb_error_prefix(err, "register reply from %s: ", r->address);
+		goto out;
+	}
+	cookie = ccb_ad_string_or(reply, CCB_ATTR_CLAIM_ID, NULL);
+	streaming = ccb_ad_bool_or(reply, CCB_ATTR_CCB_STREAMING, false);
+	pthread_mutex_lock(&l->mu);
+	free(r->ccbid);
+	r->ccbid = ccb_strdup(ccbid);
+	free(r->cookie);
+	r->cookie = cookie ? ccb_strdup(cookie) : NULL;
+	r->streaming = streaming;
+	r->registered = true;
+	r->registered_at = ccb_wall_s();
+	r->session++;
+	r->registrations++;
+	r->state = ST_REGISTERED;
+	l->gen++;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	*was_registered = true;
+	CCB_LOG(CCB_LOG_INFO, "ccb listener: registered with %s as %s%s", r->address, ccbid,
+		old_ccbid && strcmp(old_ccbid, ccbid) ? " (new CCBID)" : "");
+	rc = serve(r, s, peer_version, err);
+out:
+	if (old_cookie)
+		memset(old_cookie, 0, strlen(old_cookie));
+	free(old_cookie);
+	free(old_ccbid);
+	ccb_classad_free(ad);
+	ccb_classad_free(reply);
+	close_stream(l, &r->s);
+	return rc;
+}
+
+static int64_t jittered(int64_t ms)
+{
+	uint32_t rnd = 0;
+
+	ccb_random_bytes(&rnd, sizeof rnd, NULL);
+	/* Uniform in [75%, 125%] of the interval. */
+	return ms * 3 / 4 + (int64_t)(rnd % (uint64_t)(ms / 2 + 1));
+}
+
+static void *reg_main(void *arg)
+{
+	reg *r = arg;
+	ccb_listener *l = r->l;
+
+	while (!is_stopping(l)) {
+		ccb_error err = {0};
+		bool was_registered = false;
+		ccb_err rc = reg_session(r, &was_registered, &err);
+		int64_t until;
+
+		pthread_mutex_lock(&l->mu);
+		if (r->registered) {
+			r->registered = false;
+			l->gen++;
+			pthread_cond_broadcast(&l->cv);
+		}
+		free_queue(r);
+		if (!l->stopping && rc) {
+			snprintf(r->last_error, sizeof r->last_error, "%s", err.detail);
+			r->state = ST_RECONNECT_WAIT;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (rc == CCB_ERR_CANCELLED || is_stopping(l))
+			break;
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: broker %s: %s; retrying", r->address,
+			err.detail);
+		until = ccb_now_ms() + jittered(l->reconnect_ms);
+		while (ccb_now_ms() < until)
+			if (wait_any(l, -1, 0, -1, ccb_deadline_left(until)) & 4)
+				break;
+		pthread_mutex_lock(&l->mu);
+		if (!l->stopping)
+			r->reconnects++;
+		pthread_mutex_unlock(&l->mu);
+	}
+	set_state(r, ST_STOPPED);
+	return NULL;
+}
+
+/* ---- public API ---------------------------------------------------------------- */
+
+#define SEC_STRINGS(X)                                                              \
+	X(auth_methods) X(trust_domain) X(uid_domain) X(claimtobe_user) X(subsystem) \
+	X(token) X(token_file) X(token_directory) X(ssl_ca_file) X(ssl_ca_dir)      \
+	X(ssl_certfile) X(ssl_keyfile) X(ssl_server_host)
+
+static bool sec_copy(ccb_sec_client_config *dst, const ccb_sec_client_config *src)
+{
+	bool ok = true;
+
+	*dst = *src;
+#define COPY(f)                                  \
+	if (src->f && !(dst->f = ccb_strdup(src->f))) \
+		ok = false;
+	SEC_STRINGS(COPY)
+#undef COPY
+	return ok;
+}
+
+static void sec_free(ccb_sec_client_config *c)
+{
+#define FREE(f)                                        \
+	if (c->f) {                                    \
+		memset((char *)c->f, 0, strlen(c->f)); \
+		free((char *)c->f);                    \
+	}
+	SEC_STRINGS(FREE)
+#undef FREE
+	memset(c, 0, sizeof *c);
+}
+
+static int pick_ms(int ms, int s, int dflt_s)
+{
+	if (ms > 0)
+		return ms;
+	return (s > 0 ? s : dflt_s) * 1000;
+}
+
+ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err)
+{
+	ccb_listener *l;
+	size_t n, i;
+
+	if (out)
+		*out = NULL;
+	if (!cfg || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: NULL config or out");
+	if (!cfg->handler)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: a connection handler is required");
+	n = cfg->n_brokers + (cfg->broker ? 1 : 0);
+	if (n == 0 || (cfg->n_brokers && !cfg->brokers))
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: no broker address");
+	l = calloc(1, sizeof *l);
+	if (!l)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+	pthread_mutex_init(&l->mu, NULL);
+	pthread_cond_init(&l->cv, NULL);
+	l->stopfd = -1;
+	l->handler = cfg->handler;
+	l->user = cfg->user;
+	if (cfg->heartbeat_interval_ms > 0)
+		l->heartbeat_ms = cfg->heartbeat_interval_ms;
+	else if (cfg->heartbeat_interval < 0)
+		l->heartbeat_ms = 0;
+	else if (cfg->heartbeat_interval == 0)
+		l->heartbeat_ms = DEFAULT_HEARTBEAT_S * 1000;
+	else
+		l->heartbeat_ms = (cfg->heartbeat_interval < MIN_HEARTBEAT_S ? MIN_HEARTBEAT_S
+									: cfg->heartbeat_interval) * 1000LL;
+	l->reconnect_ms = pick_ms(cfg->reconnect_interval_ms, cfg->reconnect_interval, DEFAULT_RECONNECT_S);
+	l->timeout_ms = pick_ms(cfg->timeout_ms, cfg->timeout, DEFAULT_TIMEOUT_S);
+	l->dial_ms = pick_ms(cfg->dial_timeout_ms, cfg->dial_timeout, DEFAULT_DIAL_S);
+	l->max_jobs = cfg->max_reverse_connects > 0 ? cfg->max_reverse_connects : DEFAULT_MAX_JOBS;
+	l->name = ccb_strdup(cfg->name ? cfg->name : DEFAULT_NAME);
+	l->regs = calloc(n, sizeof *l->regs);
+	if (!l->name || !l->regs || !sec_copy(&l->sec, &cfg->security)) {
+		ccb_listener_free(l);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+	}
+	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (l->stopfd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+		ccb_listener_free(l);
+		return CCB_ERR_IO;
+	}
+	for (i = 0; i < n; i++) {
+		reg *r = &l->regs[i];
+		const char *a = i < cfg->n_brokers ? cfg->brokers[i] : cfg->broker;
+		ccb_err rc;
+
+		l->nregs = i + 1;
+		r->l = l;
+		r->index = i;
+		r->wakefd = -1;
+		if (!a || !(r->address = ccb_strdup(a))) {
+			ccb_listener_free(l);
+			return ccb_error_set(err, a ? CCB_ERR_NOMEM : CCB_ERR_INVALID_ARG,
+					     "listener: broker %zu", i);
+		}
+		rc = split_address(a, COLLECTOR_PORT, &r->host, &r->port, &r->spid, &r->alias,
+				   &r->sinful, err);
+		if (rc) {
+			if (rc != CCB_ERR_NOMEM) {
+				rc = CCB_ERR_INVALID_ARG;
+				if (err)
+					err->code = rc;
+			}
+			ccb_error_prefix(err, "listener: broker address \"%s\": ", a);
+			ccb_listener_free(l);
+			return rc;
+		}
+		r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (r->wakefd < 0) {
+			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+			ccb_listener_free(l);
+			return CCB_ERR_IO;
+		}
+	}
+	*out = l;
+	return CCB_OK;
+}
+
+ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
+{
+	size_t i;
+
+	if (!l)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: NULL");
+	pthread_mutex_lock(&l->mu);
+	if (l->started || l->stopping) {
+		pthread_mutex_unlock(&l->mu);
+		return ccb_error_set(err, CCB_ERR_STATE, "listener already started or stopped");
+	}
+	l->started = true;
+	pthread_mutex_unlock(&l->mu);
+	for (i = 0; i < l->nregs; i++) {
+		int e = pthread_create(&l->regs[i].thread, NULL, reg_main, &l->regs[i]);
+		if (e) {
+			ccb_listener_stop(l);
+			return ccb_error_set(err, CCB_ERR_IO, "listener: thread for broker %s: %s",
+					     l->regs[i].address, strerror(e));
+		}
+		l->regs[i].thread_started = true;
+	}
+	return CCB_OK;
+}
+
+void ccb_listener_stop(ccb_listener *l)
+{
+	size_t i;
+	job *j;
+
+	if (!l)
+		return;
+	pthread_mutex_lock(&l->mu);
+	l->stopping = true;
+	if (l->stopfd >= 0)
+		wake(l->stopfd);
+	for (i = 0; i < l->nregs; i++)
+		if (l->regs[i].s)
+			ccb_stream_shutdown(l->regs[i].s);
+	for (j = l->jobs; j; j = j->next)
+		if (j->s)
+			ccb_stream_shutdown(j->s);
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	for (i = 0; i < l->nregs; i++) {
+		if (l->regs[i].thread_started) {
+			pthread_join(l->regs[i].thread, NULL);
+			l->regs[i].thread_started = false;
+		}
+		pthread_mutex_lock(&l->mu);
+		l->regs[i].state = ST_STOPPED;
+		pthread_mutex_unlock(&l->mu);
+	}
+	/* No worker is left to start new request threads. */
+	reap_jobs(l, true);
+}
+
+bool ccb_listener_stopping(ccb_listener *l)
+{
+	return l ? is_stopping(l) : true;
+}
+
+void ccb_listener_free(ccb_listener *l)
+{
+	size_t i;
+
+	if (!l)
+		return;
+	ccb_listener_stop(l);
+	for (i = 0; i < l->nregs; i++) {
+		reg *r = &l->regs[i];
+		free(r->address);
+		free(r->sinful);
+		free(r->host);
+		free(r->spid);
+		free(r->alias);
+		free(r->ccbid);
+		if (r->cookie)
+			memset(r->cookie, 0, strlen(r->cookie));
+		free(r->cookie);
+		free_queue(r);
+		if (r->wakefd >= 0)
+			close(r->wakefd);
+	}
+	free(l->regs);
+	free(l->name);
+	sec_free(&l->sec);
+	if (l->stopfd >= 0)
+		close(l->stopfd);
+	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->mu);
+	free(l);
+}
+
+size_t ccb_listener_num_registered(ccb_listener *l)
+{
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&l->mu);
+	for (i = 0; i < l->nregs; i++)
+		n += l->regs[i].registered;
+	pthread_mutex_unlock(&l->mu);
+	return n;
+}
+
+static void deadline_ts(int64_t ms, struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Wait on l->cv (held) until `until` (INT64_MAX: forever); false on timeout. */
+static bool cv_wait_until(ccb_listener *l, int64_t until)
+{
+	struct timespec ts;
+	int64_t left;
+
+	if (until == INT64_MAX) {
+		pthread_cond_wait(&l->cv, &l->mu);
+		return true;
+	}
+	left = until - ccb_now_ms();
+	if (left <= 0)
+		return false;
+	deadline_ts(left, &ts);
+	pthread_cond_timedwait(&l->cv, &l->mu, &ts);
+	return true;
+}
+
+ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms)
+{
+	int64_t until = timeout_ms < 0 ? INT64_MAX : ccb_now_ms() + timeout_ms;
+	ccb_err rc = CCB_ERR_TIMEOUT;
+
+	pthread_mutex_lock(&l->mu);
+	for (;;) {
+		size_t k = 0, i;
+		for (i = 0; i < l->nregs; i++)
+			k += l->regs[i].registered;
+		if (k >= n) {
+			rc = CCB_OK;
+			break;
+		}
+		if (l->stopping) {
+			rc = CCB_ERR_CANCELLED;
+			break;
+		}
+		if (!cv_wait_until(l, until))
+			break;
+	}
+	pthread_mutex_unlock(&l->mu);
+	return rc;
+}
+
+bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms)
+{
+	int64_t until = timeout_ms < 0 ? INT64_MAX : ccb_now_ms() + timeout_ms;
+	bool changed;
+
+	pthread_mutex_lock(&l->mu);
+	while (l->gen == *gen && timeout_ms != 0 && !l->stopping && cv_wait_until(l, until))
+		;
+	changed = l->gen != *gen;
+	*gen = l->gen;
+	pthread_mutex_unlock(&l->mu);
+	return changed;
+}
+
+ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n)
+{
+	ccb_buf b;
+	ccb_err rc;
+	size_t i;
+
+	ccb_buf_init(&b);
+	pthread_mutex_lock(&l->mu);
+	for (i = 0; i < l->nregs; i++)
+		if (l->regs[i].registered && l->regs[i].ccbid) {
+			ccb_buf_append_str(&b, l->regs[i].ccbid);
+			ccb_buf_append_str(&b, " ");
+		}
+	pthread_mutex_unlock(&l->mu);
+	if (!ccb_buf_terminate(&b)) {
+		ccb_buf_free(&b);
+		return CCB_ERR_NOMEM;
+	}
+	rc = ccb_contact_list_split((const char *)b.data, out, n, NULL);
+	ccb_buf_free(&b);
+	return rc;
+}
+
+char *ccb_listener_contact_list(ccb_listener *l)
+{
+	char **v = NULL, *s = NULL;
+	size_t n = 0;
+
+	if (ccb_listener_contacts(l, &v, &n))
+		return NULL;
+	if (n == 0)
+		s = ccb_strdup("");
+	else if (ccb_contact_list_join((const char *const *)v, n, &s, NULL))
+		s = NULL;
+	ccb_addr_strv_free(v);
+	return s;
+}
+
+bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index)
+{
+	bool b = false;
+
+	pthread_mutex_lock(&l->mu);
+	if (index < l->nregs)
+		b = l->regs[index].registered && l->regs[index].streaming;
+	pthread_mutex_unlock(&l->mu);
+	return b;
+}
+
+char *ccb_listener_status_json(ccb_listener *l)
+{
+	json_t *root = json_object(), *arr = json_array();
+	char *contacts = ccb_listener_contact_list(l), *out;
+	size_t i, nreg = 0;
+
+	pthread_mutex_lock(&l->mu);
+	for (i = 0; i < l->nregs; i++) {
+		reg *r = &l->regs[i];
+		nreg += r->registered;
+		json_array_append_new(
+			arr, json_pack("{s:s,s:s,s:s?,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:b,s:s}", "address",
+				       r->address, "state", state_names[r->state], "ccbid",
+				       r->registered ? r->ccbid : NULL, "registered_at",
+				       (json_int_t)r->registered_at, "last_heartbeat",
+				       (json_int_t)r->last_heartbeat, "heartbeats_sent",
+				       (json_int_t)r->heartbeats_sent, "registrations",
+				       (json_int_t)r->registrations, "reconnects",
+				       (json_int_t)r->reconnects, "requests_served", (json_int_t)r->served,
+				       "requests_failed", (json_int_t)r->failed, "streaming",
+				       r->registered && r->streaming, "last_error", r->last_error));
+	}
+	pthread_mutex_unlock(&l->mu);
+	json_object_set_new(root, "registered", json_integer((json_int_t)nreg));
+	json_object_set_new(root, "contacts", json_string(contacts ? contacts : ""));
+	json_object_set_new(root, "brokers", arr);
+	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(root);
+	free(contacts);
+	return out;
+}
+
+/* ---- configuration (§13) -------------------------------------------------------- */
+
+ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err)
+{
+	const char *addr;
+	long long hb, rec, to;
+	char **v = NULL;
+	size_t n = 0;
+	ccb_err rc;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener config: NULL out");
+	memset(out, 0, sizeof *out);
+	addr = ccb_config_get(c, "CCB_ADDRESS");
+	if ((rc = ccb_config_int(c, "CCB_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_S, &hb, err)) ||
+	    (rc = ccb_config_int(c, "CCB_RECONNECT_TIME", DEFAULT_RECONNECT_S, &rec, err)) ||
+	    (rc = ccb_config_int(c, "CCB_TIMEOUT", DEFAULT_TIMEOUT_S, &to, err)) ||
+	    (rc = ccb_config_client_security(c, &out->security, err)))
+		return rc;
+	if (hb < 0 || hb > 86400 * 365 || rec < 0 || rec > 86400 * 365 || to < 0 || to > 86400 * 365)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_HEARTBEAT_INTERVAL, CCB_RECONNECT_TIME and CCB_TIMEOUT must be "
+				     "between 0 and one year");
+	if (!addr || !*addr)
+		return ccb_error_set(err, CCB_ERR_CONFIG, "CCB_ADDRESS is not set");
+	rc = ccb_broker_list_split(addr, &v, &n, err);
+	if (rc == CCB_OK && n == 0)
+		rc = ccb_error_set(err, CCB_ERR_CONFIG, "CCB_ADDRESS names no broker");
+	if (rc) {
+		ccb_addr_strv_free(v);
+		memset(out, 0, sizeof *out);
+		return rc == CCB_ERR_NOMEM ? rc : CCB_ERR_CONFIG;
+	}
+	out->brokers = (const char *const *)v;
+	out->n_brokers = n;
+	out->heartbeat_interval = hb == 0 ? CCB_LISTENER_HEARTBEAT_OFF : (int)hb;
+	out->reconnect_interval = (int)rec;
+	out->timeout = (int)to;
+	out->name = ccb_config_get(c, "CCB_LISTENER_NAME");
+	return CCB_OK;
+}
+
+void ccb_listener_config_clear(ccb_listener_config *cfg)
+{
+	if (!cfg)
+		return;
+	ccb_addr_strv_free((char **)cfg->brokers);
+	memset(cfg, 0, sizeof *cfg);
+}
