@@ -7,6 +7,7 @@
 #define CCBCTL_EXIT_USAGE 2   /* bad command line */
 
 int ccbctl_decode(int argc, char **argv);
+int ccbctl_dial(int argc, char **argv);
 int ccbctl_ping(int argc, char **argv);
 int ccbctl_token(int argc, char **argv);
 

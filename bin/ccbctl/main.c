@@ -11,6 +11,7 @@ static const struct {
 	const char *summary;
 } commands[] = {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
+	{"dial", ccbctl_dial, "netcat to a daemon through CCB, shared port or directly"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 };
