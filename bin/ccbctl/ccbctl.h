@@ -1,6 +1,11 @@
 #ifndef CCBCTL_H
 #define CCBCTL_H
 
+#include <stdbool.h>
+
+#include "ccb/config.h"
+#include "ccb/dial.h"
+
 /* Exit codes shared by every sub-command. */
 #define CCBCTL_EXIT_OK 0
 #define CCBCTL_EXIT_FAIL 1    /* the operation failed (peer refused, bad input data) */
@@ -8,8 +13,18 @@
 
 int ccbctl_decode(int argc, char **argv);
 int ccbctl_listen(int argc, char **argv);
+int ccbctl_dial(int argc, char **argv);
 int ccbctl_ping(int argc, char **argv);
 int ccbctl_token(int argc, char **argv);
 int ccbctl_config(int argc, char **argv);
+
+/* Shared by ping and dial (dial.c): dial options from the config file
+ * (CCB_DIAL_TIMEOUT, CCB_DIAL_STAGGER_MS, CCB_CLIENT_STREAMING,
+ * CCB_PROXY_RETURN_ADDRESS, TOOLS_ASSUME_FIREWALLS) and the per-step
+ * progress printer. */
+int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dial_opts *o,
+				 const ccb_sec_client_config *sc, bool streaming,
+				 const char *proxy_return, int timeout_s);
+void ccbctl_dial_print_step(const ccb_dial_event *ev, void *user);
 
 #endif

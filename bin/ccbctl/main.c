@@ -12,6 +12,7 @@ static const struct {
 } commands[] = {
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
 	{"listen", ccbctl_listen, "register with CCB brokers and serve reverse connections"},
+	{"dial", ccbctl_dial, "netcat to a daemon through CCB, shared port or directly"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 	{"config", ccbctl_config, "list the config knobs and defaults, check a config file"},

@@ -9,6 +9,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/config.h"
+#include "ccb/dial.h"
 #include "ccb/security.h"
 #include "ccb/sharedport.h"
 #include "ccbctl.h"
@@ -31,20 +32,38 @@ static const struct {
 static void ping_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ccbctl ping [-c FILE] [--level LEVEL] [--timeout SECONDS] [--json] ADDRESS\n"
+		"usage: ccbctl ping [-c FILE] [--level LEVEL] [--timeout SECONDS] [--streaming]\n"
+		"                   [--proxy-return ADDR] [--json] ADDRESS\n"
 		"\n"
 		"Connect to a daemon, run HTCondor's security handshake and ask, as\n"
 		"condor_ping does, whether we are authorized at LEVEL (default READ).\n"
-		"ADDRESS is a sinful string (<host:port?...>, through shared port when it\n"
-		"carries sock=) or host:port.\n"
+		"ADDRESS is a sinful string or host:port. A sinful with CCBID is reached\n"
+		"through its CCB broker(s) (all its contacts, raced), one with sock=\n"
+		"through shared port, any other directly. Each dial step is printed with\n"
+		"its time.\n"
 		"\n"
-		"  -c, --config FILE  JSON config with SEC_CLIENT_* / SEC_DEFAULT_* knobs\n"
+		"  -c, --config FILE  JSON config with SEC_CLIENT_* / SEC_DEFAULT_* knobs (used\n"
+		"                     for the broker and the daemon) and CCB_DIAL_TIMEOUT,\n"
+		"                     CCB_DIAL_STAGGER_MS, CCB_CLIENT_STREAMING,\n"
+		"                     CCB_PROXY_RETURN_ADDRESS, TOOLS_ASSUME_FIREWALLS\n"
 		"  --level LEVEL      ALLOW, READ, WRITE, NEGOTIATOR, ADMINISTRATOR, OWNER,\n"
 		"                     CONFIG, DAEMON, ADVERTISE_STARTD|SCHEDD|MASTER\n"
-		"  --timeout SECONDS  for each step (default 20)\n"
+		"  --timeout SECONDS  for each step (default 20; the dial: CCB_DIAL_TIMEOUT)\n"
+		"  --streaming        through CCB: ask the broker to relay (proxy mode)\n"
+		"  --proxy-return ADDR  proxy mode with MyAddress ADDR\n"
 		"  --json             machine-readable result\n"
 		"\n"
 		"Exit status: 0 authorized, 1 not authorized or failed, 2 usage.\n");
+}
+
+/* JSON mode: collect dial steps (the dial serializes the calls). */
+static void collect_step(const ccb_dial_event *ev, void *user)
+{
+	json_array_append_new((json_t *)user,
+			      json_pack("{s:i,s:s,s:s,s:I,s:s,s:s}", "attempt", ev->attempt, "broker",
+					ev->broker, "step", ev->step, "ms", (json_int_t)ev->elapsed_ms,
+					"error", ev->code ? ccb_strerror(ev->code) : "", "detail",
+					ev->detail));
 }
 
 typedef struct {
@@ -59,13 +78,17 @@ int ccbctl_ping(int argc, char **argv)
 					     {"level", required_argument, NULL, 'l'},
 					     {"timeout", required_argument, NULL, 't'},
 					     {"json", no_argument, NULL, 'j'},
+					     {"streaming", no_argument, NULL, 's'},
+					     {"proxy-return", required_argument, NULL, 'p'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *level = "READ";
+	const char *cfg_path = NULL, *level = "READ", *proxy_return = NULL;
 	int timeout_s = 20, nop = -1, opt, rc = CCBCTL_EXIT_FAIL;
-	bool as_json = false, authorized = false;
+	bool as_json = false, authorized = false, streaming = false, timeout_given = false;
+	ccb_dial_opts dopts;
+	json_t *dial_steps = NULL;
 	ccb_config *cfg = NULL;
-	ccb_sec_client_config sc;
+	ccb_sec_client_config sc, bsc;
 	ccb_sinful *addr = NULL;
 	ccb_stream *s = NULL;
 	ccb_sec_info info = {0};
@@ -79,7 +102,9 @@ int ccbctl_ping(int argc, char **argv)
 		switch (opt) {
 		case 'c': cfg_path = optarg; break;
 		case 'l': level = optarg; break;
-		case 't': timeout_s = atoi(optarg); break;
+		case 't': timeout_s = atoi(optarg); timeout_given = true; break;
+		case 's': streaming = true; break;
+		case 'p': proxy_return = optarg; break;
 		case 'j': as_json = true; break;
 		case 'h': ping_usage(stdout); return CCBCTL_EXIT_OK;
 		default: ping_usage(stderr); return CCBCTL_EXIT_USAGE;
@@ -94,6 +119,7 @@ int ccbctl_ping(int argc, char **argv)
 		ping_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
+	dial_steps = json_array();
 	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_config_client_security(cfg, &sc, &err)) {
 		fprintf(stderr, "ccbctl ping: %s\n", err.detail);
 		goto out;
@@ -103,11 +129,19 @@ int ccbctl_ping(int argc, char **argv)
 		rc = CCBCTL_EXIT_USAGE;
 		goto out;
 	}
-	if (ccb_sinful_ccbid(addr)) {
-		fprintf(stderr, "ccbctl ping: %s is behind CCB, which this build cannot dial yet\n",
-			argv[optind]);
+	bsc = sc; /* for the brokers: their own SSL host names */
+	if (ccbctl_dial_opts_from_config("ping", cfg, &dopts, &bsc, streaming, proxy_return,
+					 timeout_given ? timeout_s : 0))
 		goto out;
+	if (as_json) {
+		dopts.progress = collect_step;
+		dopts.progress_user = dial_steps;
+	} else {
+		dopts.progress = ccbctl_dial_print_step;
+		dopts.progress_user = stdout;
 	}
+	if (!ccb_sinful_ccbid(addr) && !timeout_given)
+		dopts.timeout_ms = timeout_s * 1000; /* a plain connect: one step */
 	/* SSL checks the server certificate against the alias, else the host
 	 * (security-handshake.md §7.5 step 3). */
 	if (!sc.ssl_server_host)
@@ -115,17 +149,11 @@ int ccbctl_ping(int argc, char **argv)
 	/* Each step timed; the first failure ends the walk. */
 	t0 = ccb_now_ms();
 	nsteps = 1;
-	if (ccb_sinful_shared_port_id(addr)) {
-		/* Through condor_shared_port: SHARED_PORT_CONNECT first. */
-		if (ccb_sharedport_dial(ccb_sinful_host(addr), (uint16_t)ccb_sinful_port(addr),
-					ccb_sinful_shared_port_id(addr), NULL,
-					ccb_deadline_in(timeout_s * 1000), &s, &err))
-			goto report;
-		ccb_stream_set_timeout(s, timeout_s * 1000);
-	} else if (ccb_stream_connect(ccb_sinful_host(addr), ccb_sinful_port(addr), timeout_s * 1000,
-				      &s, &err)) {
+	/* Directly, through condor_shared_port (SHARED_PORT_CONNECT first) or
+	 * through CCB (reversed connection, hello checked). */
+	if (ccb_dial_sinful(argv[optind], &dopts, &s, &err))
 		goto report;
-	}
+	ccb_stream_set_timeout(s, timeout_s * 1000);
 	steps[0].ms = ccb_now_ms() - t0;
 	t0 = ccb_now_ms();
 	nsteps = 2;
@@ -154,6 +182,7 @@ report:
 			json_array_append_new(js, json_pack("{s:s,s:I,s:s}", "step", steps[i].step, "ms",
 							    (json_int_t)steps[i].ms, "error", steps[i].error));
 		json_object_set_new(o, "steps", js);
+		json_object_set(o, "dial", dial_steps);
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
@@ -175,5 +204,6 @@ out:
 	ccb_stream_free(s);
 	ccb_sinful_free(addr);
 	ccb_config_free(cfg);
+	json_decref(dial_steps);
 	return rc;
 }

@@ -19,5 +19,6 @@
 #include "ccb/token.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
+#include "ccb/dial.h"
 
 #endif
