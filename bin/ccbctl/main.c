@@ -10,8 +10,10 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"broker", ccbctl_broker, "run a CCB broker from a JSON config file"},
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
+	{"status", ccbctl_status, "print a libccb broker's status (--broker ADDRESS)"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 };
 

@@ -18,5 +18,6 @@
 #include "ccb/security.h"
 #include "ccb/token.h"
 #include "ccb/config.h"
+#include "ccb/broker.h"
 
 #endif

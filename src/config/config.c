@@ -95,6 +95,7 @@ static const struct {
 	{"CCB_SERVER_MAX_MESSAGE", K_INT},
 	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT},
 	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT},
+	{"CCB_SERVER_TARGET_IDLE_TIMEOUT", K_INT},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 
