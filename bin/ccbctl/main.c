@@ -10,10 +10,12 @@ static const struct {
 	int (*run)(int argc, char **argv);
 	const char *summary;
 } commands[] = {
+	{"broker", ccbctl_broker, "run a CCB broker from a JSON config file"},
 	{"decode", ccbctl_decode, "decode captured CEDAR bytes (streams.json or raw)"},
 	{"listen", ccbctl_listen, "register with CCB brokers and serve reverse connections"},
 	{"dial", ccbctl_dial, "netcat to a daemon through CCB, shared port or directly"},
 	{"ping", ccbctl_ping, "ask a daemon whether we are authorized, as condor_ping"},
+	{"status", ccbctl_status, "print a libccb broker's status (--broker ADDRESS)"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 	{"config", ccbctl_config, "list the config knobs and defaults, check a config file"},
 };

@@ -20,5 +20,6 @@
 #include "ccb/config.h"
 #include "ccb/listener.h"
 #include "ccb/dial.h"
+#include "ccb/broker.h"
 
 #endif

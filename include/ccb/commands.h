@@ -30,6 +30,9 @@ extern "C" {
 #define CCB_CMD_DC_SEC_QUERY 60040
 /* Sent by a tunnelling inside CCB to its master once ready (§9.2). */
 #define CCB_CMD_DC_SET_READY 60043
+/* libccb's own (not HTCondor's): the broker's status query, READ; no
+ * payload, reply = one CEDAR string of JSON (include/ccb/broker.h). */
+#define CCB_CMD_LIBCCB_STATUS 62001
 
 /** HTCondor's name for a command integer ("CCB_REGISTER"), or NULL if this
  * table does not know it. Static storage; thread-safe. */

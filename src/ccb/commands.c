@@ -19,6 +19,8 @@ const char *ccb_command_name(long long cmd)
 	case CCB_CMD_DC_NOP: return "DC_NOP";
 	case CCB_CMD_DC_SEC_QUERY: return "DC_SEC_QUERY";
 	case CCB_CMD_DC_SET_READY: return "DC_SET_READY";
+	/* libccb's private command, not in condor_commands.h. */
+	case CCB_CMD_LIBCCB_STATUS: return "CCB_LIBCCB_STATUS";
 	}
 	return 0;
 }

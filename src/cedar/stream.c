@@ -515,6 +515,15 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s)
 	return CCB_OK;
 }
 
+void ccb__stream_trim(ccb_stream *s)
+{
+	if (s->out.len || s->loaded)
+		return;
+	ccb_buf_free(&s->out);
+	ccb_buf_free(&s->in);
+	ccb_buf_free(&s->scratch);
+}
+
 size_t ccb_stream_unread(const ccb_stream *s)
 {
 	return s->loaded ? ccb_cursor_left(&s->cur) : 0;

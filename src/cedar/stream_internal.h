@@ -16,4 +16,9 @@ ccb_err ccb__stream_fail(ccb_stream *s, const ccb_error *err);
 /* Like ccb_stream_set_aes_key() with a fixed send base IV (known-answer tests). */
 ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const uint8_t iv[16]);
 
+/* Release the message buffers' memory when no message is being read or
+ * built (a long-lived idle stream, e.g. a broker's registration, then holds
+ * only its struct). No-op otherwise. */
+void ccb__stream_trim(ccb_stream *s);
+
 #endif

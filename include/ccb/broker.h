@@ -1,0 +1,174 @@
+/*
+ * libccb — the CCB broker (server): HTCondor's collector-side Condor
+ * Connection Broker, wire-compatible with H:src/ccb/ccb_server.cpp
+ * (../shared/spec/ccb-protocol.md §4-§7, §11, §12).
+ *
+ * What it serves on its listen sockets:
+ *   CCB_REGISTER (67, DAEMON)      a listener registers and keeps the socket;
+ *                                  ALIVE heartbeats and request results flow
+ *                                  on it afterwards
+ *   CCB_REQUEST (68, READ)         a requester asks a registered target to
+ *                                  connect back (standard) or, in streaming
+ *                                  mode, to connect to the broker, which then
+ *                                  splices the two sockets
+ *   CCB_REVERSE_CONNECT (69, raw)  a target's hello for a streaming session
+ *   DC_SEC_QUERY, DC_NOP           answered as any daemon does
+ *   CCB_CMD_LIBCCB_STATUS (62001, READ) libccb's own status query: no
+ *                                  payload; the reply is one CEDAR string
+ *                                  holding ccb_broker_status_json()
+ *
+ * Design: one event-loop thread (epoll) owns every connection and table;
+ * security handshakes run on a small worker pool (a connection is handed to a
+ * worker only once its first bytes arrived, with a deadline); established
+ * relays run in the relay engine. No thread per connection.
+ *
+ * Threads: ccb_broker_run() runs the loop in the calling thread.
+ * ccb_broker_stop() may be called from any thread and from a signal handler.
+ * ccb_broker_status_json(), ccb_broker_address() and ccb_broker_port() are
+ * thread-safe. ccb_broker_free() must not race with run (stop, let run
+ * return, then free).
+ */
+#ifndef CCB_BROKER_H
+#define CCB_BROKER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ccb/config.h"
+#include "ccb/error.h"
+#include "ccb/security.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct ccb_broker ccb_broker;
+
+/** Broker settings. Zero means default; strings are copied by
+ * ccb_broker_new(). Times are in milliseconds. */
+typedef struct ccb_broker_config {
+	/** Addresses to listen on, comma/space separated, each "host:port",
+	 * "[v6]:port" or a sinful (CCB_SERVER_LISTEN). Port 0 picks a free
+	 * port (see ccb_broker_port()). NULL: "0.0.0.0:9618". */
+	const char *listen;
+	/** Sinful or host[:port] advertised in contacts (CCB_SERVER_PUBLIC_ADDRESS).
+	 * Without a port (or port 0) the first bound port is used. NULL: the
+	 * first listen address (127.0.0.1 for a wildcard one). */
+	const char *public_address;
+	/** Server security (SEC_*, ALLOW_*, ...). NULL: defaults. Its
+	 * command_perm is replaced by the broker's (67 DAEMON, 68 READ, 69
+	 * ALLOW, ...). Without a sessions store the broker makes its own so
+	 * clients can resume sessions. Copied shallowly: its strings must
+	 * outlive the broker. */
+	const ccb_sec_server_config *security;
+	/** Reconnect record file (CCB_RECONNECT_FILE); NULL: records in memory only. */
+	const char *reconnect_file;
+	/** Reclaim a CCBID from another IP (CCB_RECONNECT_ALLOWED_FROM_ANY_IP). */
+	bool reconnect_any_ip;
+	/** Record pruning period (CCB_SWEEP_INTERVAL); 0: 1200 s. A record
+	 * whose target stays away for more than 2 periods is dropped. */
+	long sweep_interval_ms;
+	/** Drop a registration silent for this long (no heartbeat, no
+	 * result); 0: 3600 s (golang-ccb's TargetIdleTimeout); < 0: never
+	 * (C++ behaviour). */
+	long target_idle_timeout_ms;
+	/** Fail a standard request the target has not answered (CCB_SERVER_REQUEST_TIMEOUT);
+	 * 0: 60 s; < 0: never (C++). */
+	long request_timeout_ms;
+	/** Turn streaming off (CCB_SERVER_STREAMING=false). */
+	bool streaming_disabled;
+	/** CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT; 0: 300 s; < 0: never. */
+	long streaming_handshake_timeout_ms;
+	/** CCB_SERVER_MAX_STREAMING_SESSIONS / _HANDSHAKES; 0: unlimited. */
+	unsigned max_streaming_sessions;
+	unsigned max_streaming_handshakes;
+	/** CCB_SERVER_MAX_CONNECTIONS (every socket the broker holds, relays
+	 * excluded); 0: the open-file limit minus a reserve. */
+	unsigned max_connections;
+	/** CCB_SERVER_MAX_MESSAGE: cap on one inbound control message; 0: 64 KiB. */
+	size_t max_message;
+	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 4. */
+	unsigned handshake_workers;
+	/** CCB_SERVER_HANDSHAKE_TIMEOUT: from accept to the end of the
+	 * command's first message, and for any partly received message; 0: 20 s. */
+	long handshake_timeout_ms;
+	/** Relay engine threads; 0: 1. */
+	unsigned relay_threads;
+	/** Registrations listed one by one in the status (beyond: a count); 0: 1000. */
+	size_t status_detail_max;
+} ccb_broker_config;
+
+/**
+ * Fill `out` (and `sec`, which out->security then points to) from a loaded
+ * JSON config: CCB_SERVER_LISTEN, CCB_SERVER_PUBLIC_ADDRESS,
+ * CCB_RECONNECT_FILE, CCB_RECONNECT_ALLOWED_FROM_ANY_IP, CCB_SWEEP_INTERVAL,
+ * CCB_SERVER_TARGET_IDLE_TIMEOUT, CCB_SERVER_REQUEST_TIMEOUT,
+ * CCB_SERVER_STREAMING, CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT,
+ * CCB_SERVER_MAX_STREAMING_SESSIONS, CCB_SERVER_MAX_STREAMING_HANDSHAKES,
+ * CCB_SERVER_MAX_CONNECTIONS, CCB_SERVER_MAX_MESSAGE,
+ * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_HANDSHAKE_TIMEOUT (all times in
+ * seconds, as HTCondor) plus the server security knobs
+ * (ccb_config_server_security()). Strings borrow from `c`.
+ * Errors: CCB_ERR_CONFIG.
+ */
+ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
+			       ccb_sec_server_config *sec, ccb_error *err);
+
+/**
+ * Create a broker: raise RLIMIT_NOFILE's soft limit to the hard one, bind
+ * and listen on every address, load the reconnect record file (a corrupt or
+ * truncated file is logged and skipped record by record), start the relay
+ * engine and the handshake workers. Nothing is served until
+ * ccb_broker_run(). Free with ccb_broker_free().
+ * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_CONFIG (bad address), CCB_ERR_IO
+ * (bind/listen, record file unwritable), CCB_ERR_NOMEM.
+ */
+ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err);
+
+/**
+ * Serve until ccb_broker_stop(). Returns CCB_OK after a stop (every
+ * connection closed, records flushed), or CCB_ERR_STATE if already running
+ * or stopped, CCB_ERR_IO if epoll fails.
+ */
+ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err);
+
+/** Ask the loop to stop. Async-signal-safe (one write(2) to an eventfd);
+ * callable before run (run then returns at once) and more than once. */
+void ccb_broker_stop(ccb_broker *b);
+
+/** Stop the workers and relays, close everything, free. NULL allowed. */
+void ccb_broker_free(ccb_broker *b);
+
+/** The public address as a sinful ("<127.0.0.1:9618>"); borrowed, valid
+ * until ccb_broker_free(). Thread-safe. */
+const char *ccb_broker_address(const ccb_broker *b);
+
+/** Number of listen sockets and the bound port of the i-th (-1 if out of range). */
+size_t ccb_broker_listen_count(const ccb_broker *b);
+int ccb_broker_port(const ccb_broker *b, size_t i);
+
+/**
+ * The status as JSON text: "address", "stats" (HTCondor's CCB* counter and
+ * gauge names, ccb-protocol.md §11.3, plus libccb's own), "limits", and
+ * "registrations" (ccbid, peer, name, registered and last-heartbeat wall
+ * times, pending requests) — replaced by "registrations_truncated": true
+ * when there are more than status_detail_max. `pretty` indents it.
+ * Returns a malloc'd string the caller frees with free(), NULL when out of
+ * memory. Thread-safe (briefly takes the loop's state lock).
+ */
+char *ccb_broker_status_json(ccb_broker *b, bool pretty);
+
+/**
+ * Ask a broker at `address` (sinful or host:port) for its status over the
+ * network: security handshake for CCB_CMD_LIBCCB_STATUS with `sec`
+ * (NULL: defaults), then read the JSON string. *json is malloc'd (caller
+ * frees). Errors: the dial, handshake and stream errors (CCB_ERR_CLOSED
+ * when the peer does not know the command).
+ */
+ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
+				int timeout_ms, char **json, ccb_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,979 @@
+/*
+ * The CCB broker: lifetime, the epoll loop, accepting, the handshake worker
+ * pool. Protocol handling is in broker_proto.c, reconnect records in
+ * broker_store.c, the status in broker_status.c.
+ *
+ * Reading CEDAR messages in the loop: a ccb_stream reads exactly the bytes
+ * of one message (no read-ahead), so on EPOLLIN the loop peeks at the kernel
+ * buffer (recv MSG_PEEK) and walks the packet headers (1-byte end flag +
+ * 4-byte big-endian body length, the same under AES-GCM where the length is
+ * the sealed length; cedar-stream.md §2, §6) until a packet with the end flag
+ * is wholly present. Only then is the message read with the ordinary stream
+ * call, which cannot block. A partial message waits for more bytes, bounded
+ * by the handshake timeout (slow loris) and the message cap. Sockets are
+ * registered edge-triggered so a partial message does not spin the loop.
+ *
+ * Writes: control messages are small and the kernel send buffer normally
+ * has room; they are written with a short deadline (BK_SEND_TIMEOUT_MS) and a
+ * registration whose peer does not drain its socket is dropped.
+ */
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "ccb/commands.h"
+#include "ccb/wire.h"
+#include "ccb/broker_internal.h"
+#include "security/policy.h"
+#include "util/util.h"
+
+#define BK_SEND_TIMEOUT_MS 500
+#define BK_FD_RESERVE 32
+
+/* ---- map -------------------------------------------------------------------- */
+
+static size_t bk_hash(uint64_t k, size_t nb)
+{
+	k ^= k >> 33;
+	k *= 0xff51afd7ed558ccdULL;
+	k ^= k >> 33;
+	return (size_t)(k & (nb - 1));
+}
+
+void *bk_map_get(const bk_map *m, uint64_t key)
+{
+	if (!m->nb)
+		return NULL;
+	for (bk_mnode *n = m->b[bk_hash(key, m->nb)]; n; n = n->next)
+		if (n->key == key)
+			return n->val;
+	return NULL;
+}
+
+static bool bk_map_grow(bk_map *m)
+{
+	size_t nb = m->nb ? m->nb * 2 : 64;
+	bk_mnode **b = calloc(nb, sizeof *b);
+
+	if (!b)
+		return false;
+	for (size_t i = 0; i < m->nb; i++) {
+		bk_mnode *n = m->b[i], *next;
+		for (; n; n = next) {
+			size_t h = bk_hash(n->key, nb);
+			next = n->next;
+			n->next = b[h];
+			b[h] = n;
+		}
+	}
+	free(m->b);
+	m->b = b;
+	m->nb = nb;
+	return true;
+}
+
+bool bk_map_put(bk_map *m, uint64_t key, void *val)
+{
+	bk_mnode *n;
+	size_t h;
+
+	if ((m->n + 1 > m->nb) && !bk_map_grow(m))
+		return false;
+	h = bk_hash(key, m->nb);
+	for (n = m->b[h]; n; n = n->next)
+		if (n->key == key) {
+			n->val = val;
+			return true;
+		}
+	n = malloc(sizeof *n);
+	if (!n)
+		return false;
+	*n = (bk_mnode){.key = key, .val = val, .next = m->b[h]};
+	m->b[h] = n;
+	m->n++;
+	return true;
+}
+
+void *bk_map_del(bk_map *m, uint64_t key)
+{
+	bk_mnode **pp;
+
+	if (!m->nb)
+		return NULL;
+	for (pp = &m->b[bk_hash(key, m->nb)]; *pp; pp = &(*pp)->next)
+		if ((*pp)->key == key) {
+			bk_mnode *n = *pp;
+			void *v = n->val;
+			*pp = n->next;
+			free(n);
+			m->n--;
+			return v;
+		}
+	return NULL;
+}
+
+void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node)
+{
+	if (*node && (*node)->next) {
+		*node = (*node)->next;
+		return (*node)->val;
+	}
+	for (size_t i = *node ? *bucket + 1 : *bucket; i < m->nb; i++)
+		if (m->b[i]) {
+			*bucket = i;
+			*node = m->b[i];
+			return (*node)->val;
+		}
+	*bucket = m->nb;
+	return NULL;
+}
+
+void bk_map_free(bk_map *m)
+{
+	for (size_t i = 0; i < m->nb; i++) {
+		bk_mnode *n = m->b[i], *next;
+		for (; n; n = next) {
+			next = n->next;
+			free(n);
+		}
+	}
+	free(m->b);
+	*m = (bk_map){0};
+}
+
+/* ---- connections ---------------------------------------------------------------- */
+
+static bk_conn *conn_new(int fd, bk_state st)
+{
+	bk_conn *c = calloc(1, sizeof *c);
+
+	if (!c)
+		return NULL;
+	c->fd = fd;
+	c->state = st;
+	bk_list_init(&c->tnode);
+	bk_list_init(&c->qnode);
+	return c;
+}
+
+bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
+{
+	struct epoll_event ev = {.events = events, .data.ptr = c};
+
+	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", c->peer, strerror(errno));
+		return false;
+	}
+	c->in_epoll = true;
+	return true;
+}
+
+void bk_epoll_del(ccb_broker *b, bk_conn *c)
+{
+	if (c->in_epoll) {
+		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+		c->in_epoll = false;
+	}
+}
+
+/* Close and free a loop-owned connection (not a registration's bookkeeping:
+ * see bk_drop_reg()). */
+void bk_conn_close(ccb_broker *b, bk_conn *c)
+{
+	bk_epoll_del(b, c);
+	bk_list_del(&c->tnode);
+	if (c->s)
+		ccb_stream_free(c->s); /* closes fd */
+	else if (c->fd >= 0)
+		close(c->fd);
+	c->s = NULL;
+	c->fd = -1;
+	ccb_classad_free(c->ad);
+	c->ad = NULL;
+	free(c->send_text);
+	c->send_text = NULL;
+	if (c->state == BK_DEAD)
+		return;
+	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
+		b->nconns--;
+	/* Later events of the current epoll batch may still point here. */
+	c->state = BK_DEAD;
+	bk_list_add_tail(&b->dead, &c->tnode);
+}
+
+static void reap(ccb_broker *b)
+{
+	while (!bk_list_empty(&b->dead)) {
+		bk_conn *c = bk_container(b->dead.next, bk_conn, tnode);
+		bk_list_del(&c->tnode);
+		free(c);
+	}
+}
+
+bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad)
+{
+	ccb_error e;
+
+	(void)b;
+	ccb_stream_set_deadline(c->s, ccb_deadline_in(BK_SEND_TIMEOUT_MS));
+	if (ccb_control_ad_write(c->s, ad, c->peer_version, &e)) {
+		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", c->peer, e.detail);
+		return false;
+	}
+	ccb_stream_set_deadline(c->s, INT64_MAX);
+	return true;
+}
+
+void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text)
+{
+	ccb_ad_field f[] = {CCB_AD_BOOL(CCB_ATTR_RESULT, ok),
+			    CCB_AD_STRING(CCB_ATTR_ERROR_STRING, text ? text : "")};
+	ccb_classad *ad = NULL;
+
+	if (c->s && ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, NULL) == CCB_OK)
+		bk_send_ad(b, c, ad);
+	ccb_classad_free(ad);
+	bk_conn_close(b, c);
+}
+
+/* ---- workers ------------------------------------------------------------------- */
+
+typedef struct {
+	ccb_broker *b;
+	unsigned idx;
+} worker_arg;
+
+void bk_queue_job(ccb_broker *b, bk_conn *c)
+{
+	pthread_mutex_lock(&b->qlock);
+	bk_list_add_tail(&b->jobs, &c->qnode);
+	pthread_cond_signal(&b->qcond);
+	pthread_mutex_unlock(&b->qlock);
+}
+
+static void worker_handshake(ccb_broker *b, bk_conn *c)
+{
+	ccb_sec_command cmd;
+	ccb_error e = {0};
+	ccb_err rc;
+
+	rc = ccb_sec_server_accept(c->s, &b->sec, &cmd, &e);
+	if (rc == CCB_OK) {
+		c->cmd = cmd.command;
+		snprintf(c->user, sizeof c->user, "%s", cmd.info.user);
+		snprintf(c->peer_ip, sizeof c->peer_ip, "%s", cmd.peer_ip);
+		if (cmd.info.peer_version[0]) {
+			int ma, mi, pa;
+			unsigned num;
+			if (ccb__sec_version_parse(cmd.info.peer_version, &ma, &mi, &pa, &num, NULL) == CCB_OK)
+				c->peer_version = num;
+		}
+		/* The command's first message belongs to the handshake's deadline. */
+		ccb_stream_set_max_message(c->s, b->max_message);
+		switch (c->cmd) {
+		case CCB_CMD_CCB_REGISTER:
+		case CCB_CMD_CCB_REQUEST:
+			rc = ccb_control_ad_read(c->s, &c->ad, &e);
+			break;
+		case CCB_CMD_CCB_REVERSE_CONNECT:
+			rc = ccb_hello_read_ad(c->s, c->cmd, NULL, &c->ad, &e);
+			break;
+		default:
+			break;
+		}
+	}
+	c->hs_rc = rc;
+	if (rc)
+		snprintf(c->hs_err, sizeof c->hs_err, "%s", e.detail);
+}
+
+static void worker_send(ccb_broker *b, bk_conn *c)
+{
+	(void)b;
+	/* The status reply: one string; may be large, so not in the loop. */
+	ccb_stream_set_deadline(c->s, ccb_deadline_in(10000));
+	if (ccb_stream_put_string(c->s, c->send_text) || ccb_stream_end_message(c->s))
+		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", c->peer,
+			ccb_stream_error(c->s)->detail);
+	c->hs_rc = CCB_ERR_CLOSED; /* loop closes it */
+}
+
+static void *worker_main(void *arg)
+{
+	worker_arg *wa = arg;
+	ccb_broker *b = wa->b;
+	unsigned idx = wa->idx;
+
+	free(wa);
+	for (;;) {
+		bk_conn *c;
+		uint64_t one = 1;
+
+		pthread_mutex_lock(&b->qlock);
+		while (bk_list_empty(&b->jobs) && !b->wquit)
+			pthread_cond_wait(&b->qcond, &b->qlock);
+		if (b->wquit) {
+			pthread_mutex_unlock(&b->qlock);
+			return NULL;
+		}
+		c = bk_container(b->jobs.next, bk_conn, qnode);
+		bk_list_del(&c->qnode);
+		if (!c->s) {
+			ccb_error e;
+			int fd = c->fd;
+			if (ccb_stream_new(fd, &c->s, &e) == CCB_OK) {
+				ccb_stream_set_peer_name(c->s, c->peer);
+				ccb_stream_set_deadline(c->s, c->deadline_ms);
+			} else {
+				c->fd = -1;
+			}
+		}
+		b->wcur[idx] = c;
+		pthread_mutex_unlock(&b->qlock);
+
+		if (!c->s)
+			c->hs_rc = CCB_ERR_NOMEM;
+		else if (c->state == BK_SEND)
+			worker_send(b, c);
+		else
+			worker_handshake(b, c);
+
+		pthread_mutex_lock(&b->qlock);
+		b->wcur[idx] = NULL;
+		bk_list_add_tail(&b->done, &c->qnode);
+		pthread_mutex_unlock(&b->qlock);
+		if (write(b->done_efd, &one, sizeof one) < 0) {
+			/* eventfd counter overflow is impossible here */
+		}
+	}
+}
+
+static void workers_stop(ccb_broker *b)
+{
+	if (!b->workers)
+		return;
+	pthread_mutex_lock(&b->qlock);
+	b->wquit = true;
+	for (unsigned i = 0; i < b->nworkers; i++)
+		if (b->wcur[i] && b->wcur[i]->s)
+			ccb_stream_shutdown(b->wcur[i]->s);
+	pthread_cond_broadcast(&b->qcond);
+	pthread_mutex_unlock(&b->qlock);
+	for (unsigned i = 0; i < b->nworkers; i++)
+		if (b->workers[i])
+			pthread_join(b->workers[i], NULL);
+	free(b->workers);
+	b->workers = NULL;
+}
+
+/* Connections left on the worker queues once the workers are gone. */
+static void drain_queues(ccb_broker *b)
+{
+	while (!bk_list_empty(&b->jobs)) {
+		bk_conn *c = bk_container(b->jobs.next, bk_conn, qnode);
+		bk_list_del(&c->qnode);
+		bk_conn_close(b, c);
+	}
+	while (!bk_list_empty(&b->done)) {
+		bk_conn *c = bk_container(b->done.next, bk_conn, qnode);
+		bk_list_del(&c->qnode);
+		bk_conn_close(b, c);
+	}
+}
+
+/* ---- listen sockets -------------------------------------------------------------- */
+
+static void fmt_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, char *peer,
+		     size_t plen)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+		port = ntohs(a->sin_port);
+		snprintf(peer, plen, "<%s:%u>", host, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+		port = ntohs(a->sin6_port);
+		snprintf(peer, plen, "<[%s]:%u>", host, port);
+	} else {
+		snprintf(peer, plen, "<unknown>");
+	}
+	snprintf(ip, iplen, "%s", host);
+}
+
+static ccb_err listen_one(ccb_broker *b, const char *text, ccb_error *err)
+{
+	ccb_sinful *sf = NULL;
+	struct addrinfo_like {
+		struct sockaddr_storage ss;
+		socklen_t len;
+	} a = {0};
+	const char *host;
+	int port, fd, one = 1;
+	ccb_err rc;
+
+	if (b->nl >= BK_MAX_LISTEN)
+		return ccb_error_set(err, CCB_ERR_CONFIG, "more than %d listen addresses", BK_MAX_LISTEN);
+	if ((rc = ccb_sinful_parse_address(text, &sf, err)))
+		return ccb_error_prefix(err, "listen address \"%s\"", text), CCB_ERR_CONFIG;
+	host = ccb_sinful_host(sf);
+	port = ccb_sinful_port(sf) < 0 ? 9618 : ccb_sinful_port(sf);
+	{
+		struct sockaddr_in *v4 = (struct sockaddr_in *)&a.ss;
+		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a.ss;
+		if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+			v4->sin_family = AF_INET;
+			v4->sin_port = htons((uint16_t)port);
+			a.len = sizeof *v4;
+		} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+			v6->sin6_family = AF_INET6;
+			v6->sin6_port = htons((uint16_t)port);
+			a.len = sizeof *v6;
+		} else {
+			ccb_sinful_free(sf);
+			return ccb_error_set(err, CCB_ERR_CONFIG,
+					     "listen address \"%s\": host must be an IP literal", text);
+		}
+	}
+	ccb_sinful_free(sf);
+	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return ccb_error_set(err, CCB_ERR_IO, "listen %s: socket: %s", text, strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (a.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0 || listen(fd, 1024) != 0) {
+		rc = ccb_error_set(err, CCB_ERR_IO, "listen %s: %s", text, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	a.len = sizeof a.ss;
+	getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
+	b->lport[b->nl] = a.ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a.ss)->sin_port)
+						    : ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
+	b->lfd[b->nl++] = fd;
+	return CCB_OK;
+}
+
+static ccb_err make_public(ccb_broker *b, ccb_error *err)
+{
+	ccb_sinful *sf = NULL;
+	ccb_err rc;
+
+	if (b->public_text) {
+		if ((rc = ccb_sinful_parse_address(b->public_text, &sf, err)))
+			return ccb_error_prefix(err, "public address"), CCB_ERR_CONFIG;
+	} else {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		char ip[64], peer[96];
+		getsockname(b->lfd[0], (struct sockaddr *)&ss, &len);
+		fmt_peer(&ss, ip, sizeof ip, peer, sizeof peer);
+		if (!strcmp(ip, "0.0.0.0"))
+			snprintf(ip, sizeof ip, "127.0.0.1");
+		else if (!strcmp(ip, "::"))
+			snprintf(ip, sizeof ip, "::1");
+		if ((rc = ccb_sinful_new(ip, b->lport[0], &sf, err)))
+			return rc;
+	}
+	if (ccb_sinful_port(sf) <= 0)
+		ccb_sinful_set_port(sf, b->lport[0], NULL);
+	/* Contacts leave out PrivAddr and CCBID (srv:361-375). */
+	ccb_sinful_set_param(sf, "PrivAddr", NULL, NULL);
+	ccb_sinful_set_param(sf, "CCBID", NULL, NULL);
+	b->pub_sinful = ccb_sinful_format(sf);
+	b->pub_bare = ccb_sinful_broker_address(sf);
+	ccb_sinful_free(sf);
+	if (!b->pub_sinful || !b->pub_bare)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "public address");
+	return CCB_OK;
+}
+
+/* ---- permissions ------------------------------------------------------------------ */
+
+/* ccb-protocol.md §1, §10 (srv:285-358): 67 DAEMON, 68 READ, 69 raw ALLOW. */
+static int broker_perm(int command, void *user)
+{
+	ccb_broker *b = user;
+
+	switch (command) {
+	case CCB_CMD_CCB_REGISTER: return CCB_PERM_DAEMON;
+	case CCB_CMD_CCB_REQUEST: return CCB_PERM_READ;
+	case CCB_CMD_CCB_REVERSE_CONNECT: return b->cfg.streaming_disabled ? -1 : CCB_PERM_ALLOW;
+	case CCB_CMD_DC_NOP: return CCB_PERM_ALLOW;
+	case CCB_CMD_DC_SEC_QUERY: return CCB_PERM_ALLOW;
+	case CCB_CMD_LIBCCB_STATUS: return CCB_PERM_READ;
+	/* DC_NOP_READ .. DC_NOP_DAEMON, as daemon core registers them. */
+	case 60020: return CCB_PERM_READ;
+	case 60021: return CCB_PERM_WRITE;
+	case 60023: return CCB_PERM_ADMINISTRATOR;
+	case 60026: return CCB_PERM_DAEMON;
+	}
+	return -1;
+}
+
+/* ---- new / free --------------------------------------------------------------------- */
+
+static long ms_or(long v, long dflt)
+{
+	return v == 0 ? dflt : v;
+}
+
+ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err)
+{
+	ccb_broker *b;
+	struct rlimit rl;
+	char **addrs = NULL;
+	size_t naddrs = 0;
+	ccb_err rc;
+
+	if (!cfg || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_new: missing argument");
+	*out = NULL;
+	b = calloc(1, sizeof *b);
+	if (!b)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+	b->cfg = *cfg;
+	b->epfd = b->stop_efd = b->done_efd = b->spare_fd = b->store_fd = -1;
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_mutex_init(&b->qlock, NULL);
+	pthread_cond_init(&b->qcond, NULL);
+	bk_list_init(&b->jobs);
+	bk_list_init(&b->done);
+	bk_list_init(&b->lru);
+	bk_list_init(&b->new_list);
+	bk_list_init(&b->partial_list);
+	bk_list_init(&b->std_fifo);
+	bk_list_init(&b->sess_fifo);
+	bk_list_init(&b->dead);
+	b->next_id = 1;
+	b->next_req = 1;
+	b->listen_text = ccb_strdup(cfg->listen ? cfg->listen : "0.0.0.0:9618");
+	b->public_text = cfg->public_address && cfg->public_address[0] ? ccb_strdup(cfg->public_address) : NULL;
+	b->record_path = cfg->reconnect_file && cfg->reconnect_file[0] ? ccb_strdup(cfg->reconnect_file) : NULL;
+	b->cfg.listen = b->cfg.public_address = b->cfg.reconnect_file = NULL;
+	b->sweep_ms = ms_or(cfg->sweep_interval_ms, 1200L * 1000);
+	b->idle_ms = ms_or(cfg->target_idle_timeout_ms, 3600L * 1000);
+	b->req_timeout_ms = ms_or(cfg->request_timeout_ms, 60L * 1000);
+	b->sess_timeout_ms = ms_or(cfg->streaming_handshake_timeout_ms, 300L * 1000);
+	b->hs_timeout_ms = cfg->handshake_timeout_ms > 0 ? cfg->handshake_timeout_ms : 20L * 1000;
+	b->max_message = cfg->max_message ? cfg->max_message : CCB_CONTROL_MAX_MESSAGE;
+	if (b->max_message < 1024)
+		b->max_message = 1024;
+	if (!b->listen_text) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+		goto fail;
+	}
+
+	/* Every fd the hard limit allows (the collector dies at its limit). */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+		if (rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+		b->max_conns = rl.rlim_cur > BK_FD_RESERVE * 2 ? (unsigned)(rl.rlim_cur - BK_FD_RESERVE)
+							       : (unsigned)rl.rlim_cur / 2;
+	} else {
+		b->max_conns = 1000;
+	}
+	if (cfg->max_connections && cfg->max_connections < b->max_conns)
+		b->max_conns = cfg->max_connections;
+
+	b->sec = cfg->security ? *cfg->security : (ccb_sec_server_config){0};
+	b->sec.command_perm = broker_perm;
+	b->sec.user = b;
+	if (!b->sec.sessions) {
+		b->own_sessions = ccb_sec_sessions_new(0);
+		b->sec.sessions = b->own_sessions;
+	}
+	b->cfg.security = NULL;
+
+	if ((rc = ccb_broker_list_split(b->listen_text, &addrs, &naddrs, err)))
+		goto fail;
+	if (naddrs == 0) {
+		rc = ccb_error_set(err, CCB_ERR_CONFIG, "no listen address");
+		goto fail;
+	}
+	for (size_t i = 0; i < naddrs; i++)
+		if ((rc = listen_one(b, addrs[i], err)))
+			goto fail;
+	if ((rc = make_public(b, err)))
+		goto fail;
+
+	b->peek_cap = 2 * b->max_message + 4096;
+	b->peek = malloc(b->peek_cap);
+	b->epfd = epoll_create1(EPOLL_CLOEXEC);
+	b->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	b->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (!b->peek || b->epfd < 0 || b->stop_efd < 0 || b->done_efd < 0) {
+		rc = ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", strerror(errno));
+		goto fail;
+	}
+	b->stop_conn = conn_new(b->stop_efd, BK_EVENT);
+	b->done_conn = conn_new(b->done_efd, BK_EVENT);
+	if (!b->stop_conn || !b->done_conn || !bk_epoll_add(b, b->stop_conn, EPOLLIN) ||
+	    !bk_epoll_add(b, b->done_conn, EPOLLIN)) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+		goto fail;
+	}
+	for (size_t i = 0; i < b->nl; i++) {
+		b->lconn[i] = conn_new(b->lfd[i], BK_LISTEN);
+		if (!b->lconn[i] || !bk_epoll_add(b, b->lconn[i], EPOLLIN)) {
+			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+			goto fail;
+		}
+	}
+	if ((rc = bk_store_open(b, err)))
+		goto fail;
+
+	b->relay = ccb__relay_engine_new(cfg->relay_threads, 0, err);
+	if (!b->relay) {
+		rc = err ? err->code : CCB_ERR_NOMEM;
+		goto fail;
+	}
+	b->nworkers = cfg->handshake_workers ? cfg->handshake_workers : 4;
+	b->workers = calloc(b->nworkers, sizeof *b->workers);
+	b->wcur = calloc(b->nworkers, sizeof *b->wcur);
+	if (!b->workers || !b->wcur) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+		goto fail;
+	}
+	for (unsigned i = 0; i < b->nworkers; i++) {
+		worker_arg *wa = malloc(sizeof *wa);
+		if (!wa || (*wa = (worker_arg){b, i}, pthread_create(&b->workers[i], NULL, worker_main, wa))) {
+			free(wa);
+			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker: worker thread");
+			goto fail;
+		}
+	}
+	b->next_sweep_ms = ccb_now_ms() + b->sweep_ms;
+	ccb_addr_strv_free(addrs);
+	CCB_LOG(CCB_LOG_INFO, "broker: listening on %s, public address %s, max %u connections",
+		b->listen_text, b->pub_sinful, b->max_conns);
+	*out = b;
+	return CCB_OK;
+fail:
+	ccb_addr_strv_free(addrs);
+	ccb_broker_free(b);
+	return rc;
+}
+
+static void close_all(ccb_broker *b)
+{
+	bk_list *n;
+
+	drain_queues(b);
+	/* Requests first (their replies would go to closing sockets anyway). */
+	while (!bk_list_empty(&b->std_fifo)) {
+		bk_req *q = bk_container(b->std_fifo.next, bk_req, fifo);
+		bk_fail_request(b, q, NULL, false);
+	}
+	while (!bk_list_empty(&b->sess_fifo)) {
+		bk_req *q = bk_container(b->sess_fifo.next, bk_req, fifo);
+		bk_fail_request(b, q, NULL, false);
+	}
+	while (!bk_list_empty(&b->lru)) {
+		bk_reg *r = bk_container(b->lru.next, bk_reg, lru);
+		bk_drop_reg(b, r, NULL);
+	}
+	while (!bk_list_empty(&b->new_list)) {
+		n = b->new_list.next;
+		bk_conn_close(b, bk_container(n, bk_conn, tnode));
+	}
+	while (!bk_list_empty(&b->partial_list)) {
+		n = b->partial_list.next;
+		bk_conn_close(b, bk_container(n, bk_conn, tnode));
+	}
+}
+
+void ccb_broker_free(ccb_broker *b)
+{
+	if (!b)
+		return;
+	workers_stop(b);
+	pthread_mutex_lock(&b->lock);
+	close_all(b);
+	reap(b);
+	pthread_mutex_unlock(&b->lock);
+	ccb__relay_engine_free(b->relay);
+	bk_store_close(b);
+	{
+		size_t i = 0;
+		bk_mnode *n = NULL;
+		void *v;
+		while ((v = bk_map_next(&b->recs, &i, &n)))
+			free(v);
+	}
+	bk_map_free(&b->recs);
+	bk_map_free(&b->regs);
+	bk_map_free(&b->reqs);
+	for (size_t i = 0; i < b->nl; i++) {
+		if (b->lconn[i]) {
+			bk_epoll_del(b, b->lconn[i]);
+			free(b->lconn[i]);
+		}
+		close(b->lfd[i]);
+	}
+	free(b->stop_conn);
+	free(b->done_conn);
+	if (b->epfd >= 0)
+		close(b->epfd);
+	if (b->stop_efd >= 0)
+		close(b->stop_efd);
+	if (b->done_efd >= 0)
+		close(b->done_efd);
+	if (b->spare_fd >= 0)
+		close(b->spare_fd);
+	ccb_sec_sessions_free(b->own_sessions);
+	free(b->peek);
+	free(b->listen_text);
+	free(b->public_text);
+	free(b->record_path);
+	free(b->pub_sinful);
+	free(b->pub_bare);
+	free(b->wcur);
+	pthread_mutex_destroy(&b->lock);
+	pthread_mutex_destroy(&b->qlock);
+	pthread_cond_destroy(&b->qcond);
+	free(b);
+}
+
+const char *ccb_broker_address(const ccb_broker *b)
+{
+	return b->pub_sinful;
+}
+
+size_t ccb_broker_listen_count(const ccb_broker *b)
+{
+	return b->nl;
+}
+
+int ccb_broker_port(const ccb_broker *b, size_t i)
+{
+	return i < b->nl ? b->lport[i] : -1;
+}
+
+void ccb_broker_stop(ccb_broker *b)
+{
+	uint64_t one = 1;
+
+	if (!b)
+		return;
+	/* Only async-signal-safe operations here. */
+	atomic_store(&b->stopping, true);
+	if (write(b->stop_efd, &one, sizeof one) < 0) {
+		/* counter saturated: a stop is pending anyway */
+	}
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+static void set_accepting(ccb_broker *b, bool on)
+{
+	for (size_t i = 0; i < b->nl; i++) {
+		struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = b->lconn[i]};
+		epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->lfd[i], &ev);
+	}
+	b->accept_paused = !on;
+}
+
+static void on_accept(ccb_broker *b, int lfd)
+{
+	for (int k = 0; k < 64; k++) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		bk_conn *c;
+		int one = 1;
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE) {
+				/* Out of fds: refuse cleanly with the spare one and keep
+				 * every connection held (the collector dies here). */
+				b->st.connections_refused++;
+				if (b->spare_fd >= 0) {
+					close(b->spare_fd);
+					fd = accept(lfd, NULL, NULL);
+					if (fd >= 0)
+						close(fd);
+					b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+				}
+				if (b->spare_fd < 0 || fd < 0) {
+					set_accepting(b, false);
+					b->accept_resume_ms = ccb_now_ms() + 100;
+				}
+				CCB_LOG(CCB_LOG_WARNING, "broker: out of file descriptors; refusing a connection");
+				if (b->accept_paused)
+					return;
+				continue;
+			}
+			return; /* EAGAIN or a transient error */
+		}
+		b->st.connections_accepted++;
+		if (b->nconns >= b->max_conns) {
+			b->st.connections_refused++;
+			close(fd);
+			if (b->st.connections_refused % 1000 == 1)
+				CCB_LOG(CCB_LOG_WARNING, "broker: connection limit %u reached; refusing",
+					b->max_conns);
+			continue;
+		}
+		c = conn_new(fd, BK_NEW);
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		fmt_peer(&ss, c->peer_ip, sizeof c->peer_ip, c->peer, sizeof c->peer);
+		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
+		b->nconns++;
+		bk_list_add_tail(&b->new_list, &c->tnode);
+		/* Handed to a worker only once its first bytes are here. */
+		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP))
+			bk_conn_close(b, c);
+	}
+}
+
+static void drain_done(ccb_broker *b)
+{
+	bk_list got;
+	uint64_t v;
+
+	if (read(b->done_efd, &v, sizeof v) < 0) {
+		/* EAGAIN: nothing new */
+	}
+	bk_list_init(&got);
+	pthread_mutex_lock(&b->qlock);
+	if (!bk_list_empty(&b->done)) {
+		got.next = b->done.next;
+		got.prev = b->done.prev;
+		got.next->prev = &got;
+		got.prev->next = &got;
+		bk_list_init(&b->done);
+	}
+	pthread_mutex_unlock(&b->qlock);
+	while (!bk_list_empty(&got)) {
+		bk_conn *c = bk_container(got.next, bk_conn, qnode);
+		bk_list_del(&c->qnode);
+		if (c->state == BK_SEND || c->hs_rc) {
+			if (c->state != BK_SEND) {
+				b->st.handshakes_failed++;
+				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", c->peer,
+					c->hs_err);
+			}
+			bk_conn_close(b, c);
+			continue;
+		}
+		bk_handle_command(b, c);
+	}
+}
+
+static int loop_tick_ms(const ccb_broker *b)
+{
+	long t = b->hs_timeout_ms;
+
+	if (b->req_timeout_ms > 0 && b->req_timeout_ms < t)
+		t = b->req_timeout_ms;
+	if (b->sess_timeout_ms > 0 && b->sess_timeout_ms < t)
+		t = b->sess_timeout_ms;
+	if (b->idle_ms > 0 && b->idle_ms < t)
+		t = b->idle_ms;
+	if (b->sweep_ms < t)
+		t = b->sweep_ms;
+	t /= 4;
+	return t < 10 ? 10 : t > 1000 ? 1000 : (int)t;
+}
+
+ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
+{
+	struct epoll_event evs[128];
+	int expected = 0, tick;
+	int64_t next_tick;
+
+	if (!b)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_run: NULL broker");
+	if (!atomic_compare_exchange_strong(&b->run_state, &expected, 1))
+		return ccb_error_set(err, CCB_ERR_STATE, "broker already ran");
+	tick = loop_tick_ms(b);
+	next_tick = ccb_now_ms() + tick;
+	while (!atomic_load(&b->stopping)) {
+		int64_t now = ccb_now_ms();
+		int wait = next_tick > now ? (int)(next_tick - now) : 0;
+		int n = epoll_wait(b->epfd, evs, 128, wait);
+
+		if (n < 0 && errno != EINTR) {
+			atomic_store(&b->run_state, 2);
+			return ccb_error_set(err, CCB_ERR_IO, "broker: epoll_wait: %s", strerror(errno));
+		}
+		pthread_mutex_lock(&b->lock);
+		for (int i = 0; i < n; i++) {
+			bk_conn *c = evs[i].data.ptr;
+			switch (c->state) {
+			case BK_LISTEN:
+				if (!b->accept_paused)
+					on_accept(b, c->fd);
+				break;
+			case BK_EVENT:
+				if (c == b->done_conn)
+					drain_done(b);
+				break;
+			case BK_NEW:
+				bk_epoll_del(b, c);
+				bk_list_del(&c->tnode);
+				c->state = BK_HANDSHAKE;
+				bk_queue_job(b, c);
+				break;
+			case BK_REG:
+				bk_reg_readable(b, c);
+				break;
+			case BK_REQ:
+			case BK_PROXY_REQ:
+				bk_requester_readable(b, c);
+				break;
+			default:
+				break;
+			}
+		}
+		now = ccb_now_ms();
+		if (now >= next_tick) {
+			bk_timers(b, now);
+			if (b->accept_paused && now >= b->accept_resume_ms)
+				set_accepting(b, true);
+			next_tick = now + tick;
+		}
+		reap(b);
+		pthread_mutex_unlock(&b->lock);
+	}
+	pthread_mutex_lock(&b->lock);
+	set_accepting(b, false);
+	pthread_mutex_unlock(&b->lock);
+	workers_stop(b);
+	pthread_mutex_lock(&b->lock);
+	close_all(b);
+	bk_store_sweep(b);
+	reap(b);
+	pthread_mutex_unlock(&b->lock);
+	atomic_store(&b->run_state, 2);
+	CCB_LOG(CCB_LOG_INFO, "broker: stopped");
+	return CCB_OK;
+}

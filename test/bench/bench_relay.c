@@ -1,0 +1,443 @@
+/*
+ * Relay throughput, both directions at once, measured as HTCondor's
+ * ccb_proxy_bench does (ccb-behaviour-notes.md §5): each end makes its socket
+ * non-blocking, polls for read and write, keeps sending buffers of one size
+ * and counts what it receives; a direction's rate is the bytes its receiver
+ * got divided by the elapsed time. Asserts nothing.
+ *
+ * Local mode (default): for a few buffer sizes, a direct loopback TCP
+ * connection vs the same two ends joined through the relay engine
+ * (src/ccb/relay.c) with splice, and with the user-space copy path.
+ *
+ *   bench_relay [-t seconds-per-case] [-s size[,size...]]
+ *
+ * End-to-end mode: through a real broker's streaming session
+ * (ccb-protocol.md §7): a target thread registers at the broker, a requester
+ * sends CCB_REQUEST with CCBStreamingRequired=true for it, the target connects
+ * back to the broker and both ends then blast through the broker's relay.
+ *
+ *   bench_relay --broker ADDRESS [--config FILE] [-t seconds] [-s size]
+ *
+ * Output: one JSON line, then a text table.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ccb/addr.h"
+#include "ccb/config.h"
+#include "ccb/relay.h"
+#include "ccb/security.h"
+#include "ccb/stream.h"
+#include "ccb/wire.h"
+#include "ccbt.h"
+#include "security/policy.h"
+#include "util/util.h"
+
+static double now_s(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- the blast (ccb_proxy_bench's loop) ---------------------------------- */
+
+struct blaster {
+	int fd;
+	size_t bufsz;
+	double seconds;
+	double start;          /* common start time */
+	uint64_t received;
+	double elapsed;
+	bool error;
+};
+
+static void *blast(void *arg)
+{
+	struct blaster *b = arg;
+	uint8_t *out = malloc(b->bufsz), *in = malloc(b->bufsz);
+	memset(out, 'x', b->bufsz);
+	size_t off = 0;
+	while (now_s() < b->start)
+		usleep(1000);
+	double t0 = now_s(), end = t0 + b->seconds;
+	for (;;) {
+		double now = now_s();
+		if (now >= end)
+			break;
+		struct pollfd pf = {.fd = b->fd, .events = POLLIN | POLLOUT};
+		int n = poll(&pf, 1, (int)((end - now) * 1000) + 1);
+		if (n <= 0)
+			continue;
+		if (pf.revents & (POLLERR | POLLHUP)) {
+			b->error = true;
+			break;
+		}
+		if (pf.revents & POLLIN) {
+			ssize_t r = recv(b->fd, in, b->bufsz, MSG_DONTWAIT);
+			if (r > 0)
+				b->received += (uint64_t)r;
+			else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+				b->error = true;
+				break;
+			}
+		}
+		if (pf.revents & POLLOUT) {
+			ssize_t w = send(b->fd, out + off, b->bufsz - off, MSG_DONTWAIT | MSG_NOSIGNAL);
+			if (w > 0)
+				off = (off + (size_t)w) % b->bufsz;
+			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
+				b->error = true;
+				break;
+			}
+		}
+	}
+	b->elapsed = now_s() - t0;
+	free(out);
+	free(in);
+	return NULL;
+}
+
+struct result {
+	const char *mode;
+	size_t size;
+	double a2b, b2a; /* MiB/s */
+	bool ok;
+};
+
+/* Blast between end_a and end_b; a2b = what end_b received per second. */
+static void run_pair(int end_a, int end_b, size_t size, double seconds, struct result *r)
+{
+	struct blaster a = {.fd = end_a, .bufsz = size, .seconds = seconds};
+	struct blaster b = {.fd = end_b, .bufsz = size, .seconds = seconds};
+	a.start = b.start = now_s() + 0.05;
+	pthread_t ta, tb;
+	pthread_create(&ta, NULL, blast, &a);
+	pthread_create(&tb, NULL, blast, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	r->size = size;
+	r->a2b = (double)b.received / b.elapsed / (1024.0 * 1024.0);
+	r->b2a = (double)a.received / a.elapsed / (1024.0 * 1024.0);
+	r->ok = !a.error && !b.error;
+}
+
+static void local_case(const char *mode, size_t size, double seconds, struct result *r)
+{
+	r->mode = mode;
+	if (strcmp(mode, "direct") == 0) {
+		int p[2];
+		ccbt_tcp_pair(p);
+		run_pair(p[0], p[1], size, seconds, r);
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	if (strcmp(mode, "relay-copy") == 0)
+		setenv("CCB_RELAY_FORCE_COPY", "1", 1);
+	ccb_error err = {0};
+	ccb__relay_engine *e = ccb__relay_engine_new(1, 0, &err);
+	unsetenv("CCB_RELAY_FORCE_COPY");
+	if (!e) {
+		fprintf(stderr, "bench_relay: engine: %s\n", err.detail);
+		exit(1);
+	}
+	int p1[2], p2[2];
+	ccbt_tcp_pair(p1);
+	ccbt_tcp_pair(p2);
+	if (ccb__relay_start(e, p1[1], p2[0], NULL, NULL, &err) != CCB_OK) {
+		fprintf(stderr, "bench_relay: relay start: %s\n", err.detail);
+		exit(1);
+	}
+	run_pair(p1[0], p2[1], size, seconds, r);
+	close(p1[0]);
+	close(p2[1]);
+	ccb__relay_engine_free(e);
+}
+
+/* ---- end-to-end through a broker --------------------------------------- */
+
+static struct {
+	char host[256];
+	int port;
+	char *sinful;
+	ccb_config *cfg;
+	ccb_sec_client_config sec;
+} bk;
+
+static ccb_err broker_command(int cmd, ccb_stream **out, unsigned *pv, ccb_error *err)
+{
+	ccb_stream *s = NULL;
+	ccb_err rc = ccb_stream_connect(bk.host, bk.port, 20000, &s, err);
+	if (rc)
+		return rc;
+	ccb_sec_info info;
+	rc = ccb_sec_client_start(s, &bk.sec, cmd, 0, bk.sinful, &info, err);
+	if (rc) {
+		ccb_stream_free(s);
+		return rc;
+	}
+	int a, b, c;
+	*pv = 0;
+	(void)ccb__sec_version_parse(info.peer_version, &a, &b, &c, pv, NULL);
+	*out = s;
+	return CCB_OK;
+}
+
+struct target {
+	ccb_stream *reg;
+	unsigned pv;
+	int fd;            /* the reverse connection, once made */
+	ccb_error err;
+};
+
+/* Target side: wait for the forwarded request, dial the broker, hello, result. */
+static void *target_answer(void *arg)
+{
+	struct target *t = arg;
+	ccb_classad *req = NULL, *hello = NULL, *result = NULL;
+	ccb_stream *rs = NULL;
+	ccb_sinful *sf = NULL;
+	const char *my;
+	t->fd = -1;
+	ccb_stream_set_timeout(t->reg, 30000);
+	if (ccb_control_ad_read(t->reg, &req, &t->err) ||
+	    ccb_hello_ad_from_request(req, &hello, &t->err) ||
+	    ccb_ad_need_string(req, CCB_ATTR_MY_ADDRESS, &my, &t->err) ||
+	    ccb_sinful_parse_address(my, &sf, &t->err) ||
+	    ccb_stream_connect(ccb_sinful_host(sf), ccb_sinful_port(sf), 20000, &rs, &t->err) ||
+	    ccb_hello_write(rs, hello, 0, &t->err) ||
+	    ccb_result_ad_new(hello, true, NULL, &result, &t->err) ||
+	    ccb_control_ad_write(t->reg, result, t->pv, &t->err) ||
+	    ccb_stream_detach_fd(rs, &t->fd)) {
+		t->fd = -1;
+	}
+	ccb_stream_free(rs);
+	ccb_sinful_free(sf);
+	ccb_classad_free(req);
+	ccb_classad_free(hello);
+	ccb_classad_free(result);
+	return NULL;
+}
+
+static int e2e(const char *broker, const char *config, size_t size, double seconds, struct result *r)
+{
+	ccb_error err = {0};
+	ccb_sinful *sf = NULL;
+	if (ccb_sinful_parse_address(broker, &sf, &err)) {
+		fprintf(stderr, "bench_relay: broker address: %s\n", err.detail);
+		return 2;
+	}
+	snprintf(bk.host, sizeof bk.host, "%s", ccb_sinful_host(sf));
+	bk.port = ccb_sinful_port(sf) > 0 ? ccb_sinful_port(sf) : 9618;
+	bk.sinful = ccb_sinful_format(sf);
+	ccb_sinful_free(sf);
+	if (ccb_config_load(config, &bk.cfg, &err) || ccb_config_client_security(bk.cfg, &bk.sec, &err)) {
+		fprintf(stderr, "bench_relay: config: %s\n", err.detail);
+		return 2;
+	}
+
+	/* register the target */
+	struct target t = {.fd = -1};
+	ccb_classad *ad = NULL, *reply = NULL;
+	const char *contact = NULL;
+	ccb_ad_field rf[] = {
+		CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
+		CCB_AD_STRING(CCB_ATTR_NAME, "BENCH <127.0.0.1:1>"),
+	};
+	if (broker_command(CCB_CMD_CCB_REGISTER, &t.reg, &t.pv, &err) ||
+	    ccb_ad_new(rf, CCB_AD_NFIELDS(rf), &ad, &err) || ccb_control_ad_write(t.reg, ad, t.pv, &err) ||
+	    ccb_control_ad_read(t.reg, &reply, &err) ||
+	    ccb_ad_need_string(reply, CCB_ATTR_CCBID, &contact, &err)) {
+		fprintf(stderr, "bench_relay: register: %s\n", err.detail);
+		return 1;
+	}
+	ccb_classad_free(ad);
+	ad = NULL;
+	const char *hash = strrchr(contact, '#');
+	char *ccbid = ccb_strdup(hash ? hash + 1 : contact);
+	char *sp = strchr(ccbid, ' ');
+	if (sp)
+		*sp = 0;
+	ccb_classad_free(reply);
+
+	pthread_t tt;
+	pthread_create(&tt, NULL, target_answer, &t);
+
+	/* the streaming request (§7.4) */
+	char cid[CCB_CONNECT_ID_SIZE];
+	ccb_stream *s = NULL;
+	unsigned pv = 0;
+	ccb_classad *rep = NULL, *hello = NULL;
+	int req_fd = -1;
+	int rc = 1;
+	ccb_connect_id_new(cid, &err);
+	ccb_ad_field qf[] = {
+		CCB_AD_STRING(CCB_ATTR_CCBID, ccbid),
+		CCB_AD_STRING(CCB_ATTR_CLAIM_ID, cid),
+		CCB_AD_STRING(CCB_ATTR_NAME, "TOOL"),
+		CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, "<0.0.0.0:0>"),
+		CCB_AD_BOOL(CCB_ATTR_CCB_STREAMING_REQUIRED, true),
+	};
+	if (broker_command(CCB_CMD_CCB_REQUEST, &s, &pv, &err) ||
+	    ccb_ad_new(qf, CCB_AD_NFIELDS(qf), &ad, &err) || ccb_control_ad_write(s, ad, pv, &err) ||
+	    ccb_control_ad_read(s, &rep, &err)) {
+		fprintf(stderr, "bench_relay: streaming request: %s\n", err.detail);
+		goto out;
+	}
+	if (!ccb_ad_bool_or(rep, CCB_ATTR_RESULT, false)) {
+		fprintf(stderr, "bench_relay: broker refused: %s\n",
+			ccb_ad_string_or(rep, CCB_ATTR_ERROR_STRING, "(no ErrorString)"));
+		goto out;
+	}
+	if (ccb_hello_read(s, cid, &hello, &err) || ccb_stream_detach_fd(s, &req_fd)) {
+		fprintf(stderr, "bench_relay: replayed hello: %s\n", err.detail);
+		goto out;
+	}
+	pthread_join(tt, NULL);
+	tt = 0;
+	if (t.fd < 0) {
+		fprintf(stderr, "bench_relay: target: %s\n", t.err.detail);
+		goto out;
+	}
+	r->mode = "broker-e2e";
+	run_pair(req_fd, t.fd, size, seconds, r); /* a = requester, b = target */
+	rc = 0;
+out:
+	if (tt)
+		pthread_join(tt, NULL);
+	if (req_fd >= 0)
+		close(req_fd);
+	if (t.fd >= 0)
+		close(t.fd);
+	ccb_stream_free(s);
+	ccb_stream_free(t.reg);
+	ccb_classad_free(ad);
+	ccb_classad_free(rep);
+	ccb_classad_free(hello);
+	free(ccbid);
+	free(bk.sinful);
+	ccb_config_free(bk.cfg);
+	return rc;
+}
+
+/* ---- main --------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: bench_relay [-t SECONDS] [-s SIZE[,SIZE...]]\n"
+		"       bench_relay --broker ADDRESS [--config FILE] [-t SECONDS] [-s SIZE]\n"
+		"\n"
+		"Both-directions-at-once throughput (as ccb_proxy_bench measures it).\n"
+		"Local: a direct loopback TCP connection vs the relay engine (splice and\n"
+		"user-space copy) for each buffer size (default 4096,65536,262144).\n"
+		"--broker: one streaming session through that broker (a target registered\n"
+		"by this program; the broker must allow it DAEMON and READ), 262144-byte buffers.\n"
+		"  -t, --seconds S   per case (default 2)\n"
+		"  -s, --sizes LIST  send buffer sizes in bytes\n"
+		"  -b, --broker A    broker address (host:port or sinful)\n"
+		"  -c, --config F    libccb JSON config for the client security\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"seconds", required_argument, NULL, 't'}, {"sizes", required_argument, NULL, 's'},
+		{"broker", required_argument, NULL, 'b'}, {"config", required_argument, NULL, 'c'},
+		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+	};
+	double seconds = 2;
+	const char *sizes_arg = NULL, *broker = NULL, *config = NULL;
+	int ch;
+	while ((ch = getopt_long(argc, argv, "t:s:b:c:h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 't': seconds = atof(optarg); break;
+		case 's': sizes_arg = optarg; break;
+		case 'b': broker = optarg; break;
+		case 'c': config = optarg; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	/* positional seconds, as bench_cedar */
+	if (optind < argc)
+		seconds = atof(argv[optind]);
+	if (seconds <= 0) {
+		usage(stderr);
+		return 2;
+	}
+	size_t sizes[8];
+	int nsizes = 0;
+	if (sizes_arg) {
+		char *dup = ccb_strdup(sizes_arg), *save = NULL;
+		for (char *tok = strtok_r(dup, ",", &save); tok && nsizes < 8; tok = strtok_r(NULL, ",", &save)) {
+			long v = atol(tok);
+			if (v > 0)
+				sizes[nsizes++] = (size_t)v;
+		}
+		free(dup);
+	}
+	if (nsizes == 0) {
+		if (broker) {
+			sizes[nsizes++] = 262144;
+		} else {
+			sizes[nsizes++] = 4096;
+			sizes[nsizes++] = 65536;
+			sizes[nsizes++] = 262144;
+		}
+	}
+
+	if (broker) {
+		struct result r = {0};
+		int rc = e2e(broker, config, sizes[0], seconds, &r);
+		if (rc)
+			return rc;
+		printf("{\"bench\":\"relay\",\"mode\":\"broker-e2e\",\"broker\":\"%s\",\"seconds\":%.1f,"
+		       "\"size\":%zu,\"req_to_target_mibs\":%.1f,\"target_to_req_mibs\":%.1f,\"ok\":%s}\n",
+		       broker, seconds, r.size, r.a2b, r.b2a, r.ok ? "true" : "false");
+		printf("%-26s %10s %14s %14s %12s\n", "case", "buffer", "req->tgt MiB/s", "tgt->req MiB/s",
+		       "total MiB/s");
+		printf("%-26s %10zu %14.1f %14.1f %12.1f\n", "through broker (stream)", r.size, r.a2b, r.b2a,
+		       r.a2b + r.b2a);
+		return r.ok ? 0 : 1;
+	}
+
+	static const char *modes[] = {"direct", "relay-splice", "relay-copy"};
+	struct result res[8][3];
+	for (int i = 0; i < nsizes; i++)
+		for (int m = 0; m < 3; m++)
+			local_case(modes[m], sizes[i], seconds, &res[i][m]);
+
+	printf("{\"bench\":\"relay\",\"seconds_per_case\":%.1f,\"cases\":[", seconds);
+	for (int i = 0; i < nsizes; i++)
+		for (int m = 0; m < 3; m++) {
+			struct result *r = &res[i][m];
+			double direct = res[i][0].a2b + res[i][0].b2a;
+			printf("%s{\"mode\":\"%s\",\"size\":%zu,\"a_to_b_mibs\":%.1f,\"b_to_a_mibs\":%.1f,"
+			       "\"ratio_to_direct\":%.3f,\"ok\":%s}",
+			       i + m ? "," : "", r->mode, r->size, r->a2b, r->b2a,
+			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, r->ok ? "true" : "false");
+		}
+	printf("]}\n");
+	printf("%-14s %10s %12s %12s %12s %10s\n", "case", "buffer", "a->b MiB/s", "b->a MiB/s", "total",
+	       "vs direct");
+	for (int i = 0; i < nsizes; i++)
+		for (int m = 0; m < 3; m++) {
+			struct result *r = &res[i][m];
+			double direct = res[i][0].a2b + res[i][0].b2a;
+			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx%s\n", r->mode, r->size, r->a2b, r->b2a,
+			       r->a2b + r->b2a, direct > 0 ? (r->a2b + r->b2a) / direct : 0,
+			       r->ok ? "" : "  (error)");
+		}
+	return 0;
+}

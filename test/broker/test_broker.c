@@ -1,0 +1,490 @@
+/* The CCB broker over loopback with scripted listeners and requesters:
+ * registration, heartbeats, standard requests and results, failures,
+ * reconnects, the record file, authorization and the status query. */
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include "bktest.h"
+
+static int fds_before;
+
+static void fds_mark(void)
+{
+	fds_before = ccbt_count_fds();
+}
+
+static void fds_check(void)
+{
+	/* Closed sockets are released synchronously; give the loop a moment. */
+	for (int i = 0; i < 100 && ccbt_count_fds() != fds_before; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds_before);
+}
+
+/* Register, heartbeat, standard request -> forwarded -> hello -> result ->
+ * reply, with the exact attributes of captures S1. */
+static void test_register_request_result(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l;
+	ccb_stream *rq = NULL, *hs = NULL;
+	ccb_classad *fwd = NULL, *hello = NULL;
+	char cid[CCB_CONNECT_ID_SIZE], myaddr[64], expect[128], text[256];
+	const char *v;
+	uint16_t lport;
+	int lfd, afd;
+	bool ok = false;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	snprintf(expect, sizeof expect, "127.0.0.1:%d#1", k.port);
+	CU_ASSERT_STRING_EQUAL(l.contact, expect);
+	CU_ASSERT_EQUAL(l.id, 1);
+	CU_ASSERT(strlen(l.cookie) > 0 && strspn(l.cookie, "0123456789") == strlen(l.cookie));
+	CU_ASSERT(l.streaming_advertised);
+	CU_ASSERT(bkt_heartbeat(&l));
+	CU_ASSERT(bkt_heartbeat(&l));
+
+	/* A requester with its own listen socket. */
+	lfd = ccbt_listen(&lport);
+	snprintf(myaddr, sizeof myaddr, "<127.0.0.1:%u?alias=vm>", lport);
+	ccb_connect_id_new(cid, NULL);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1", myaddr, cid, false, &rq), CCB_OK);
+
+	/* Forwarded request: Command 68, strings, Name "TOOL on <peer>". */
+	CU_ASSERT_EQUAL_FATAL(ccb_control_ad_read(l.s, &fwd, NULL), CCB_OK);
+	{
+		int64_t cmd = 0;
+		CU_ASSERT_EQUAL(ccb_classad_get_int(fwd, CCB_ATTR_COMMAND, &cmd), CCB_OK);
+		CU_ASSERT_EQUAL(cmd, CCB_CMD_CCB_REQUEST);
+		CU_ASSERT_EQUAL(ccb_classad_count(fwd), 5);
+		CU_ASSERT(ccb_classad_get_string(fwd, CCB_ATTR_MY_ADDRESS, &v) == CCB_OK && !strcmp(v, myaddr));
+		CU_ASSERT(ccb_classad_get_string(fwd, CCB_ATTR_CLAIM_ID, &v) == CCB_OK && !strcmp(v, cid));
+		CU_ASSERT(ccb_classad_get_string(fwd, CCB_ATTR_REQUEST_ID, &v) == CCB_OK && !strcmp(v, "1"));
+		CU_ASSERT(ccb_classad_get_string(fwd, CCB_ATTR_NAME, &v) == CCB_OK &&
+			  !strncmp(v, "TOOL on <127.0.0.1:", 19));
+	}
+	/* The target dials the requester and says hello. */
+	{
+		ccb_stream *ts = NULL;
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", lport, 5000, &ts, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_hello_ad_from_request(fwd, &hello, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_hello_write(ts, hello, 0, NULL), CCB_OK);
+		afd = accept(lfd, NULL, NULL);
+		CU_ASSERT_FATAL(afd >= 0);
+		ccb_stream_new(afd, &hs, NULL);
+		ccb_classad_free(hello);
+		hello = NULL;
+		CU_ASSERT_EQUAL(ccb_hello_read(hs, cid, &hello, NULL), CCB_OK);
+		ccb_stream_free(ts);
+		ccb_stream_free(hs);
+	}
+	CU_ASSERT_EQUAL(bkt_result(&l, fwd, true, NULL), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(ok);
+	CU_ASSERT_STRING_EQUAL(text, "");
+	ccb_stream_free(rq);
+	ccb_classad_free(fwd);
+	ccb_classad_free(hello);
+	fwd = hello = NULL;
+
+	/* A failure report reaches the requester with its text. */
+	ccb_connect_id_new(cid, NULL);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1", myaddr, cid, false, &rq), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_control_ad_read(l.s, &fwd, NULL), CCB_OK);
+	CU_ASSERT(ccb_classad_get_string(fwd, CCB_ATTR_REQUEST_ID, &v) == CCB_OK && !strcmp(v, "2"));
+	CU_ASSERT_EQUAL(bkt_result(&l, fwd, false, "failed to connect"), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_STRING_EQUAL(text, "failed to connect");
+	ccb_stream_free(rq);
+	ccb_classad_free(fwd);
+
+	CU_ASSERT(bkt_wait_stat(k.b, "CCBRequests", 2));
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsSucceeded"), 1);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsFailed"), 1);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsConnected"), 1);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 1);
+	{
+		char *s = ccb_broker_status_json(k.b, true);
+		json_t *o = json_loads(s, 0, NULL), *r;
+		r = json_array_get(json_object_get(o, "registrations"), 0);
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(r, "ccbid")), 1);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(r, "name")),
+				       "MASTER <127.0.0.1:1234?alias=vm>");
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "address")),
+				       ccb_broker_address(k.b));
+		/* Secrets stay out of the status. */
+		CU_ASSERT_PTR_NULL(strstr(s, l.cookie));
+		json_decref(o);
+		free(s);
+	}
+	bkt_listener_close(&l);
+	close(lfd);
+	bkt_stop(&k);
+	fds_check();
+}
+
+static void test_unknown_and_invalid(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	ccb_stream *rq = NULL;
+	char text[256];
+	bool ok = true;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "999", "<127.0.0.1:9>", "ab", false, &rq), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_STRING_EQUAL(text, "CCB server rejecting request for ccbid 999 because no daemon is "
+				     "currently registered with that id (perhaps it recently disconnected).");
+	ccb_stream_free(rq);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1x", "<127.0.0.1:9>", "ab", false, &rq), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_STRING_EQUAL(text, "invalid CCBID");
+	ccb_stream_free(rq);
+	/* Missing ClaimId: closed without a reply (srv:911-922). */
+	{
+		ccb_classad *ad = NULL, *reply = NULL;
+		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, "1"),
+				    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, "<127.0.0.1:9>")};
+		CU_ASSERT_EQUAL_FATAL(bkt_connect(k.port, CCB_CMD_CCB_REQUEST, "tool", &rq, NULL), CCB_OK);
+		ccb_ad_new(f, 2, &ad, NULL);
+		CU_ASSERT_EQUAL(ccb_control_ad_write(rq, ad, 0, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_control_ad_read(rq, &reply, NULL), CCB_ERR_CLOSED);
+		ccb_classad_free(ad);
+		ccb_stream_free(rq);
+	}
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsNotFound"), 1);
+	bkt_stop(&k);
+	fds_check();
+}
+
+/* Re-registration with contact + cookie keeps the CCBID and evicts the
+ * stale socket; a wrong cookie gets a fresh id. */
+static void test_reregister(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener a, a2, a3, b2;
+	char contact[256], cookie[64];
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &a), CCB_OK);
+	snprintf(contact, sizeof contact, "%s", a.contact);
+	snprintf(cookie, sizeof cookie, "%s", a.cookie);
+	/* Old socket still open: the new one takes the id, the old is closed. */
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", contact, cookie, &a2), CCB_OK);
+	CU_ASSERT_EQUAL(a2.id, a.id);
+	CU_ASSERT_STRING_EQUAL(a2.cookie, cookie);
+	{
+		ccb_classad *ad = NULL;
+		CU_ASSERT_EQUAL(ccb_control_ad_read(a.s, &ad, NULL), CCB_ERR_CLOSED);
+	}
+	bkt_listener_close(&a);
+	CU_ASSERT(bkt_heartbeat(&a2));
+	/* After the socket closed. */
+	bkt_listener_close(&a2);
+	CU_ASSERT(bkt_wait_stat(k.b, "CCBEndpointsConnected", 0));
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", contact, cookie, &a3), CCB_OK);
+	CU_ASSERT_EQUAL(a3.id, a.id);
+	/* Wrong cookie: a fresh id, not an error. */
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", contact, "12345", &b2), CCB_OK);
+	CU_ASSERT_NOT_EQUAL(b2.id, a.id);
+	CU_ASSERT_STRING_NOT_EQUAL(b2.cookie, cookie);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBReconnects"), 2);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 2);
+	bkt_listener_close(&a3);
+	bkt_listener_close(&b2);
+	bkt_stop(&k);
+	fds_check();
+}
+
+/* The target leaves while a request is pending; a silent target times out. */
+static void test_target_gone_and_timeout(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l;
+	ccb_stream *rq = NULL;
+	ccb_classad *fwd = NULL;
+	char text[256];
+	bool ok = true;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	cfg.request_timeout_ms = 300;
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1", "<127.0.0.1:9>", "c1", false, &rq), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_control_ad_read(l.s, &fwd, NULL), CCB_OK);
+	ccb_classad_free(fwd);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_STRING_EQUAL(text, "timed out waiting for target to connect");
+	ccb_stream_free(rq);
+	/* A late result for the timed-out request is only logged. */
+	CU_ASSERT(bkt_heartbeat(&l));
+
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1", "<127.0.0.1:9>", "c2", false, &rq), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_control_ad_read(l.s, &fwd, NULL), CCB_OK);
+	ccb_classad_free(fwd);
+	bkt_listener_close(&l);
+	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_STRING_EQUAL(text, "target disconnected from the CCB server before it reported a result");
+	ccb_stream_free(rq);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsFailed"), 2);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "RequestsTimedOut"), 1);
+	bkt_stop(&k);
+	fds_check();
+}
+
+/* A peer that may only READ cannot register (DAEMON needed). */
+static void test_authorization(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL(bkt_register(k.port, "nobody", NULL, NULL, &l), CCB_ERR_NOT_AUTHORIZED);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsConnected"), 0);
+	CU_ASSERT(bkt_wait_stat(k.b, "HandshakesFailed", 1));
+	/* DC_SEC_QUERY is answered (what condor_ping sends). */
+	{
+		ccb_sec_client_config sc = bkt_client("nobody");
+		ccb_stream *s = NULL;
+		ccb_sec_info info;
+		bool authorized = true;
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", k.port, 5000, &s, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_sec_client_start(s, &sc, CCB_CMD_DC_SEC_QUERY, CCB_CMD_CCB_REGISTER,
+						     NULL, &info, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_sec_client_query_reply(s, &authorized, NULL), CCB_OK);
+		CU_ASSERT(!authorized);
+		CU_ASSERT_PTR_NOT_NULL(strstr(info.peer_version, "$CondorVersion: 25."));
+		ccb_stream_free(s);
+	}
+	bkt_stop(&k);
+	fds_check();
+}
+
+static char *tmp_path(const char *tag)
+{
+	static char path[128];
+	snprintf(path, sizeof path, "/tmp/ccbt-broker-%s-%d", tag, (int)getpid());
+	return path;
+}
+
+/* A corrupt record file is skipped line by line; good records still work. */
+static void test_corrupt_record_file(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l1, l2;
+	char *path = tmp_path("corrupt");
+	FILE *f;
+
+	fds_mark();
+	f = fopen(path, "w");
+	fprintf(f, "127.0.0.1 7 424242\n");
+	fprintf(f, "garbage line here and more\n");
+	fprintf(f, "127.0.0.1 x 1\n\n");
+	fprintf(f, "127.0.0.1 9 777\n");
+	fprintf(f, "127.0.0.1 12 99"); /* torn: no newline */
+	fclose(f);
+	bkt_config(&cfg, &k.sec);
+	cfg.reconnect_file = path;
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 2);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "RecordFileErrors"), 4);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", "127.0.0.1:1#7", "424242", &l1), CCB_OK);
+	CU_ASSERT_EQUAL(l1.id, 7);
+	/* The torn record is not trusted: new id, past max + 100. */
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", "127.0.0.1:1#12", "99", &l2), CCB_OK);
+	CU_ASSERT_EQUAL(l2.id, 109);
+	bkt_listener_close(&l1);
+	bkt_listener_close(&l2);
+	bkt_stop(&k);
+	{
+		/* The file was rewritten clean: three good lines, mode 0600. */
+		size_t len;
+		char *text = ccbt_read_file(path, &len);
+		int lines = 0;
+		struct stat stt;
+		for (size_t i = 0; text && i < len; i++)
+			lines += text[i] == '\n';
+		CU_ASSERT_EQUAL(lines, 3);
+		CU_ASSERT_PTR_NULL(strstr(text ? text : "", "garbage"));
+		free(text);
+		CU_ASSERT(stat(path, &stt) == 0 && (stt.st_mode & 0777) == 0600);
+	}
+	unlink(path);
+	fds_check();
+}
+
+/* Records expire after two sweep intervals without their target. */
+static void test_record_expiry(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	cfg.sweep_interval_ms = 100;
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	usleep(400 * 1000);
+	/* Still connected: kept alive. */
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 1);
+	bkt_listener_close(&l);
+	CU_ASSERT(bkt_wait_stat(k.b, "CCBEndpointsRegistered", 0));
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "RecordsPruned"), 1);
+	bkt_stop(&k);
+	fds_check();
+}
+
+/* The network status query (CCB_CMD_LIBCCB_STATUS, READ). */
+static void test_status_query(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener l;
+	ccb_sec_client_config sc = bkt_client("tool");
+	char addr[64], *json = NULL;
+	ccb_error err = {0};
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", k.port);
+	CU_ASSERT_EQUAL(ccb_broker_query_status(addr, &sc, 5000, &json, &err), CCB_OK);
+	{
+		json_t *o = json_loads(json ? json : "", 0, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(json_object_get(o, "stats"),
+								   "CCBEndpointsConnected")), 1);
+		CU_ASSERT_EQUAL(json_array_size(json_object_get(o, "registrations")), 1);
+		json_decref(o);
+	}
+	free(json);
+	CU_ASSERT_STRING_EQUAL(ccb_command_name(CCB_CMD_LIBCCB_STATUS), "CCB_LIBCCB_STATUS");
+	bkt_listener_close(&l);
+	bkt_stop(&k);
+	fds_check();
+}
+
+static void test_config_load(void)
+{
+	char *path = tmp_path("cfg");
+	FILE *f = fopen(path, "w");
+	ccb_config *c = NULL;
+	ccb_broker_config bc;
+	ccb_sec_server_config sec;
+
+	fprintf(f, "{\"CCB_SERVER_LISTEN\": \"127.0.0.1:0, [::1]:0\", \"CCB_SWEEP_INTERVAL\": 30,"
+		   " \"CCB_SERVER_STREAMING\": false, \"CCB_SERVER_MAX_CONNECTIONS\": 77,"
+		   " \"CCB_SERVER_REQUEST_TIMEOUT\": -1, \"ALLOW_DAEMON\": \"condor@vm\"}");
+	fclose(f);
+	CU_ASSERT_EQUAL_FATAL(ccb_config_load(path, &c, NULL), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_broker_config_load(c, &bc, &sec, NULL), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(bc.listen, "127.0.0.1:0, [::1]:0");
+	CU_ASSERT_EQUAL(bc.sweep_interval_ms, 30000);
+	CU_ASSERT(bc.streaming_disabled);
+	CU_ASSERT_EQUAL(bc.max_connections, 77);
+	CU_ASSERT_EQUAL(bc.request_timeout_ms, -1);
+	CU_ASSERT_STRING_EQUAL(sec.allow[CCB_PERM_DAEMON], "condor@vm");
+	CU_ASSERT_PTR_EQUAL(bc.security, &sec);
+	/* Both families bind; ports are known before run. */
+	{
+		ccb_broker *b = NULL;
+		CU_ASSERT_EQUAL_FATAL(ccb_broker_new(&bc, &b, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_broker_listen_count(b), 2);
+		CU_ASSERT(ccb_broker_port(b, 0) > 0 && ccb_broker_port(b, 1) > 0);
+		CU_ASSERT_EQUAL(ccb_broker_port(b, 2), -1);
+		/* Stop before run: run returns at once. */
+		ccb_broker_stop(b);
+		CU_ASSERT_EQUAL(ccb_broker_run(b, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_broker_run(b, NULL), CCB_ERR_STATE);
+		ccb_broker_free(b);
+	}
+	ccb_config_free(c);
+	unlink(path);
+}
+
+/* Registration and a request over IPv6 loopback. */
+static void test_ipv6(void)
+{
+	ccb_broker_config cfg;
+	ccb_sec_server_config sec;
+	ccb_broker *b = NULL;
+	bkt_broker k = {0};
+	ccb_stream *s = NULL;
+	ccb_sec_client_config sc = bkt_client("condor");
+	ccb_sec_info info;
+	char expect[64];
+
+	bkt_config(&cfg, &sec);
+	cfg.listen = "[::1]:0";
+	if (ccb_broker_new(&cfg, &b, NULL) != CCB_OK)
+		return; /* no IPv6 on this host */
+	k.b = b;
+	k.port = ccb_broker_port(b, 0);
+	pthread_create(&k.t, NULL, bkt_run, &k);
+	snprintf(expect, sizeof expect, "<[::1]:%d>", k.port);
+	CU_ASSERT_STRING_EQUAL(ccb_broker_address(b), expect);
+	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("::1", k.port, 5000, &s, NULL), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_sec_client_start(s, &sc, CCB_CMD_CCB_REGISTER, 0, NULL, &info, NULL), CCB_OK);
+	{
+		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, 67), CCB_AD_STRING(CCB_ATTR_NAME, "X")};
+		ccb_classad *ad = NULL, *reply = NULL;
+		const char *v = "";
+		ccb_ad_new(f, 2, &ad, NULL);
+		CU_ASSERT_EQUAL(ccb_control_ad_write(s, ad, 0, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_control_ad_read(s, &reply, NULL), CCB_OK);
+		ccb_classad_get_string(reply, CCB_ATTR_CCBID, &v);
+		snprintf(expect, sizeof expect, "[::1]:%d#1", k.port);
+		CU_ASSERT_STRING_EQUAL(v, expect);
+		ccb_classad_free(ad);
+		ccb_classad_free(reply);
+	}
+	ccb_stream_free(s);
+	bkt_stop(&k);
+}
+
+static const ccbt_test tests[] = {
+	{"register, heartbeat, request, hello, result", test_register_request_result},
+	{"unknown and invalid CCBID", test_unknown_and_invalid},
+	{"re-registration keeps the CCBID", test_reregister},
+	{"target gone and request timeout", test_target_gone_and_timeout},
+	{"authorization of CCB_REGISTER", test_authorization},
+	{"corrupt record file", test_corrupt_record_file},
+	{"record expiry", test_record_expiry},
+	{"status over the network", test_status_query},
+	{"config file and two listen sockets", test_config_load},
+	{"IPv6 loopback", test_ipv6},
+	{NULL, NULL},
+};
+
+static const ccbt_suite suites[] = {{"broker", tests}, {NULL, NULL}};
+
+int main(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	return ccbt_run(suites);
+}
