@@ -381,18 +381,6 @@ static inline uint16_t fb_dead_port(void)
 	return port;
 }
 
-/* Threads of this process. */
-static inline int fb_count_threads(void)
-{
-	DIR *d = opendir("/proc/self/task");
-	int n = 0;
-	if (!d)
-		return -1;
-	while (readdir(d))
-		n++;
-	closedir(d);
-	return n - 2;
-}
 
 /* Send "ping" on a dialed stream and expect "pong:ping" from an echo target. */
 static inline bool fb_echo(ccb_stream *s, const char *msg)

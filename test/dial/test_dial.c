@@ -65,7 +65,7 @@ static bool all_hex40(const char *s)
 
 static void test_success(void)
 {
-	int fds0 = ccbt_count_fds(), thr0 = fb_count_threads();
+	int fds0 = ccbt_count_fds(), thr0 = ccbt_count_threads();
 	fake_broker b;
 	ccb_dial_opts o;
 	ccb_dial_info info;
@@ -93,7 +93,7 @@ static void test_success(void)
 	CU_ASSERT_FALSE(b.has_route);
 	CU_ASSERT_EQUAL(b.target_rc, CCB_OK);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
-	CU_ASSERT_EQUAL(fb_count_threads(), thr0);
+	CU_ASSERT_EQUAL(ccbt_count_threads(), thr0);
 }
 
 /* A requester keeping broker sessions: the second dial resumes when the
@@ -260,7 +260,7 @@ static void test_dead_broker_and_auth(void)
 
 static void test_race(void)
 {
-	int fds0 = ccbt_count_fds(), thr0 = fb_count_threads();
+	int fds0 = ccbt_count_fds(), thr0 = ccbt_count_threads();
 	fake_broker silent, good;
 	ccb_dial_opts o;
 	ccb_dial_info info;
@@ -293,7 +293,7 @@ static void test_race(void)
 		CU_ASSERT_EQUAL(good.requests, 1);
 	}
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
-	CU_ASSERT_EQUAL(fb_count_threads(), thr0);
+	CU_ASSERT_EQUAL(ccbt_count_threads(), thr0);
 }
 
 static void test_all_fail_reports_each(void)
@@ -600,7 +600,7 @@ static void *bg_dial_main(void *arg)
 
 static void test_cancel(void)
 {
-	int fds0 = ccbt_count_fds(), thr0 = fb_count_threads();
+	int fds0 = ccbt_count_fds(), thr0 = ccbt_count_threads();
 	fake_broker s1, s2, hole;
 	struct bg_dial d;
 	const char *c[3];
@@ -638,7 +638,7 @@ static void test_cancel(void)
 	fb_stop(&hole);
 	CU_ASSERT_EQUAL(s1.requests + s2.requests, 2);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
-	CU_ASSERT_EQUAL(fb_count_threads(), thr0);
+	CU_ASSERT_EQUAL(ccbt_count_threads(), thr0);
 }
 
 /* ---- dial + CEDAR to the target ------------------------------------------- */

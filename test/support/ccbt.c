@@ -103,9 +103,10 @@ char *ccbt_read_file(const char *path, size_t *len)
 	return buf;
 }
 
-int ccbt_count_fds(void)
+/* Entries of a /proc directory, without "." and "..". */
+static int count_entries(const char *dir)
 {
-	DIR *d = opendir("/proc/self/fd");
+	DIR *d = opendir(dir);
 	int n = 0;
 
 	if (!d)
@@ -113,7 +114,17 @@ int ccbt_count_fds(void)
 	while (readdir(d))
 		n++;
 	closedir(d);
-	return n - 3; /* ".", ".." and the DIR's own fd */
+	return n - 2;
+}
+
+int ccbt_count_fds(void)
+{
+	return count_entries("/proc/self/fd") - 1; /* the DIR's own fd */
+}
+
+int ccbt_count_threads(void)
+{
+	return count_entries("/proc/self/task");
 }
 
 uint8_t *ccbt_unhex(const char *hex, size_t *len)

@@ -37,6 +37,9 @@ char *ccbt_read_file(const char *path, size_t *len);
 /* Number of open file descriptors of this process. */
 int ccbt_count_fds(void);
 
+/* Number of threads of this process. */
+int ccbt_count_threads(void);
+
 /* Raw loopback I/O for golden-byte tests: read exactly n bytes (fails the
  * test on EOF), check the next bytes equal `hex` (printing both on a
  * mismatch), send the bytes of `hex`. Hex may contain spaces. */
