@@ -5,7 +5,8 @@
 #      sinful a daemon behind NAT would advertise,
 #   3. condor_ping's question sent to that sinful through the broker, by
 #      connection reversal and then by streaming (the broker relays),
-#   4. the broker's JSON status, with HTCondor's CCB* counter names.
+#   4. the broker's JSON status, with HTCondor's CCB* counter names,
+#   5. the listener's status, itself asked through CCB.
 # Everything uses CLAIMTOBE so that it runs without keys; see docs/config.md
 # for TOKEN, SSL and FS. The processes stop when the script ends.
 set -euo pipefail
@@ -85,3 +86,5 @@ echo "== 3b. the same by streaming (the broker relays; end-to-end security throu
 
 echo "== 4. the broker's status:"
 "$ccbctl" status -c "$work/client.json" --broker "127.0.0.1:$port" --pretty
+echo "== 5. the listener's status, asked through CCB:"
+"$ccbctl" status -c "$work/client.json" --listener "$sinful" --pretty

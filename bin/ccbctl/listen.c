@@ -53,9 +53,13 @@ static int listen_perm(int command, void *user)
 	case 60023: return CCB_PERM_ADMINISTRATOR;
 	case 60026: return CCB_PERM_DAEMON;
 	case CCB_CMD_DC_SEC_QUERY: return CCB_PERM_ALLOW;
+	case CCB_CMD_LIBCCB_STATUS: return CCB_PERM_READ;
 	}
 	return -1;
 }
+
+/* The running listener, for status queries arriving through CCB. */
+static ccb_listener *status_source;
 
 static void log_to_stderr(ccb_log_level level, const char *msg, void *user)
 {
@@ -74,10 +78,19 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 	if (ccb_sec_server_accept(conn, sc, &cmd, &err))
 		fprintf(stderr, "ccbctl listen: request %s from %s: %s\n", info->request_id,
 			info->requester, err.detail);
-	else
+	else {
 		fprintf(stderr, "ccbctl listen: request %s from %s: served command %d for %s\n",
 			info->request_id, info->requester, cmd.command,
 			cmd.info.user[0] ? cmd.info.user : CCB_UNAUTHENTICATED_USER);
+		/* `ccbctl status --listener SINFUL`: the status as one string,
+		 * as the broker answers it. */
+		if (cmd.command == CCB_CMD_LIBCCB_STATUS) {
+			char *st = ccb_listener_status_json(status_source);
+			if (st && ccb_stream_put_string(conn, st) == CCB_OK)
+				ccb_stream_end_message(conn);
+			free(st);
+		}
+	}
 	/* DC_NOP has no payload and DC_SEC_QUERY is answered: just close. */
 	ccb_stream_free(conn);
 }
@@ -177,7 +190,8 @@ int ccbctl_listen(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (ccb_listener_new(&lc, &l, &err) || ccb_listener_start(l, &err)) {
+	if (ccb_listener_new(&lc, &l, &err) || !(status_source = l) ||
+	    ccb_listener_start(l, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
 	}
