@@ -19,6 +19,7 @@ int ccbctl_ping(int argc, char **argv);
 int ccbctl_status(int argc, char **argv);
 int ccbctl_token(int argc, char **argv);
 int ccbctl_config(int argc, char **argv);
+int ccbctl_probe(int argc, char **argv);
 
 /* Shared by ping and dial (dial.c): dial options from the config file
  * (CCB_DIAL_TIMEOUT, CCB_DIAL_STAGGER_MS, CCB_CLIENT_STREAMING,

@@ -18,6 +18,7 @@ static const struct {
 	{"status", ccbctl_status, "print a libccb broker's status (--broker ADDRESS)"},
 	{"token", ccbctl_token, "create or verify IDTOKENS (as condor_token_create)"},
 	{"config", ccbctl_config, "list the config knobs and defaults, check a config file"},
+	{"probe", ccbctl_probe, "walk the CCB path to a daemon step by step, with hints"},
 };
 
 static void usage(FILE *f)

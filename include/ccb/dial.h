@@ -95,12 +95,17 @@ void ccb_dial_cancel_free(ccb_dial_cancel *c);
 typedef struct ccb_dial_event {
 	int attempt;          /**< 1-based attempt number; 0 for the dial as a whole */
 	const char *broker;   /**< broker address of the attempt, "" for the dial */
-	const char *step;     /**< "connect", "authenticate", "request", "listen",
+	const char *step;     /**< "connect", "authenticate", "authenticated",
+			       * "request", "listen",
 			       * "reverse connect", "impostor", "broker reply", "proxy",
 			       * "hello", "shared port", "failed", "cancelled", "won" */
 	int64_t elapsed_ms;   /**< since the dial started */
 	ccb_err code;         /**< CCB_OK, or the failure of this step */
 	const char *detail;   /**< human-readable; never contains a connect id */
+	/** "authenticated" only (NULL otherwise): what the security handshake
+	 * with the broker established (method, identity, encryption, the
+	 * broker's version). Valid only during the call. */
+	const ccb_sec_info *sec;
 } ccb_dial_event;
 
 /** Progress callback. Calls are serialized by the dial (never two at once

@@ -170,18 +170,39 @@ static void token_detach(race *r)
 
 /* ---- progress --------------------------------------------------------- */
 
+static void emit_v(race *r, attempt *a, const char *step, ccb_err code, const ccb_sec_info *sec,
+		   const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 static void emit(race *r, attempt *a, const char *step, ccb_err code, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
+static void emit_sec(race *r, attempt *a, const ccb_sec_info *sec, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 static void emit(race *r, attempt *a, const char *step, ccb_err code, const char *fmt, ...)
 {
-	char detail[512];
 	va_list ap;
-	ccb_dial_event ev;
 
 	va_start(ap, fmt);
-	vsnprintf(detail, sizeof detail, fmt, ap);
+	emit_v(r, a, step, code, NULL, fmt, ap);
 	va_end(ap);
+}
+
+/* The "authenticated" step carries the handshake's outcome. */
+static void emit_sec(race *r, attempt *a, const ccb_sec_info *sec, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	emit_v(r, a, "authenticated", CCB_OK, sec, fmt, ap);
+	va_end(ap);
+}
+
+static void emit_v(race *r, attempt *a, const char *step, ccb_err code, const ccb_sec_info *sec,
+		   const char *fmt, va_list ap)
+{
+	char detail[512];
+	ccb_dial_event ev;
+
+	vsnprintf(detail, sizeof detail, fmt, ap);
 	CCB_LOG(CCB_LOG_DEBUG, "ccb dial: attempt %d %s: %s: %s", a ? a->idx : 0,
 		a ? a->broker : "", step, detail);
 	if (!r->o->progress)
@@ -192,6 +213,7 @@ static void emit(race *r, attempt *a, const char *step, ccb_err code, const char
 	ev.elapsed_ms = ccb_now_ms() - r->t0;
 	ev.code = code;
 	ev.detail = detail;
+	ev.sec = sec;
 	pthread_mutex_lock(&r->progress_mu);
 	r->o->progress(&ev, r->o->progress_user);
 	pthread_mutex_unlock(&r->progress_mu);
@@ -704,6 +726,9 @@ static ccb_err run_attempt(attempt *a)
 		break;
 	}
 	a->phase = PH_AUTHENTICATED;
+	emit_sec(r, a, &info, "%s as %s, %s", info.authenticated ? info.method : "no authentication",
+		 info.user[0] ? info.user : CCB_UNAUTHENTICATED_USER,
+		 info.encrypted ? "AES-GCM" : "not encrypted");
 	if (ccb__sec_version_parse(info.peer_version, NULL, NULL, NULL, &peer_num, NULL))
 		peer_num = 0;
 	/* Streaming capability gate (§7.3): before any request is sent. */

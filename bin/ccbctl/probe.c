@@ -1,0 +1,636 @@
+/*
+ * ccbctl probe: walk the whole CCB path to a daemon, step by step, once per
+ * broker contact of its sinful, and say which step fails, why, and what to
+ * try. Each broker gets its own thread running a one-contact ccb_dial(); the
+ * steps come from the dial's progress events (the "authenticated" event
+ * carries the broker handshake's outcome), then the probe runs condor_ping's
+ * DC_SEC_QUERY against the target over the reversed connection. Protocol
+ * logic stays in the library; this file only maps events to steps and
+ * prints them.
+ */
+#include <getopt.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "ccb/addr.h"
+#include "ccb/commands.h"
+#include "ccb/config.h"
+#include "ccb/dial.h"
+#include "ccb/security.h"
+#include "ccbctl.h"
+#include "util/util.h"
+
+#define PROBE_MAX_STEPS 16
+#define PROBE_DEFAULT_PORT 9618 /* a contact without a port: the collector's */
+#define PROBE_DC_NOP_READ 60020 /* H:src/condor_includes/condor_commands.h */
+
+typedef struct pstep {
+	char name[24];
+	int64_t start_ms, ms;
+	bool done;
+	ccb_err code;
+	char detail[512];
+} pstep;
+
+typedef struct probe probe;
+
+typedef struct ppath {
+	probe *p;
+	const char *contact; /* NULL: the sinful has no CCBID (direct / shared port) */
+	char broker[300];
+	pstep steps[PROBE_MAX_STEPS];
+	int n;
+	int64_t t0;
+	bool streaming;      /* the request went out in streaming mode */
+	char my_address[300];
+	bool have_bsec, have_tsec, authorized, ok, finished;
+	ccb_sec_info bsec, tsec;
+	pthread_t th;
+} ppath;
+
+struct probe {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int running;
+	const char *address;
+	ccb_dial_opts dopts;           /* template; each path copies it */
+	ccb_sec_client_config tsc;     /* for the target */
+	const char *target_sock;       /* sock= of the target's sinful */
+	int timeout_ms;
+};
+
+/* ---- steps (under p->mu) --------------------------------------------- */
+
+static pstep *cur_open(ppath *pp)
+{
+	return pp->n > 0 && !pp->steps[pp->n - 1].done ? &pp->steps[pp->n - 1] : NULL;
+}
+
+static void close_step(ppath *pp, pstep *st, ccb_err code, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void close_step(ppath *pp, pstep *st, ccb_err code, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!st || st->done)
+		return;
+	st->done = true;
+	st->code = code;
+	st->ms = ccb_now_ms() - pp->t0 - st->start_ms;
+	if (fmt) {
+		va_start(ap, fmt);
+		vsnprintf(st->detail, sizeof st->detail, fmt, ap);
+		va_end(ap);
+	}
+}
+
+/* Close the open step (ok) and open `name`. */
+static pstep *open_step(ppath *pp, const char *name, const char *detail)
+{
+	pstep *st;
+
+	close_step(pp, cur_open(pp), CCB_OK, NULL);
+	if (pp->n == PROBE_MAX_STEPS)
+		return NULL;
+	st = &pp->steps[pp->n++];
+	memset(st, 0, sizeof *st);
+	snprintf(st->name, sizeof st->name, "%s", name);
+	snprintf(st->detail, sizeof st->detail, "%s", detail ? detail : "");
+	st->start_ms = ccb_now_ms() - pp->t0;
+	return st;
+}
+
+static bool has_failed(const ppath *pp)
+{
+	for (int i = 0; i < pp->n; i++)
+		if (pp->steps[i].done && pp->steps[i].code)
+			return true;
+	return false;
+}
+
+static void fail_current(ppath *pp, const char *fallback, ccb_err code, const char *detail)
+{
+	pstep *st = cur_open(pp);
+
+	if (has_failed(pp))
+		return;
+	if (!st)
+		st = open_step(pp, fallback, NULL);
+	close_step(pp, st, code, "%s", detail);
+}
+
+/* Dial progress -> probe steps. Calls are serialized per dial. */
+static void on_event(const ccb_dial_event *ev, void *user)
+{
+	ppath *pp = user;
+	pstep *st;
+	const char *s = ev->step;
+
+	pthread_mutex_lock(&pp->p->mu);
+	st = cur_open(pp);
+	if (ev->broker[0] && !pp->broker[0])
+		snprintf(pp->broker, sizeof pp->broker, "%s", ev->broker);
+	if (!strcmp(s, "connect")) {
+		if (!st || strcmp(st->name, "connect"))
+			open_step(pp, "connect", ev->detail);
+	} else if (!strcmp(s, "authenticate")) {
+		if (st && !strcmp(st->name, "authenticate"))
+			snprintf(st->detail, sizeof st->detail, "%s", ev->detail); /* renegotiating */
+		else {
+			if (st && !strcmp(st->name, "connect"))
+				close_step(pp, st, CCB_OK, "connected to %s", ev->broker);
+			open_step(pp, "authenticate", ev->detail);
+		}
+	} else if (!strcmp(s, "authenticated")) {
+		if (ev->sec) {
+			pp->bsec = *ev->sec;
+			pp->have_bsec = true;
+		}
+		close_step(pp, st, CCB_OK, "%s; broker version %s", ev->detail,
+			   ev->sec && ev->sec->peer_version[0] ? ev->sec->peer_version : "unknown");
+	} else if (!strcmp(s, "proxy")) {
+		/* The streaming gate fell back to a standard request: a note. */
+		open_step(pp, "streaming", NULL);
+		close_step(pp, cur_open(pp), CCB_OK, "%s", ev->detail);
+	} else if (!strcmp(s, "listen")) {
+		const char *at = strstr(ev->detail, " at ");
+		snprintf(pp->my_address, sizeof pp->my_address, "%s", at ? at + 4 : ev->detail);
+	} else if (!strcmp(s, "request")) {
+		pp->streaming = strstr(ev->detail, "(streaming)") != NULL;
+		open_step(pp, "request", ev->detail);
+	} else if (!strcmp(s, "broker reply")) {
+		if (st && !strcmp(st->name, "request"))
+			close_step(pp, st, CCB_OK, "accepted (%s)", ev->detail);
+		/* streaming: the broker has the target's callback */
+		open_step(pp, "callback", pp->streaming ? "through the broker (proxy mode)" : NULL);
+		if (pp->streaming) {
+			close_step(pp, cur_open(pp), CCB_OK, NULL);
+			open_step(pp, "hello", NULL);
+		}
+	} else if (!strcmp(s, "reverse connect")) {
+		if (st && !strcmp(st->name, "request"))
+			close_step(pp, st, CCB_OK, "accepted (the target called back)");
+		if (!(st = cur_open(pp)) || strcmp(st->name, "callback"))
+			open_step(pp, "callback", NULL);
+		close_step(pp, cur_open(pp), CCB_OK, "%s", ev->detail);
+		open_step(pp, "hello", NULL);
+	} else if (!strcmp(s, "hello")) {
+		if (!st || strcmp(st->name, "hello"))
+			open_step(pp, "hello", NULL);
+		close_step(pp, cur_open(pp), CCB_OK, "%s", ev->detail);
+	} else if (!strcmp(s, "shared port")) {
+		open_step(pp, "shared port", NULL);
+		close_step(pp, cur_open(pp), CCB_OK, "%s", ev->detail);
+	} else if (!strcmp(s, "failed") || !strcmp(s, "cancelled")) {
+		/* No answer yet to a request: the callback is what is missing. */
+		if (st && !strcmp(st->name, "request") && ev->code == CCB_ERR_NO_CALLBACK) {
+			int64_t sent = st->start_ms;
+			pstep *cb;
+
+			close_step(pp, st, CCB_OK, "sent; no reply from the broker");
+			st->ms = 0;
+			if ((cb = open_step(pp, "callback", NULL)))
+				cb->start_ms = sent; /* the whole wait was for the callback */
+		}
+		fail_current(pp, "dial", ev->code, ev->detail);
+	}
+	/* "impostor", "won": nothing to add */
+	pthread_mutex_unlock(&pp->p->mu);
+}
+
+/* ---- the likely cause and what to try ---------------------------------- */
+
+static const char *hint(const ppath *pp, const pstep *st, char *buf, size_t n)
+{
+	const char *s = st->name;
+
+	if (!strcmp(s, "parse"))
+		return "the contact in CCBID is malformed: check the advertised sinful";
+	if (!strcmp(s, "resolve"))
+		return "cannot resolve the broker's host name: check DNS or the CCB_ADDRESS the target uses";
+	if (!strcmp(s, "connect")) {
+		if (strstr(st->detail, "refused"))
+			return "broker not running or wrong port";
+		if (st->code == CCB_ERR_TIMEOUT || strstr(st->detail, "timed out"))
+			return "no answer from the broker host: firewall or host down?";
+		return "cannot reach the broker: check the address and the network path";
+	}
+	if (!strcmp(s, "authenticate")) {
+		if (st->code == CCB_ERR_AUTH)
+			return "check SEC_CLIENT_AUTHENTICATION_METHODS / token, and the broker's "
+			       "ALLOW_READ for our identity";
+		if (st->code == CCB_ERR_TIMEOUT)
+			return "the broker did not answer the handshake in time: overloaded, or not a CCB broker?";
+		return "the broker broke off the handshake: not a CCB broker, or a security policy "
+		       "mismatch (see the broker's log)";
+	}
+	if (st->code == CCB_ERR_UNKNOWN_CCBID)
+		return "target not registered (re-advertised sinful stale?)";
+	if (st->code == CCB_ERR_STREAMING_UNSUPPORTED)
+		return "the broker cannot relay (streaming off or too old): try without --streaming";
+	if (st->code == CCB_ERR_LIMIT)
+		return "the broker is at a configured limit: try later or raise it on the broker";
+	if (!strcmp(s, "request") || !strcmp(s, "callback") || !strcmp(s, "hello")) {
+		if (pp->streaming)
+			return "the target did not call the broker back: is it still registered "
+			       "and can it reach the broker?";
+		if (st->code == CCB_ERR_NO_CALLBACK || st->code == CCB_ERR_TIMEOUT) {
+			snprintf(buf, n, "target cannot reach MyAddress %s: firewall? try --streaming",
+				 pp->my_address[0] ? pp->my_address : "(ours)");
+			return buf;
+		}
+		if (!strcmp(s, "hello"))
+			return "the reverse connection did not carry a valid hello: another process "
+			       "answered, or the target is not a CCB listener";
+		return "the broker broke off the request: see the broker's log";
+	}
+	if (!strcmp(s, "target handshake"))
+		return "the target refused the security handshake: check SEC_CLIENT_* here and "
+		       "the target's SEC_* settings";
+	if (!strcmp(s, "authorization"))
+		return "the target does not allow READ for our identity: check its ALLOW_READ";
+	return "";
+}
+
+/* ---- one path -------------------------------------------------------- */
+
+/* Step "resolve": the broker's host, as the dial will connect to it. */
+static bool resolve_broker(ppath *pp)
+{
+	ccb_contact c = {0};
+	ccb_sinful *b = NULL;
+	ccb_error e = {0};
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+	char list[256] = "";
+	size_t used = 0;
+	int port, grc;
+	bool ok = false;
+
+	pthread_mutex_lock(&pp->p->mu);
+	open_step(pp, "parse", NULL);
+	pthread_mutex_unlock(&pp->p->mu);
+	if (ccb_contact_split(pp->contact, &c, &e) || ccb_sinful_parse_address(c.broker, &b, &e)) {
+		pthread_mutex_lock(&pp->p->mu);
+		close_step(pp, cur_open(pp), CCB_ERR_PARSE, "%s", e.detail);
+		pthread_mutex_unlock(&pp->p->mu);
+		goto out;
+	}
+	port = ccb_sinful_port(b) > 0 ? ccb_sinful_port(b) : PROBE_DEFAULT_PORT;
+	pthread_mutex_lock(&pp->p->mu);
+	snprintf(pp->broker, sizeof pp->broker, "%s%s%s:%d", strchr(ccb_sinful_host(b), ':') ? "[" : "",
+		 ccb_sinful_host(b), strchr(ccb_sinful_host(b), ':') ? "]" : "", port);
+	close_step(pp, cur_open(pp), CCB_OK, "broker %s, ccbid %s%s", pp->broker, c.ids[0],
+		   c.n_ids > 1 ? " (nested route)" : "");
+	open_step(pp, "resolve", NULL);
+	pthread_mutex_unlock(&pp->p->mu);
+	grc = getaddrinfo(ccb_sinful_host(b), NULL, &hints, &ai);
+	for (struct addrinfo *i = ai; grc == 0 && i; i = i->ai_next) {
+		char h[NI_MAXHOST];
+		if (getnameinfo(i->ai_addr, i->ai_addrlen, h, sizeof h, NULL, 0, NI_NUMERICHOST) == 0 &&
+		    !strstr(list, h) && used + strlen(h) + 2 < sizeof list)
+			used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", used ? " " : "", h);
+	}
+	pthread_mutex_lock(&pp->p->mu);
+	if (grc)
+		close_step(pp, cur_open(pp), CCB_ERR_NOT_FOUND, "%s: %s", ccb_sinful_host(b),
+			   gai_strerror(grc));
+	else
+		close_step(pp, cur_open(pp), CCB_OK, "%s", list);
+	pthread_mutex_unlock(&pp->p->mu);
+	ok = grc == 0;
+out:
+	if (ai)
+		freeaddrinfo(ai);
+	ccb_sinful_free(b);
+	ccb_contact_clear(&c);
+	return ok;
+}
+
+static void *path_main(void *arg)
+{
+	ppath *pp = arg;
+	probe *p = pp->p;
+	ccb_dial_opts o = p->dopts;
+	ccb_stream *s = NULL;
+	ccb_error e = {0};
+	bool authorized = false;
+	ccb_err rc;
+
+	o.progress = on_event;
+	o.progress_user = pp;
+	if (pp->contact && !resolve_broker(pp))
+		goto done;
+	if (pp->contact) {
+		const char *one[1] = {pp->contact};
+		o.target_shared_port_id = p->target_sock;
+		rc = ccb_dial(one, 1, &o, &s, &e);
+	} else {
+		rc = ccb_dial_sinful(p->address, &o, &s, &e);
+	}
+	pthread_mutex_lock(&p->mu);
+	if (rc)
+		fail_current(pp, "dial", rc, e.detail);
+	else
+		close_step(pp, cur_open(pp), CCB_OK, NULL);
+	if (!rc)
+		open_step(pp, "target handshake", "DC_SEC_QUERY for DC_NOP_READ");
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		goto done;
+	/* The end-to-end check, as condor_ping (security-handshake.md). */
+	ccb_stream_set_timeout(s, p->timeout_ms);
+	rc = ccb_sec_client_start(s, &p->tsc, CCB_CMD_DC_SEC_QUERY, PROBE_DC_NOP_READ, p->address,
+				  &pp->tsec, &e);
+	pthread_mutex_lock(&p->mu);
+	if (rc) {
+		close_step(pp, cur_open(pp), rc, "%s", e.detail);
+	} else {
+		pp->have_tsec = true;
+		close_step(pp, cur_open(pp), CCB_OK, "%s as %s, %s; target version %s",
+			   pp->tsec.authenticated ? pp->tsec.method : "no authentication",
+			   pp->tsec.user[0] ? pp->tsec.user : CCB_UNAUTHENTICATED_USER,
+			   pp->tsec.encrypted ? "AES-GCM" : "not encrypted",
+			   pp->tsec.peer_version[0] ? pp->tsec.peer_version : "unknown");
+		open_step(pp, "authorization", NULL);
+	}
+	pthread_mutex_unlock(&p->mu);
+	if (rc)
+		goto done;
+	rc = ccb_sec_client_query_reply(s, &authorized, &e);
+	pthread_mutex_lock(&p->mu);
+	if (rc)
+		close_step(pp, cur_open(pp), rc, "%s", e.detail);
+	else if (!authorized)
+		close_step(pp, cur_open(pp), CCB_ERR_NOT_AUTHORIZED, "READ access DENIED");
+	else
+		close_step(pp, cur_open(pp), CCB_OK, "READ access ALLOWED");
+	pp->authorized = authorized;
+	pp->ok = rc == CCB_OK && authorized;
+	pthread_mutex_unlock(&p->mu);
+done:
+	ccb_stream_free(s);
+	pthread_mutex_lock(&p->mu);
+	close_step(pp, cur_open(pp), CCB_ERR_STATE, "not finished"); /* defensive */
+	pp->finished = true;
+	p->running--;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+/* ---- output ---------------------------------------------------------- */
+
+static json_t *sec_json(const ccb_sec_info *i)
+{
+	return json_pack("{s:b,s:s,s:s,s:b,s:s}", "authenticated", i->authenticated, "method",
+			 i->method, "identity", i->user[0] ? i->user : CCB_UNAUTHENTICATED_USER,
+			 "encryption", i->encrypted, "version", i->peer_version);
+}
+
+static json_t *path_json(const ppath *pp)
+{
+	json_t *o = json_object(), *steps = json_array();
+	char buf[400];
+
+	json_object_set_new(o, "broker", json_string(pp->broker));
+	json_object_set_new(o, "contact", pp->contact ? json_string(pp->contact) : json_null());
+	json_object_set_new(o, "ok", json_boolean(pp->ok));
+	json_object_set_new(o, "streaming", json_boolean(pp->streaming));
+	if (pp->my_address[0])
+		json_object_set_new(o, "my_address", json_string(pp->my_address));
+	for (int i = 0; i < pp->n; i++) {
+		const pstep *st = &pp->steps[i];
+		json_t *j = json_pack("{s:s,s:b,s:I,s:s}", "step", st->name, "ok", st->code == CCB_OK,
+				      "ms", (json_int_t)st->ms, "detail", st->detail);
+		if (st->code) {
+			json_object_set_new(j, "error", json_string(ccb_strerror(st->code)));
+			json_object_set_new(j, "hint", json_string(hint(pp, st, buf, sizeof buf)));
+		}
+		json_array_append_new(steps, j);
+	}
+	json_object_set_new(o, "steps", steps);
+	if (pp->have_bsec)
+		json_object_set_new(o, "broker_security", sec_json(&pp->bsec));
+	if (pp->have_tsec) {
+		json_object_set_new(o, "target_security", sec_json(&pp->tsec));
+		json_object_set_new(o, "authorized", json_boolean(pp->authorized));
+	}
+	return o;
+}
+
+static void path_text(const ppath *pp, FILE *f)
+{
+	char buf[400];
+
+	if (pp->contact)
+		fprintf(f, "broker %s (contact %s)\n", pp->broker[0] ? pp->broker : "?", pp->contact);
+	else
+		fprintf(f, "direct (no CCBID)\n");
+	for (int i = 0; i < pp->n; i++) {
+		const pstep *st = &pp->steps[i];
+		fprintf(f, "  %-17s %6lld ms  %-6s %s\n", st->name, (long long)st->ms,
+			st->code ? "FAILED" : "ok", st->detail);
+		if (st->code) {
+			fprintf(f, "  %-17s            error: %s\n", "", ccb_strerror(st->code));
+			fprintf(f, "  %-17s            hint:  %s\n", "", hint(pp, st, buf, sizeof buf));
+		}
+	}
+	if (pp->have_bsec)
+		fprintf(f, "  broker security:  method %s, identity %s, encryption %s, version %s\n",
+			pp->bsec.authenticated ? pp->bsec.method : "none",
+			pp->bsec.user[0] ? pp->bsec.user : CCB_UNAUTHENTICATED_USER,
+			pp->bsec.encrypted ? "AES-GCM" : "none",
+			pp->bsec.peer_version[0] ? pp->bsec.peer_version : "unknown");
+	fprintf(f, "  result: %s\n", pp->ok ? "the whole path works" : "failed");
+}
+
+/* The spinner: only on a terminal, never when stderr is piped. */
+static void spin(const ppath *paths, size_t n, int64_t t0, int tick)
+{
+	static const char wheel[] = "|/-\\";
+	char line[160];
+	size_t used;
+
+	used = (size_t)snprintf(line, sizeof line, "\r%c probing %.1f s", wheel[tick % 4],
+				(double)(ccb_now_ms() - t0) / 1000.0);
+	for (size_t i = 0; i < n && used < sizeof line; i++) {
+		const pstep *st = paths[i].n ? &paths[i].steps[paths[i].n - 1] : NULL;
+		used += (size_t)snprintf(line + used, sizeof line - used, "  [%zu %s]", i + 1,
+					 paths[i].finished ? (paths[i].ok ? "ok" : "failed")
+							   : st ? st->name : "start");
+	}
+	fprintf(stderr, "%s\033[K", line);
+	fflush(stderr);
+}
+
+static void probe_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: ccbctl probe [-c FILE] [--json] [--timeout SECONDS] [--streaming] SINFUL\n"
+		"\n"
+		"Walk the whole path to a daemon behind CCB, step by step, once per broker\n"
+		"contact of its sinful (all brokers in parallel): parse the contact, resolve\n"
+		"the broker, connect, authenticate for CCB_REQUEST (method, identity,\n"
+		"encryption, broker version), send the request, wait for the target's\n"
+		"reverse connection and its hello, then run condor_ping's DC_SEC_QUERY\n"
+		"(READ) against the target. Each broker stops at its first failure, which\n"
+		"is shown with the likely cause and a fix. A sinful without CCBID is probed\n"
+		"directly (or through shared port).\n"
+		"\n"
+		"  -c, --config FILE     JSON config: SEC_CLIENT_* / SEC_DEFAULT_* (broker and\n"
+		"                        target), CCB_DIAL_TIMEOUT, CCB_CLIENT_STREAMING,\n"
+		"                        CCB_PROXY_RETURN_ADDRESS, TOOLS_ASSUME_FIREWALLS\n"
+		"  --json                print the steps as JSON on stdout\n"
+		"  --timeout SECONDS     per broker path (default CCB_DIAL_TIMEOUT, 30)\n"
+		"  --streaming           ask the brokers to relay (proxy mode)\n"
+		"\n"
+		"On a terminal a progress line is shown on stderr while waiting.\n"
+		"Exit status: 0 the whole path works through at least one broker,\n"
+		"1 it works through none, 2 usage or bad sinful.\n");
+}
+
+int ccbctl_probe(int argc, char **argv)
+{
+	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+					     {"timeout", required_argument, NULL, 't'},
+					     {"json", no_argument, NULL, 'j'},
+					     {"streaming", no_argument, NULL, 's'},
+					     {"help", no_argument, NULL, 'h'},
+					     {NULL, 0, NULL, 0}};
+	const char *cfg_path = NULL;
+	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, tick = 0;
+	bool as_json = false, streaming = false, any_ok = false, tty;
+	ccb_config *cfg = NULL;
+	ccb_sec_client_config sc, bsc;
+	ccb_sinful *addr = NULL;
+	char **contacts = NULL;
+	size_t n = 0, started = 0;
+	ppath *paths = NULL;
+	ccb_error err = {0};
+	probe p;
+	int64_t t0;
+
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': cfg_path = optarg; break;
+		case 't': timeout_s = atoi(optarg); if (timeout_s <= 0) timeout_s = -1; break;
+		case 'j': as_json = true; break;
+		case 's': streaming = true; break;
+		case 'h': probe_usage(stdout); return CCBCTL_EXIT_OK;
+		default: probe_usage(stderr); return CCBCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1 || timeout_s < 0) {
+		probe_usage(stderr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	if (ccb_sinful_parse_address(argv[optind], &addr, &err) ||
+	    ccb_sinful_ccb_contacts(addr, &contacts, &n, &err)) {
+		fprintf(stderr, "ccbctl probe: step parse failed: %s\n", err.detail);
+		ccb_sinful_free(addr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_config_client_security(cfg, &sc, &err)) {
+		fprintf(stderr, "ccbctl probe: %s\n", err.detail);
+		goto out;
+	}
+	memset(&p, 0, sizeof p);
+	bsc = sc;
+	if (ccbctl_dial_opts_from_config("probe", cfg, &p.dopts, &bsc, streaming, NULL, timeout_s))
+		goto out;
+	p.dopts.stagger_ms = -1; /* one contact per dial anyway */
+	p.address = argv[optind];
+	p.target_sock = ccb_sinful_shared_port_id(addr);
+	p.timeout_ms = p.dopts.timeout_ms;
+	p.tsc = sc;
+	/* SSL checks the target by alias, else host (security-handshake.md §7.5). */
+	if (!p.tsc.ssl_server_host)
+		p.tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
+	pthread_mutex_init(&p.mu, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	paths = calloc(n ? n : 1, sizeof *paths);
+	if (!paths) {
+		fprintf(stderr, "ccbctl probe: out of memory\n");
+		goto out_sync;
+	}
+	t0 = ccb_now_ms();
+	for (size_t i = 0; i < (n ? n : 1); i++) {
+		paths[i].p = &p;
+		paths[i].contact = n ? contacts[i] : NULL;
+		paths[i].t0 = t0;
+		pthread_mutex_lock(&p.mu);
+		p.running++;
+		pthread_mutex_unlock(&p.mu);
+		if (pthread_create(&paths[i].th, NULL, path_main, &paths[i]) != 0) {
+			pthread_mutex_lock(&p.mu);
+			p.running--;
+			pthread_mutex_unlock(&p.mu);
+			fprintf(stderr, "ccbctl probe: cannot start a thread\n");
+			break;
+		}
+		started++;
+	}
+	tty = isatty(2) == 1;
+	pthread_mutex_lock(&p.mu);
+	while (p.running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 150 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&p.cv, &p.mu, &ts);
+		if (tty && p.running > 0 && ccb_now_ms() - t0 >= 300)
+			spin(paths, started, t0, tick++);
+	}
+	pthread_mutex_unlock(&p.mu);
+	if (tty && tick) {
+		fprintf(stderr, "\r\033[K");
+		fflush(stderr);
+	}
+	for (size_t i = 0; i < started; i++)
+		pthread_join(paths[i].th, NULL);
+	for (size_t i = 0; i < started; i++)
+		any_ok = any_ok || paths[i].ok;
+	if (as_json) {
+		json_t *o = json_object(), *arr = json_array();
+		for (size_t i = 0; i < started; i++)
+			json_array_append_new(arr, path_json(&paths[i]));
+		json_object_set_new(o, "address", json_string(argv[optind]));
+		json_object_set_new(o, "ok", json_boolean(any_ok));
+		json_object_set_new(o, "paths", arr);
+		json_dumpf(o, stdout, JSON_INDENT(2));
+		putchar('\n');
+		json_decref(o);
+	} else {
+		size_t good = 0;
+		printf("probe %s\n", argv[optind]);
+		for (size_t i = 0; i < started; i++) {
+			path_text(&paths[i], stdout);
+			good += paths[i].ok;
+		}
+		printf("%s: the path works through %zu of %zu broker path(s)\n", any_ok ? "OK" : "FAILED",
+		       good, started);
+	}
+	rc = any_ok ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
+out_sync:
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.mu);
+out:
+	free(paths);
+	ccb_addr_strv_free(contacts);
+	ccb_sinful_free(addr);
+	ccb_config_free(cfg);
+	return rc;
+}
