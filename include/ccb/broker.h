@@ -87,7 +87,7 @@ typedef struct ccb_broker_config {
 	unsigned max_connections;
 	/** CCB_SERVER_MAX_MESSAGE: cap on one inbound control message; 0: 64 KiB. */
 	size_t max_message;
-	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 4. */
+	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 8. */
 	unsigned handshake_workers;
 	/** CCB_SERVER_HANDSHAKE_TIMEOUT: from accept to the end of the
 	 * command's first message, and for any partly received message; 0: 20 s. */

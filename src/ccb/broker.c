@@ -40,6 +40,9 @@
 #include "util/util.h"
 
 #define BK_SEND_TIMEOUT_MS 500
+/* Longest wait for one message of a security handshake (within the
+ * handshake deadline). */
+#define BK_HANDSHAKE_STEP_MS 5000
 #define BK_FD_RESERVE 32
 
 /* ---- map -------------------------------------------------------------------- */
@@ -336,6 +339,9 @@ static void *worker_main(void *arg)
 			if (ccb_stream_new(fd, &c->s, &e) == CCB_OK) {
 				ccb_stream_set_peer_name(c->s, c->peer);
 				ccb_stream_set_deadline(c->s, c->deadline_ms);
+				/* A peer that answers a handshake step slowly holds a
+				 * worker: each step gets a few seconds at most. */
+				ccb_stream_set_timeout(c->s, BK_HANDSHAKE_STEP_MS);
 			} else {
 				c->fd = -1;
 			}
@@ -649,7 +655,7 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		rc = err ? err->code : CCB_ERR_NOMEM;
 		goto fail;
 	}
-	b->nworkers = cfg->handshake_workers ? cfg->handshake_workers : 4;
+	b->nworkers = cfg->handshake_workers ? cfg->handshake_workers : 8;
 	b->workers = calloc(b->nworkers, sizeof *b->workers);
 	b->wcur = calloc(b->nworkers, sizeof *b->wcur);
 	if (!b->workers || !b->wcur) {
@@ -848,10 +854,36 @@ static void on_accept(ccb_broker *b, int lfd)
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
 		bk_list_add_tail(&b->new_list, &c->tnode);
-		/* Handed to a worker only once its first bytes are here. */
-		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP))
+		/* Handed to a worker only once its first message is here. */
+		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
 			bk_conn_close(b, c);
 	}
+}
+
+/* A new connection goes to a handshake worker only once its whole first
+ * message is here, so peers that connect and stall, or trickle their first
+ * message (slow loris), cost no worker: the accept deadline closes them. */
+static void on_new_readable(ccb_broker *b, bk_conn *c)
+{
+	switch (bk_peek_message(b, c)) {
+	case PK_NONE:
+	case PK_PARTIAL:
+		return; /* edge-triggered: woken again when more arrives */
+	case PK_BAD:
+		b->st.bad_input++;
+		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", c->peer);
+		bk_conn_close(b, c);
+		return;
+	case PK_CLOSED:
+		bk_conn_close(b, c);
+		return;
+	case PK_COMPLETE:
+		break;
+	}
+	bk_epoll_del(b, c);
+	bk_list_del(&c->tnode);
+	c->state = BK_HANDSHAKE;
+	bk_queue_job(b, c);
 }
 
 static void drain_done(ccb_broker *b)
@@ -938,10 +970,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 					drain_done(b);
 				break;
 			case BK_NEW:
-				bk_epoll_del(b, c);
-				bk_list_del(&c->tnode);
-				c->state = BK_HANDSHAKE;
-				bk_queue_job(b, c);
+				on_new_readable(b, c);
 				break;
 			case BK_REG:
 				bk_reg_readable(b, c);

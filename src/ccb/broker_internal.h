@@ -215,6 +215,11 @@ void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply);
 /* broker.c: connection plumbing used by the protocol code. */
 void bk_conn_close(ccb_broker *b, bk_conn *c);
 bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
+
+/* What the kernel holds for `c` (MSG_PEEK, nothing consumed): a complete
+ * CEDAR message, part of one, nothing, or a dead/bad socket. */
+enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
+enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c);
 void bk_epoll_del(ccb_broker *b, bk_conn *c);
 void bk_queue_job(ccb_broker *b, bk_conn *c);
 /* Send one control ad with a short deadline; false on failure (logged). */

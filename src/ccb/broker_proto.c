@@ -524,11 +524,7 @@ static void handle_reg_message(ccb_broker *b, bk_reg *r, ccb_classad *ad)
 	handle_result(b, r, ad);
 }
 
-/* What the kernel holds for `c`: a complete message, part of one, nothing,
- * or a dead/bad socket. */
-enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
-
-static enum peek_res peek_message(ccb_broker *b, bk_conn *c)
+enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c)
 {
 	ssize_t n = recv(c->fd, b->peek, b->peek_cap, MSG_PEEK | MSG_DONTWAIT);
 	size_t off = 0, total = 0;
@@ -562,7 +558,7 @@ void bk_reg_readable(ccb_broker *b, bk_conn *c)
 	bk_reg *r = c->reg;
 
 	for (;;) {
-		enum peek_res pr = peek_message(b, c);
+		enum peek_res pr = bk_peek_message(b, c);
 		ccb_classad *ad = NULL;
 		ccb_error e;
 
@@ -705,14 +701,14 @@ void bk_handle_command(ccb_broker *b, bk_conn *c)
 
 void bk_timers(ccb_broker *b, int64_t now)
 {
-	/* Connections that never sent their first bytes. */
+	/* Connections that never sent (all of) their first message. */
 	while (!bk_list_empty(&b->new_list)) {
 		bk_conn *c = bk_container(b->new_list.next, bk_conn, tnode);
 		if (c->deadline_ms > now)
 			break;
 		b->st.bad_input++;
-		CCB_LOG(CCB_LOG_INFO, "broker: %s sent nothing within %ld ms; closed", c->peer,
-			b->hs_timeout_ms);
+		CCB_LOG(CCB_LOG_INFO, "broker: %s sent no complete first message within %ld ms; closed",
+			c->peer, b->hs_timeout_ms);
 		bk_conn_close(b, c);
 	}
 	/* Partial messages that do not complete (slow loris). */

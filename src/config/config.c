@@ -170,7 +170,7 @@ static const struct {
 	 "libccb: connections a broker holds before refusing new ones."},
 	{"CCB_SERVER_MAX_MESSAGE", K_INT, "65536",
 	 "libccb: largest CCB message a broker accepts, in bytes."},
-	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT, "4",
+	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT, "8",
 	 "libccb: threads running security handshakes in a broker."},
 	{"CCB_SERVER_TARGET_IDLE_TIMEOUT", K_INT, "3600",
 	 "libccb: seconds of silence after which a broker drops a registration (golang-ccb's TargetIdleTimeout; 0 = never)."},

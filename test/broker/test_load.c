@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <errno.h>
+#include <poll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -130,17 +131,20 @@ static int raw_connect(int port)
 }
 
 /* Wait up to `ms` for the peer to close; true if it did. */
+/* Whether the broker closes `fd` within `ms` (poll, so that it works on the
+ * non-blocking sockets of a ccb_stream too). */
 static bool closed_within(int fd, int ms)
 {
-	struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+	struct pollfd p = {.fd = fd, .events = POLLIN};
 	char c;
 
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	for (;;) {
-		ssize_t r = recv(fd, &c, 1, 0);
+		if (poll(&p, 1, ms) <= 0)
+			return false;
+		ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
 		if (r == 0 || (r < 0 && errno == ECONNRESET))
 			return true;
-		if (r < 0)
+		if (r < 0 && errno != EAGAIN && errno != EINTR)
 			return false;
 	}
 }
