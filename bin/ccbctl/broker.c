@@ -1,9 +1,14 @@
 /* ccbctl broker: run libccb's CCB broker from a JSON config file. */
+#include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ccb/broker.h"
 #include "ccb/config.h"
@@ -11,43 +16,107 @@
 #include "ccbctl.h"
 
 static ccb_broker *running;
+static int hup_pipe[2] = {-1, -1};
 
 static void on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGHUP) {
+		/* Reloaded on the reload thread; write(2) is async-signal-safe. */
+		char c = 'h';
+		if (write(hup_pipe[1], &c, 1) < 0) {
+		}
+		return;
+	}
 	ccb_broker_stop(running); /* async-signal-safe */
 }
 
-static void log_to_stderr(ccb_log_level level, const char *msg, void *user)
+/* Log lines to stderr, or with a time stamp to --log FILE. */
+static void log_line(ccb_log_level level, const char *msg, void *user)
 {
-	(void)user;
-	fprintf(stderr, "ccbctl broker: %s: %s\n", ccb_log_level_name(level), msg);
+	FILE *f = user;
+
+	if (f == stderr) {
+		fprintf(stderr, "ccbctl broker: %s: %s\n", ccb_log_level_name(level), msg);
+		return;
+	}
+	char when[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&now, &tm));
+	fprintf(f, "%s %s: %s\n", when, ccb_log_level_name(level), msg);
+	fflush(f);
+}
+
+/* SIGHUP: read the config file again and apply its security settings
+ * (methods, ALLOW/DENY lists, key and certificate files) to new
+ * handshakes. Configs stay alive until exit: a handshake may still use one. */
+struct reload {
+	const char *path;
+	ccb_config *configs[64];
+	ccb_sec_server_config secs[64];
+	int n;
+	pthread_t t;
+};
+
+static void *reload_main(void *arg)
+{
+	struct reload *r = arg;
+	char c;
+
+	while (read(hup_pipe[0], &c, 1) == 1 && c == 'h') {
+		ccb_config *cfg = NULL;
+		ccb_broker_config bc;
+		ccb_error err = {0};
+
+		if (r->n == (int)(sizeof r->configs / sizeof r->configs[0])) {
+			fprintf(stderr, "ccbctl broker: too many reloads; restart to reload again\n");
+			continue;
+		}
+		if (ccb_config_load(r->path, &cfg, &err) ||
+		    ccb_broker_config_load(cfg, &bc, &r->secs[r->n], &err) ||
+		    ccb_broker_reload_security(running, &r->secs[r->n], &err)) {
+			fprintf(stderr, "ccbctl broker: SIGHUP: %s (settings unchanged)\n", err.detail);
+			ccb_config_free(cfg);
+			continue;
+		}
+		r->configs[r->n++] = cfg;
+		fprintf(stderr, "ccbctl broker: SIGHUP: security settings reloaded from %s\n", r->path);
+	}
+	return NULL;
 }
 
 static void broker_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ccbctl broker -c FILE [-v|--debug]\n"
+		"usage: ccbctl broker -c FILE [-v|--debug] [--log FILE]\n"
 		"\n"
 		"Run a CCB broker (HTCondor's collector-side connection broker) until\n"
-		"SIGTERM or SIGINT. FILE is a JSON config: CCB_SERVER_LISTEN,\n"
+		"SIGTERM or SIGINT; SIGHUP re-reads the config's security settings\n"
+		"(methods, ALLOW/DENY, keys and certificates) for new connections.\n"
+		"FILE is a JSON config: CCB_SERVER_LISTEN,\n"
 		"CCB_SERVER_PUBLIC_ADDRESS, CCB_RECONNECT_FILE, CCB_SERVER_* limits and\n"
 		"timeouts, SEC_* / ALLOW_* security knobs. Once listening it prints\n"
 		"\"listening <public address> ports P[,P...]\" on standard output.\n"
 		"\n"
 		"  -c, --config FILE  the JSON config (required)\n"
 		"  -v                 log at info level to standard error\n"
-		"  --debug            log at debug level\n");
+		"  --debug            log at debug level\n"
+		"  --log FILE         append log lines (with UTC times) to FILE, not stderr\n"
+		"\n"
+		"Exit status: 0 stopped by a signal, 1 failure, 2 usage.\n");
 }
 
 int ccbctl_broker(int argc, char **argv)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"debug", no_argument, NULL, 'd'},
+					     {"log", required_argument, NULL, 'l'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL;
+	const char *cfg_path = NULL, *log_path = NULL;
 	int opt, verbosity = -1, rc = CCBCTL_EXIT_FAIL;
+	FILE *logf = stderr;
+	struct reload *rl = NULL;
 	ccb_config *cfg = NULL;
 	ccb_broker_config bc;
 	ccb_sec_server_config sec;
@@ -61,6 +130,7 @@ int ccbctl_broker(int argc, char **argv)
 		case 'c': cfg_path = optarg; break;
 		case 'v': verbosity = CCB_LOG_INFO; break;
 		case 'd': verbosity = CCB_LOG_DEBUG; break;
+		case 'l': log_path = optarg; break;
 		case 'h': broker_usage(stdout); return CCBCTL_EXIT_OK;
 		default: broker_usage(stderr); return CCBCTL_EXIT_USAGE;
 		}
@@ -69,21 +139,35 @@ int ccbctl_broker(int argc, char **argv)
 		broker_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	if (verbosity >= 0)
-		ccb_set_log_handler(log_to_stderr, (ccb_log_level)verbosity, NULL);
-	else
-		ccb_set_log_handler(log_to_stderr, CCB_LOG_WARNING, NULL);
+	if (log_path && !(logf = fopen(log_path, "a"))) {
+		fprintf(stderr, "ccbctl broker: --log %s: %s\n", log_path, strerror(errno));
+		return CCBCTL_EXIT_FAIL;
+	}
+	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
+			    logf);
 	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &sec, &err) ||
 	    ccb_broker_new(&bc, &b, &err)) {
 		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
 		goto out;
 	}
 	running = b;
+	if (pipe2(hup_pipe, O_CLOEXEC) != 0 || !(rl = calloc(1, sizeof *rl))) {
+		fprintf(stderr, "ccbctl broker: %s\n", strerror(errno));
+		goto out;
+	}
+	rl->path = cfg_path;
+	if (pthread_create(&rl->t, NULL, reload_main, rl) != 0) {
+		free(rl);
+		rl = NULL;
+		fprintf(stderr, "ccbctl broker: cannot start the reload thread\n");
+		goto out;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	printf("listening %s ports", ccb_broker_address(b));
 	for (size_t i = 0; i < ccb_broker_listen_count(b); i++)
@@ -98,8 +182,20 @@ int ccbctl_broker(int argc, char **argv)
 out:
 	signal(SIGTERM, SIG_DFL);
 	signal(SIGINT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	if (rl) {
+		char c = 'q';
+		if (write(hup_pipe[1], &c, 1) == 1)
+			pthread_join(rl->t, NULL);
+		for (int i = 0; i < rl->n; i++)
+			ccb_config_free(rl->configs[i]);
+		free(rl);
+	}
 	running = NULL;
 	ccb_broker_free(b);
 	ccb_config_free(cfg);
+	ccb_set_log_handler(NULL, CCB_LOG_WARNING, NULL);
+	if (logf != stderr)
+		fclose(logf);
 	return rc;
 }

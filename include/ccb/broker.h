@@ -148,6 +148,18 @@ size_t ccb_broker_listen_count(const ccb_broker *b);
 int ccb_broker_port(const ccb_broker *b, size_t i);
 
 /**
+ * Replace the security and authorization settings (methods, levels,
+ * ALLOW/DENY lists, key and certificate files) used for handshakes that
+ * start from now on; established registrations and sessions stay. The
+ * broker's command table and session store are kept whatever `sec` holds.
+ * Copied shallowly: its strings must outlive the broker (or the next
+ * reload). Thread-safe (`ccbctl broker` calls it on SIGHUP). Errors:
+ * CCB_ERR_INVALID_ARG.
+ */
+ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
+				   ccb_error *err);
+
+/**
  * The status as JSON text: "address", "stats" (HTCondor's CCB* counter and
  * gauge names, ccb-protocol.md §11.3, plus libccb's own), "limits", and
  * "registrations" (ccbid, peer, name, registered and last-heartbeat wall

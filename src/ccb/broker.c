@@ -270,9 +270,14 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 {
 	ccb_sec_command cmd;
 	ccb_error e = {0};
+	ccb_sec_server_config sec;
 	ccb_err rc;
 
-	rc = ccb_sec_server_accept(c->s, &b->sec, &cmd, &e);
+	/* The settings of the moment (ccb_broker_reload_security() swaps them). */
+	pthread_mutex_lock(&b->qlock);
+	sec = b->sec;
+	pthread_mutex_unlock(&b->qlock);
+	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
 	if (rc == CCB_OK) {
 		c->cmd = cmd.command;
 		snprintf(c->user, sizeof c->user, "%s", cmd.info.user);
@@ -799,6 +804,25 @@ static void set_accepting(ccb_broker *b, bool on)
 		epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->lfd[i], &ev);
 	}
 	b->accept_paused = !on;
+}
+
+ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
+				   ccb_error *err)
+{
+	ccb_sec_server_config n;
+
+	if (!b || !sec)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_reload_security: NULL argument");
+	n = *sec;
+	pthread_mutex_lock(&b->qlock);
+	/* The broker's own command table and session store stay. */
+	n.command_perm = b->sec.command_perm;
+	n.user = b->sec.user;
+	n.sessions = b->sec.sessions;
+	b->sec = n;
+	pthread_mutex_unlock(&b->qlock);
+	CCB_LOG(CCB_LOG_INFO, "broker: security settings reloaded");
+	return CCB_OK;
 }
 
 static void on_accept(ccb_broker *b, int lfd)

@@ -26,18 +26,27 @@ static void write_file(const char *path, const char *text)
 	fclose(f);
 }
 
-static ccbt_proc *start_broker(const char *listen, int *port)
+static char log_path[128];
+
+static void write_broker_cfg(const char *listen, const char *extra)
 {
-	char text[512], line[256];
-	char *argv[] = {CCBCTL_PATH, "broker", "-c", broker_cfg, NULL};
-	ccbt_proc *p;
+	char text[640];
 
 	snprintf(text, sizeof text,
 		 "{\"CCB_SERVER_LISTEN\": \"%s\", \"CCB_RECONNECT_FILE\": \"%s/reconnect\",\n"
 		 " \"SEC_DEFAULT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\", \"UID_DOMAIN\": \"it\",\n"
-		 " \"ALLOW_DAEMON\": \"condor@it\"}\n",
-		 listen, dir);
+		 " %s\"ALLOW_DAEMON\": \"condor@it\"}\n",
+		 listen, dir, extra);
 	write_file(broker_cfg, text);
+}
+
+static ccbt_proc *start_broker(const char *listen, int *port)
+{
+	char line[256];
+	char *argv[] = {CCBCTL_PATH, "broker", "-c", broker_cfg, "-v", "--log", log_path, NULL};
+	ccbt_proc *p;
+
+	write_broker_cfg(listen, "");
 	p = ccbt_proc_start(argv, NULL);
 	CU_ASSERT_FATAL(ccbt_proc_wait_line(p, "listening ", 10000, line, sizeof line));
 	*port = atoi(strrchr(line, ' ') + 1);
@@ -74,6 +83,7 @@ static void test_tool_end_to_end(void)
 	snprintf(broker_cfg, sizeof broker_cfg, "%s/broker.json", dir);
 	snprintf(listen_cfg, sizeof listen_cfg, "%s/listen.json", dir);
 	snprintf(client_cfg, sizeof client_cfg, "%s/client.json", dir);
+	snprintf(log_path, sizeof log_path, "%s/broker.log", dir);
 	broker = start_broker("127.0.0.1:0", &port);
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 
@@ -137,12 +147,39 @@ static void test_tool_end_to_end(void)
 	CU_ASSERT_EQUAL(out ? stat_of(out, "CCBReconnects") : -1, 1);
 	free(out);
 
+	/* SIGHUP applies new security settings: READ is now required to
+	 * authenticate and alice is denied it, so her status query is refused,
+	 * while the registration stays. */
+	write_broker_cfg(addr, "\"SEC_READ_AUTHENTICATION\": \"REQUIRED\", \"DENY_READ\": \"alice@it\", ");
+	kill(ccbt_proc_pid(broker), SIGHUP);
+	out = NULL;
+	{
+		int rc = 0;
+		for (int i = 0; i < 40 && rc == 0; i++) {
+			free(out);
+			out = NULL;
+			rc = ccbctl(&out, "status", "-c", client_cfg, "--broker", addr, NULL);
+			if (rc == 0)
+				usleep(50000);
+		}
+		CU_ASSERT_EQUAL(rc, 1);
+		free(out);
+		out = NULL;
+	}
+	{
+		char *log = ccbt_read_file(log_path, NULL);
+		CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "security settings reloaded"));
+		CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "Z info: broker: registered ccbid 1"));
+		free(log);
+	}
+
 	/* Both stop cleanly on SIGTERM. */
 	CU_ASSERT_EQUAL(ccbt_proc_stop(listener, SIGTERM, 10000), 0);
 	CU_ASSERT_EQUAL(ccbt_proc_stop(broker, SIGTERM, 10000), 0);
 	unlink(broker_cfg);
 	unlink(listen_cfg);
 	unlink(client_cfg);
+	unlink(log_path);
 	snprintf(text, sizeof text, "%s/reconnect", dir);
 	unlink(text);
 	snprintf(text, sizeof text, "%s/reconnect.tmp", dir);
@@ -151,7 +188,7 @@ static void test_tool_end_to_end(void)
 }
 
 static const ccbt_test tests[] = {
-	{"ccbctl broker, listen, ping, status, SIGKILL restart", test_tool_end_to_end},
+	{"ccbctl broker, listen, ping, status, SIGKILL restart, SIGHUP", test_tool_end_to_end},
 	{NULL, NULL},
 };
 
