@@ -169,6 +169,15 @@ int ccbctl_broker(int argc, char **argv)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* A wildcard listen address without a public one advertises loopback:
+	 * fine for a test, useless to daemons on other hosts. */
+	if (!ccb_config_get(cfg, "CCB_SERVER_PUBLIC_ADDRESS") &&
+	    strstr(ccb_broker_address(b), "<127.") == ccb_broker_address(b) &&
+	    (!bc.listen || strstr(bc.listen, "0.0.0.0") || strstr(bc.listen, "[::]")))
+		fprintf(stderr, "ccbctl broker: warning: advertising %s in CCB contacts; set "
+				"CCB_SERVER_PUBLIC_ADDRESS to the address daemons and tools reach "
+				"this broker at\n",
+			ccb_broker_address(b));
 	printf("listening %s ports", ccb_broker_address(b));
 	for (size_t i = 0; i < ccb_broker_listen_count(b); i++)
 		printf("%s%d", i ? "," : " ", ccb_broker_port(b, i));
