@@ -130,7 +130,6 @@ static int raw_connect(int port)
 	return fd;
 }
 
-/* Wait up to `ms` for the peer to close; true if it did. */
 /* Whether the broker closes `fd` within `ms` (poll, so that it works on the
  * non-blocking sockets of a ccb_stream too). */
 static bool closed_within(int fd, int ms)
@@ -242,6 +241,37 @@ static void test_fd_exhaustion(void)
 	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
 }
 
+/* Peers that trickle their first message do not hold the handshake
+ * workers: with one worker and four slow-loris peers still connected (their
+ * deadline far away), a listener registers at once. */
+static void test_slow_first_message_holds_no_worker(void)
+{
+	static const uint8_t first_part[] = {1, 0, 0, 0, 100, 0, 0, 0, 0, 0, 0, 0xea, 0x6a};
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener good;
+	int loris[4];
+
+	bkt_config(&cfg, &k.sec);
+	cfg.handshake_workers = 1;
+	cfg.handshake_timeout_ms = 30000;
+	bkt_start(&k, &cfg);
+	for (int i = 0; i < 4; i++) {
+		loris[i] = raw_connect(k.port);
+		CU_ASSERT(send(loris[i], first_part, sizeof first_part, 0) == sizeof first_part);
+	}
+	usleep(100 * 1000);
+	CU_ASSERT_EQUAL(bkt_register(k.port, "condor", NULL, NULL, &good), CCB_OK);
+	CU_ASSERT(bkt_heartbeat(&good));
+	/* The slow peers are still there: the registration did not wait them out. */
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT_FALSE(closed_within(loris[i], 0));
+	bkt_listener_close(&good);
+	for (int i = 0; i < 4; i++)
+		close(loris[i]);
+	bkt_stop(&k);
+}
+
 /* Abusive peers are closed; a legitimate listener keeps being served. */
 static void test_bad_peers(void)
 {
@@ -317,6 +347,7 @@ static const ccbt_test tests[] = {
 	{"connection limit", test_connection_limit},
 	{"out of file descriptors", test_fd_exhaustion},
 	{"silent, slow-loris, garbage and oversized peers", test_bad_peers},
+	{"slow first messages hold no handshake worker", test_slow_first_message_holds_no_worker},
 	{"idle registrations dropped", test_idle_target},
 	{NULL, NULL},
 };
