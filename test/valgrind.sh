@@ -18,6 +18,7 @@ logdir="$build/valgrind-logs"
 mkdir -p "$logdir"
 fail=0
 unset CCB_FAULT_FULL
+export CCBT_UNDER_VALGRIND=1
 for t in "$build"/test/broker_test_* "$build"/test/listener_test_* "$build"/test/dial_test_* \
 	 "$build"/test/fault_test_*; do
 	[ -x "$t" ] || continue

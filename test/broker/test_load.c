@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <errno.h>
 #include <poll.h>
 #include <sys/resource.h>
@@ -189,9 +190,15 @@ static void test_connection_limit(void)
  * refused cleanly, every registration kept. */
 static void test_fd_exhaustion(void)
 {
-	pid_t pid = fork();
+	pid_t pid;
 	int st = -1;
 
+	/* valgrind keeps descriptors of its own near the limit this lowers. */
+	if (getenv("CCBT_UNDER_VALGRIND")) {
+		fprintf(stderr, "skipped under valgrind ");
+		return;
+	}
+	pid = fork();
 	CU_ASSERT_FATAL(pid >= 0);
 	if (pid == 0) {
 		struct rlimit rl = {.rlim_cur = 40, .rlim_max = 40};
