@@ -100,11 +100,11 @@ static void test_tool_end_to_end(void)
 
 	/* condor_ping's question through CCB, both modes. */
 	CU_ASSERT_EQUAL(ccbctl(&out, "ping", "-c", client_cfg, "--level", "READ", sinful), 0);
-	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "READ access:  ALLOWED"));
-	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "hello: valid hello"));
+	CU_ASSERT(out && strstr(out, "READ access:  ALLOWED"));
+	CU_ASSERT(out && strstr(out, "hello: valid hello"));
 	free(out);
 	CU_ASSERT_EQUAL(ccbctl(&out, "ping", "-c", client_cfg, "--streaming", sinful, NULL), 0);
-	CU_ASSERT_PTR_NOT_NULL(out && strstr(out, "ProxyMode=true"));
+	CU_ASSERT(out && strstr(out, "ProxyMode=true"));
 	free(out);
 
 	/* The broker's status, over the network. */
@@ -168,8 +168,8 @@ static void test_tool_end_to_end(void)
 	}
 	{
 		char *log = ccbt_read_file(log_path, NULL);
-		CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "security settings reloaded"));
-		CU_ASSERT_PTR_NOT_NULL(log && strstr(log, "Z info: broker: registered ccbid 1"));
+		CU_ASSERT(log && strstr(log, "security settings reloaded"));
+		CU_ASSERT(log && strstr(log, "Z info: broker: registered ccbid 1"));
 		free(log);
 	}
 
