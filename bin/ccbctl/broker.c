@@ -200,6 +200,11 @@ out:
 			ccb_config_free(rl->configs[i]);
 		free(rl);
 	}
+	for (int i = 0; i < 2; i++)
+		if (hup_pipe[i] >= 0) {
+			close(hup_pipe[i]);
+			hup_pipe[i] = -1;
+		}
 	running = NULL;
 	ccb_broker_free(b);
 	ccb_config_free(cfg);

@@ -190,8 +190,12 @@ int ccbctl_listen(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (ccb_listener_new(&lc, &l, &err) || !(status_source = l) ||
-	    ccb_listener_start(l, &err)) {
+	if (ccb_listener_new(&lc, &l, &err)) {
+		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
+		goto out;
+	}
+	status_source = l; /* before any handler can run */
+	if (ccb_listener_start(l, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
 	}

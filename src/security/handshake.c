@@ -227,9 +227,12 @@ static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
 	ccb__sess_entry e = {.id = (char *)pa->sid, .key_len = CCB_SESSION_KEY_LEN_AES,
 			     .crypto = CCB_SEC_CRYPTO_AES};
 	int64_t now = ccb_wall_s();
-	ccb_classad *pol = ccb_classad_new();
+	ccb_classad *pol;
 
-	if (!pol)
+	/* Our RESUME always asks for a reply (ResumeResponse = true), which a
+	 * server older than 9.9.0 never sends (security-handshake.md §9.2):
+	 * such sessions are not kept. */
+	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb_classad_new()))
 		return;
 	memcpy(e.key, key, CCB_SESSION_KEY_LEN_AES);
 	ccb_classad_set_string(pol, "User", info->user);

@@ -154,56 +154,62 @@ bool ccbt_proc_wait_line(ccbt_proc *p, const char *needle, int timeout_ms, char 
 	return found;
 }
 
-int ccbt_proc_stop(ccbt_proc *p, int sig, int timeout_ms)
+/* Reap the child within timeout_ms: its exit code (128+signal when
+ * killed), or -1 after SIGKILLing it at the timeout. */
+static int reap(ccbt_proc *p, int timeout_ms)
 {
 	long long end = now_ms() + timeout_ms;
-	int status = 0, rc = -1;
+	int status = 0;
 	pid_t w;
 
-	if (sig)
-		kill(p->pid, sig);
 	while ((w = waitpid(p->pid, &status, WNOHANG)) == 0 && now_ms() < end)
-		usleep(10000);
+		usleep(5000);
 	if (w == p->pid)
-		rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	else {
-		kill(p->pid, SIGKILL);
-		waitpid(p->pid, &status, 0);
-	}
+		return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	kill(p->pid, SIGKILL);
+	waitpid(p->pid, &status, 0);
+	return -1;
+}
+
+/* After the child is gone: join the reader (it sees EOF), free; the
+ * output is handed to *out when given. */
+static void finish(ccbt_proc *p, char **out)
+{
 	pthread_join(p->reader, NULL);
 	close(p->out_fd);
-	if (rc != 0 && getenv("CCBT_VERBOSE"))
-		fprintf(stderr, "\n--- output of pid %d ---\n%s--- end ---\n", (int)p->pid, p->buf);
 	pthread_mutex_destroy(&p->mu);
 	pthread_cond_destroy(&p->cv);
-	free(p->buf);
+	if (out)
+		*out = p->buf;
+	else
+		free(p->buf);
 	free(p);
+}
+
+int ccbt_proc_stop(ccbt_proc *p, int sig, int timeout_ms)
+{
+	pid_t pid = p->pid;
+	char *output;
+	int rc;
+
+	if (sig)
+		kill(pid, sig);
+	rc = reap(p, timeout_ms);
+	finish(p, &output);
+	if (rc != 0 && getenv("CCBT_VERBOSE"))
+		fprintf(stderr, "\n--- output of pid %d ---\n%s--- end ---\n", (int)pid, output);
+	free(output);
 	return rc;
 }
 
 int ccbt_proc_run(char *const argv[], char *const env[], int timeout_ms, char **out)
 {
 	ccbt_proc *p = ccbt_proc_start(argv, env);
-	long long end = now_ms() + timeout_ms;
-	int status, rc;
+	/* The reader thread keeps draining the pipe while we wait. */
+	int rc = reap(p, timeout_ms);
 
-	/* Wait for the exit (the reader thread keeps draining the pipe). */
-	while (waitpid(p->pid, &status, WNOHANG) == 0 && now_ms() < end)
-		usleep(5000);
-	if (kill(p->pid, 0) == 0 && waitpid(p->pid, &status, WNOHANG) == 0) {
-		rc = ccbt_proc_stop(p, SIGKILL, 1000);
-		if (out)
-			*out = NULL;
-		return rc < 0 ? rc : -1;
-	}
-	rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	pthread_join(p->reader, NULL);
-	close(p->out_fd);
-	if (out)
-		*out = strdup(p->buf);
-	pthread_mutex_destroy(&p->mu);
-	pthread_cond_destroy(&p->cv);
-	free(p->buf);
-	free(p);
+	finish(p, rc < 0 ? NULL : out);
+	if (rc < 0 && out)
+		*out = NULL;
 	return rc;
 }
