@@ -1,7 +1,7 @@
 /*
  * CCB contacts (plain and nested), contact lists, CCB_ADDRESS broker lists
- * and connect ids. Expected strings come from ../shared/spec/ccb-protocol.md
- * §3, sinful.md §7/§10 and the captures in ../shared/testvectors.
+ * and connect ids. Expected strings come from the wire spec ccb-protocol.md
+ * §3, sinful.md §7/§10 and the captures in test/vectors.
  */
 #include <stdint.h>
 #include <stdio.h>

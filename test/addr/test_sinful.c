@@ -1,6 +1,6 @@
 /*
- * Sinful strings: golden strings from ../shared/spec/sinful.md and the
- * captures in ../shared/testvectors, round trips, normalization, building,
+ * Sinful strings: golden strings from the wire spec sinful.md and the
+ * captures in test/vectors, round trips, normalization, building,
  * the addrs parameter and a table of malformed input.
  */
 #include <stdio.h>

@@ -1,6 +1,6 @@
 /*
  * CCB wire helper tests over real loopback TCP: golden bytes from the
- * captures in ../shared/testvectors (S1 conn 1, 6, 7; S5 conn 1, 6, 7),
+ * captures in test/vectors (S1 conn 1, 6, 7; S5 conn 1, 6, 7),
  * reading those bytes back, the hello with and without its command int,
  * digest resets around the hello, and the refusals (wrong command, missing
  * or mistyped attributes, oversized ads, two ads in one message).

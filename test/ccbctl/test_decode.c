@@ -27,7 +27,7 @@ static int run(const char *cmd, char **out)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-#define S1 CCB_SHARED_DIR "/testvectors/S1-claimtobe-plain/streams.json"
+#define S1 CCB_VECTORS_DIR "/S1-claimtobe-plain/streams.json"
 
 static void test_text(void)
 {

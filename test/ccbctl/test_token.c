@@ -9,7 +9,7 @@
 #include "ccbt.h"
 #include "util/util.h"
 
-#define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes/config"
+#define S3 CCB_VECTORS_DIR "/S3-token-aes/config"
 
 static char dir[] = "/tmp/ccbt-token-XXXXXX";
 static char cfg[300];

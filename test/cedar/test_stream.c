@@ -1,6 +1,6 @@
 /*
  * CEDAR stream tests over real loopback TCP: golden bytes from
- * ../shared/spec/cedar-stream.md, AES-GCM known answers (§6.6 b), reader
+ * the wire spec cedar-stream.md, AES-GCM known answers (§6.6 b), reader
  * rejections of bad frames, deadlines and cancellation.
  */
 #include <pthread.h>

@@ -1,5 +1,5 @@
 /*
- * ClassAd wire tests: the worked examples of ../shared/spec/classad-wire.md §9,
+ * ClassAd wire tests: the worked examples of the wire spec classad-wire.md §9,
  * old-syntax escaping and value printing, and every clear-text ad of the
  * HTCondor 25.14 captures decoded and re-encoded to the same bytes.
  */
@@ -357,7 +357,7 @@ static void test_capture_reencode(void)
 		json_t *root, *conn;
 		size_t ci;
 
-		snprintf(path, sizeof path, "%s/testvectors/%s/streams.json", CCB_SHARED_DIR, scen[s]);
+		snprintf(path, sizeof path, "%s/%s/streams.json", CCB_VECTORS_DIR, scen[s]);
 		root = json_load_file(path, 0, NULL);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 		json_array_foreach(json_object_get(root, "connections"), ci, conn) {

@@ -6,7 +6,7 @@
 
 #include "ccb/dial.h"
 #include "fakeccb.h"
-#include "../sharedport/sptest.h"
+#include "sptest.h"
 
 /* ---- progress recorder ----------------------------------------------------- */
 

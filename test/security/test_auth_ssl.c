@@ -17,7 +17,7 @@
 #include "ccbt.h"
 #include "security/auth.h"
 
-#define S4 CCB_SHARED_DIR "/testvectors/S4-ssl/config/"
+#define S4 CCB_VECTORS_DIR "/S4-ssl/config/"
 #define S4_CERT S4 "hostcert.pem"
 #define S4_KEY S4 "hostkey.pem"
 #define S4_CA S4 "trust_domain_ca.pem"

@@ -23,7 +23,7 @@
 #include "security/jwt.h"
 #include "security/token_crypto.h"
 
-#define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes"
+#define S3 CCB_VECTORS_DIR "/S3-token-aes"
 #define TD "ccbtest.local"
 
 /* ---- helpers ----------------------------------------------------------- */

@@ -280,7 +280,7 @@ static void test_captured_blowfish_request(void)
 	struct server sv;
 	pthread_t t;
 	int raw;
-	json_t *root = json_load_file(CCB_SHARED_DIR "/testvectors/S1-claimtobe-plain/streams.json", 0, NULL);
+	json_t *root = json_load_file(CCB_VECTORS_DIR "/S1-claimtobe-plain/streams.json", 0, NULL);
 	json_t *conn = NULL, *it;
 	size_t i, n;
 	uint8_t *b;
@@ -341,7 +341,7 @@ static void test_authorization_lists(void)
 	CU_ASSERT(ccb_sec_authorized(&cfg, CCB_PERM_DAEMON, "condor@vm", "10.1.1.1"));
 }
 
-#define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes/config"
+#define S3 CCB_VECTORS_DIR "/S3-token-aes/config"
 
 /* TOKEN through the whole handshake with the real S3 pool key and tokens
  * minted by condor_token_create. */
@@ -407,7 +407,7 @@ static void test_token(void)
 	free(bob);
 }
 
-#define S4 CCB_SHARED_DIR "/testvectors/S4-ssl/config"
+#define S4 CCB_VECTORS_DIR "/S4-ssl/config"
 
 /* SSL through the whole handshake with the S4 host certificate (CN vm). */
 static void test_ssl(void)

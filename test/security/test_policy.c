@@ -36,7 +36,7 @@ static uint8_t *capture_dir(const char *scen, int conn, const char *dir, size_t 
 	size_t i, j;
 	ccb_buf out;
 
-	snprintf(path, sizeof path, "%s/testvectors/%s/streams.json", CCB_SHARED_DIR, scen);
+	snprintf(path, sizeof path, "%s/%s/streams.json", CCB_VECTORS_DIR, scen);
 	root = json_load_file(path, 0, NULL);
 	CU_ASSERT_FATAL(root != NULL);
 	ccb_buf_init(&out);

@@ -22,7 +22,7 @@
 #include "security/token_crypto.h"
 #include "security/token_file.h"
 
-#define S3 CCB_SHARED_DIR "/testvectors/S3-token-aes"
+#define S3 CCB_VECTORS_DIR "/S3-token-aes"
 #define S3_NOW 1795530300 /* just after the tokens were minted */
 
 /* ---- helpers ----------------------------------------------------------- */

@@ -11,7 +11,7 @@
 #include "sharedport/sharedport_internal.h"
 #include "sptest.h"
 
-#define S6_DIR CCB_SHARED_DIR "/testvectors/S6-shared-port"
+#define S6_DIR CCB_VECTORS_DIR "/S6-shared-port"
 /* testvectors/S6-shared-port, conn 13, message 1 (also shared-port.md §2). */
 #define CAPTURED_CONNECT                                                     \
 	"01 00 00 00 2f 00 00 00 00 00 00 00 4b 6d 61 73 74 65 72 5f 32 39 37 " \

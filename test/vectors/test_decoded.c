@@ -1,6 +1,6 @@
 /*
  * The dissector against the live captures: every message of every
- * connection in ../shared/testvectors/S<n>/streams.json must render exactly as
+ * connection in test/vectors/S<n>/streams.json must render exactly as
  * the hand-checked decoded.md shows it (labels after "<-" aside).
  */
 #include <stdio.h>
@@ -130,10 +130,10 @@ static void check_scenario(const char *scen, size_t *total_msgs)
 	json_error_t jerr;
 	size_t i;
 
-	snprintf(path, sizeof path, "%s/testvectors/%s/decoded.md", CCB_SHARED_DIR, scen);
+	snprintf(path, sizeof path, "%s/%s/decoded.md", CCB_VECTORS_DIR, scen);
 	md = ccbt_read_file(path, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(md);
-	snprintf(path, sizeof path, "%s/testvectors/%s/streams.json", CCB_SHARED_DIR, scen);
+	snprintf(path, sizeof path, "%s/%s/streams.json", CCB_VECTORS_DIR, scen);
 	root = json_load_file(path, 0, &jerr);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 	json_array_foreach(json_object_get(root, "connections"), i, conn) {
