@@ -19,7 +19,8 @@
  * (seconds), CCB_DIAL_STAGGER_MS, CCB_CLIENT_STREAMING (default true, as
  * HTCondor), CCB_PROXY_RETURN_ADDRESS (streaming with that MyAddress) and
  * TOOLS_ASSUME_FIREWALLS (streaming with an empty MyAddress, required, as
- * HTCondor tools do: ccb-protocol.md §6.7, §7.4). Command-line choices
+ * HTCondor tools do: ccb-protocol.md §6.7, §7.4) and PRIVATE_NETWORK_NAME
+ * (a target with that PrivNet is dialed directly). Command-line choices
  * (`streaming`, `proxy_return`, `timeout_s` > 0) win. Returns 0, or prints
  * the problem and returns CCBCTL_EXIT_FAIL.
  */
@@ -47,6 +48,7 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 		return CCBCTL_EXIT_FAIL;
 	}
 	o->broker_sec = sc;
+	o->private_network_name = ccb_config_get(cfg, "PRIVATE_NETWORK_NAME");
 	o->timeout_ms = (int)timeout * 1000;
 	/* 0 would mean "default": a configured 0 is "no stagger", i.e. 1 ms. */
 	o->stagger_ms = stagger == 0 ? 1 : (int)(stagger < -1 ? -1 : stagger > 60000 ? 60000 : stagger);

@@ -1,6 +1,7 @@
-/* ccbctl listen: register with the configured CCB brokers, print the sinful
- * to advertise, and serve reverse connections (condor_ping's DC_SEC_QUERY
- * and DC_NOP) until SIGTERM or SIGINT. */
+/* ccbctl listen: open a command socket, register with the configured CCB
+ * brokers, print the sinful to advertise, and serve reverse and direct
+ * connections (condor_ping's DC_SEC_QUERY and DC_NOP) until SIGTERM or
+ * SIGINT. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -24,14 +25,17 @@ static void listen_usage(FILE *f)
 	fprintf(f,
 		"usage: ccbctl listen -c FILE [--json] [--status-interval SECONDS] [--verbose]\n"
 		"\n"
-		"Register with the CCB brokers of CCB_ADDRESS and print, on stdout, the\n"
-		"sinful to advertise (<127.0.0.1:0?CCBID=...&PrivNet=...>) as soon as it is\n"
-		"known and again whenever it changes. Reverse connections are served as\n"
-		"inbound command sockets: condor_ping (DC_SEC_QUERY) and DC_NOP work\n"
-		"through CCB. SIGTERM or SIGINT stops cleanly (exit 0).\n"
+		"Open a command socket, register with the CCB brokers of CCB_ADDRESS and\n"
+		"print, on stdout, the sinful to advertise\n"
+		"(<ip:port?CCBID=...&PrivNet=...&addrs=ip-port&noUDP>) as soon as it is\n"
+		"known and again whenever it changes. Reverse connections, and direct ones\n"
+		"from clients with the same PRIVATE_NETWORK_NAME, are served as inbound\n"
+		"command sockets: condor_ping (DC_SEC_QUERY) and DC_NOP work. SIGTERM or\n"
+		"SIGINT stops cleanly (exit 0).\n"
 		"\n"
 		"  -c, --config FILE          JSON config: CCB_ADDRESS, CCB_HEARTBEAT_INTERVAL,\n"
 		"                             CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME,\n"
+		"                             CCB_LISTENER_COMMAND_ADDRESS,\n"
 		"                             PRIVATE_NETWORK_NAME, SEC_CLIENT_* (registration),\n"
 		"                             SEC_* / ALLOW_* / DENY_* (serving)\n"
 		"  --json                     print the listener status (JSON) on exit\n"
@@ -67,20 +71,23 @@ static void log_to_stderr(ccb_log_level level, const char *msg, void *user)
 	fprintf(stderr, "ccbctl listen: %s: %s\n", ccb_log_level_name(level), msg);
 }
 
-/* One reverse connection: the requester drives DC_AUTHENTICATE. */
+/* One reverse or direct connection: the requester drives DC_AUTHENTICATE. */
 static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, void *user)
 {
 	const ccb_sec_server_config *sc = user;
 	ccb_sec_command cmd;
 	ccb_error err = {0};
+	char what[256];
 
+	if (info->direct)
+		snprintf(what, sizeof what, "direct connection from %s", info->peer);
+	else
+		snprintf(what, sizeof what, "request %s from %s", info->request_id, info->requester);
 	ccb_stream_set_timeout(conn, 20000);
 	if (ccb_sec_server_accept(conn, sc, &cmd, &err))
-		fprintf(stderr, "ccbctl listen: request %s from %s: %s\n", info->request_id,
-			info->requester, err.detail);
+		fprintf(stderr, "ccbctl listen: %s: %s\n", what, err.detail);
 	else {
-		fprintf(stderr, "ccbctl listen: request %s from %s: served command %d for %s\n",
-			info->request_id, info->requester, cmd.command,
+		fprintf(stderr, "ccbctl listen: %s: served command %d for %s\n", what, cmd.command,
 			cmd.info.user[0] ? cmd.info.user : CCB_UNAUTHENTICATED_USER);
 		/* `ccbctl status --listener SINFUL`: the status as one string,
 		 * as the broker answers it. */
@@ -93,26 +100,6 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 	}
 	/* DC_NOP has no payload and DC_SEC_QUERY is answered: just close. */
 	ccb_stream_free(conn);
-}
-
-/* <127.0.0.1:0?CCBID=<contacts>&PrivNet=<net>>: what a CCB-only daemon
- * advertises (sinful.md §4; PrivNet published with CCBID, daemon_core.cpp
- * 1294-1305). Port 0: this process has no command port of its own. */
-static char *make_sinful(ccb_listener *l, const char *privnet)
-{
-	ccb_sinful *s = NULL;
-	char **v = NULL, *out = NULL;
-	size_t n = 0;
-
-	if (ccb_listener_contacts(l, &v, &n) || n == 0 || ccb_sinful_new("127.0.0.1", 0, &s, NULL) ||
-	    ccb_sinful_set_ccb_contacts(s, (const char *const *)v, n, NULL) ||
-	    ccb_sinful_set_param(s, CCB_SINFUL_PRIVNET, privnet, NULL))
-		goto out;
-	out = ccb_sinful_format(s);
-out:
-	ccb_sinful_free(s);
-	ccb_addr_strv_free(v);
-	return out;
 }
 
 static void print_status(ccb_listener *l)
@@ -166,9 +153,9 @@ int ccbctl_listen(int argc, char **argv)
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
 	}
-	/* PrivNet must not equal a client's own network name, or that client
-	 * dials our (non-existent) port directly (sinful.md §4.1); by default
-	 * make it unique to this process. */
+	/* A client whose PRIVATE_NETWORK_NAME equals our PrivNet dials our
+	 * command port directly (sinful.md §4.1). Unset, the name is unique to
+	 * this process, so every client goes through CCB. */
 	privnet = ccb_config_get(cfg, "PRIVATE_NETWORK_NAME");
 	if (!privnet) {
 		gethostname(host, sizeof host - 1);
@@ -178,8 +165,7 @@ int ccbctl_listen(int argc, char **argv)
 	sc.command_perm = listen_perm;
 	lc.handler = serve_conn;
 	lc.user = &sc;
-	if (!lc.name)
-		lc.name = "LISTEN <127.0.0.1:0>";
+	lc.private_network_name = privnet;
 	if (verbose)
 		ccb_set_log_handler(log_to_stderr, CCB_LOG_INFO, NULL);
 	else
@@ -208,7 +194,8 @@ int ccbctl_listen(int argc, char **argv)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (ccb_listener_wait_change(l, &gen, 0)) {
-			char *sinful = make_sinful(l, privnet);
+			char *sinful = NULL;
+			ccb_listener_sinful(l, &sinful, NULL); /* NULL while unregistered */
 			if (sinful && (!last || strcmp(last, sinful))) {
 				printf("%s\n", sinful);
 				fflush(stdout);

@@ -96,7 +96,7 @@ typedef struct ccb_dial_event {
 	int attempt;          /**< 1-based attempt number; 0 for the dial as a whole */
 	const char *broker;   /**< broker address of the attempt, "" for the dial */
 	const char *step;     /**< "connect", "authenticate", "authenticated",
-			       * "request", "listen",
+			       * "request", "listen", "private network",
 			       * "reverse connect", "impostor", "broker reply", "proxy",
 			       * "hello", "shared port", "failed", "cancelled", "won" */
 	int64_t elapsed_ms;   /**< since the dial started */
@@ -183,6 +183,11 @@ typedef struct ccb_dial_opts {
 	void *progress_user;
 	/** Optional output, filled on success. */
 	ccb_dial_info *info;
+	/** Our PRIVATE_NETWORK_NAME. ccb_dial_sinful() dials a target whose
+	 * PrivNet equals it directly, as HTCondor does (sinful.md §4.1): at its
+	 * PrivAddr when it has one, else at its host:port with the CCBID
+	 * ignored; no fall-back to CCB. NULL or "": never. */
+	const char *private_network_name;
 } ccb_dial_opts;
 
 /**
@@ -200,7 +205,8 @@ ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opt
 
 /**
  * Reach the daemon at sinful `address` (anything ccb_sinful_parse_address()
- * takes): through CCB with all the contacts of its CCBID parameter when it
+ * takes): directly when its PrivNet is opts->private_network_name (see
+ * there), else through CCB with all the contacts of its CCBID parameter when it
  * has one (its sock= then becomes opts->target_shared_port_id), through its
  * shared-port server when it has sock=, directly otherwise. opts may be NULL
  * for a direct or shared-port dial (broker_sec is needed only for CCB).

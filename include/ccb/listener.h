@@ -27,6 +27,18 @@
  * - on any failure: close, wait the reconnect interval with random jitter
  *   (75%-125%), register again. One broker failing never affects another.
  *
+ * Command socket and sinful (../shared/spec/sinful.md §4): like an HTCondor
+ * daemon, a listener has a real TCP command socket, opened by
+ * ccb_listener_new() on `command_address` (default: an ephemeral port on
+ * the local address that routes toward the first broker), unless the
+ * embedder names its own with `own_command_address`. Its address is what
+ * ccb_listener_sinful() publishes, with the CCB contacts and PrivNet added;
+ * HTCondor clients refuse a port-0 address, so none is ever published. A
+ * client whose PRIVATE_NETWORK_NAME equals our PrivNet connects straight to
+ * that socket; the library accepts such connections on one more thread and
+ * hands them to the same handler as reverse connections
+ * (ccb_listener_conn_info.direct says which).
+ *
  * Thread safety: every function may be called from any thread, except that
  * ccb_listener_free() must not race with any other call on the same
  * listener. The handler is called from library threads.
@@ -56,13 +68,20 @@ typedef struct ccb_listener_conn_info {
 	const char *contact;      /**< our contact at that broker ("<broker>#<ccbid>") */
 	const char *request_id;   /**< the broker's RequestID */
 	const char *requester;    /**< the request's Name ("" when absent) */
-	const char *my_address;   /**< the address dialed (requester, or broker when streaming) */
+	const char *my_address;   /**< the address dialed (requester, or broker when
+				   * streaming); for a direct connection our command address */
 	bool streaming;           /**< the request came with CCBPriorHop (streaming mode) */
+	bool direct;              /**< a direct connection to our command socket, not a
+				   * reverse connect: broker, contact, request_id and
+				   * requester are "" */
+	const char *peer;         /**< direct connections: the client's address
+				   * ("<ip:port>"); NULL for reverse connects */
 } ccb_listener_conn_info;
 
 /**
  * Receives a reverse connection after the hello was sent (and its result
- * reported to the broker). `conn` is an ordinary inbound CEDAR command
+ * reported to the broker), or a connection accepted on the command socket
+ * (info->direct). `conn` is an ordinary inbound CEDAR command
  * socket with its digests reset: the requester drives DC_AUTHENTICATE next,
  * so serve it with ccb_sec_server_accept(). The handler owns `conn` and must
  * ccb_stream_free() it. It runs on a library thread; ccb_listener_stop()
@@ -116,14 +135,34 @@ typedef struct ccb_listener_config {
 	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int dial_timeout_ms;
 	/** Most reverse connects in progress at once (a request beyond it is
-	 * reported failed to the broker). Default 64. */
+	 * reported failed to the broker), and separately the most direct
+	 * connections being handled at once (one beyond it is closed).
+	 * Default 64. */
 	int max_reverse_connects;
+	/** Where the library opens the command socket (CCB_LISTENER_COMMAND_ADDRESS):
+	 * "ip", "ip:port", "[v6]:port" or a sinful, with an IP literal host
+	 * (a wildcard binds every interface and advertises the address that
+	 * routes toward the first broker). NULL or no port: an ephemeral port;
+	 * NULL: on the local address that routes toward the first broker
+	 * (127.0.0.1 when none does). */
+	const char *command_address;
+	/** The embedder's own command socket, served by the embedder: a sinful
+	 * or host:port (non-zero port) advertised as is, parameters kept. The
+	 * library then opens no socket and `command_address` is ignored. */
+	const char *own_command_address;
+	/** PRIVATE_NETWORK_NAME: published as PrivNet by ccb_listener_sinful().
+	 * NULL or "": no PrivNet. */
+	const char *private_network_name;
+	/** Host name published as alias= (what SSL clients check the
+	 * certificate against). NULL: none. Not used with own_command_address. */
+	const char *alias;
 } ccb_listener_config;
 
 /**
  * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
  * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
- * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME and the client security
+ * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME,
+ * CCB_LISTENER_COMMAND_ADDRESS, PRIVATE_NETWORK_NAME and the client security
  * knobs (ccb_config_client_security()). `out` is zeroed first; handler and
  * user are left for the caller. The broker vector is allocated: release it
  * with ccb_listener_config_clear(); other strings borrow from `c`.
@@ -135,10 +174,12 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 void ccb_listener_config_clear(ccb_listener_config *cfg);
 
 /**
- * Create a listener (no thread started, nothing connected). *out is freed
- * with ccb_listener_free(). Errors: CCB_ERR_INVALID_ARG (no broker, no
- * handler, an unparsable broker address; the detail names it),
- * CCB_ERR_NOMEM, CCB_ERR_IO (eventfd).
+ * Create a listener: its command socket is bound and listening (see the
+ * file comment; connections wait in the backlog until start), no thread
+ * started, no broker contacted. *out is freed with ccb_listener_free().
+ * Errors: CCB_ERR_INVALID_ARG (no broker, no handler, an unparsable broker,
+ * command or own address; the detail names it), CCB_ERR_NOMEM, CCB_ERR_IO
+ * (eventfd, or the command socket cannot be bound: the detail says where).
  */
 ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
 
@@ -185,6 +226,29 @@ ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
 char *ccb_listener_contact_list(ccb_listener *l);
 
 /**
+ * The command address without CCB parameters: "<ip:port?addrs=ip-port
+ * [&alias=..]&noUDP>" for the library's command socket, or the
+ * own_command_address as given. Borrowed: valid until ccb_listener_free().
+ * Never changes, so any thread may read it.
+ */
+const char *ccb_listener_address(const ccb_listener *l);
+
+/**
+ * The full sinful to advertise, as an HTCondor daemon writes its own
+ * (sinful.md §2-§7): the command address plus CCBID = the current contacts
+ * of every registered broker (ccb_listener_contact_list(), URL-encoded) and
+ * PrivNet when configured, parameters in HTCondor's order, e.g.
+ * "<10.0.0.7:40123?CCBID=10.0.0.1:9618%3faddrs%3d10.0.0.1-9618#5
+ * &PrivNet=node7&addrs=10.0.0.7-40123&noUDP>" (one line). It changes when
+ * the contacts do (see ccb_listener_wait_change()). On success *out is a
+ * malloc'd string the caller frees with free().
+ * Errors: CCB_ERR_INVALID_ARG (NULL argument), CCB_ERR_STATE (no broker
+ * registered yet: there is no CCBID to publish), CCB_ERR_NOMEM.
+ * Thread-safe.
+ */
+ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
+
+/**
  * A counter that changes whenever the set of contacts changes. With
  * `timeout_ms` != 0, wait until it differs from *gen (or the timeout
  * passes, or the listener stops); *gen is updated and the return value
@@ -197,13 +261,17 @@ bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
 bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
 
 /**
- * A JSON status dump: {"registered": N, "contacts": "...", "brokers": [
+ * A JSON status dump: {"registered": N, "command_address": "<...>",
+ * "contacts": "...", "brokers": [
  * {"address", "state" ("idle", "connecting", "authenticating",
  * "registering", "registered", "reconnect_wait", "stopped"), "ccbid",
  * "registered_at" (Unix s, 0 if never), "last_heartbeat" (Unix s of the
  * last ALIVE reply, 0 if none), "heartbeats_sent", "registrations",
  * "reconnects", "requests_served", "requests_failed", "streaming",
- * "last_error"}]}. Returns a malloc'd string the caller frees with free(),
+ * "last_error" (the failure the broker is being retried after; "" once
+ * registered again), "last_error_at" (Unix s, 0 if none), "previous_error"
+ * and "previous_error_at" (the last error a successful registration
+ * cleared, "" and 0 if none)}]}. Returns a malloc'd string the caller frees with free(),
  * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
  */
 char *ccb_listener_status_json(ccb_listener *l);

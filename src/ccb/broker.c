@@ -505,6 +505,22 @@ static ccb_err make_public(ccb_broker *b, ccb_error *err)
 	}
 	if (ccb_sinful_port(sf) <= 0)
 		ccb_sinful_set_port(sf, b->lport[0], NULL);
+	/* The collector's contacts carry its whole daemon sinful, addrs
+	 * included ("127.0.0.1:19618?addrs=127.0.0.1-19618&alias=vm#1",
+	 * test/vectors/S1 register reply; srv:361-375 builds it from
+	 * publicNetworkIpAddr()). A host name has no CCB-safe form: no addrs. */
+	if (!ccb_sinful_param(sf, CCB_SINFUL_ADDRS)) {
+		char *safe = NULL;
+		rc = CCB_OK;
+		if (ccb_addr_ccb_safe_format(ccb_sinful_host(sf), ccb_sinful_port(sf), &safe, NULL) ==
+		    CCB_OK)
+			rc = ccb_sinful_set_param(sf, CCB_SINFUL_ADDRS, safe, err);
+		free(safe);
+		if (rc) {
+			ccb_sinful_free(sf);
+			return rc;
+		}
+	}
 	/* Contacts leave out PrivAddr and CCBID (srv:361-375). */
 	ccb_sinful_set_param(sf, "PrivAddr", NULL, NULL);
 	ccb_sinful_set_param(sf, "CCBID", NULL, NULL);

@@ -1138,6 +1138,42 @@ static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, c
 		o->progress(&ev, o->progress_user);
 }
 
+/* PrivNet rule (Daemon::Set_addr, H:src/condor_daemon_client/daemon.cpp
+ * 2187-2217; sinful.md §4.1): a target on our own private network is dialed
+ * at its PrivAddr (alias kept) or, without one, at its public host:port with
+ * the CCBID dropped. Like HTCondor, no fall-back to CCB afterwards. */
+static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp, ccb_error *err)
+{
+	ccb_sinful *s = *sp, *p = NULL;
+	const char *net = ccb_sinful_private_network(s), *pa = ccb_sinful_private_addr(s);
+	char detail[CCB_ERROR_DETAIL_SIZE];
+	ccb_err rc;
+
+	if (!o->private_network_name || !*o->private_network_name || !net ||
+	    strcmp(net, o->private_network_name))
+		return CCB_OK;
+	if (!pa) {
+		snprintf(detail, sizeof detail, "PrivNet %s is ours: dialing the public address directly",
+			 net);
+		direct_event(o, t0, "private network", CCB_OK, detail);
+		return ccb_sinful_set_param(s, CCB_SINFUL_CCBID, NULL, err);
+	}
+	if ((rc = ccb_sinful_parse_address(pa, &p, err))) {
+		ccb_error_prefix(err, "PrivAddr of the target: ");
+		return rc;
+	}
+	if (!ccb_sinful_alias(p) && ccb_sinful_alias(s) &&
+	    (rc = ccb_sinful_set_param(p, CCB_SINFUL_ALIAS, ccb_sinful_alias(s), err))) {
+		ccb_sinful_free(p);
+		return rc;
+	}
+	snprintf(detail, sizeof detail, "PrivNet %s is ours: dialing PrivAddr %s", net, pa);
+	direct_event(o, t0, "private network", CCB_OK, detail);
+	ccb_sinful_free(s);
+	*sp = p;
+	return CCB_OK;
+}
+
 ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
 			ccb_error *err)
 {
@@ -1158,6 +1194,8 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	deadline = t0 + (o->timeout_ms > 0 ? o->timeout_ms : CCB_DIAL_DEFAULT_TIMEOUT_MS);
 	if ((rc = ccb_sinful_parse_address(address, &s, err)))
 		return rc;
+	if ((rc = apply_privnet(o, t0, &s, err)))
+		goto out;
 	if (ccb_sinful_ccbid(s)) {
 		ccb_dial_opts copy = *o;
 

@@ -10,6 +10,7 @@
  * through its eventfd. A listener-wide eventfd, written once by stop() and
  * never drained, wakes every poll() for good.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -29,10 +30,11 @@
 #include "ccb/listener.h"
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "listener_sock.h"
 #include "security/policy.h"
 #include "util/util.h"
 
-#define DEFAULT_NAME "ccb listener"
+#define DEFAULT_NAME "LISTENER" /* followed by our address, as C++ "<SUBSYS> <sinful>" */
 #define DEFAULT_HEARTBEAT_S 300 /* param table, H:src/condor_utils/param_info.in:4390-4396 */
 #define MIN_HEARTBEAT_S 30      /* lst:57-77 */
 #define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
@@ -83,17 +85,23 @@ typedef struct reg {
 	result_item *q_head, *q_tail;
 	int64_t registered_at, last_heartbeat;
 	uint64_t heartbeats_sent, registrations, reconnects, served, failed;
-	char last_error[CCB_ERROR_DETAIL_SIZE];
+	char last_error[CCB_ERROR_DETAIL_SIZE];   /* "" once registered again */
+	int64_t last_error_at;
+	char previous_error[CCB_ERROR_DETAIL_SIZE]; /* the last error a registration cleared */
+	int64_t previous_error_at;
 } reg;
 
 typedef struct job {
 	ccb_listener *l;
-	reg *r;
+	reg *r;          /* NULL: a direct connection to the command socket */
 	uint64_t session;
 	ccb_classad *hello;
 	char *requester;
 	pthread_t thread;
-	ccb_stream *s; /* guarded; set while the dial and hello run */
+	ccb_stream *s; /* guarded; set while the dial and hello run; the
+			* accepted stream of a direct connection */
+	ccb_stream *conn; /* direct connection: the accepted stream (the handler's) */
+	char peer[96];    /* direct connection: who connected */
 	bool done;     /* guarded */
 	struct job *next;
 } job;
@@ -109,6 +117,15 @@ struct ccb_listener {
 	int dial_ms;
 	int max_jobs;
 	int stopfd;
+
+	/* The command socket (-1: the embedder serves its own address) and the
+	 * advertised address without CCB parameters; immutable after new(). */
+	int cmd_fd;
+	ccb_sinful *base;
+	char *base_text;
+	char *privnet;
+	pthread_t cmd_thread;
+	bool cmd_thread_started;
 
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
@@ -486,6 +503,123 @@ static void reap_jobs(ccb_listener *l, bool all)
 	}
 }
 
+/* ---- direct connections to the command socket ---------------------------------- */
+
+/* A client on our private network connected straight to the command socket
+ * (PrivNet rule, sinful.md §4.1): hand the stream over as a reversed one. */
+static void *direct_main(void *arg)
+{
+	job *j = arg;
+	ccb_listener *l = j->l;
+	ccb_listener_conn_info info = {0};
+
+	info.broker = "";
+	info.contact = "";
+	info.request_id = "";
+	info.requester = "";
+	info.my_address = l->base_text;
+	info.direct = true;
+	info.peer = j->peer;
+	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
+	l->handler(j->conn, &info, l->user);
+	pthread_mutex_lock(&l->mu);
+	j->done = true;
+	l->active_jobs--;
+	pthread_cond_broadcast(&l->cv);
+	pthread_mutex_unlock(&l->mu);
+	return NULL;
+}
+
+static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	int port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+		port = ntohs(a->sin_port);
+		snprintf(buf, n, "<%s:%d>", ip, port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+		port = ntohs(a->sin6_port);
+		snprintf(buf, n, "<[%s]:%d>", ip, port);
+	} else {
+		snprintf(buf, n, "<unknown>");
+	}
+}
+
+static void accept_one(ccb_listener *l)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	ccb_stream *s = NULL;
+	const char *why = NULL;
+	char peer[96], name[128];
+	int one = 1, fd;
+	job *j;
+
+	fd = accept4(l->cmd_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			CCB_LOG(CCB_LOG_WARNING, "ccb listener: command socket accept: %s",
+				strerror(errno));
+			wait_any(l, -1, 0, -1, 100); /* let descriptors free up */
+		}
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	peer_text(&ss, peer, sizeof peer);
+	reap_jobs(l, false);
+	if (ccb_stream_new(fd, &s, NULL)) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: direct connection from %s: out of memory", peer);
+		return;
+	}
+	snprintf(name, sizeof name, "command client %s", peer);
+	ccb_stream_set_peer_name(s, name);
+	j = calloc(1, sizeof *j);
+	pthread_mutex_lock(&l->mu);
+	if (!j)
+		why = "out of memory";
+	else if (l->stopping)
+		why = "stopping";
+	else if (l->active_jobs >= l->max_jobs)
+		why = "too many connections in progress";
+	if (!why) {
+		j->l = l;
+		j->conn = s;
+		snprintf(j->peer, sizeof j->peer, "%s", peer);
+		if (pthread_create(&j->thread, NULL, direct_main, j) == 0) {
+			j->next = l->jobs;
+			l->jobs = j;
+			l->active_jobs++;
+			pthread_mutex_unlock(&l->mu);
+			return;
+		}
+		why = "cannot start a thread";
+	}
+	pthread_mutex_unlock(&l->mu);
+	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing direct connection from %s: %s", peer, why);
+	free(j);
+	ccb_stream_free(s);
+}
+
+/* The command socket's accept loop; stop() ends it through the stop fd. */
+static void *cmd_main(void *arg)
+{
+	ccb_listener *l = arg;
+
+	for (;;) {
+		int m = wait_any(l, l->cmd_fd, POLLIN, -1, -1);
+		if (m & 4)
+			break;
+		if (m & 1)
+			accept_one(l);
+	}
+	return NULL;
+}
+
 /* A forwarded request (§6.3). Returns false only on a write failure of an
  * immediate failure report (the registration is then dropped). */
 static bool handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
@@ -722,6 +856,13 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	r->streaming = streaming;
 	r->registered = true;
 	r->registered_at = ccb_wall_s();
+	/* Registered again: the failure that led here is history (issue 13). */
+	if (r->last_error[0]) {
+		memcpy(r->previous_error, r->last_error, sizeof r->previous_error);
+		r->previous_error_at = r->last_error_at;
+		r->last_error[0] = '\0';
+		r->last_error_at = 0;
+	}
 	r->session++;
 	r->registrations++;
 	r->state = ST_REGISTERED;
@@ -772,6 +913,7 @@ static void *reg_main(void *arg)
 		free_queue(r);
 		if (!l->stopping && rc) {
 			snprintf(r->last_error, sizeof r->last_error, "%s", err.detail);
+			r->last_error_at = ccb_wall_s();
 			r->state = ST_RECONNECT_WAIT;
 		}
 		pthread_mutex_unlock(&l->mu);
@@ -851,6 +993,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->stopfd = -1;
+	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
 	if (cfg->heartbeat_interval_ms > 0)
@@ -866,9 +1009,11 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->timeout_ms = pick_ms(cfg->timeout_ms, cfg->timeout, DEFAULT_TIMEOUT_S);
 	l->dial_ms = pick_ms(cfg->dial_timeout_ms, cfg->dial_timeout, DEFAULT_DIAL_S);
 	l->max_jobs = cfg->max_reverse_connects > 0 ? cfg->max_reverse_connects : DEFAULT_MAX_JOBS;
-	l->name = ccb_strdup(cfg->name ? cfg->name : DEFAULT_NAME);
 	l->regs = calloc(n, sizeof *l->regs);
-	if (!l->name || !l->regs || !sec_copy(&l->sec, &cfg->security)) {
+	if (cfg->private_network_name && *cfg->private_network_name)
+		l->privnet = ccb_strdup(cfg->private_network_name);
+	if (!l->regs || !sec_copy(&l->sec, &cfg->security) ||
+	    (cfg->private_network_name && *cfg->private_network_name && !l->privnet)) {
 		ccb_listener_free(l);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	}
@@ -911,6 +1056,30 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 			return CCB_ERR_IO;
 		}
 	}
+	{
+		/* The command socket, or the embedder's own address. */
+		ccb_err rc = cfg->own_command_address
+				     ? ccb__listener_own_address(cfg->own_command_address, &l->base, err)
+				     : ccb__listener_open_command(cfg->command_address, l->regs[0].host,
+								  cfg->alias, &l->cmd_fd, &l->base, err);
+		if (rc) {
+			ccb_error_prefix(err, "listener: ");
+			ccb_listener_free(l);
+			return rc;
+		}
+		/* CCBID and PrivNet are ours to set in ccb_listener_sinful(). */
+		ccb_sinful_set_param(l->base, CCB_SINFUL_CCBID, NULL, NULL);
+		ccb_sinful_set_param(l->base, CCB_SINFUL_PRIVNET, NULL, NULL);
+		l->base_text = ccb_sinful_format(l->base);
+		if (cfg->name)
+			l->name = ccb_strdup(cfg->name);
+		else if (l->base_text && asprintf(&l->name, "%s %s", DEFAULT_NAME, l->base_text) < 0)
+			l->name = NULL;
+		if (!l->base_text || !l->name) {
+			ccb_listener_free(l);
+			return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+		}
+	}
 	*out = l;
 	return CCB_OK;
 }
@@ -928,6 +1097,15 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	}
 	l->started = true;
 	pthread_mutex_unlock(&l->mu);
+	if (l->cmd_fd >= 0) {
+		int e = pthread_create(&l->cmd_thread, NULL, cmd_main, l);
+		if (e) {
+			ccb_listener_stop(l);
+			return ccb_error_set(err, CCB_ERR_IO, "listener: command socket thread: %s",
+					     strerror(e));
+		}
+		l->cmd_thread_started = true;
+	}
 	for (i = 0; i < l->nregs; i++) {
 		int e = pthread_create(&l->regs[i].thread, NULL, reg_main, &l->regs[i]);
 		if (e) {
@@ -959,6 +1137,10 @@ void ccb_listener_stop(ccb_listener *l)
 			ccb_stream_shutdown(j->s);
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
+	if (l->cmd_thread_started) {
+		pthread_join(l->cmd_thread, NULL);
+		l->cmd_thread_started = false;
+	}
 	for (i = 0; i < l->nregs; i++) {
 		if (l->regs[i].thread_started) {
 			pthread_join(l->regs[i].thread, NULL);
@@ -1001,6 +1183,11 @@ void ccb_listener_free(ccb_listener *l)
 	}
 	free(l->regs);
 	free(l->name);
+	if (l->cmd_fd >= 0)
+		close(l->cmd_fd);
+	ccb_sinful_free(l->base);
+	free(l->base_text);
+	free(l->privnet);
 	sec_free(&l->sec);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
@@ -1158,15 +1345,64 @@ char *ccb_listener_status_json(ccb_listener *l)
 				       (json_int_t)r->reconnects, "requests_served", (json_int_t)r->served,
 				       "requests_failed", (json_int_t)r->failed, "streaming",
 				       r->registered && r->streaming, "last_error", r->last_error));
+		{
+			json_t *b = json_array_get(arr, json_array_size(arr) - 1);
+			json_object_set_new(b, "last_error_at", json_integer(r->last_error_at));
+			json_object_set_new(b, "previous_error", json_string(r->previous_error));
+			json_object_set_new(b, "previous_error_at",
+					    json_integer(r->previous_error_at));
+		}
 	}
 	pthread_mutex_unlock(&l->mu);
 	json_object_set_new(root, "registered", json_integer((json_int_t)nreg));
+	json_object_set_new(root, "command_address", json_string(l->base_text));
 	json_object_set_new(root, "contacts", json_string(contacts ? contacts : ""));
 	json_object_set_new(root, "brokers", arr);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	free(contacts);
 	return out;
+}
+
+const char *ccb_listener_address(const ccb_listener *l)
+{
+	return l ? l->base_text : NULL;
+}
+
+ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
+{
+	ccb_sinful *s = NULL;
+	char **v = NULL;
+	size_t n = 0;
+	ccb_err rc;
+
+	if (out)
+		*out = NULL;
+	if (!l || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener sinful: NULL argument");
+	if (ccb_listener_contacts(l, &v, &n))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener sinful");
+	if (n == 0) {
+		ccb_addr_strv_free(v);
+		return ccb_error_set(err, CCB_ERR_STATE,
+				     "listener sinful: not registered with any CCB broker yet, so "
+				     "there is no CCBID to advertise");
+	}
+	/* HTCondor's full daemon sinful: the command address plus CCBID and,
+	 * with a CCBID, PrivNet (daemon_core.cpp 1262-1305); the parameters
+	 * come out in std::map order (CCBID, PrivNet, addrs, alias, noUDP). */
+	rc = ccb_sinful_dup(l->base, &s, err);
+	if (rc == CCB_OK)
+		rc = ccb_sinful_set_ccb_contacts(s, (const char *const *)v, n, err);
+	if (rc == CCB_OK && l->privnet)
+		rc = ccb_sinful_set_param(s, CCB_SINFUL_PRIVNET, l->privnet, err);
+	if (rc == CCB_OK && !(*out = ccb_sinful_format(s)))
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "listener sinful");
+	if (rc)
+		ccb_error_prefix(err, "listener sinful: ");
+	ccb_sinful_free(s);
+	ccb_addr_strv_free(v);
+	return rc;
 }
 
 /* ---- configuration (§13) -------------------------------------------------------- */
@@ -1208,6 +1444,8 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 	out->reconnect_interval = (int)rec;
 	out->timeout = (int)to;
 	out->name = ccb_config_get(c, "CCB_LISTENER_NAME");
+	out->command_address = ccb_config_get(c, "CCB_LISTENER_COMMAND_ADDRESS");
+	out->private_network_name = ccb_config_get(c, "PRIVATE_NETWORK_NAME");
 	return CCB_OK;
 }
 

@@ -42,7 +42,8 @@ static void test_register_request_result(void)
 	bkt_config(&cfg, &k.sec);
 	bkt_start(&k, &cfg);
 	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
-	snprintf(expect, sizeof expect, "127.0.0.1:%d#1", k.port);
+	/* The collector's form: its address with addrs, then #id (S1 capture). */
+	snprintf(expect, sizeof expect, "127.0.0.1:%d?addrs=127.0.0.1-%d#1", k.port, k.port);
 	CU_ASSERT_STRING_EQUAL(l.contact, expect);
 	CU_ASSERT_EQUAL(l.id, 1);
 	CU_ASSERT(strlen(l.cookie) > 0 && strspn(l.cookie, "0123456789") == strlen(l.cookie));
@@ -446,7 +447,7 @@ static void test_ipv6(void)
 	k.b = b;
 	k.port = ccb_broker_port(b, 0);
 	pthread_create(&k.t, NULL, bkt_run, &k);
-	snprintf(expect, sizeof expect, "<[::1]:%d>", k.port);
+	snprintf(expect, sizeof expect, "<[::1]:%d?addrs=[--1]-%d>", k.port, k.port);
 	CU_ASSERT_STRING_EQUAL(ccb_broker_address(b), expect);
 	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("::1", k.port, 5000, &s, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sec_client_start(s, &sc, CCB_CMD_CCB_REGISTER, 0, NULL, &info, NULL), CCB_OK);
@@ -458,7 +459,7 @@ static void test_ipv6(void)
 		CU_ASSERT_EQUAL(ccb_control_ad_write(s, ad, 0, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_control_ad_read(s, &reply, NULL), CCB_OK);
 		ccb_classad_get_string(reply, CCB_ATTR_CCBID, &v);
-		snprintf(expect, sizeof expect, "[::1]:%d#1", k.port);
+		snprintf(expect, sizeof expect, "[::1]:%d?addrs=[--1]-%d#1", k.port, k.port);
 		CU_ASSERT_STRING_EQUAL(v, expect);
 		ccb_classad_free(ad);
 		ccb_classad_free(reply);

@@ -7,6 +7,8 @@
 #include <jansson.h>
 
 #include "../listener/fakebroker.h"
+#include "ccb/addr.h"
+#include "ccb/dial.h"
 
 #define CLAIM "0123456789abcdef0123456789abcdef01234567"
 
@@ -97,10 +99,39 @@ static void test_listen_ping_sigterm(void)
 		_exit(127);
 	}
 	close(out[1]);
-	/* The sinful to advertise (sinful.md §3-§4: CCBID first, '#' and ':' raw). */
+	/* The sinful to advertise, as an HTCondor daemon writes it (sinful.md
+	 * §3-§4: parameters in std::map order, '#' and ':' raw): the real
+	 * command port, never 0 (issue 13). */
 	CU_ASSERT_FATAL(read_line(out[0], line, sizeof line));
-	snprintf(want, sizeof want, "<127.0.0.1:0?CCBID=127.0.0.1:%u#1&PrivNet=poolB.private>", fb.port);
-	CU_ASSERT_STRING_EQUAL(line, want);
+	{
+		ccb_sinful *sf = NULL;
+		int cport;
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(line, &sf, NULL), CCB_OK);
+		cport = ccb_sinful_port(sf);
+		CU_ASSERT(cport > 0);
+		snprintf(want, sizeof want,
+			 "<127.0.0.1:%d?CCBID=127.0.0.1:%u#1&PrivNet=poolB.private&addrs=127.0.0.1-%d&noUDP>",
+			 cport, fb.port, cport);
+		CU_ASSERT_STRING_EQUAL(line, want);
+		ccb_sinful_free(sf);
+		/* A client on network poolB.private connects straight to it. */
+		{
+			ccb_sec_client_config csc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
+						     .uid_domain = "vm"};
+			ccb_dial_opts o = {.private_network_name = "poolB.private", .timeout_ms = 10000};
+			ccb_sec_info info;
+			ccb_stream *ds = NULL;
+			bool authz = false;
+			CU_ASSERT_EQUAL(ccb_dial_command(line, &o, &csc, CCB_CMD_DC_SEC_QUERY, 60020, &ds,
+							 &info, NULL), CCB_OK);
+			CU_ASSERT(ds && ccb_sec_client_query_reply(ds, &authz, NULL) == CCB_OK && authz);
+			ccb_stream_free(ds);
+			/* No CCB request reached the broker for it. */
+			pthread_mutex_lock(&fb.mu);
+			CU_ASSERT_EQUAL(fb.nresults, 0);
+			pthread_mutex_unlock(&fb.mu);
+		}
+	}
 	pthread_mutex_lock(&fb.mu);
 	{
 		const char *name = NULL;

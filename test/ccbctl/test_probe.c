@@ -85,7 +85,7 @@ static void setup(void)
 	p = strchr(line, '<');
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	snprintf(sinful, sizeof sinful, "%s", p);
-	snprintf(text, sizeof text, "CCBID=127.0.0.1:%d#", bport);
+	snprintf(text, sizeof text, "CCBID=127.0.0.1:%d%%3faddrs%%3d127.0.0.1-%d#", bport, bport);
 	CU_ASSERT_PTR_NOT_NULL(strstr(sinful, text));
 }
 

@@ -38,7 +38,7 @@ static void test_target_killed_while_pending(void)
 	ccb_broker_config cfg;
 	bkt_broker k = {0};
 	char path[128], line[512], contact[128];
-	const char *p, *e;
+	const char *p;
 	ccbt_proc *lp;
 	pending_dial d = {0};
 	FILE *f;
@@ -55,9 +55,15 @@ static void test_target_killed_while_pending(void)
 	fclose(f);
 	lp = ccbt_proc_start(argv, NULL);
 	CU_ASSERT_FATAL(ccbt_proc_wait_line(lp, "CCBID=", 15000, line, sizeof line));
-	p = strstr(line, "CCBID=") + 6;
-	e = p + strcspn(p, "&>");
-	snprintf(contact, sizeof contact, "%.*s", (int)(e - p), p);
+	/* The contact is URL-encoded inside the sinful (the broker's own
+	 * address carries ?addrs=): decode it by parsing. */
+	{
+		ccb_sinful *sf = NULL;
+		p = strchr(line, '<');
+		CU_ASSERT_FATAL(p && ccb_sinful_parse(p, &sf, NULL) == CCB_OK);
+		snprintf(contact, sizeof contact, "%s", ccb_sinful_ccbid(sf));
+		ccb_sinful_free(sf);
+	}
 	CU_ASSERT(bkt_wait_stat(k.b, "CCBEndpointsConnected", 1));
 	/* Freeze the target so the request stays pending, then kill it. */
 	kill(ccbt_proc_pid(lp), SIGSTOP);

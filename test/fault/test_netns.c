@@ -173,7 +173,7 @@ static void test_link_drop(void)
 		goto out;
 	}
 	snprintf(first, sizeof first, "%s", line + strlen("registered#1 "));
-	snprintf(want, sizeof want, BROKER_ADDR "#");
+	snprintf(want, sizeof want, BROKER_ADDR "?addrs=");
 	CU_ASSERT_EQUAL(strncmp(first, want, strlen(want)), 0);
 
 	/* Drop everything silently. */
