@@ -13,10 +13,11 @@
 
 #include <jansson.h>
 
+#include "ccb/addr.h"
 #include "ccbt.h"
 #include "ccbt_proc.h"
 
-static char dir[64], broker_cfg[128], listen_cfg[128], client_cfg[128];
+static char dir[64], broker_cfg[128], listen_cfg[128], client_cfg[128], near_cfg[128];
 
 static void write_file(const char *path, const char *text)
 {
@@ -83,6 +84,7 @@ static void test_tool_end_to_end(void)
 	snprintf(broker_cfg, sizeof broker_cfg, "%s/broker.json", dir);
 	snprintf(listen_cfg, sizeof listen_cfg, "%s/listen.json", dir);
 	snprintf(client_cfg, sizeof client_cfg, "%s/client.json", dir);
+	snprintf(near_cfg, sizeof near_cfg, "%s/near.json", dir);
 	snprintf(log_path, sizeof log_path, "%s/broker.log", dir);
 	broker = start_broker("127.0.0.1:0", &port);
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
@@ -90,13 +92,31 @@ static void test_tool_end_to_end(void)
 	snprintf(text, sizeof text,
 		 "{\"CCB_ADDRESS\": \"%s\", \"CCB_RECONNECT_TIME\": 1,\n"
 		 " \"SEC_DEFAULT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\", \"SEC_CLAIMTOBE_USER\": \"condor\",\n"
-		 " \"UID_DOMAIN\": \"it\"}\n",
+		 " \"UID_DOMAIN\": \"it\", \"PRIVATE_NETWORK_NAME\": \"it-net\"}\n",
 		 addr);
 	write_file(listen_cfg, text);
 	write_file(client_cfg, "{\"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\", "
 			       "\"SEC_CLAIMTOBE_USER\": \"alice\", \"UID_DOMAIN\": \"it\"}\n");
+	/* A client on the listener's private network. */
+	write_file(near_cfg, "{\"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\", "
+			     "\"SEC_CLAIMTOBE_USER\": \"alice\", \"UID_DOMAIN\": \"it\", "
+			     "\"PRIVATE_NETWORK_NAME\": \"it-net\"}\n");
 	listener = ccbt_proc_start(listen_argv, NULL);
 	CU_ASSERT_FATAL(ccbt_proc_wait_line(listener, "CCBID=", 10000, sinful, sizeof sinful));
+	/* What it prints is a daemon sinful HTCondor tools take: a real port
+	 * (never 0), the broker's contact in the collector's form, PrivNet. */
+	{
+		ccb_sinful *sf = NULL;
+		char want[512];
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(sinful, &sf, NULL), CCB_OK);
+		CU_ASSERT(ccb_sinful_port(sf) > 0);
+		snprintf(want, sizeof want,
+			 "<127.0.0.1:%d?CCBID=127.0.0.1:%d%%3faddrs%%3d127.0.0.1-%d#1&PrivNet=it-net"
+			 "&addrs=127.0.0.1-%d&noUDP>",
+			 ccb_sinful_port(sf), port, port, ccb_sinful_port(sf));
+		CU_ASSERT_STRING_EQUAL(sinful, want);
+		ccb_sinful_free(sf);
+	}
 
 	/* condor_ping's question through CCB, both modes. */
 	CU_ASSERT_EQUAL(ccbctl(&out, "ping", "-c", client_cfg, "--level", "READ", sinful), 0);
@@ -105,6 +125,13 @@ static void test_tool_end_to_end(void)
 	free(out);
 	CU_ASSERT_EQUAL(ccbctl(&out, "ping", "-c", client_cfg, "--streaming", sinful, NULL), 0);
 	CU_ASSERT(out && strstr(out, "ProxyMode=true"));
+	free(out);
+	/* Same PRIVATE_NETWORK_NAME: straight to the command port, no CCB
+	 * request (the broker's counters below stay at one of each). */
+	CU_ASSERT_EQUAL(ccbctl(&out, "ping", "-c", near_cfg, "--level", "READ", sinful), 0);
+	CU_ASSERT(out && strstr(out, "READ access:  ALLOWED"));
+	CU_ASSERT(out && strstr(out, "PrivNet it-net is ours"));
+	CU_ASSERT(out && !strstr(out, "hello"));
 	free(out);
 
 	/* The broker's status, over the network. */
@@ -179,6 +206,7 @@ static void test_tool_end_to_end(void)
 	unlink(broker_cfg);
 	unlink(listen_cfg);
 	unlink(client_cfg);
+	unlink(near_cfg);
 	unlink(log_path);
 	snprintf(text, sizeof text, "%s/reconnect", dir);
 	unlink(text);

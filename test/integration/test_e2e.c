@@ -4,7 +4,9 @@
  * CCB sinful, standard and streaming, then the security handshake with the
  * target through the reversed (or relayed) connection. Also a broker
  * restart with its reconnect file: the listener gets its old CCBID back and
- * the sinful it advertised keeps working.
+ * the sinful it advertised keeps working. And the sinful itself: HTCondor's
+ * full form with a real command port, dialed directly from the same
+ * private network (PrivNet rule).
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -35,14 +37,23 @@ static int perm_of(int command, void *user)
 static ccb_sec_server_config target_sec;
 static ccb_sec_client_config client_sec;
 
+/* Connections the target served, by way. */
+static int served_direct, served_reversed;
+static pthread_mutex_t served_mu = PTHREAD_MUTEX_INITIALIZER;
+
 /* What a daemon behind NAT runs for each reverse connection. */
 static void serve(ccb_stream *conn, const ccb_listener_conn_info *info, void *user)
 {
 	ccb_sec_command cmd;
 	char *text = NULL;
 
-	(void)info;
 	(void)user;
+	pthread_mutex_lock(&served_mu);
+	if (info->direct)
+		served_direct++;
+	else
+		served_reversed++;
+	pthread_mutex_unlock(&served_mu);
 	ccb_stream_set_timeout(conn, 5000);
 	if (ccb_sec_server_accept(conn, &target_sec, &cmd, NULL) == CCB_OK && cmd.command == ECHO_CMD &&
 	    ccb_stream_get_string(conn, &text) == CCB_OK && ccb_stream_end_of_message(conn) == CCB_OK) {
@@ -103,28 +114,20 @@ static ccb_listener *listener_start(const char *broker)
 	lc.handler = serve;
 	lc.name = "e2e target";
 	lc.reconnect_interval_ms = 100;
+	lc.private_network_name = "e2e-private";
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&lc, &l, &err), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_start(l, &err), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
 	return l;
 }
 
-/* The sinful the target advertises: no direct address, its CCB contacts. */
+/* The sinful the target advertises, as the library writes it. */
 static char *target_sinful(ccb_listener *l)
 {
-	char **v = NULL, *out = NULL;
-	size_t n = 0;
-	ccb_sinful *s = NULL;
+	char *out = NULL;
+	ccb_error err = {0};
 
-	CU_ASSERT_FATAL(ccb_listener_contacts(l, &v, &n) == CCB_OK && n == 1);
-	CU_ASSERT_FATAL(ccb_sinful_new("127.0.0.1", 0, &s, NULL) == CCB_OK);
-	CU_ASSERT_FATAL(ccb_sinful_set_ccb_contacts(s, (const char *const *)v, n, NULL) == CCB_OK);
-	CU_ASSERT_FATAL(ccb_sinful_set_param(s, CCB_SINFUL_PRIVNET, "e2e-private", NULL) == CCB_OK);
-	out = ccb_sinful_format(s);
-	ccb_sinful_free(s);
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &out, &err), CCB_OK);
 	return out;
 }
 
@@ -360,8 +363,100 @@ static void test_broker_restart_keeps_ccbid(void)
 	rmdir(dir);
 }
 
+/* The full sinful: command port, the broker's contact in the collector's
+ * form (URL-encoded inside CCBID), PrivNet; dialed through the broker by
+ * anyone, directly by a requester on the same private network; and the
+ * broker still takes a contact in the old bare form. */
+static void test_sinful_direct_and_ccb(void)
+{
+	int fds0 = ccbt_count_fds();
+	struct broker_run br;
+	ccb_listener *l;
+	ccb_dial_info info;
+	ccb_sinful *sf = NULL;
+	char *sinful, *reply = NULL, want[512], bare[300];
+	char **v = NULL;
+	size_t n = 0;
+	int bport, cport;
+
+	setup_security();
+	broker_start(&br, "127.0.0.1:0", NULL);
+	bport = ccb_broker_port(br.b, 0);
+	snprintf(want, sizeof want, "<127.0.0.1:%d?addrs=127.0.0.1-%d>", bport, bport);
+	CU_ASSERT_STRING_EQUAL(ccb_broker_address(br.b), want);
+	l = listener_start(ccb_broker_address(br.b));
+	sinful = target_sinful(l);
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(sinful, &sf, NULL), CCB_OK);
+	cport = ccb_sinful_port(sf);
+	CU_ASSERT(cport > 0);
+	/* The broker's contact, as the collector writes it (S1 capture). */
+	CU_ASSERT_EQUAL(ccb_sinful_ccb_contacts(sf, &v, &n, NULL), CCB_OK);
+	snprintf(want, sizeof want, "127.0.0.1:%d?addrs=127.0.0.1-%d#1", bport, bport);
+	CU_ASSERT(n == 1 && !strcmp(v[0], want));
+	ccb_addr_strv_free(v);
+	ccb_sinful_free(sf);
+	snprintf(want, sizeof want,
+		 "<127.0.0.1:%d?CCBID=127.0.0.1:%d%%3faddrs%%3d127.0.0.1-%d#1&PrivNet=e2e-private"
+		 "&addrs=127.0.0.1-%d&noUDP>",
+		 cport, bport, bport, cport);
+	CU_ASSERT_STRING_EQUAL(sinful, want);
+
+	/* Through the broker (no PRIVATE_NETWORK_NAME on our side). */
+	served_direct = served_reversed = 0;
+	CU_ASSERT_EQUAL(echo_through(sinful, false, &info, &reply), CCB_OK);
+	if (reply)
+		CU_ASSERT_STRING_EQUAL(reply, "HELLO THROUGH CCB");
+	free(reply);
+	CU_ASSERT_STRING_NOT_EQUAL(info.broker, "");
+
+	/* Same private network: straight to the command port, no request. */
+	{
+		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 10000,
+				   .private_network_name = "e2e-private", .info = &info};
+		ccb_stream *s = NULL;
+		ccb_sec_info si;
+		char *text = NULL;
+		CU_ASSERT_EQUAL_FATAL(ccb_dial_command(sinful, &o, &client_sec, ECHO_CMD, 0, &s, &si,
+						       NULL), CCB_OK);
+		CU_ASSERT(ccb_stream_put_string(s, "direct") == CCB_OK &&
+			  ccb_stream_end_message(s) == CCB_OK && ccb_stream_get_string(s, &text) == CCB_OK);
+		CU_ASSERT(text && !strcmp(text, "DIRECT"));
+		free(text);
+		ccb_stream_free(s);
+		CU_ASSERT_STRING_EQUAL(info.broker, "");
+	}
+	/* Another network name: through CCB again. */
+	{
+		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 10000,
+				   .private_network_name = "elsewhere"};
+		ccb_stream *s = NULL;
+		ccb_sec_info si;
+		bool ok = false;
+		CU_ASSERT_EQUAL(ccb_dial_command(sinful, &o, &client_sec, CCB_CMD_DC_SEC_QUERY, 60020, &s,
+						 &si, NULL), CCB_OK);
+		CU_ASSERT(s && ccb_sec_client_query_reply(s, &ok, NULL) == CCB_OK && ok);
+		ccb_stream_free(s);
+	}
+	/* The old bare contact form still reaches the same target. */
+	snprintf(bare, sizeof bare, "<127.0.0.1:%d?CCBID=127.0.0.1:%d#1>", cport, bport);
+	CU_ASSERT_EQUAL(echo_through(bare, false, &info, &reply), CCB_OK);
+	free(reply);
+	CU_ASSERT_EQUAL(stat_of(br.b, "CCBRequests"), 3);
+	pthread_mutex_lock(&served_mu);
+	CU_ASSERT_EQUAL(served_direct, 1);
+	CU_ASSERT_EQUAL(served_reversed, 3);
+	pthread_mutex_unlock(&served_mu);
+
+	ccb_listener_stop(l);
+	ccb_listener_free(l);
+	broker_stop(&br);
+	free(sinful);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
 static const ccbt_test tests[] = {
 	{"broker + listener + dial: standard, streaming, ping", test_standard_and_streaming},
+	{"full sinful: through the broker and direct (PrivNet)", test_sinful_direct_and_ccb},
 	{"100 dials from 4 threads", test_concurrent_dials},
 	{"broker restart keeps the CCBID", test_broker_restart_keeps_ccbid},
 	{NULL, NULL},

@@ -20,7 +20,9 @@ typedef struct handled {
 	char request_id[32];
 	char contact[128];
 	char my_address[128];
+	char peer[96];
 	bool streaming;
+	bool direct;
 } handled;
 
 static handled H = {.mu = PTHREAD_MUTEX_INITIALIZER};
@@ -40,6 +42,8 @@ static void handler(ccb_stream *conn, const ccb_listener_conn_info *info, void *
 	snprintf(H.contact, sizeof H.contact, "%s", info->contact);
 	snprintf(H.my_address, sizeof H.my_address, "%s", info->my_address);
 	H.streaming = info->streaming;
+	H.direct = info->direct;
+	snprintf(H.peer, sizeof H.peer, "%s", info->peer ? info->peer : "(null)");
 	pthread_mutex_unlock(&H.mu);
 	ccb_stream_free(conn);
 }
@@ -67,7 +71,7 @@ static ccb_listener_config base_config(void)
 
 	c.security = fb_client_security();
 	c.handler = handler;
-	c.name = "TEST <127.0.0.1:0>";
+	c.name = "TEST listener";
 	c.heartbeat_interval = CCB_LISTENER_HEARTBEAT_OFF;
 	c.reconnect_interval_ms = 100;
 	c.timeout_ms = 5000;
@@ -156,7 +160,7 @@ static void test_register(void)
 	pthread_mutex_lock(&fb.mu);
 	CU_ASSERT_EQUAL(ccb_classad_count(fb.last_register), 2);
 	CU_ASSERT(ccb_classad_get_string(fb.last_register, "Name", &s) == CCB_OK &&
-		  !strcmp(s, "TEST <127.0.0.1:0>"));
+		  !strcmp(s, "TEST listener"));
 	{
 		int64_t cmd = 0;
 		CU_ASSERT(ccb_classad_get_int(fb.last_register, "Command", &cmd) == CCB_OK && cmd == 67);
@@ -214,12 +218,192 @@ static void test_bad_config(void)
 	CU_ASSERT_PTR_NULL(l);
 }
 
+/* ---- command socket and sinful (issue 13) ------------------------------------ */
+
+/* The listener's own command socket: a real, bound port, advertised with
+ * addrs and noUDP; a direct connection reaches the same handler. */
+static void test_command_socket_direct(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	ccb_sinful *sf = NULL;
+	ccb_stream *s = NULL;
+	ccb_error err = {0};
+	char want[256], *sinful = NULL;
+	int cport;
+	json_t *j;
+
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.private_network_name = "poolB.private";
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&c, &l, &err), CCB_OK);
+	/* Bound at new(); no CCBID yet, so no sinful, with a clear error. */
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(ccb_listener_address(l), &sf, NULL), CCB_OK);
+	cport = ccb_sinful_port(sf);
+	CU_ASSERT(cport > 0);
+	CU_ASSERT_STRING_EQUAL(ccb_sinful_host(sf), "127.0.0.1");
+	ccb_sinful_free(sf);
+	snprintf(want, sizeof want, "<127.0.0.1:%d?addrs=127.0.0.1-%d&noUDP>", cport, cport);
+	CU_ASSERT_STRING_EQUAL(ccb_listener_address(l), want);
+	CU_ASSERT_EQUAL(ccb_listener_sinful(l, &sinful, &err), CCB_ERR_STATE);
+	CU_ASSERT_PTR_NULL(sinful);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "not registered"));
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_start(l, &err), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+
+	/* HTCondor's full form, parameters in its order (S1/S6 captures). */
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, &err), CCB_OK);
+	snprintf(want, sizeof want,
+		 "<127.0.0.1:%d?CCBID=127.0.0.1:%u#1&PrivNet=poolB.private&addrs=127.0.0.1-%d&noUDP>",
+		 cport, fb.port, cport);
+	CU_ASSERT_STRING_EQUAL(sinful, want);
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(sinful, &sf, NULL), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(ccb_sinful_private_network(sf), "poolB.private");
+	CU_ASSERT(ccb_sinful_no_udp(sf));
+	ccb_sinful_free(sf);
+	free(sinful);
+	/* Registered with its address in the default Name. */
+	pthread_mutex_lock(&fb.mu);
+	{
+		const char *name = NULL;
+		ccb_classad_get_string(fb.last_register, "Name", &name);
+		CU_ASSERT(name && !strcmp(name, "TEST listener"));
+	}
+	pthread_mutex_unlock(&fb.mu);
+
+	/* A direct connection, no broker involved: the same handler. */
+	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s, NULL), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_stream_put_int(s, 4242), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
+	for (int i = 0; i < 500 && handled_calls() < 1; i++)
+		usleep(10000);
+	ccb_stream_free(s);
+	pthread_mutex_lock(&H.mu);
+	CU_ASSERT_EQUAL(H.calls, 1);
+	CU_ASSERT_EQUAL(H.value, 4242);
+	CU_ASSERT(H.direct);
+	CU_ASSERT_STRING_EQUAL(H.request_id, "");
+	CU_ASSERT(!strncmp(H.peer, "<127.0.0.1:", 11));
+	CU_ASSERT_STRING_EQUAL(H.my_address, ccb_listener_address(l));
+	pthread_mutex_unlock(&H.mu);
+	pthread_mutex_lock(&fb.mu);
+	CU_ASSERT_EQUAL(fb.nresults, 0); /* nothing went through the broker */
+	pthread_mutex_unlock(&fb.mu);
+	j = status(l);
+	snprintf(want, sizeof want, "<127.0.0.1:%d?addrs=127.0.0.1-%d&noUDP>", cport, cport);
+	CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(j, "command_address")), want);
+	json_decref(j);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
+/* Command address choices: a fixed port, IPv6, the embedder's own address,
+ * and the errors. */
+static void test_command_address_config(void)
+{
+	int fds0 = ccbt_count_fds();
+	ccb_listener_config c = base_config();
+	ccb_listener *l = NULL;
+	ccb_error err = {0};
+	uint16_t port;
+	int fd;
+	char text[64], want[128];
+
+	c.broker = "127.0.0.1:9618"; /* never contacted: no start */
+	/* A free port, picked and released, then asked for explicitly. */
+	fd = ccbt_listen(&port);
+	close(fd);
+	snprintf(text, sizeof text, "127.0.0.1:%u", port);
+	c.command_address = text;
+	c.alias = "node7.example.org";
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&c, &l, &err), CCB_OK);
+	snprintf(want, sizeof want, "<127.0.0.1:%u?addrs=127.0.0.1-%u&alias=node7.example.org&noUDP>",
+		 port, port);
+	CU_ASSERT_STRING_EQUAL(ccb_listener_address(l), want);
+	/* The port is taken now: a second listener on it fails clearly. */
+	{
+		ccb_listener *l2 = NULL;
+		CU_ASSERT_EQUAL(ccb_listener_new(&c, &l2, &err), CCB_ERR_IO);
+		CU_ASSERT_PTR_NULL(l2);
+		CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "command socket"));
+	}
+	ccb_listener_free(l);
+	c.alias = NULL;
+
+	/* IPv6 loopback, when the host has it: CCB-safe addrs form. */
+	c.command_address = "[::1]:0";
+	if (ccb_listener_new(&c, &l, &err) == CCB_OK) {
+		ccb_sinful *sf = NULL;
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(ccb_listener_address(l), &sf, NULL), CCB_OK);
+		snprintf(want, sizeof want, "<[::1]:%d?addrs=[--1]-%d&noUDP>", ccb_sinful_port(sf),
+			 ccb_sinful_port(sf));
+		CU_ASSERT_STRING_EQUAL(ccb_listener_address(l), want);
+		ccb_sinful_free(sf);
+		ccb_listener_free(l);
+	}
+
+	/* Wildcard: bound everywhere, advertised as the way to the broker. */
+	c.command_address = "0.0.0.0";
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&c, &l, &err), CCB_OK);
+	CU_ASSERT(!strncmp(ccb_listener_address(l), "<127.0.0.1:", 11));
+	ccb_listener_free(l);
+
+	/* Errors name the cause; nothing is left open. */
+	c.command_address = "node7.example.org:0";
+	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "IP literal"));
+	c.command_address = "127.0.0.1:99999";
+	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(l);
+
+	/* The embedder's own address, advertised as is (never port 0). */
+	c.command_address = NULL;
+	c.own_command_address = "<10.0.0.5:0?sock=startd_1>";
+	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "port"));
+	c.own_command_address = "<10.0.0.5:9618?sock=startd_1&alias=n7>";
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&c, &l, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(ccb_listener_address(l), "<10.0.0.5:9618?sock=startd_1&alias=n7>");
+	ccb_listener_free(l);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
+/* The embedder's own address gets the CCB contacts added, parameters kept. */
+static void test_own_address_sinful(void)
+{
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	char want[256], *sinful = NULL;
+
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.own_command_address = "10.0.0.5:9618?addrs=10.0.0.5-9618&sock=startd_1";
+	c.private_network_name = "lab";
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, NULL), CCB_OK);
+	snprintf(want, sizeof want,
+		 "<10.0.0.5:9618?CCBID=127.0.0.1:%u#1&PrivNet=lab&addrs=10.0.0.5-9618&sock=startd_1>",
+		 fb.port);
+	CU_ASSERT_STRING_EQUAL(sinful, want);
+	free(sinful);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+}
+
 static void test_config_from_json(void)
 {
 	char path[] = "/tmp/ccbt-listener-XXXXXX";
 	const char *json = "{\"CCB_ADDRESS\": \"127.0.0.1:1, <127.0.0.1:2?sock=x>\","
 			   " \"CCB_HEARTBEAT_INTERVAL\": 0, \"CCB_RECONNECT_TIME\": 7,"
 			   " \"CCB_TIMEOUT\": 9, \"CCB_LISTENER_NAME\": \"MASTER <x>\","
+			   " \"CCB_LISTENER_COMMAND_ADDRESS\": \"127.0.0.1:0\","
+			   " \"PRIVATE_NETWORK_NAME\": \"poolB.private\","
 			   " \"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\"}";
 	int fd = mkstemp(path);
 	ccb_config *cfg = NULL;
@@ -238,6 +422,8 @@ static void test_config_from_json(void)
 	CU_ASSERT_EQUAL(c.reconnect_interval, 7);
 	CU_ASSERT_EQUAL(c.timeout, 9);
 	CU_ASSERT_STRING_EQUAL(c.name, "MASTER <x>");
+	CU_ASSERT_STRING_EQUAL(c.command_address, "127.0.0.1:0");
+	CU_ASSERT_STRING_EQUAL(c.private_network_name, "poolB.private");
 	CU_ASSERT_STRING_EQUAL(c.security.auth_methods, "CLAIMTOBE");
 	c.handler = handler;
 	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_OK);
@@ -532,8 +718,27 @@ static void test_broker_restart(void)
 	CU_ASSERT_STRING_EQUAL(list, "");
 	free(list);
 	usleep(300000); /* a few failed attempts against the dead port */
+	j = status(l);
+	{
+		json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
+		CU_ASSERT(strlen(json_string_value(json_object_get(b0, "last_error"))) > 0);
+		CU_ASSERT(json_integer_value(json_object_get(b0, "last_error_at")) > 0);
+	}
+	json_decref(j);
 	fb_start(&fb);  /* same port */
 	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	/* Registered again: the error no longer shows as current (issue 13),
+	 * it is kept as the previous one with its time. */
+	j = status(l);
+	{
+		json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(b0, "state")), "registered");
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(b0, "last_error")), "");
+		CU_ASSERT_EQUAL(json_integer_value(json_object_get(b0, "last_error_at")), 0);
+		CU_ASSERT(strlen(json_string_value(json_object_get(b0, "previous_error"))) > 0);
+		CU_ASSERT(json_integer_value(json_object_get(b0, "previous_error_at")) > 0);
+	}
+	json_decref(j);
 	/* Re-registration carried the old CCBID and cookie verbatim (§4.1). */
 	pthread_mutex_lock(&fb.mu);
 	CU_ASSERT_EQUAL(fb.registrations, 2);
@@ -788,6 +993,9 @@ static const ccbt_test reg_tests[] = {
 	{"CCBStreaming capability", test_streaming_capability},
 	{"bad configuration", test_bad_config},
 	{"configuration from JSON", test_config_from_json},
+	{"command socket, direct connection, sinful", test_command_socket_direct},
+	{"command address choices and errors", test_command_address_config},
+	{"own command address advertised as is", test_own_address_sinful},
 	{NULL, NULL},
 };
 
