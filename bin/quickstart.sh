@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # libccb's main job on one machine, on 127.0.0.1 only:
 #   1. a CCB broker (`ccbctl broker`),
-#   2. a listener registered with it (`ccbctl listen`), which prints the CCB
-#      sinful a daemon behind NAT would advertise,
+#   2. a listener registered with it (`ccbctl listen`), which prints the
+#      sinful a daemon behind NAT would advertise: its own command port plus
+#      its CCB contact, a form genuine HTCondor tools accept,
 #   3. condor_ping's question sent to that sinful through the broker, by
 #      connection reversal and then by streaming (the broker relays),
 #   4. the broker's JSON status, with HTCondor's CCB* counter names,
@@ -60,6 +61,7 @@ cat >"$work/listen.json" <<EOF
 {
   "CCB_ADDRESS": "127.0.0.1:$port",
   "CCB_LISTENER_NAME": "quickstart daemon",
+  "PRIVATE_NETWORK_NAME": "quickstart-net",
   "SEC_DEFAULT_AUTHENTICATION_METHODS": "CLAIMTOBE",
   "SEC_CLAIMTOBE_USER": "condor",
   "UID_DOMAIN": "quickstart",
@@ -83,6 +85,10 @@ echo "== 3a. condor_ping's question through CCB (the listener connects back to u
 "$ccbctl" ping -c "$work/client.json" --level READ "$sinful"
 echo "== 3b. the same by streaming (the broker relays; end-to-end security through it):"
 "$ccbctl" ping -c "$work/client.json" --level READ --streaming "$sinful"
+echo "== 3c. from the listener's private network: straight to its command port, no CCB:"
+sed 's/"UID_DOMAIN"/"PRIVATE_NETWORK_NAME": "quickstart-net", "UID_DOMAIN"/' \
+	"$work/client.json" >"$work/near.json"
+"$ccbctl" ping -c "$work/near.json" --level READ "$sinful"
 
 echo "== 4. the broker's status:"
 "$ccbctl" status -c "$work/client.json" --broker "127.0.0.1:$port" --pretty

@@ -1,8 +1,9 @@
 /*
- * listener_example: a daemon behind NAT, reachable only through a CCB
- * broker. It registers with the brokers of CCB_ADDRESS, prints the sinful
- * to advertise and serves DC_NOP (and condor_ping's DC_SEC_QUERY) on every
- * reverse connection, until SIGINT or SIGTERM.
+ * listener_example: a daemon behind NAT, reachable through a CCB broker.
+ * It registers with the brokers of CCB_ADDRESS, prints the sinful to
+ * advertise and serves DC_NOP (and condor_ping's DC_SEC_QUERY) on every
+ * reverse connection, and on direct connections to its own command port
+ * from clients of the same PRIVATE_NETWORK_NAME, until SIGINT or SIGTERM.
  *
  *   listener_example CONFIG.json
  *
@@ -48,28 +49,13 @@ static void serve(ccb_stream *conn, const ccb_listener_conn_info *info, void *us
 
 	ccb_stream_set_timeout(conn, 20000); /* bound the handler: stop() waits for it */
 	if (ccb_sec_server_accept(conn, sec, &cmd, &err) != CCB_OK)
-		fprintf(stderr, "request from %s refused: %s\n", info->requester, err.detail);
+		fprintf(stderr, "request from %s refused: %s\n",
+			info->direct ? info->peer : info->requester, err.detail);
 	else
 		/* DC_NOP has no payload; DC_SEC_QUERY was answered by accept. */
 		fprintf(stderr, "served command %d for %s\n", cmd.command,
 			cmd.info.user[0] ? cmd.info.user : CCB_UNAUTHENTICATED_USER);
 	ccb_stream_free(conn);
-}
-
-/* "<127.0.0.1:0?CCBID=<contacts>>": a CCB-only daemon has no port of its own. */
-static char *sinful_of(ccb_listener *l)
-{
-	char **contacts = NULL, *out = NULL;
-	size_t n = 0;
-	ccb_sinful *s = NULL;
-
-	if (ccb_listener_contacts(l, &contacts, &n) == CCB_OK && n > 0 &&
-	    ccb_sinful_new("127.0.0.1", 0, &s, NULL) == CCB_OK &&
-	    ccb_sinful_set_ccb_contacts(s, (const char *const *)contacts, n, NULL) == CCB_OK)
-		out = ccb_sinful_format(s);
-	ccb_sinful_free(s);
-	ccb_addr_strv_free(contacts);
-	return out;
 }
 
 int main(int argc, char **argv)
@@ -112,8 +98,11 @@ int main(int argc, char **argv)
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
 		if (ccb_listener_wait_change(l, &gen, 0)) {
-			char *sinful = sinful_of(l);
-			if (sinful) {
+			/* The full sinful, as an HTCondor daemon writes its own:
+			 * <ip:port?CCBID=...&PrivNet=...&addrs=...&noUDP>. It
+			 * fails (CCB_ERR_STATE) while no broker is registered. */
+			char *sinful = NULL;
+			if (ccb_listener_sinful(l, &sinful, NULL) == CCB_OK) {
 				printf("%s\n", sinful); /* advertise this */
 				fflush(stdout);
 			}

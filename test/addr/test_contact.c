@@ -119,6 +119,52 @@ static void test_split(void)
 	check_split("cm.example.org#18446744073709551615", "cm.example.org", "", 1, big);
 }
 
+/* Our broker's contacts now carry ?addrs= as the collector's do
+ * ("127.0.0.1:19661?addrs=127.0.0.1-19661#1"); the bare form of older
+ * brokers and golang-ccb ("127.0.0.1:19662#1") must keep working: both name
+ * the same broker host and port, and both survive a trip through a
+ * sinful's CCBID (URL-encoded there, sinful.md §3, §7). */
+static void test_both_broker_forms(void)
+{
+	static const char *const forms[] = {
+		"127.0.0.1:19661?addrs=127.0.0.1-19661#1",
+		"127.0.0.1:19661#1",
+	};
+	static const char *const encoded[] = {
+		"<10.0.0.7:4000?CCBID=127.0.0.1:19661%3faddrs%3d127.0.0.1-19661#1&noUDP>",
+		"<10.0.0.7:4000?CCBID=127.0.0.1:19661#1&noUDP>",
+	};
+
+	for (size_t i = 0; i < 2; i++) {
+		ccb_contact c = { 0 };
+		ccb_sinful *b = NULL, *s = NULL;
+		char **v = NULL, *out = NULL;
+		size_t n = 0;
+
+		CU_ASSERT_EQUAL_FATAL(ccb_contact_split(forms[i], &c, NULL), CCB_OK);
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse_address(c.broker, &b, NULL), CCB_OK);
+		CHECK_STR(ccb_sinful_host(b), "127.0.0.1");
+		CU_ASSERT_EQUAL(ccb_sinful_port(b), 19661);
+		CU_ASSERT(c.n_ids == 1 && !strcmp(c.ids[0], "1"));
+		ccb_sinful_free(b);
+		ccb_contact_clear(&c);
+
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_new("10.0.0.7", 4000, &s, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, &forms[i], 1, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_sinful_set_param(s, CCB_SINFUL_NOUDP, "", NULL), CCB_OK);
+		out = ccb_sinful_format(s);
+		CHECK_STR(out, encoded[i]);
+		ccb_sinful_free(s);
+		s = NULL;
+		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(out, &s, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_sinful_ccb_contacts(s, &v, &n, NULL), CCB_OK);
+		CU_ASSERT(n == 1 && !strcmp(v[0], forms[i]));
+		ccb_addr_strv_free(v);
+		ccb_sinful_free(s);
+		free(out);
+	}
+}
+
 static void test_split_bad(void)
 {
 	static const char *const bad[] = {
@@ -364,6 +410,7 @@ static void test_connect_id(void)
 }
 
 static const ccbt_test tests[] = {
+	{ "both broker contact forms (with and without addrs)", test_both_broker_forms },
 	{ "make contact", test_make },
 	{ "split contact", test_split },
 	{ "split bad contacts", test_split_bad },
