@@ -139,8 +139,10 @@ void ccb_broker_stop(ccb_broker *b);
 /** Stop the workers and relays, close everything, free. NULL allowed. */
 void ccb_broker_free(ccb_broker *b);
 
-/** The public address as a sinful ("<127.0.0.1:9618>"); borrowed, valid
- * until ccb_broker_free(). Thread-safe. */
+/** The public address as a sinful ("<127.0.0.1:9618?addrs=127.0.0.1-9618>";
+ * its bare form, minus CCBID and PrivAddr, starts every contact the broker
+ * hands out, as the collector's do); borrowed, valid until
+ * ccb_broker_free(). Thread-safe. */
 const char *ccb_broker_address(const ccb_broker *b);
 
 /** Number of listen sockets and the bound port of the i-th (-1 if out of range). */
