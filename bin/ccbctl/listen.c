@@ -181,6 +181,8 @@ int ccbctl_listen(int argc, char **argv)
 		goto out;
 	}
 	status_source = l; /* before any handler can run */
+	if (verbose)
+		fprintf(stderr, "ccbctl listen: command socket %s\n", ccb_listener_address(l));
 	if (ccb_listener_start(l, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;

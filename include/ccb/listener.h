@@ -134,10 +134,9 @@ typedef struct ccb_listener_config {
 	int dial_timeout;
 	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int dial_timeout_ms;
-	/** Most reverse connects in progress at once (a request beyond it is
-	 * reported failed to the broker), and separately the most direct
-	 * connections being handled at once (one beyond it is closed).
-	 * Default 64. */
+	/** Most connections being handled at once, reverse connects and
+	 * direct connections together (a request beyond it is reported failed
+	 * to the broker; a direct connection beyond it is closed). Default 64. */
 	int max_reverse_connects;
 	/** Where the library opens the command socket (CCB_LISTENER_COMMAND_ADDRESS):
 	 * "ip", "ip:port", "[v6]:port" or a sinful, with an IP literal host
