@@ -1139,7 +1139,7 @@ static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, c
 }
 
 /* PrivNet rule (Daemon::Set_addr, H:src/condor_daemon_client/daemon.cpp
- * 2187-2217; sinful.md §4.1): a target on our own private network is dialed
+ * 2180-2214; sinful.md §4.1): a target on our own private network is dialed
  * at its PrivAddr (alias kept) or, without one, at its public host:port with
  * the CCBID dropped. Like HTCondor, no fall-back to CCB afterwards. */
 static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp, ccb_error *err)

@@ -5,9 +5,9 @@
  * sinful is that port's address plus CCBID and PrivNet, so that a client on
  * the same private network connects straight to it and everybody else goes
  * through the broker (sinful.md §4.1; H:src/condor_daemon_core.V6/
- * daemon_core.cpp 1262-1310). A port-0 address is refused by HTCondor's
+ * daemon_core.cpp 1262-1380). A port-0 address is refused by HTCondor's
  * clients (Daemon::checkAddr, H:src/condor_daemon_client/daemon.cpp
- * 2262-2282), so the port advertised here is always a bound one.
+ * 2245-2284), so the port advertised here is always a bound one.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -67,7 +67,7 @@ ccb_err ccb__listener_open_command(const char *bind_text, const char *toward_hos
 	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	char ip[CCB_ADDR_IP_SIZE], portstr[16], *safe = NULL;
+	char ip[CCB_ADDR_IP_SIZE], adv[CCB_ADDR_IP_SIZE], portstr[16], *safe = NULL;
 	ccb_sinful *s = NULL;
 	int port = 0, one = 1, sfd, family = AF_UNSPEC;
 	ccb_err rc;
@@ -95,30 +95,25 @@ ccb_err ccb__listener_open_command(const char *bind_text, const char *toward_hos
 	} else {
 		ip[0] = '\0';
 	}
-	/* The host to advertise: the one bound, or the way to the broker. */
+	/* Bind `ip` (a wildcard included); advertise it, or for a wildcard or
+	 * no address the local address that routes toward the broker (HTCondor
+	 * advertises the "best" local address of a socket bound to any). */
 	if (!ip[0] || is_wildcard(ip)) {
-		char route[CCB_ADDR_IP_SIZE];
-		bool bind_any = ip[0] != '\0';
-
-		if (!local_ip_toward(toward_host, family, route, sizeof route)) {
+		if (!local_ip_toward(toward_host, family, adv, sizeof adv)) {
 			CCB_LOG(CCB_LOG_WARNING,
 				"ccb listener: no route toward %s to pick the address to advertise; "
 				"using %s (set the command address)",
 				toward_host ? toward_host : "the broker", FALLBACK_IP);
-			snprintf(route, sizeof route, "%s", FALLBACK_IP);
+			snprintf(adv, sizeof adv, "%s", FALLBACK_IP);
 		}
-		if (!bind_any)
-			snprintf(ip, sizeof ip, "%s", route);
-		/* Bind the wildcard when asked; advertise the routed address. */
-		snprintf(portstr, sizeof portstr, "%d", port);
-		if (getaddrinfo(bind_any ? ip : route, portstr, &hints, &res))
-			return ccb_error_set(err, CCB_ERR_IO, "command socket: bad address %s", ip);
-		snprintf(ip, sizeof ip, "%s", route);
+		if (!ip[0])
+			snprintf(ip, sizeof ip, "%s", adv);
 	} else {
-		snprintf(portstr, sizeof portstr, "%d", port);
-		if (getaddrinfo(ip, portstr, &hints, &res))
-			return ccb_error_set(err, CCB_ERR_INVALID_ARG, "command address: bad host %s", ip);
+		snprintf(adv, sizeof adv, "%s", ip);
 	}
+	snprintf(portstr, sizeof portstr, "%d", port);
+	if (getaddrinfo(ip, portstr, &hints, &res))
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "command address: bad host %s", ip);
 	sfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (sfd < 0) {
 		freeaddrinfo(res);
@@ -142,10 +137,10 @@ ccb_err ccb__listener_open_command(const char *bind_text, const char *toward_hos
 				       : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	/* <ip:port?addrs=ip-port[&alias=name]&noUDP>: HTCondor's form of a
 	 * TCP-only command socket (addrs: daemon_core.cpp addIPToSinfuls;
-	 * noUDP without a UDP side: daemon_core.cpp 1280-1284). */
-	rc = ccb_sinful_new(ip, port, &s, err);
+	 * noUDP without a UDP side: daemon_core.cpp 1283-1292). */
+	rc = ccb_sinful_new(adv, port, &s, err);
 	if (rc == CCB_OK)
-		rc = ccb_addr_ccb_safe_format(ip, port, &safe, err);
+		rc = ccb_addr_ccb_safe_format(adv, port, &safe, err);
 	if (rc == CCB_OK)
 		rc = ccb_sinful_set_param(s, CCB_SINFUL_ADDRS, safe, err);
 	if (rc == CCB_OK && alias)
