@@ -96,7 +96,7 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 {
 	int bits[16];
 	size_t n = parse_list(methods, false, bits, 16);
-	char tried[256] = "";
+	char tried[512] = "";
 
 	memset(out, 0, sizeof *out);
 	while (n > 0) {
@@ -141,8 +141,9 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 		}
 		if (fatal(rc))
 			return rc;
-		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? "," : "",
-			 ccb__sec_method_name(bits[k]));
+		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s",
+			 tried[0] ? "; " : "", err && err->detail[0] ? err->detail
+							  : ccb__sec_method_name(bits[k]));
 		/* Drop the failed method and offer the rest (§6.1). */
 		memmove(&bits[k], &bits[k + 1], (n - k - 1) * sizeof bits[0]);
 		n--;
@@ -223,7 +224,8 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 		if (recv_int(s, &mask)) {
 			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
 				return ccb_error_set(err, CCB_ERR_AUTH,
-						     "client gave up authenticating (closed)");
+						     "client gave up authenticating (closed)%s%s",
+						     out->failures[0] ? " after: " : "", out->failures);
 			return stream_err(s, err, "read offered authentication methods");
 		}
 		/* The first method of our own list that the client offers. */
@@ -254,10 +256,15 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 		 * real cause (the client only learns a method's error code). */
 		CCB_LOG(CCB_LOG_DEBUG, "security: %s: %s failed: %s", ccb_stream_peer_name(s),
 			ccb__sec_method_name((int)chosen), err ? err->detail : "");
-		snprintf(out->failures + strlen(out->failures),
-			 sizeof out->failures - strlen(out->failures), "%s%s: %s",
-			 out->failures[0] ? "; " : "", ccb__sec_method_name((int)chosen),
-			 err ? err->detail : "failed");
+		{
+			const char *name = ccb__sec_method_name((int)chosen);
+			const char *d = err && err->detail[0] ? err->detail : "failed";
+			size_t nl = strlen(name);
+			bool named = !strncmp(d, name, nl) && d[nl] == ':';
+			snprintf(out->failures + strlen(out->failures),
+				 sizeof out->failures - strlen(out->failures), "%s%s%s%s",
+				 out->failures[0] ? "; " : "", named ? "" : name, named ? "" : ": ", d);
+		}
 		/* The client drops the method and offers the rest; wait for it. */
 	}
 }
