@@ -3,15 +3,16 @@
  *
  * Client: ccb_sec_client_start() runs a new-session handshake for a command
  * on a connected stream: policy negotiation, authentication when it is
- * negotiated, ECDH P-256 key agreement and AES-256-GCM from then on, and the
- * server's POST-AUTH verdict. On success the stream is ready for the
- * command's payload.
+ * negotiated, ECDH P-256 key agreement and the session key installed as
+ * negotiated (see Crypto below), and the server's POST-AUTH verdict. On
+ * success the stream is ready for the command's payload.
  *
  * Server: ccb_sec_server_accept() reads the first message of an inbound
  * connection. A raw command (no handshake, e.g. CCB_REVERSE_CONNECT) is
  * returned as is with the payload still unread; DC_AUTHENTICATE is served
  * (policy, authentication, key, authorization, POST-AUTH) and the command it
- * carries is returned, its payload to follow on the now encrypted stream.
+ * carries is returned, its payload to follow on the stream with the session
+ * key installed as negotiated.
  * DC_SEC_QUERY (what condor_ping sends) is answered completely.
  *
  * Methods in this release: CLAIMTOBE, FS, TOKEN (IDTOKENS) and SSL, both
@@ -145,7 +146,8 @@ typedef struct ccb_sec_info {
  * `s`. `auth_command` is the command whose permission applies when
  * `command` is DC_AUTHENTICATE or DC_SEC_QUERY (0 otherwise). `connect_sinful`
  * (may be NULL) is the address dialed, sent as ConnectSinful. On success
- * the stream carries AES-GCM and is ready for the command's payload; for
+ * the session key is installed as negotiated (info->crypto, ->encrypted,
+ * ->integrity say how) and the stream is ready for the command's payload; for
  * DC_SEC_QUERY read the reply with ccb_sec_client_query_reply().
  * Errors: CCB_ERR_CLOSED ("unknown command or policy mismatch" when the
  * server closes after the request), CCB_ERR_AUTH, CCB_ERR_NOT_AUTHORIZED

@@ -11,8 +11,10 @@
  * Wire rules (../shared/spec/cedar-stream.md): 5-byte packet header (end flag,
  * 32-bit big-endian length 1..1 MiB), every integer 8 bytes big-endian, a
  * double as two integers (frexp form), strings NUL-terminated in plaintext and
- * 8-byte length-prefixed once an AES-GCM key is installed, 0xAD as the NULL
- * string marker.
+ * 8-byte length-prefixed while crypto mode is on (an AES-GCM key, or a
+ * BLOWFISH/3DES key with encryption negotiated; legacy ciphers restart at
+ * every end of message, §7, and may add the MD5 header of §8), 0xAD as the
+ * NULL string marker.
  *
  * Deadlines: every blocking operation waits at most the stream's timeout
  * (default 30 s) and never past its absolute deadline, if one is set.
