@@ -5,8 +5,6 @@
  */
 #include <arpa/inet.h>
 #include <fnmatch.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <netinet/in.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -21,17 +19,15 @@
 
 #include "ccb/classad.h"
 #include "ccb/security.h"
-#include "cedar/legacy.h"
 #include "cedar/stream_internal.h"
 #include "classad/classad_internal.h"
 #include "security/auth.h"
 #include "security/ecdh.h"
 #include "security/policy.h"
+#include "security/session_crypto.h"
 #include "security/session_cache.h"
 
 #define DEFAULT_METHODS "FS,TOKEN,SSL"
-/* HTCondor 25's SEC_DEFAULT_CRYPTO_METHODS (param_info.in). */
-#define DEFAULT_CRYPTO "AES,BLOWFISH,3DES"
 
 const char *ccb_perm_name(ccb_perm perm)
 {
@@ -67,8 +63,16 @@ static void usable_methods(const char *list, bool server, bool no_ssl, char *out
 		memcpy(name, item, len);
 		name[len] = '\0';
 		bit = ccb__sec_method_bit(name);
-		if (!bit || !ccb__auth_method_supported(bit, server) || (no_ssl && bit == CCB_AUTH_SSL))
+		if (!bit || !ccb__auth_method_supported(bit, server)) {
+			CCB_LOG(CCB_LOG_DEBUG, "security: not %s %s: %s", server ? "accepting" : "offering",
+				name, bit ? "libccb does not implement it" : "unknown method name");
 			continue;
+		}
+		if (no_ssl && bit == CCB_AUTH_SSL) {
+			CCB_LOG(CCB_LOG_DEBUG, "security: not accepting SSL: AUTH_SSL_SERVER_CERTFILE and "
+				"AUTH_SSL_SERVER_KEYFILE are not both set");
+			continue;
+		}
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
 					 used ? "," : "", name);
 	}
@@ -117,119 +121,6 @@ static void copy_attr(const ccb_classad *ad, const char *name, char *out, size_t
 	out[0] = '\0';
 	if (ccb_classad_get_string(ad, name, &v) == CCB_OK)
 		snprintf(out, size, "%s", v);
-}
-
-/*
- * The crypto methods of `list` this process can run, canonical names in
- * the configured order (AES, BLOWFISH, 3DES; TRIPLEDES is 3DES). BLOWFISH
- * is left out, saying why, when OpenSSL's legacy provider is missing.
- */
-static void usable_crypto(const char *list, char *out, size_t size)
-{
-	const char *p = list, *item;
-	size_t len, used = 0;
-
-	out[0] = '\0';
-	while ((item = ccb__sec_list_next(&p, &len))) {
-		char name[32], why[256];
-		int m;
-		if (len >= sizeof name)
-			continue;
-		memcpy(name, item, len);
-		name[len] = '\0';
-		m = ccb__sec_crypto_parse(name);
-		if (m == CCB_SEC_CRYPTO_NONE || strstr(out, ccb__sec_crypto_name(m)))
-			continue;
-		if (m != CCB_SEC_CRYPTO_AES && !ccb_legacy_available(m, why, sizeof why)) {
-			CCB_LOG(CCB_LOG_DEBUG, "security: not offering %s: %s", name, why);
-			continue;
-		}
-		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
-					 used ? "," : "", ccb__sec_crypto_name(m));
-	}
-	if (used >= size)
-		out[0] = '\0';
-}
-
-/* HTCondor's UID_DOMAIN default is $(FULL_HOSTNAME): the canonical name of
- * this host (param_info.in; my_full_hostname). Looked up once. */
-static pthread_once_t full_host_once = PTHREAD_ONCE_INIT;
-static char full_host[256];
-
-static void find_full_host(void)
-{
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_flags = AI_CANONNAME}, *ai = NULL;
-	char host[256] = "localhost";
-
-	gethostname(host, sizeof host - 1);
-	snprintf(full_host, sizeof full_host, "%s", host);
-	if (!strchr(host, '.') && getaddrinfo(host, NULL, &hints, &ai) == 0 && ai &&
-	    ai->ai_canonname && *ai->ai_canonname)
-		snprintf(full_host, sizeof full_host, "%s", ai->ai_canonname);
-	if (ai)
-		freeaddrinfo(ai);
-}
-
-static const char *uid_domain_of(const char *configured)
-{
-	if (configured && *configured)
-		return configured;
-	pthread_once(&full_host_once, find_full_host);
-	return full_host;
-}
-
-/*
- * Put the session key on the stream as HTCondor does once a session is
- * settled (client: condor_secman.cpp:2361-2442; server:
- * daemon_command.cpp:1343-1397; spec cedar-stream.md §5-§8): an AES key
- * always encrypts (Sock::set_crypto_key ORs "key is AES" into the enable
- * flag); a BLOWFISH/3DES key encrypts only with Encryption YES, else it only
- * enciphers secrets, and adds the MD5 header with Integrity YES; no key
- * (or no method) leaves the stream in plaintext, which is allowed only
- * when neither was negotiated.
- */
-static ccb_err install_session_key(ccb_stream *s, const uint8_t *key, size_t key_len, int crypto,
-				   bool encrypt, bool integrity, ccb_error *err)
-{
-	if (!key || crypto == CCB_SEC_CRYPTO_NONE) {
-		if (encrypt || integrity)
-			return ccb_error_set(err, CCB_ERR_AUTH,
-					     "%s negotiated but %s", encrypt ? "encryption" : "integrity",
-					     key ? "no crypto method was agreed (CryptoMethods empty)"
-						 : "there is no session key (no ECDH key and none sent)");
-		return CCB_OK;
-	}
-	if (crypto == CCB_SEC_CRYPTO_AES) {
-		if (key_len != CCB_AES_KEY_LEN)
-			return ccb_error_set(err, CCB_ERR_PROTOCOL, "AES session key of %zu bytes",
-					     key_len);
-		if (ccb_stream_set_aes_key(s, key))
-			return stream_fail(s, err, "install AES session key");
-		return CCB_OK;
-	}
-	if (key_len != CCB_LEGACY_KEY_LEN)
-		return ccb_error_set(err, CCB_ERR_PROTOCOL, "%s session key of %zu bytes (want %d)",
-				     ccb__sec_crypto_name(crypto), key_len, CCB_LEGACY_KEY_LEN);
-	if (ccb__stream_set_legacy_key(s, crypto, key, encrypt, integrity))
-		return stream_fail(s, err, "install session key");
-	return CCB_OK;
-}
-
-/* What the stream now does, for ccb_sec_info. */
-static void crypto_info(const ccb_stream *s, ccb_sec_info *info)
-{
-	info->encrypted = ccb_stream_crypto_on(s);
-	info->integrity = ccb_stream_integrity_on(s);
-	snprintf(info->crypto, sizeof info->crypto, "%s",
-		 ccb__sec_crypto_name(ccb_stream_crypto_method(s)));
-}
-
-/* Encryption / Integrity of a cached session's policy; a session cached
- * without them (AES) had both. */
-static bool policy_yes(const ccb_classad *pol, const char *attr)
-{
-	ccb__sec_action a = pol ? ccb__sec_lookup_action(pol, attr) : CCB_SEC_ACT_UNDEFINED;
-	return a == CCB_SEC_ACT_UNDEFINED || a == CCB_SEC_ACT_YES;
 }
 
 /* ---- client -------------------------------------------------------------- */
@@ -303,14 +194,14 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 		goto out;
 	}
 	/* The session's key, method and policy go back on (§9.2). */
-	if ((rc = install_session_key(s, e->key, e->key_len, e->crypto,
-				      policy_yes(e->policy, "Encryption"),
-				      policy_yes(e->policy, "Integrity"), err))) {
+	if ((rc = ccb__sec_install_key(s, e->key, e->key_len, e->crypto,
+				       ccb__sec_policy_yes(e->policy, "Encryption"),
+				       ccb__sec_policy_yes(e->policy, "Integrity"), err))) {
 		ccb_error_prefix(err, "resumed session %s: ", e->id);
 		goto out;
 	}
 	info->resumed = true;
-	crypto_info(s, info);
+	ccb__sec_crypto_info(s, info);
 	snprintf(info->session_id, sizeof info->session_id, "%s", e->id);
 	copy_attr(reply, "RemoteVersion", info->peer_version, sizeof info->peer_version);
 	if (e->policy) {
@@ -386,8 +277,8 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	if (!cfg)
 		cfg = &defaults;
 	memset(info, 0, sizeof *info);
-	usable_crypto(cfg->crypto_methods ? cfg->crypto_methods : DEFAULT_CRYPTO, cryptos,
-		      sizeof cryptos);
+	ccb__sec_usable_crypto(cfg->crypto_methods ? cfg->crypto_methods : CCB_SEC_DEFAULT_CRYPTO,
+			       cryptos, sizeof cryptos);
 	/* A cached session for this address and command: resume it. */
 	if (cfg->sessions && connect_sinful && *connect_sinful && resumable(command)) {
 		ccb__sess_entry e = {0};
@@ -459,7 +350,7 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	}
 	/* Step 3: authentication, when negotiated. */
 	if (neg.authentication == CCB_SEC_ACT_YES) {
-		ap = (ccb__auth_params){.uid_domain = uid_domain_of(cfg->uid_domain),
+		ap = (ccb__auth_params){.uid_domain = ccb__sec_uid_domain(cfg->uid_domain),
 					.claimtobe_user = cfg->claimtobe_user,
 					.token = cfg->token,
 					.token_file = cfg->token_file,
@@ -499,11 +390,11 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 		memcpy(key, ar.key, key_len);
 		have_key = true;
 	}
-	if ((rc = install_session_key(s, have_key ? key : NULL, key_len, crypto,
-				      neg.encryption == CCB_SEC_ACT_YES,
-				      neg.integrity == CCB_SEC_ACT_YES, err)))
+	if ((rc = ccb__sec_install_key(s, have_key ? key : NULL, key_len, crypto,
+				       neg.encryption == CCB_SEC_ACT_YES,
+				       neg.integrity == CCB_SEC_ACT_YES, err)))
 		goto out;
-	crypto_info(s, info);
+	ccb__sec_crypto_info(s, info);
 	/* Step 5: POST-AUTH. */
 	if ((rc = get_pod_ad(s, &post, err, "read post-authentication answer")))
 		goto out;
@@ -756,7 +647,7 @@ static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm
 	usable_methods(m ? m : DEFAULT_METHODS, true, !cfg->ssl_certfile || !cfg->ssl_keyfile,
 		       methods, msize);
 	c->auth_methods = methods;
-	usable_crypto(cm ? cm : DEFAULT_CRYPTO, cryptos, csize);
+	ccb__sec_usable_crypto(cm ? cm : CCB_SEC_DEFAULT_CRYPTO, cryptos, csize);
 	c->crypto_methods = cryptos;
 	c->daemon = true;
 	c->trust_domain = cfg->trust_domain;
@@ -834,9 +725,9 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 		goto out;
 	/* The session's key as negotiated: DaemonCommandProtocol takes the
 	 * cached key and policy through EnableCrypto (daemon_command.cpp:855-912). */
-	if ((rc = install_session_key(s, e.key, e.key_len, e.crypto,
-				      policy_yes(e.policy, "Encryption"),
-				      policy_yes(e.policy, "Integrity"), err))) {
+	if ((rc = ccb__sec_install_key(s, e.key, e.key_len, e.crypto,
+				       ccb__sec_policy_yes(e.policy, "Encryption"),
+				       ccb__sec_policy_yes(e.policy, "Integrity"), err))) {
 		ccb_error_prefix(err, "resumed session %s: ", sid);
 		goto out;
 	}
@@ -848,7 +739,7 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 	cmd->negotiated = cmd->resumed = true;
 	cmd->perm = (ccb_perm)perm;
 	cmd->info.authenticated = authenticated;
-	crypto_info(s, &cmd->info);
+	ccb__sec_crypto_info(s, &cmd->info);
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s", user);
 	snprintf(cmd->info.method, sizeof cmd->info.method, "%s", method);
 	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", sid);
@@ -980,7 +871,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	if (out.authentication == CCB_SEC_ACT_YES) {
 		const char *list = NULL;
 		ccb_classad_get_string(resp, "AuthMethodsList", &list);
-		ap = (ccb__auth_params){.uid_domain = uid_domain_of(cfg->uid_domain),
+		ap = (ccb__auth_params){.uid_domain = ccb__sec_uid_domain(cfg->uid_domain),
 					.password_directory = cfg->password_directory,
 					.pool_signing_key_file = cfg->pool_signing_key_file,
 					.trust_domain = cfg->trust_domain,
@@ -1017,14 +908,14 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	} else {
 		have_key = legacy_key && ar.key_sent;
 	}
-	if ((rc = install_session_key(s, have_key ? key : NULL, key_len, out.crypto,
-				      out.encryption == CCB_SEC_ACT_YES,
-				      out.integrity == CCB_SEC_ACT_YES, err))) {
+	if ((rc = ccb__sec_install_key(s, have_key ? key : NULL, key_len, out.crypto,
+				       out.encryption == CCB_SEC_ACT_YES,
+				       out.integrity == CCB_SEC_ACT_YES, err))) {
 		CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: %s", ccb_stream_peer_name(s),
 			(long long)command, err ? err->detail : "");
 		goto out;
 	}
-	crypto_info(s, &cmd->info);
+	ccb__sec_crypto_info(s, &cmd->info);
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
 		 cmd->info.authenticated ? ar.peer_user : CCB_UNAUTHENTICATED_USER);
 	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip) &&
