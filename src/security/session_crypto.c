@@ -5,6 +5,7 @@
  */
 #include <netdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -42,7 +43,11 @@ void ccb__sec_usable_crypto(const char *list, char *out, size_t size)
 		if (m == CCB_SEC_CRYPTO_NONE || strstr(out, ccb__sec_crypto_name(m)))
 			continue;
 		if (m != CCB_SEC_CRYPTO_AES && !ccb_legacy_available(m, why, sizeof why)) {
-			CCB_LOG(CCB_LOG_DEBUG, "security: not offering %s: %s", name, why);
+			/* A warning the first time, then debug lines. */
+			static atomic_bool warned;
+			ccb_log_level level = atomic_exchange(&warned, true) ? CCB_LOG_DEBUG
+									    : CCB_LOG_WARNING;
+			CCB_LOG(level, "security: %s is configured but left out: %s", name, why);
 			continue;
 		}
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",

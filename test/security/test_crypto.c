@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,7 +27,23 @@
 #include "cedar/stream_internal.h"
 #include "classad/classad_internal.h"
 #include "security/auth.h"
+#include "security/session_crypto.h"
 #include "util/util.h"
+
+static char log_text[8192];
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void collect(ccb_log_level level, const char *msg, void *user)
+{
+	(void)level;
+	(void)user;
+	pthread_mutex_lock(&log_lock);
+	if (strlen(log_text) + strlen(msg) + 2 < sizeof log_text) {
+		strcat(log_text, msg);
+		strcat(log_text, "\n");
+	}
+	pthread_mutex_unlock(&log_lock);
+}
 
 static int perm_of(int command, void *user)
 {
@@ -638,21 +655,6 @@ static void test_config_crypto_methods(void)
 	unlink(path);
 }
 
-static char log_text[8192];
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-
-static void collect(ccb_log_level level, const char *msg, void *user)
-{
-	(void)level;
-	(void)user;
-	pthread_mutex_lock(&log_lock);
-	if (strlen(log_text) + strlen(msg) + 2 < sizeof log_text) {
-		strcat(log_text, msg);
-		strcat(log_text, "\n");
-	}
-	pthread_mutex_unlock(&log_lock);
-}
-
 /* Debug log on the server: the method and identity, the negotiated crypto,
  * and why a method was refused (FS without a usable UID_DOMAIN is now the
  * host's name; FS fails here for a plain reason we can force: a missing
@@ -725,7 +727,33 @@ static void test_refusal_logged(void)
 	free(tok);
 }
 
+/* Without OpenSSL's legacy provider the default list loses BLOWFISH, and a
+ * warning says why. In a child whose OPENSSL_MODULES points nowhere, run
+ * first, before this process loaded the providers. */
+static void test_without_legacy_provider(void)
+{
+	pid_t pid = fork();
+	int status = 0;
+
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		char out[64];
+		setenv("OPENSSL_MODULES", "/nonexistent-ccbt-ossl-modules", 1);
+		ccb_set_log_handler(collect, CCB_LOG_WARNING, NULL);
+		ccb__sec_usable_crypto(CCB_SEC_DEFAULT_CRYPTO, out, sizeof out);
+		if (strcmp(out, "AES,3DES"))
+			_exit(2);
+		if (!strstr(log_text, "BLOWFISH is configured but left out: BLOWFISH needs OpenSSL's "
+				      "legacy provider (ossl-modules/legacy.so), not available"))
+			_exit(3);
+		_exit(0);
+	}
+	CU_ASSERT(waitpid(pid, &status, 0) == pid);
+	CU_ASSERT(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
 static const ccbt_test tests[] = {
+	{"without OpenSSL's legacy provider", test_without_legacy_provider},
 	{"method x Encryption x Integrity matrix", test_matrix},
 	{"unauthenticated sessions", test_unauthenticated},
 	{"resumed legacy session", test_resume_legacy},
