@@ -3,21 +3,29 @@
  *
  * Client: ccb_sec_client_start() runs a new-session handshake for a command
  * on a connected stream: policy negotiation, authentication when it is
- * negotiated, ECDH P-256 key agreement and AES-256-GCM from then on, and the
- * server's POST-AUTH verdict. On success the stream is ready for the
- * command's payload.
+ * negotiated, ECDH P-256 key agreement and the session key installed as
+ * negotiated (see Crypto below), and the server's POST-AUTH verdict. On
+ * success the stream is ready for the command's payload.
  *
  * Server: ccb_sec_server_accept() reads the first message of an inbound
  * connection. A raw command (no handshake, e.g. CCB_REVERSE_CONNECT) is
  * returned as is with the payload still unread; DC_AUTHENTICATE is served
  * (policy, authentication, key, authorization, POST-AUTH) and the command it
- * carries is returned, its payload to follow on the now encrypted stream.
+ * carries is returned, its payload to follow on the stream with the session
+ * key installed as negotiated.
  * DC_SEC_QUERY (what condor_ping sends) is answered completely.
  *
  * Methods in this release: CLAIMTOBE, FS, TOKEN (IDTOKENS) and SSL, both
  * sides. FS proves the effective user of this process (no privilege switch). A
  * token's scopes (condor:/READ ...) limit what its session is authorized for.
- * Crypto: AES only (BLOWFISH and 3DES are not offered or accepted).
+ * Crypto: AES-256-GCM, and HTCondor's legacy BLOWFISH and 3DES (64-bit
+ * CFB; BLOWFISH needs OpenSSL's legacy provider), chosen from
+ * SEC_*_CRYPTO_METHODS. As in HTCondor an AES key always encrypts; a legacy
+ * key encrypts only when Encryption is negotiated (otherwise only secrets
+ * such as ClaimId are enciphered) and adds an MD5 packet header when
+ * Integrity is. A client that sends no ECDH key (legacy key exchange) gets
+ * a random key after CLAIMTOBE/FS authentication, or none (plaintext) when
+ * nothing is negotiated.
  * Sessions: a server given a ccb_sec_sessions store keeps every session it
  * negotiates (for SessionDuration + 20 s, lease SessionLease + 20 s, as
  * HTCondor) and lets clients resume them (security-handshake.md §9); an
@@ -80,8 +88,14 @@ typedef struct ccb_sec_client_config {
 	/** SEC_CLIENT_AUTHENTICATION_METHODS; NULL: "FS,TOKEN,SSL" (only the
 	 * methods this release implements are offered). */
 	const char *auth_methods;
+	/** SEC_CLIENT_CRYPTO_METHODS in order of preference (AES, BLOWFISH,
+	 * 3DES; TRIPLEDES = 3DES); NULL: "AES,BLOWFISH,3DES". BLOWFISH is
+	 * left out when OpenSSL's legacy provider is missing. */
+	const char *crypto_methods;
 	const char *trust_domain;   /**< TRUST_DOMAIN, sent when methods are offered */
-	const char *uid_domain;     /**< UID_DOMAIN, domain of a CLAIMTOBE claim */
+	/** UID_DOMAIN, domain of a CLAIMTOBE claim; NULL: this host's full
+	 * name, as HTCondor's $(FULL_HOSTNAME) default. */
+	const char *uid_domain;
 	const char *claimtobe_user; /**< SEC_CLAIMTOBE_USER; NULL: effective user */
 	const char *subsystem;      /**< "TOOL" by default */
 	/** SEC_CLIENT_SESSION_DURATION in seconds; 0: 60 (a tool's default). */
@@ -114,8 +128,14 @@ typedef struct ccb_sec_info {
 	bool authenticated;     /**< a method succeeded */
 	char method[16];        /**< its name, "" if none */
 	char user[256];         /**< identity: the client as the server mapped it */
-	bool encrypted;         /**< AES-GCM on (always with a session key) */
-	bool integrity;         /**< integrity on (AES-GCM provides it) */
+	bool encrypted;         /**< every byte enciphered (AES-GCM, or a legacy
+				     cipher with Encryption negotiated) */
+	bool integrity;         /**< packets integrity-checked (AES-GCM, or the
+				     legacy MD5 header with Integrity negotiated) */
+	char crypto[16];        /**< the session key's method: "AES",
+				     "BLOWFISH", "3DES", "" for no key. A legacy
+				     key with encryption off still enciphers
+				     secrets (ClaimId). */
 	char peer_version[128]; /**< the peer's $CondorVersion$ string */
 	char session_id[128];   /**< the server's session id (client side) */
 	bool resumed;           /**< a cached session was resumed (client side) */
@@ -126,7 +146,8 @@ typedef struct ccb_sec_info {
  * `s`. `auth_command` is the command whose permission applies when
  * `command` is DC_AUTHENTICATE or DC_SEC_QUERY (0 otherwise). `connect_sinful`
  * (may be NULL) is the address dialed, sent as ConnectSinful. On success
- * the stream carries AES-GCM and is ready for the command's payload; for
+ * the session key is installed as negotiated (info->crypto, ->encrypted,
+ * ->integrity say how) and the stream is ready for the command's payload; for
  * DC_SEC_QUERY read the reply with ccb_sec_client_query_reply().
  * Errors: CCB_ERR_CLOSED ("unknown command or policy mismatch" when the
  * server closes after the request), CCB_ERR_AUTH, CCB_ERR_NOT_AUTHORIZED
@@ -169,11 +190,16 @@ typedef struct ccb_sec_server_config {
 	/** SEC_<PERM>_AUTHENTICATION_METHODS; NULL falls back to [CCB_PERM_ALLOW],
 	 * then "FS,TOKEN,SSL" (only implemented methods are used). */
 	const char *auth_methods[CCB_PERM_COUNT];
+	/** SEC_<PERM>_CRYPTO_METHODS; NULL falls back to [CCB_PERM_ALLOW],
+	 * then "AES,BLOWFISH,3DES" (the server's order decides, §2.1). */
+	const char *crypto_methods[CCB_PERM_COUNT];
 	/** ALLOW_<PERM> / DENY_<PERM>: comma/space lists of identity patterns
 	 * (`user@domain`, `*` wildcards; an entry without '@' matches the peer's
 	 * IP address). NULL ALLOW means "*" for READ and ALLOW, nobody else. */
 	const char *allow[CCB_PERM_COUNT];
 	const char *deny[CCB_PERM_COUNT];
+	/** UID_DOMAIN for FS and CLAIMTOBE identities; NULL: this host's
+	 * full name (HTCondor's default). */
 	const char *uid_domain;
 	const char *trust_domain; /**< TRUST_DOMAIN: tokens' issuer must match */
 	/** TOKEN: SEC_PASSWORD_DIRECTORY (signing keys by name) and

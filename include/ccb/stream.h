@@ -11,8 +11,10 @@
  * Wire rules (../shared/spec/cedar-stream.md): 5-byte packet header (end flag,
  * 32-bit big-endian length 1..1 MiB), every integer 8 bytes big-endian, a
  * double as two integers (frexp form), strings NUL-terminated in plaintext and
- * 8-byte length-prefixed once an AES-GCM key is installed, 0xAD as the NULL
- * string marker.
+ * 8-byte length-prefixed while crypto mode is on (an AES-GCM key, or a
+ * BLOWFISH/3DES key with encryption negotiated; legacy ciphers restart at
+ * every end of message, §7, and may add the MD5 header of §8), 0xAD as the
+ * NULL string marker.
  *
  * Deadlines: every blocking operation waits at most the stream's timeout
  * (default 30 s) and never past its absolute deadline, if one is set.
@@ -171,8 +173,30 @@ size_t ccb_stream_unread(const ccb_stream *s);
  */
 ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]);
 
-/** True once a key is installed (strings use the length-prefixed form). */
+/** True while crypto mode is on: an AES key is installed, or a legacy
+ * (BLOWFISH/3DES) key with encryption negotiated. Strings then use the
+ * length-prefixed form. */
 bool ccb_stream_crypto_on(const ccb_stream *s);
+
+/** The installed key's method: 0 none, 1 BLOWFISH, 2 3DES, 3 AES (the
+ * wire's numbering). A legacy key may be installed with crypto mode off. */
+int ccb_stream_crypto_method(const ccb_stream *s);
+
+/** True when packets carry an integrity check (AES-GCM, or the legacy
+ * MD5 header of cedar-stream.md §8). */
+bool ccb_stream_integrity_on(const ccb_stream *s);
+
+/**
+ * Write a string as HTCondor's put_secret does: with a legacy key installed
+ * and crypto mode off, crypto is on for this string only (8-byte length and
+ * bytes enciphered, cedar-stream.md §7); otherwise a plain put_string.
+ * Errors as ccb_stream_put_string().
+ */
+ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str);
+
+/** Read a string written with put_secret (see ccb_stream_put_secret()).
+ * *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
+ccb_err ccb_stream_get_secret(ccb_stream *s, char **out);
 
 /**
  * Forget the handshake digests (HTCondor's resetHeaderMD): traffic before this

@@ -937,7 +937,7 @@ static void *reg_main(void *arg)
 /* ---- public API ---------------------------------------------------------------- */
 
 #define SEC_STRINGS(X)                                                              \
-	X(auth_methods) X(trust_domain) X(uid_domain) X(claimtobe_user) X(subsystem) \
+	X(auth_methods) X(crypto_methods) X(trust_domain) X(uid_domain) X(claimtobe_user) X(subsystem) \
 	X(token) X(token_file) X(token_directory) X(ssl_ca_file) X(ssl_ca_dir)      \
 	X(ssl_certfile) X(ssl_keyfile) X(ssl_server_host)
 

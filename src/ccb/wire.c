@@ -230,7 +230,7 @@ static ccb_err send_ad(ccb_stream *s, bool hello, const ccb_classad *ad, unsigne
 				     "%s: another outbound message is being built (%zu bytes)", step,
 				     out->len);
 	if ((hello && !ccb_enc_int(out, CCB_CMD_CCB_REVERSE_CONNECT)) ||
-	    !ccb__classad_encode(out, ccb_stream_crypto_on(s), ad, &opts)) {
+	    !ccb__classad_encode_stream(s, ad, &opts)) {
 		ccb_buf_reset(out);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "%s: encoding the ClassAd", step);
 	}

@@ -116,7 +116,37 @@ ccb_err ccb_dec_string_view(ccb_cursor *c, const char **s, size_t *n, bool *is_n
 	return CCB_OK;
 }
 
-ccb_err ccb_dec_string(ccb_cursor *c, char **out, ccb_error *err)
+ccb_err ccb_dec_secret_view(ccb_cursor *c, const char **s, size_t *n, bool *is_null,
+			    ccb_error *err)
+{
+	size_t at = c->pos;
+	uint64_t len = 0;
+	ccb_err rc;
+
+	if (!c->secret || c->crypto)
+		return ccb_dec_string_view(c, s, n, is_null, err);
+	*s = NULL;
+	*n = 0;
+	*is_null = false;
+	if (ccb_cursor_left(c) < 8)
+		return short_read(c, 8, "a secret's length", err);
+	if ((rc = c->secret(c->secret_ctx, at, 8, err)))
+		return rc;
+	for (int i = 0; i < 8; i++)
+		len = len << 8 | c->data[at + i];
+	if (len > CCB_MAX_CRYPTO_STRING || len > ccb_cursor_left(c) - 8)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "bad secret length %llu (%zu bytes left; wrong session key?)",
+				     (unsigned long long)len, ccb_cursor_left(c) - 8);
+	if ((rc = c->secret(c->secret_ctx, at + 8, (size_t)len, err)))
+		return rc;
+	c->crypto = true;
+	rc = ccb_dec_string_view(c, s, n, is_null, err);
+	c->crypto = false;
+	return rc;
+}
+
+static ccb_err dec_copy(ccb_cursor *c, char **out, bool secret, ccb_error *err)
 {
 	const char *s;
 	size_t n;
@@ -124,7 +154,9 @@ ccb_err ccb_dec_string(ccb_cursor *c, char **out, ccb_error *err)
 	ccb_err rc;
 
 	*out = NULL;
-	if ((rc = ccb_dec_string_view(c, &s, &n, &is_null, err)))
+	rc = secret ? ccb_dec_secret_view(c, &s, &n, &is_null, err)
+		    : ccb_dec_string_view(c, &s, &n, &is_null, err);
+	if (rc)
 		return rc;
 	if (is_null)
 		return CCB_OK;
@@ -132,6 +164,16 @@ ccb_err ccb_dec_string(ccb_cursor *c, char **out, ccb_error *err)
 	if (!*out)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "string of %zu bytes", n);
 	return CCB_OK;
+}
+
+ccb_err ccb_dec_string(ccb_cursor *c, char **out, ccb_error *err)
+{
+	return dec_copy(c, out, false, err);
+}
+
+ccb_err ccb_dec_secret(ccb_cursor *c, char **out, ccb_error *err)
+{
+	return dec_copy(c, out, true, err);
 }
 
 bool ccb_enc_uint(ccb_buf *b, uint64_t v)

@@ -23,6 +23,11 @@ typedef struct ccb_cursor {
 	size_t len;
 	size_t pos;
 	bool crypto;
+	/* Set by a stream holding a legacy key with crypto mode off: deciphers
+	 * n bytes at offset `off` of `data` in place, for a secret
+	 * (classad-wire.md §6). NULL: secrets are read like other strings. */
+	ccb_err (*secret)(void *ctx, size_t off, size_t n, ccb_error *err);
+	void *secret_ctx;
 } ccb_cursor;
 
 static inline size_t ccb_cursor_left(const ccb_cursor *c)
@@ -41,6 +46,11 @@ ccb_err ccb_dec_string_view(ccb_cursor *c, const char **s, size_t *n, bool *is_n
 			    ccb_error *err);
 /* Copying form; *out is malloc'd (NULL for the NULL marker). */
 ccb_err ccb_dec_string(ccb_cursor *c, char **out, ccb_error *err);
+/* Stream::get_secret: with a `secret` hook the string is in the ON form
+ * (8-byte length + bytes), both enciphered; without, a plain string. */
+ccb_err ccb_dec_secret_view(ccb_cursor *c, const char **s, size_t *n, bool *is_null,
+			    ccb_error *err);
+ccb_err ccb_dec_secret(ccb_cursor *c, char **out, ccb_error *err);
 
 bool ccb_enc_int(ccb_buf *b, int64_t v);
 bool ccb_enc_uint(ccb_buf *b, uint64_t v);

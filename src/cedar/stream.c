@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "cedar/aesgcm.h"
+#include "cedar/legacy.h"
 #include "cedar/stream_internal.h"
 
 #define HDR_LEN 5
@@ -36,6 +37,13 @@ struct ccb_stream {
 
 	bool have_key;
 	ccb_aesgcm gcm;
+
+	/* Legacy key (cedar-stream.md §5, §7, §8): every byte enciphered while
+	 * `legacy_on`, otherwise only secrets; `md_on` adds the MD5 header. */
+	bool have_legacy;
+	bool legacy_on;
+	bool md_on;
+	ccb_legacy leg;
 
 	/* Handshake digests (cedar-stream.md §4). */
 	EVP_MD_CTX *md_send, *md_recv;
@@ -131,6 +139,7 @@ void ccb_stream_free(ccb_stream *s)
 		close(s->fd);
 	drop_digests(s);
 	ccb_aesgcm_wipe(&s->gcm);
+	ccb_legacy_wipe(&s->leg);
 	ccb_buf_free(&s->out);
 	ccb_buf_free(&s->in);
 	ccb_buf_free(&s->scratch);
@@ -348,6 +357,17 @@ void ccb_stream_reset_digests(ccb_stream *s)
 
 /* ---- packets ------------------------------------------------------------ */
 
+/* A legacy cipher restarts at every end of message, sent or read, in both
+ * directions (ReliSock::end_of_message_internal -> resetCrypto,
+ * H:reli_sock.cpp:575-577, H:sock.cpp:2775-2783, H:condor_crypt.cpp:103-147). */
+static void legacy_restart(ccb_stream *s)
+{
+	ccb_error e;
+
+	if (s->have_legacy && ccb_legacy_reset(&s->leg, &e))
+		fail(s, e.code, "%s", e.detail);
+}
+
 static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t n,
 			   int64_t deadline)
 {
@@ -355,6 +375,19 @@ static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t
 	size_t wire_len = s->have_key ? ccb_aesgcm_sealed_len(&s->gcm, n) : n;
 	ccb_error e;
 
+	if (s->md_on) {
+		/* MD mode (H:reli_sock.cpp:1300-1309, buffers.cpp:300-313): the
+		 * header grows to 21 bytes, MD5(key ‖ body) after the length. */
+		uint8_t hdr[HDR_LEN + CCB_LEGACY_MAC_LEN];
+		ccb_err rc;
+
+		hdr[0] = last ? 1 : 0;
+		ccb_be32_put(hdr + 1, (uint32_t)n);
+		ccb_legacy_mac(s->leg.key, CCB_LEGACY_KEY_LEN, body, n, hdr + HDR_LEN);
+		if ((rc = write_all(s, hdr, sizeof hdr, deadline)))
+			return rc;
+		return write_all(s, body, n, deadline);
+	}
 	ccb_buf_reset(&s->scratch);
 	if (!ccb_buf_reserve(&s->scratch, HDR_LEN + wire_len))
 		return fail(s, CCB_ERR_NOMEM, "packet of %zu bytes", wire_len);
@@ -394,6 +427,15 @@ ccb_err ccb_stream_end_message(ccb_stream *s)
 	if (s->broken)
 		goto broken;
 	deadline = op_deadline(s);
+	if (s->legacy_on) {
+		/* Every byte of the message through the cipher, which starts
+		 * each message afresh (H:reli_sock.cpp:575-577, 643-669). */
+		ccb_error e;
+		if (ccb_legacy_encrypt(&s->leg, s->out.data, s->out.len, &e)) {
+			rc = fail(s, e.code, "%s", e.detail);
+			goto out;
+		}
+	}
 	while (off < s->out.len) {
 		size_t n = s->out.len - off < chunk ? s->out.len - off : chunk;
 		rc = send_packet(s, off + n == s->out.len, s->out.data + off, n, deadline);
@@ -401,11 +443,24 @@ ccb_err ccb_stream_end_message(ccb_stream *s)
 			break;
 		off += n;
 	}
+out:
 	ccb_buf_reset(&s->out);
+	legacy_restart(s);
 	return rc;
 broken:
 	ccb_buf_reset(&s->out);
 	return s->err.code ? s->err.code : CCB_ERR_STATE;
+}
+
+/* Cursor hook: decipher n bytes of the loaded message at `off` (a secret
+ * read while crypto mode is off, classad-wire.md §6). */
+static ccb_err decipher_secret(void *ctx, size_t off, size_t n, ccb_error *err)
+{
+	ccb_stream *s = ctx;
+
+	if (off > s->in.len || n > s->in.len - off)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL, "secret runs past the message");
+	return ccb_legacy_decrypt(&s->leg, s->in.data + off, n, err);
 }
 
 static ccb_err read_message(ccb_stream *s)
@@ -420,8 +475,12 @@ static ccb_err read_message(ccb_stream *s)
 		int8_t end;
 		uint32_t len;
 
+		uint8_t mac[CCB_LEGACY_MAC_LEN];
+
 		rc = read_exact(s, hdr, HDR_LEN, deadline, "read packet header");
 		if (rc)
+			return rc;
+		if (s->md_on && (rc = read_exact(s, mac, sizeof mac, deadline, "read packet MAC")))
 			return rc;
 		/* Receiver checks of H:reli_sock.cpp:831-931. */
 		end = (int8_t)hdr[0];
@@ -471,15 +530,38 @@ static ccb_err read_message(ccb_stream *s)
 					"read packet body");
 			if (rc)
 				return rc;
-			if (!s->frozen)
+			if (s->md_on) {
+				/* H:reli_sock.cpp:1074-1081, buffers.cpp:315-323. */
+				uint8_t want[CCB_LEGACY_MAC_LEN];
+				ccb_legacy_mac(s->leg.key, CCB_LEGACY_KEY_LEN, s->in.data + s->in.len,
+					       len, want);
+				if (CRYPTO_memcmp(want, mac, sizeof mac))
+					return fail(s, CCB_ERR_CRYPTO,
+						    "packet failed its MD5 integrity check (legacy "
+						    "integrity, wrong session key or altered data)");
+			} else if (!s->frozen && !s->legacy_on) {
 				digest(&s->md_recv, &s->md_recv_bytes, hdr, s->in.data + s->in.len,
 				       len);
+			}
 			s->in.len += len;
 		}
 		if (end != 0)
 			break;
 	}
-	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len, .crypto = s->have_key};
+	if (s->legacy_on) {
+		/* Bytes are deciphered as they leave the packet buffer; the
+		 * cipher restarted at the last end of message, so deciphering
+		 * the whole message now is the same (H:reli_sock.cpp:714-746). */
+		legacy_restart(s);
+		if (ccb_legacy_decrypt(&s->leg, s->in.data, s->in.len, &e))
+			return fail(s, e.code, "%s", e.detail);
+	}
+	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len,
+			      .crypto = s->have_key || s->legacy_on};
+	if (s->have_legacy && !s->legacy_on) {
+		s->cur.secret = decipher_secret;
+		s->cur.secret_ctx = s;
+	}
 	s->loaded = true;
 	return CCB_OK;
 }
@@ -510,6 +592,7 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s)
 	left = ccb_cursor_left(&s->cur);
 	s->loaded = false;
 	ccb_buf_reset(&s->in);
+	legacy_restart(s);
 	if (left)
 		return fail(s, CCB_ERR_PROTOCOL, "%zu bytes of the message left unread", left);
 	return CCB_OK;
@@ -550,7 +633,7 @@ ccb_err ccb_stream_put_bytes(ccb_stream *s, const void *p, size_t n)
 }
 ccb_err ccb_stream_put_null_string(ccb_stream *s)
 {
-	PUT(ccb_enc_null_string(&s->out, s->have_key));
+	PUT(ccb_enc_null_string(&s->out, ccb_stream_crypto_on(s)));
 }
 
 ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
@@ -558,7 +641,43 @@ ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
 	if (str && (uint8_t)str[0] == CCB_NULL_STRING_MARKER)
 		return fail(s, CCB_ERR_INVALID_ARG,
 			    "a string starting with byte 0xAD cannot be sent (NULL marker)");
-	PUT(ccb_enc_string(&s->out, s->have_key, str));
+	PUT(ccb_enc_string(&s->out, ccb_stream_crypto_on(s), str));
+}
+
+bool ccb__stream_secrets_enciphered(const ccb_stream *s)
+{
+	return s->have_legacy && !s->legacy_on;
+}
+
+ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from)
+{
+	ccb_error e;
+
+	if (!ccb__stream_secrets_enciphered(s) || from > s->out.len)
+		return CCB_OK;
+	if (ccb_legacy_encrypt(&s->leg, s->out.data + from, s->out.len - from, &e))
+		return fail(s, e.code, "%s", e.detail);
+	return CCB_OK;
+}
+
+/* Stream::put_secret (H:stream.cpp:685-697, 1277-1301): crypto mode on
+ * around the string when a legacy key is installed but off; otherwise a
+ * plain put. */
+ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str)
+{
+	size_t from = s->out.len;
+	bool on = ccb__stream_secrets_enciphered(s);
+	ccb_err rc;
+
+	if (str && (uint8_t)str[0] == CCB_NULL_STRING_MARKER)
+		return fail(s, CCB_ERR_INVALID_ARG,
+			    "a string starting with byte 0xAD cannot be sent (NULL marker)");
+	if (s->broken)
+		return s->err.code ? s->err.code : CCB_ERR_STATE;
+	if (!ccb_enc_string(&s->out, on || ccb_stream_crypto_on(s), str))
+		return fail(s, CCB_ERR_NOMEM, "growing outbound message");
+	rc = ccb__stream_encipher_tail(s, from);
+	return rc;
 }
 
 #define GET(call)                                                              \
@@ -579,6 +698,11 @@ ccb_err ccb_stream_get_string(ccb_stream *s, char **out)
 {
 	*out = NULL;
 	GET(ccb_dec_string(c, out, &e));
+}
+ccb_err ccb_stream_get_secret(ccb_stream *s, char **out)
+{
+	*out = NULL;
+	GET(ccb_dec_secret(c, out, &e));
 }
 ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
 {
@@ -609,6 +733,10 @@ ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const u
 		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
 	if (ccb_aesgcm_init(&s->gcm, key, iv, &e))
 		return fail(s, e.code, "%s", e.detail);
+	/* An AES key replaces a legacy one and turns MD mode off
+	 * (H:sock.cpp:2806-2810, 2825-2833). */
+	ccb_legacy_wipe(&s->leg);
+	s->have_legacy = s->legacy_on = s->md_on = false;
 	s->have_key = true;
 	return CCB_OK;
 }
@@ -620,5 +748,32 @@ ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]
 
 bool ccb_stream_crypto_on(const ccb_stream *s)
 {
-	return s->have_key;
+	return s->have_key || s->legacy_on;
+}
+
+ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key, bool encrypt,
+				   bool integrity)
+{
+	ccb_error e;
+
+	if (s->out.len || s->loaded)
+		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
+	if (s->have_key)
+		return fail(s, CCB_ERR_STATE, "an AES key is already installed");
+	if (ccb_legacy_init(&s->leg, method, key, &e))
+		return fail(s, e.code, "%s", e.detail);
+	s->have_legacy = true;
+	s->legacy_on = encrypt;
+	s->md_on = integrity;
+	return CCB_OK;
+}
+
+int ccb_stream_crypto_method(const ccb_stream *s)
+{
+	return s->have_key ? 3 : s->have_legacy ? s->leg.method : 0;
+}
+
+bool ccb_stream_integrity_on(const ccb_stream *s)
+{
+	return s->have_key || s->md_on;
 }

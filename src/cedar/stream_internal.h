@@ -16,6 +16,22 @@ ccb_err ccb__stream_fail(ccb_stream *s, const ccb_error *err);
 /* Like ccb_stream_set_aes_key() with a fixed send base IV (known-answer tests). */
 ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const uint8_t iv[16]);
 
+/*
+ * Install a BLOWFISH or 3DES session key (CCB_SEC_CRYPTO_BLOWFISH / _3DES,
+ * 24 bytes) as Sock::set_crypto_key + set_MD_mode do: `encrypt` turns
+ * crypto mode on for every byte, otherwise only secrets are enciphered;
+ * `integrity` adds the MD5 header to every packet (cedar-stream.md §7, §8).
+ * Must be called between messages. Errors: CCB_ERR_STATE, CCB_ERR_UNSUPPORTED
+ * (cipher unavailable), CCB_ERR_CRYPTO.
+ */
+ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key, bool encrypt,
+				   bool integrity);
+/* A legacy key is installed and crypto mode is off: secrets are enciphered. */
+bool ccb__stream_secrets_enciphered(const ccb_stream *s);
+/* Encipher the outbound bytes from offset `from` to the end as a secret
+ * (no-op unless ccb__stream_secrets_enciphered()). */
+ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from);
+
 /* Release the message buffers' memory when no message is being read or
  * built (a long-lived idle stream, e.g. a broker's registration, then holds
  * only its struct). No-op otherwise. */

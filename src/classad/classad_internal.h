@@ -26,6 +26,11 @@ ccb_err ccb__classad_decode(ccb_cursor *c, ccb_classad **out, int flags, ccb_err
 bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
 			 const ccb_classad_put_opts *opts);
 
+/* Encode an ad into the stream's outbound message, enciphering secrets
+ * when the stream holds a legacy key with crypto mode off. */
+bool ccb__classad_encode_stream(ccb_stream *s, const ccb_classad *ad,
+				const ccb_classad_put_opts *opts);
+
 /* Split "Name = rhs" (SplitLongFormAttrValue, H:compat_classad.cpp:3143-3161):
  * name is before the first '=' minus trailing spaces, rhs after it minus
  * leading spaces. False if there is no '=' or the name is empty. */

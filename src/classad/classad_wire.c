@@ -11,31 +11,47 @@
 
 typedef enum { SEND_PLAIN, SEND_MARKED, SEND_NOTHING } send_mode;
 
-/* What _putClassAd writes for one attribute (H:classad_oldnew.cpp:672-825).
- * libccb has no legacy ciphers, so "crypto is a no-op" always holds: with AES
- * installed or without any key, secrets are never enciphered separately. */
-static send_mode mode_for(const char *name, const ccb_classad_put_opts *o)
+/* What _putClassAd writes for one attribute (H:classad_oldnew.cpp:672-825,
+ * projection 826-900). `noop` is prepare_crypto_for_secret_is_noop
+ * (H:stream.cpp:1277-1290): true under AES, under a legacy cipher with
+ * crypto mode on, and without a key; false with a legacy key and crypto off,
+ * when secrets are enciphered one by one. */
+static send_mode mode_for(const char *name, const ccb_classad_put_opts *o, bool noop)
 {
 	bool v2 = strncasecmp(name, "_condor_priv", 12) == 0;
+	bool old_peer = o->peer_version < PEER_PRIVATE_OK;
 
 	if (!ccb_attr_is_private(name))
 		return SEND_PLAIN;
-	if (o->no_private)
+	if (o->no_private || (v2 && old_peer))
 		return SEND_NOTHING;
-	if (o->peer_version >= PEER_PRIVATE_OK)
-		return SEND_PLAIN;
-	/* Peer unknown or older than 9.9.0: V2 names are left out; V1 names go
-	 * behind the marker, except in a projection write, which marks them only
-	 * when crypto is not a no-op — never, here (classad-wire.md §7). */
-	if (v2)
-		return SEND_NOTHING;
-	return o->projection ? SEND_PLAIN : SEND_MARKED;
+	if (o->projection)
+		return noop ? SEND_PLAIN : SEND_MARKED;
+	/* Peer unknown or older than 9.9.0, or secrets to encipher: the marker
+	 * and a secret (in clear when crypto is a no-op). */
+	return noop && !old_peer ? SEND_PLAIN : SEND_MARKED;
 }
+
+static bool encode(ccb_buf *b, bool crypto, ccb_stream *sec, const ccb_classad *ad,
+		   const ccb_classad_put_opts *opts);
 
 bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
 			 const ccb_classad_put_opts *opts)
 {
+	return encode(b, crypto, NULL, ad, opts);
+}
+
+bool ccb__classad_encode_stream(ccb_stream *s, const ccb_classad *ad,
+				const ccb_classad_put_opts *opts)
+{
+	return encode(ccb__stream_out(s), ccb_stream_crypto_on(s), s, ad, opts);
+}
+
+static bool encode(ccb_buf *b, bool crypto, ccb_stream *sec, const ccb_classad *ad,
+		   const ccb_classad_put_opts *opts)
+{
 	static const ccb_classad_put_opts defaults = {0};
+	bool noop = !sec || !ccb__stream_secrets_enciphered(sec);
 	size_t n = ccb_classad_count(ad), count = 0, *order;
 	ccb_buf line;
 	bool ok = true;
@@ -62,20 +78,27 @@ bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
 		}
 	}
 	for (size_t i = 0; i < n; i++)
-		if (mode_for(ccb_classad_name_at(ad, i), opts) != SEND_NOTHING)
+		if (mode_for(ccb_classad_name_at(ad, i), opts, noop) != SEND_NOTHING)
 			count++;
 	if (!ccb_enc_int(b, (int64_t)count))
 		return false;
 	ccb_buf_init(&line);
 	for (size_t k = 0; ok && k < n; k++) {
 		size_t i = order[k];
-		send_mode m = mode_for(ccb_classad_name_at(ad, i), opts);
+		send_mode m = mode_for(ccb_classad_name_at(ad, i), opts, noop);
+		size_t from;
 		if (m == SEND_NOTHING)
 			continue;
 		ccb_buf_reset(&line);
 		ok = ccb__classad_print_line(&line, ad, i) &&
-		     (m != SEND_MARKED || ccb_enc_string(b, crypto, CCB_SECRET_MARKER)) &&
-		     ccb_enc_string_n(b, crypto, (const char *)line.data, line.len);
+		     (m != SEND_MARKED || ccb_enc_string(b, crypto, CCB_SECRET_MARKER));
+		from = b->len;
+		/* put_secret: the ON string form, enciphered, when crypto is off
+		 * with a legacy key (H:stream.cpp:685-697). */
+		ok = ok && ccb_enc_string_n(b, crypto || (m == SEND_MARKED && !noop),
+					    (const char *)line.data, line.len);
+		if (ok && m == SEND_MARKED && !noop)
+			ok = ccb__stream_encipher_tail(sec, from) == CCB_OK;
 	}
 	ccb_buf_free(&line);
 	free(order);
@@ -121,7 +144,7 @@ ccb_err ccb__classad_decode(ccb_cursor *c, ccb_classad **out, int flags, ccb_err
 						   "secret attribute in a handshake ad");
 				goto fail;
 			}
-			if ((rc = ccb_dec_string_view(c, &s, &len, &is_null, err)))
+			if ((rc = ccb_dec_secret_view(c, &s, &len, &is_null, err)))
 				goto fail_prefix;
 		}
 		if (is_null || !ccb__classad_split_line(s, len, &name, &name_len, &rhs, &rhs_len)) {
@@ -175,7 +198,7 @@ fail:
 
 ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_opts *opts)
 {
-	if (!ccb__classad_encode(ccb__stream_out(s), ccb_stream_crypto_on(s), ad, opts)) {
+	if (!ccb__classad_encode_stream(s, ad, opts)) {
 		ccb_error e;
 		ccb_error_set(&e, CCB_ERR_NOMEM, "encoding ClassAd");
 		return ccb__stream_fail(s, &e);

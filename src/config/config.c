@@ -30,8 +30,8 @@ static const struct {
 	 "Integrity for every level without its own setting."},
 	{"SEC_DEFAULT_AUTHENTICATION_METHODS", K_STRING, "FS,TOKEN,SSL",
 	 "Methods offered and accepted, in order of preference (CLAIMTOBE, FS, TOKEN/IDTOKENS, SSL)."},
-	{"SEC_DEFAULT_CRYPTO_METHODS", K_STRING, "AES",
-	 "Crypto methods; libccb speaks AES (AES-256-GCM) only."},
+	{"SEC_DEFAULT_CRYPTO_METHODS", K_STRING, "AES,BLOWFISH,3DES",
+	 "Crypto methods in order of preference: AES (AES-256-GCM), BLOWFISH, 3DES (alias TRIPLEDES); BLOWFISH is dropped when OpenSSL's legacy provider is missing."},
 	{"SEC_CLIENT_AUTHENTICATION", K_LEVEL, "OPTIONAL",
 	 "Authentication a client asks for (falls back to SEC_DEFAULT_AUTHENTICATION)."},
 	{"SEC_CLIENT_ENCRYPTION", K_LEVEL, "REQUIRED",
@@ -40,8 +40,8 @@ static const struct {
 	 "Integrity a client asks for."},
 	{"SEC_CLIENT_AUTHENTICATION_METHODS", K_STRING, "FS,TOKEN,SSL",
 	 "Methods a client offers."},
-	{"SEC_CLIENT_CRYPTO_METHODS", K_STRING, "AES",
-	 "Crypto methods a client offers."},
+	{"SEC_CLIENT_CRYPTO_METHODS", K_STRING, "SEC_DEFAULT_CRYPTO_METHODS",
+	 "Crypto methods a client offers, in order of preference."},
 	{"SEC_CLIENT_SESSION_DURATION", K_INT, "60",
 	 "Seconds a client asks a session to last."},
 	{"SEC_CLAIMTOBE_USER", K_STRING, "effective user",
@@ -70,6 +70,8 @@ static const struct {
 	 "Integrity for READ commands."},
 	{"SEC_READ_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
 	 "Authentication methods for READ commands."},
+	{"SEC_READ_CRYPTO_METHODS", K_STRING, "SEC_DEFAULT_CRYPTO_METHODS",
+	 "Crypto methods for READ commands."},
 	{"SEC_WRITE_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
 	 "Authentication for WRITE commands."},
 	{"SEC_WRITE_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
@@ -78,6 +80,8 @@ static const struct {
 	 "Integrity for WRITE commands."},
 	{"SEC_WRITE_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
 	 "Authentication methods for WRITE commands."},
+	{"SEC_WRITE_CRYPTO_METHODS", K_STRING, "SEC_DEFAULT_CRYPTO_METHODS",
+	 "Crypto methods for WRITE commands."},
 	{"SEC_ADMINISTRATOR_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
 	 "Authentication for ADMINISTRATOR commands."},
 	{"SEC_ADMINISTRATOR_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
@@ -86,6 +90,8 @@ static const struct {
 	 "Integrity for ADMINISTRATOR commands."},
 	{"SEC_ADMINISTRATOR_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
 	 "Authentication methods for ADMINISTRATOR commands."},
+	{"SEC_ADMINISTRATOR_CRYPTO_METHODS", K_STRING, "SEC_DEFAULT_CRYPTO_METHODS",
+	 "Crypto methods for ADMINISTRATOR commands."},
 	{"SEC_DAEMON_AUTHENTICATION", K_LEVEL, "SEC_DEFAULT_AUTHENTICATION",
 	 "Authentication for DAEMON commands."},
 	{"SEC_DAEMON_ENCRYPTION", K_LEVEL, "SEC_DEFAULT_ENCRYPTION",
@@ -94,6 +100,8 @@ static const struct {
 	 "Integrity for DAEMON commands."},
 	{"SEC_DAEMON_AUTHENTICATION_METHODS", K_STRING, "SEC_DEFAULT_AUTHENTICATION_METHODS",
 	 "Authentication methods for DAEMON commands."},
+	{"SEC_DAEMON_CRYPTO_METHODS", K_STRING, "SEC_DEFAULT_CRYPTO_METHODS",
+	 "Crypto methods for DAEMON commands."},
 	{"SEC_TOKEN_MAX_AGE", K_INT, "0 (no limit)",
 	 "Oldest token (seconds since iat) a server accepts."},
 	{"ALLOW_READ", K_STRING, "*",
@@ -124,8 +132,8 @@ static const struct {
 	 "Servers require a client certificate."},
 	{"TRUST_DOMAIN", K_STRING, "unset",
 	 "Trust domain: the issuer of tokens minted and accepted."},
-	{"UID_DOMAIN", K_STRING, "unset",
-	 "Domain of CLAIMTOBE and FS identities (user@UID_DOMAIN)."},
+	{"UID_DOMAIN", K_STRING, "this host's full name",
+	 "Domain of CLAIMTOBE and FS identities (user@UID_DOMAIN); HTCondor's default is $(FULL_HOSTNAME)."},
 	{"CCB_ADDRESS", K_STRING, "unset",
 	 "Listener: the brokers to register with, space or comma separated host:port or sinful strings."},
 	{"CCB_HEARTBEAT_INTERVAL", K_INT, "300",
@@ -201,6 +209,32 @@ bool ccb_config_knob_known(const char *knob)
 	return knob && knob_index(knob) >= 0;
 }
 
+/* A SEC_*_CRYPTO_METHODS list: names HTCondor knows (condor_secman.cpp
+ * filterCryptoMethods / getCryptProtocolNameToEnum), any case; NULL if
+ * fine, else the first unknown name (copied into bad). */
+static const char *crypto_list_bad(const char *v, char *bad, size_t size)
+{
+	static const char *const known[] = {"AES", "BLOWFISH", "3DES", "TRIPLEDES"};
+	const char *p = v;
+
+	for (;;) {
+		size_t n;
+		bool ok = false;
+		while (*p == ',' || *p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+			p++;
+		if (!*p)
+			return NULL;
+		n = strcspn(p, ", \t\n\r");
+		for (size_t i = 0; i < 4 && !ok; i++)
+			ok = strlen(known[i]) == n && !strncasecmp(p, known[i], n);
+		if (!ok) {
+			snprintf(bad, size, "%.*s", (int)n, p);
+			return bad;
+		}
+		p += n;
+	}
+}
+
 static bool level_ok(const char *v)
 {
 	/* First letter, as HTCondor parses it (condor_secman.cpp:142-164). */
@@ -268,6 +302,15 @@ static ccb_err set_value(ccb_config *c, const char *file, const char *text, cons
 			return ccb_error_set(err, CCB_ERR_CONFIG,
 					     "%s: %s must be REQUIRED, PREFERRED, OPTIONAL or NEVER, not \"%s\"",
 					     path, key, s);
+		{
+			size_t kl = strlen(knobs[i].name);
+			char bad[64];
+			if (kl > 15 && !strcmp(knobs[i].name + kl - 15, "_CRYPTO_METHODS") &&
+			    crypto_list_bad(s, bad, sizeof bad))
+				return ccb_error_set(err, CCB_ERR_CONFIG,
+						     "%s: %s: unknown crypto method \"%s\" (known: AES, "
+						     "BLOWFISH, 3DES, TRIPLEDES)", path, key, bad);
+		}
 		break;
 	case K_INT:
 		if (!json_is_integer(v))
@@ -361,8 +404,17 @@ ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 		const char *e;
 		snprintf(env, sizeof env, "_CONDOR_%s", knobs[i].name);
 		if ((e = getenv(env))) {
+			char bad[64];
+			size_t kl = strlen(knobs[i].name);
 			if (knobs[i].type == K_LEVEL && !level_ok(e)) {
 				rc = ccb_error_set(err, CCB_ERR_CONFIG, "environment %s: bad level \"%s\"", env, e);
+				goto out;
+			}
+			if (kl > 15 && !strcmp(knobs[i].name + kl - 15, "_CRYPTO_METHODS") &&
+			    crypto_list_bad(e, bad, sizeof bad)) {
+				rc = ccb_error_set(err, CCB_ERR_CONFIG,
+						   "environment %s: unknown crypto method \"%s\" (known: "
+						   "AES, BLOWFISH, 3DES, TRIPLEDES)", env, bad);
 				goto out;
 			}
 			if (!(c->env[i] = ccb_strdup(e))) {
@@ -466,6 +518,8 @@ ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *o
 	out->integrity = level_of(c, "SEC_CLIENT_INTEGRITY", "SEC_DEFAULT_INTEGRITY");
 	m = ccb_config_get(c, "SEC_CLIENT_AUTHENTICATION_METHODS");
 	out->auth_methods = m ? m : ccb_config_get(c, "SEC_DEFAULT_AUTHENTICATION_METHODS");
+	m = ccb_config_get(c, "SEC_CLIENT_CRYPTO_METHODS");
+	out->crypto_methods = m ? m : ccb_config_get(c, "SEC_DEFAULT_CRYPTO_METHODS");
 	out->trust_domain = ccb_config_get(c, "TRUST_DOMAIN");
 	out->uid_domain = ccb_config_get(c, "UID_DOMAIN");
 	out->claimtobe_user = ccb_config_get(c, "SEC_CLAIMTOBE_USER");
@@ -503,6 +557,8 @@ ccb_err ccb_config_server_security(const ccb_config *c, ccb_sec_server_config *o
 		out->integrity[p] = level_of(c, knob, knob);
 		snprintf(knob, sizeof knob, "SEC_%s_AUTHENTICATION_METHODS", perm_knob[p]);
 		out->auth_methods[p] = ccb_config_get(c, knob);
+		snprintf(knob, sizeof knob, "SEC_%s_CRYPTO_METHODS", perm_knob[p]);
+		out->crypto_methods[p] = ccb_config_get(c, knob);
 		if (p == CCB_PERM_ALLOW)
 			continue; /* no ALLOW_ALLOW */
 		snprintf(knob, sizeof knob, "ALLOW_%s", perm_knob[p]);

@@ -77,6 +77,8 @@ static ccb_err recv_int(ccb_stream *s, int64_t *v)
 	return rc ? rc : ccb_stream_end_of_message(s);
 }
 
+static ccb_err recv_legacy_key(ccb_stream *s, int method, ccb__auth_result *out,
+			       ccb_error *err);
 static ccb_err stream_err(ccb_stream *s, ccb_error *err, const char *step)
 {
 	const ccb_error *e = ccb_stream_error(s);
@@ -94,7 +96,7 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 {
 	int bits[16];
 	size_t n = parse_list(methods, false, bits, 16);
-	char tried[256] = "";
+	char tried[512] = "";
 
 	memset(out, 0, sizeof *out);
 	while (n > 0) {
@@ -134,15 +136,14 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 			if (recv_int(s, &has_key))
 				return stream_err(s, err, "read hasKey");
 			if (has_key != 0)
-				return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
-						     "server sent a legacy session key (hasKey=%lld); "
-						     "libccb only derives keys by ECDH", (long long)has_key);
+				return recv_legacy_key(s, bits[k], out, err);
 			return CCB_OK;
 		}
 		if (fatal(rc))
 			return rc;
-		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s", tried[0] ? "," : "",
-			 ccb__sec_method_name(bits[k]));
+		snprintf(tried + strlen(tried), sizeof tried - strlen(tried), "%s%s",
+			 tried[0] ? "; " : "", err && err->detail[0] ? err->detail
+							  : ccb__sec_method_name(bits[k]));
 		/* Drop the failed method and offer the rest (§6.1). */
 		memmove(&bits[k], &bits[k + 1], (n - k - 1) * sizeof bits[0]);
 		n--;
@@ -152,6 +153,61 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 	return ccb_error_set(err, CCB_ERR_AUTH,
 			     "no authentication method in common with the server (negotiated list: '%s')",
 			     methods ? methods : "");
+}
+
+/* Methods whose wrap()/unwrap() is Condor_Auth_Base's copy
+ * (H:condor_auth.cpp:100-130): the legacy key travels as is. */
+static bool identity_wrap(int method)
+{
+	return method == CCB_AUTH_CLAIMTOBE || method == CCB_AUTH_FS ||
+	       method == CCB_AUTH_FS_REMOTE || method == CCB_AUTH_ANONYMOUS;
+}
+
+/* Authentication::exchangeKey, server side (H:authentication.cpp:852-941):
+ * int hasKey, EOM; with a key a second message: int keyLength, int
+ * protocol, int duration, int n, n wrapped bytes, EOM. */
+static ccb_err send_legacy_key(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *out,
+			       ccb_error *err)
+{
+	bool send = p && p->send_key && p->send_key_len && identity_wrap(out->method);
+
+	if (send_int(s, send ? 1 : 0))
+		return stream_err(s, err, "send hasKey");
+	if (!send)
+		return CCB_OK;
+	if (ccb_stream_put_int(s, (int64_t)p->send_key_len) ||
+	    ccb_stream_put_int(s, p->send_key_protocol) || ccb_stream_put_int(s, 0) ||
+	    ccb_stream_put_int(s, (int64_t)p->send_key_len) ||
+	    ccb_stream_put_bytes(s, p->send_key, p->send_key_len) || ccb_stream_end_message(s))
+		return stream_err(s, err, "send session key");
+	out->key_sent = true;
+	return CCB_OK;
+}
+
+/* The client side of the same: the key message after hasKey = 1. */
+static ccb_err recv_legacy_key(ccb_stream *s, int method, ccb__auth_result *out, ccb_error *err)
+{
+	int64_t key_len, protocol, duration, n;
+
+	if (ccb_stream_get_int(s, &key_len) || ccb_stream_get_int(s, &protocol) ||
+	    ccb_stream_get_int(s, &duration) || ccb_stream_get_int(s, &n))
+		return stream_err(s, err, "read session key");
+	if (!identity_wrap(method))
+		return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
+				     "server sent a session key wrapped by %s (legacy key exchange); "
+				     "libccb unwraps keys only for CLAIMTOBE and FS",
+				     ccb__sec_method_name(method));
+	if (n != key_len || n < 1 || n > (int64_t)sizeof out->key)
+		return ccb_error_set(err, CCB_ERR_PROTOCOL,
+				     "server sent a session key of %lld bytes (keyLength %lld)",
+				     (long long)n, (long long)key_len);
+	if (ccb_stream_get_bytes(s, out->key, (size_t)n) || ccb_stream_end_of_message(s))
+		return stream_err(s, err, "read session key");
+	out->has_key = true;
+	out->key_len = (size_t)n;
+	out->key_protocol = (int)protocol;
+	(void)duration;
+	return CCB_OK;
 }
 
 ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_params *p,
@@ -168,7 +224,8 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 		if (recv_int(s, &mask)) {
 			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
 				return ccb_error_set(err, CCB_ERR_AUTH,
-						     "client gave up authenticating (closed)");
+						     "client gave up authenticating (closed)%s%s",
+						     out->failures[0] ? " after: " : "", out->failures);
 			return stream_err(s, err, "read offered authentication methods");
 		}
 		/* The first method of our own list that the client offers. */
@@ -177,20 +234,37 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 				chosen = bits[i];
 		if (send_int(s, chosen))
 			return stream_err(s, err, "send chosen authentication method");
-		if (!chosen)
+		if (!chosen) {
+			if (out->failures[0])
+				return ccb_error_set(err, CCB_ERR_AUTH,
+						     "no authentication method left (client offers mask "
+						     "%lld): %s", (long long)mask, out->failures);
 			return ccb_error_set(err, CCB_ERR_AUTH,
-					     "client offered no acceptable method (mask %lld)", (long long)mask);
+					     "client offered no acceptable method (client mask %lld, "
+					     "ours: %s)", (long long)mask, methods && *methods ? methods : "none");
+		}
 		rc = method_for((int)chosen, true)(s, p, out, err);
 		if (rc == CCB_OK) {
 			out->method = (int)chosen;
 			snprintf(out->method_name, sizeof out->method_name, "%s",
 				 ccb__sec_method_name((int)chosen));
-			if (send_int(s, 0))
-				return stream_err(s, err, "send hasKey");
-			return CCB_OK;
+			return send_legacy_key(s, p, out, err);
 		}
 		if (fatal(rc))
 			return rc;
+		/* Say why, so that the final "no acceptable method" names the
+		 * real cause (the client only learns a method's error code). */
+		CCB_LOG(CCB_LOG_DEBUG, "security: %s: %s failed: %s", ccb_stream_peer_name(s),
+			ccb__sec_method_name((int)chosen), err ? err->detail : "");
+		{
+			const char *name = ccb__sec_method_name((int)chosen);
+			const char *d = err && err->detail[0] ? err->detail : "failed";
+			size_t nl = strlen(name);
+			bool named = !strncmp(d, name, nl) && d[nl] == ':';
+			snprintf(out->failures + strlen(out->failures),
+				 sizeof out->failures - strlen(out->failures), "%s%s%s%s",
+				 out->failures[0] ? "; " : "", named ? "" : name, named ? "" : ": ", d);
+		}
 		/* The client drops the method and offers the rest; wait for it. */
 	}
 }

@@ -61,6 +61,13 @@ typedef struct ccb__auth_params {
 	const char *ssl_server_host;     /* name to check the server certificate against (client) */
 	bool ssl_skip_host_check;        /* SSL_SKIP_HOST_CHECK (client) */
 	bool ssl_require_client_cert;    /* AUTH_SSL_REQUIRE_CLIENT_CERTIFICATE (server) */
+	/* Legacy key exchange (§6.2 hasKey = 1), server side: a session key to
+	 * send after a successful method, for a client without ECDH. Sent only
+	 * by methods whose wrap() is the identity (CLAIMTOBE, FS, FS_REMOTE,
+	 * ANONYMOUS); otherwise hasKey = 0 and r->key_sent stays false. */
+	const uint8_t *send_key;
+	size_t send_key_len;
+	int send_key_protocol;           /* CCB_SEC_CRYPTO_* */
 } ccb__auth_params;
 
 typedef struct ccb__auth_result {
@@ -73,6 +80,16 @@ typedef struct ccb__auth_result {
 	char token_issuer[256];
 	char token_subject[256];
 	char token_scopes[512];
+	/* Legacy key exchange: server side, the key went out (hasKey = 1);
+	 * client side, the server sent this key. */
+	bool key_sent;
+	bool has_key;
+	uint8_t key[32];
+	size_t key_len;
+	int key_protocol;
+	/* Server side: why each method that was tried here failed, for the
+	 * log and for the final error ("FS: no UID_DOMAIN configured; ..."). */
+	char failures[512];
 } ccb__auth_result;
 
 /* The signature every method's client and server side has. It runs the

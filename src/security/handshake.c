@@ -24,6 +24,7 @@
 #include "security/auth.h"
 #include "security/ecdh.h"
 #include "security/policy.h"
+#include "security/session_crypto.h"
 #include "security/session_cache.h"
 
 #define DEFAULT_METHODS "FS,TOKEN,SSL"
@@ -62,8 +63,16 @@ static void usable_methods(const char *list, bool server, bool no_ssl, char *out
 		memcpy(name, item, len);
 		name[len] = '\0';
 		bit = ccb__sec_method_bit(name);
-		if (!bit || !ccb__auth_method_supported(bit, server) || (no_ssl && bit == CCB_AUTH_SSL))
+		if (!bit || !ccb__auth_method_supported(bit, server)) {
+			CCB_LOG(CCB_LOG_DEBUG, "security: not %s %s: %s", server ? "accepting" : "offering",
+				name, bit ? "libccb does not implement it" : "unknown method name");
 			continue;
+		}
+		if (no_ssl && bit == CCB_AUTH_SSL) {
+			CCB_LOG(CCB_LOG_DEBUG, "security: not accepting SSL: AUTH_SSL_SERVER_CERTFILE and "
+				"AUTH_SSL_SERVER_KEYFILE are not both set");
+			continue;
+		}
 		used += (size_t)snprintf(out + used, used < size ? size - used : 0, "%s%s",
 					 used ? "," : "", name);
 	}
@@ -114,18 +123,6 @@ static void copy_attr(const ccb_classad *ad, const char *name, char *out, size_t
 		snprintf(out, size, "%s", v);
 }
 
-/* Derive the ECDH session key with the peer's point and install it; the
- * key is also left in `key` (the caller wipes it). */
-static ccb_err install_key(ccb_stream *s, const ccb__ecdh *k, const char *peer,
-			   uint8_t key[CCB_SESSION_KEY_LEN_AES], ccb_error *err)
-{
-	ccb_err rc = ccb__ecdh_session_key(k, peer, key, CCB_SESSION_KEY_LEN_AES, err);
-
-	if (rc == CCB_OK && ccb_stream_set_aes_key(s, key))
-		rc = stream_fail(s, err, "install session key");
-	return rc;
-}
-
 /* ---- client -------------------------------------------------------------- */
 
 struct ccb_sec_sessions {
@@ -156,7 +153,7 @@ static bool resumable(int command)
  */
 static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 			     const ccb__sess_entry *e, int command, const char *connect_sinful,
-			     ccb_sec_info *info, ccb_error *err)
+			     const char *crypto_methods, ccb_sec_info *info, ccb_error *err)
 {
 	ccb_classad *req = ccb_classad_new(), *reply = NULL;
 	char nonce[48];
@@ -169,7 +166,7 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 		goto out;
 	if (ccb_classad_set_int(req, "Command", command) ||
 	    ccb_classad_set_string(req, "ConnectSinful", connect_sinful) ||
-	    ccb_classad_set_string(req, "CryptoMethods", "AES") ||
+	    ccb_classad_set_string(req, "CryptoMethods", crypto_methods) ||
 	    ccb_classad_set_string(req, "Nonce", nonce) ||
 	    ccb_classad_set_string(req, "RemoteVersion", ccb__sec_version_string()) ||
 	    ccb_classad_set_bool(req, "ResumeResponse", true) ||
@@ -196,12 +193,15 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 		ccb__sess_remove(cfg->sessions->cache, e->id);
 		goto out;
 	}
-	if (ccb_stream_set_aes_key(s, e->key)) {
-		rc = stream_fail(s, err, "install resumed session key");
+	/* The session's key, method and policy go back on (§9.2). */
+	if ((rc = ccb__sec_install_key(s, e->key, e->key_len, e->crypto,
+				       ccb__sec_policy_yes(e->policy, "Encryption"),
+				       ccb__sec_policy_yes(e->policy, "Integrity"), err))) {
+		ccb_error_prefix(err, "resumed session %s: ", e->id);
 		goto out;
 	}
 	info->resumed = true;
-	info->encrypted = info->integrity = true;
+	ccb__sec_crypto_info(s, info);
 	snprintf(info->session_id, sizeof info->session_id, "%s", e->id);
 	copy_attr(reply, "RemoteVersion", info->peer_version, sizeof info->peer_version);
 	if (e->policy) {
@@ -222,10 +222,9 @@ out:
  * what the server told us, and every command of ValidCommands. */
 static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
 			const ccb__sec_negotiated *neg, const ccb__sec_postauth *pa,
-			const ccb_sec_info *info, const uint8_t key[CCB_SESSION_KEY_LEN_AES])
+			const ccb_sec_info *info, const uint8_t *key, size_t key_len, int crypto)
 {
-	ccb__sess_entry e = {.id = (char *)pa->sid, .key_len = CCB_SESSION_KEY_LEN_AES,
-			     .crypto = CCB_SEC_CRYPTO_AES};
+	ccb__sess_entry e = {.id = (char *)pa->sid, .key_len = key_len, .crypto = crypto};
 	int64_t now = ccb_wall_s();
 	ccb_classad *pol;
 
@@ -234,10 +233,12 @@ static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
 	 * such sessions are not kept. */
 	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb_classad_new()))
 		return;
-	memcpy(e.key, key, CCB_SESSION_KEY_LEN_AES);
+	memcpy(e.key, key, key_len);
 	ccb_classad_set_string(pol, "User", info->user);
 	ccb_classad_set_string(pol, "AuthMethods", info->method);
 	ccb_classad_set_string(pol, "RemoteVersion", info->peer_version);
+	ccb_classad_set_string(pol, "Encryption", ccb__sec_action_name(neg->encryption));
+	ccb_classad_set_string(pol, "Integrity", ccb__sec_action_name(neg->integrity));
 	e.policy = pol;
 	/* C++ keeps a client session for the server's SessionDuration and
 	 * SessionLease (condor_secman.cpp:2569-2660). */
@@ -255,7 +256,7 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 			     ccb_error *err)
 {
 	static const ccb_sec_client_config defaults = {0};
-	char methods[256];
+	char methods[256], cryptos[64];
 	ccb__sec_config c;
 	ccb__sec_policy pol = {0};
 	ccb__ecdh *k = NULL;
@@ -266,6 +267,9 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	ccb__auth_params ap;
 	ccb__auth_result ar = {0};
 	uint8_t key[CCB_SESSION_KEY_LEN_AES];
+	size_t key_len = 0;
+	int crypto = CCB_SEC_CRYPTO_NONE;
+	bool have_key = false;
 	ccb_err rc;
 
 	if (!s || !info)
@@ -273,12 +277,14 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	if (!cfg)
 		cfg = &defaults;
 	memset(info, 0, sizeof *info);
+	ccb__sec_usable_crypto(cfg->crypto_methods ? cfg->crypto_methods : CCB_SEC_DEFAULT_CRYPTO,
+			       cryptos, sizeof cryptos);
 	/* A cached session for this address and command: resume it. */
 	if (cfg->sessions && connect_sinful && *connect_sinful && resumable(command)) {
 		ccb__sess_entry e = {0};
 		if (ccb__sess_map_lookup(cfg->sessions->cache, connect_sinful, command, ccb_wall_s(),
 					 &e) == CCB_OK) {
-			rc = client_resume(s, cfg, &e, command, connect_sinful, info, err);
+			rc = client_resume(s, cfg, &e, command, connect_sinful, cryptos, info, err);
 			ccb__sess_entry_clear(&e);
 			return rc;
 		}
@@ -291,7 +297,7 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	usable_methods(cfg->auth_methods ? cfg->auth_methods : DEFAULT_METHODS, false, false,
 		       methods, sizeof methods);
 	c.auth_methods = methods;
-	c.crypto_methods = "AES";
+	c.crypto_methods = cryptos;
 	c.session_duration = cfg->session_duration > 0 ? cfg->session_duration : -1;
 	c.trust_domain = cfg->trust_domain;
 	if ((rc = ccb__sec_policy_build(&c, &pol, err)) || (rc = ccb__ecdh_generate(&k, err)) ||
@@ -334,23 +340,17 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 				   "that this client requires");
 		goto out;
 	}
-	/* No server key: only a session negotiated without encryption and
-	 * integrity may go on, in plaintext (golang-ccb's control channel;
-	 * security-handshake.md §8 "Legacy key paths"). */
-	if (!neg.server_ecdh && (neg.encryption == CCB_SEC_ACT_YES || neg.integrity == CCB_SEC_ACT_YES)) {
-		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
-				   "server negotiated encryption or integrity but sent no "
-				   "ECDHPublicKey; libccb needs an ECDH session key");
-		goto out;
-	}
-	if (neg.server_ecdh && neg.crypto != CCB_SEC_CRYPTO_AES) {
-		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED, "server chose crypto method '%s'; "
-				   "libccb speaks only AES", ccb__sec_crypto_name(neg.crypto));
+	/* With the server's ECDH point the key is derived for the first
+	 * CryptoMethods entry, which must be present (possibly empty: no
+	 * method, the stream stays plaintext); condor_secman.cpp:2372-2391. */
+	if (neg.server_ecdh && ccb_classad_type(resp, "CryptoMethods") != CCB_VAL_STRING) {
+		rc = ccb_error_set(err, CCB_ERR_PROTOCOL,
+				   "server sent ECDHPublicKey but no CryptoMethods");
 		goto out;
 	}
 	/* Step 3: authentication, when negotiated. */
 	if (neg.authentication == CCB_SEC_ACT_YES) {
-		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain,
+		ap = (ccb__auth_params){.uid_domain = ccb__sec_uid_domain(cfg->uid_domain),
 					.claimtobe_user = cfg->claimtobe_user,
 					.token = cfg->token,
 					.token_file = cfg->token_file,
@@ -371,15 +371,30 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 		info->authenticated = rc == CCB_OK;
 		if (info->authenticated)
 			snprintf(info->method, sizeof info->method, "%s", ar.method_name);
+		else
+			CCB_LOG(CCB_LOG_DEBUG, "security: %s: authentication failed but was not "
+				"required, going on: %s", ccb_stream_peer_name(s), err ? err->detail : "");
 	}
-	/* Step 4: the ECDH key; AES from here on, in both directions (an
-	 * installed AES key always encrypts, whatever was negotiated). */
+	/* Step 4: the session key, from ECDH (or, from a server answering a
+	 * keyless request, sent after authentication, §6.2), installed as
+	 * negotiated. */
 	if (neg.server_ecdh) {
-		rc = install_key(s, k, neg.server_ecdh, key, err);
-		if (rc)
+		crypto = neg.crypto;
+		key_len = ccb__sec_crypto_key_len(crypto);
+		if ((rc = ccb__ecdh_session_key(k, neg.server_ecdh, key, key_len, err)))
 			goto out;
-		info->encrypted = info->integrity = true;
+		have_key = true;
+	} else if (ar.has_key) {
+		crypto = ar.key_protocol;
+		key_len = ar.key_len < sizeof key ? ar.key_len : sizeof key;
+		memcpy(key, ar.key, key_len);
+		have_key = true;
 	}
+	if ((rc = ccb__sec_install_key(s, have_key ? key : NULL, key_len, crypto,
+				       neg.encryption == CCB_SEC_ACT_YES,
+				       neg.integrity == CCB_SEC_ACT_YES, err)))
+		goto out;
+	ccb__sec_crypto_info(s, info);
 	/* Step 5: POST-AUTH. */
 	if ((rc = get_pod_ad(s, &post, err, "read post-authentication answer")))
 		goto out;
@@ -387,10 +402,12 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 		goto out;
 	snprintf(info->session_id, sizeof info->session_id, "%s", pa.sid);
 	snprintf(info->user, sizeof info->user, "%s", pa.user ? pa.user : "");
-	if (cfg->sessions && connect_sinful && *connect_sinful && info->encrypted)
-		client_keep(cfg, connect_sinful, &neg, &pa, info, key);
+	if (cfg->sessions && connect_sinful && *connect_sinful && have_key &&
+	    crypto != CCB_SEC_CRYPTO_NONE)
+		client_keep(cfg, connect_sinful, &neg, &pa, info, key, key_len, crypto);
 out:
 	OPENSSL_cleanse(key, sizeof key);
+	OPENSSL_cleanse(ar.key, sizeof ar.key);
 	ccb_classad_free(req);
 	ccb_classad_free(resp);
 	ccb_classad_free(post);
@@ -515,18 +532,18 @@ size_t ccb_sec_sessions_count(ccb_sec_sessions *s)
  * lease of SessionLease + 20 s (daemon_command.cpp:1761-1837). The policy
  * ad holds what a resumption needs: the identity and how it was proven. */
 static void keep_session(const ccb_sec_server_config *cfg, const char *sid, const uint8_t *key,
-			 const ccb_classad *resp, const ccb_sec_command *cmd,
-			 const ccb__auth_result *ar)
+			 size_t key_len, int crypto, const ccb_classad *resp,
+			 const ccb_sec_command *cmd, const ccb__auth_result *ar,
+			 const ccb__sec_outcome *o)
 {
-	ccb__sess_entry e = {.id = (char *)sid, .key_len = CCB_SESSION_KEY_LEN_AES,
-			     .crypto = CCB_SEC_CRYPTO_AES};
+	ccb__sess_entry e = {.id = (char *)sid, .key_len = key_len, .crypto = crypto};
 	const char *dur = NULL;
 	int64_t lease = 0, now = ccb_wall_s();
 	ccb_classad *pol = ccb_classad_new();
 
 	if (!cfg->sessions || !pol)
 		goto out;
-	memcpy(e.key, key, CCB_SESSION_KEY_LEN_AES);
+	memcpy(e.key, key, key_len);
 	if (ccb_classad_get_string(resp, "SessionDuration", &dur) == CCB_OK && atoi(dur) > 0)
 		e.expiry = now + atoi(dur) + 20;
 	if (ccb_classad_get_int(resp, "SessionLease", &lease) == CCB_OK && lease > 0)
@@ -535,7 +552,9 @@ static void keep_session(const ccb_sec_server_config *cfg, const char *sid, cons
 	    ccb_classad_set_string(pol, "AuthMethods", cmd->info.method) ||
 	    ccb_classad_set_bool(pol, "Authenticated", cmd->info.authenticated) ||
 	    ccb_classad_set_string(pol, "TokenScopes", ar->token_scopes) ||
-	    ccb_classad_set_string(pol, "RemoteVersion", cmd->info.peer_version))
+	    ccb_classad_set_string(pol, "RemoteVersion", cmd->info.peer_version) ||
+	    ccb_classad_set_string(pol, "Encryption", ccb__sec_action_name(o->encryption)) ||
+	    ccb_classad_set_string(pol, "Integrity", ccb__sec_action_name(o->integrity)))
 		goto out;
 	e.policy = pol;
 	ccb__sess_add(cfg->sessions->cache, &e, now, NULL);
@@ -607,10 +626,13 @@ static void new_session_id(char *out, size_t size)
 }
 
 static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm,
-				 ccb__sec_config *c, char *methods, size_t msize)
+				 ccb__sec_config *c, char *methods, size_t msize, char *cryptos,
+				 size_t csize)
 {
 	const char *m = cfg->auth_methods[perm] ? cfg->auth_methods[perm]
 						: cfg->auth_methods[CCB_PERM_ALLOW];
+	const char *cm = cfg->crypto_methods[perm] ? cfg->crypto_methods[perm]
+						   : cfg->crypto_methods[CCB_PERM_ALLOW];
 	/* security:recommended: everything REQUIRED except READ authentication. */
 	ccb__sec_level auth_dflt = perm == CCB_PERM_READ ? CCB_SEC_OPTIONAL : CCB_SEC_REQUIRED;
 
@@ -625,7 +647,8 @@ static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm
 	usable_methods(m ? m : DEFAULT_METHODS, true, !cfg->ssl_certfile || !cfg->ssl_keyfile,
 		       methods, msize);
 	c->auth_methods = methods;
-	c->crypto_methods = "AES";
+	ccb__sec_usable_crypto(cm ? cm : CCB_SEC_DEFAULT_CRYPTO, cryptos, csize);
+	c->crypto_methods = cryptos;
 	c->daemon = true;
 	c->trust_domain = cfg->trust_domain;
 	/* IssuerKeys lets clients pick a token we can verify (§4.2). */
@@ -700,8 +723,12 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 	/* The reply goes before authorization is checked, as in C++. */
 	if (want_reply && (rc = send_resume_reply(s, err)))
 		goto out;
-	if (ccb_stream_set_aes_key(s, e.key)) {
-		rc = stream_fail(s, err, "install session key");
+	/* The session's key as negotiated: DaemonCommandProtocol takes the
+	 * cached key and policy through EnableCrypto (daemon_command.cpp:855-912). */
+	if ((rc = ccb__sec_install_key(s, e.key, e.key_len, e.crypto,
+				       ccb__sec_policy_yes(e.policy, "Encryption"),
+				       ccb__sec_policy_yes(e.policy, "Integrity"), err))) {
+		ccb_error_prefix(err, "resumed session %s: ", sid);
 		goto out;
 	}
 	ccb_classad_get_string(e.policy, "User", &user);
@@ -712,10 +739,15 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 	cmd->negotiated = cmd->resumed = true;
 	cmd->perm = (ccb_perm)perm;
 	cmd->info.authenticated = authenticated;
-	cmd->info.encrypted = cmd->info.integrity = true;
+	ccb__sec_crypto_info(s, &cmd->info);
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s", user);
 	snprintf(cmd->info.method, sizeof cmd->info.method, "%s", method);
 	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", sid);
+	CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld resumes session %s (%s as %s; crypto %s, "
+		"encryption %s, integrity %s)", ccb_stream_peer_name(s), (long long)command, sid,
+		method[0] ? method : "not authenticated", user,
+		cmd->info.crypto[0] ? cmd->info.crypto : "none", cmd->info.encrypted ? "on" : "off",
+		cmd->info.integrity ? "on" : "off");
 	{
 		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) &&
 			       scopes_allow(scopes, cmd->perm);
@@ -747,12 +779,13 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	ccb__sec_config c;
 	ccb__sec_outcome out;
 	ccb__ecdh *k = NULL;
-	char pub[CCB_ECDH_PUB_B64_SIZE], methods[256], sid[160], valid[32];
+	char pub[CCB_ECDH_PUB_B64_SIZE], methods[256], cryptos[64], sid[160], valid[32];
 	const char *peer_key = NULL, *use_session = NULL;
 	ccb__auth_params ap;
 	ccb__auth_result ar = {0};
 	uint8_t key[CCB_SESSION_KEY_LEN_AES] = {0};
-	bool allowed;
+	size_t key_len = 0;
+	bool allowed, have_key = false, legacy_key = false;
 	ccb_err rc;
 
 	if (!s || !cfg || !cmd || !cfg->command_perm)
@@ -801,27 +834,44 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 	cmd->command = (int)command;
 	cmd->negotiated = true;
 	cmd->perm = (ccb_perm)perm_of;
-	server_policy_config(cfg, cmd->perm, &c, methods, sizeof methods);
+	server_policy_config(cfg, cmd->perm, &c, methods, sizeof methods, cryptos, sizeof cryptos);
 	if ((rc = ccb__sec_policy_build(&c, &pol, err)) || (rc = ccb__ecdh_generate(&k, err)) ||
 	    (rc = ccb__ecdh_public_b64(k, pub, err)))
 		goto out;
 	{
 		ccb__sec_server_params sp = {.policy = &pol, .ecdh_public_key = pub};
-		if ((rc = ccb__sec_reconcile(&sp, req, &resp, &out, err)))
-			goto out; /* HTCondor closes silently; so does our caller */
+		if ((rc = ccb__sec_reconcile(&sp, req, &resp, &out, err))) {
+			/* HTCondor closes silently; so does our caller */
+			CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: policy refused: %s",
+				ccb_stream_peer_name(s), (long long)command, err ? err->detail : "");
+			goto out;
+		}
 	}
-	if (!out.new_session || !out.client_ecdh ||
-	    ccb_classad_get_string(req, "ECDHPublicKey", &peer_key)) {
+	if (!out.new_session) {
 		rc = ccb_error_set(err, CCB_ERR_UNSUPPORTED,
-				   "client asked for no new ECDH session (legacy key exchange is not supported)");
+				   "client asked for neither a new session nor a known one "
+				   "(NewSession is not YES)");
 		goto out;
+	}
+	if (out.client_ecdh) {
+		ccb_classad_get_string(req, "ECDHPublicKey", &peer_key);
+	} else if (out.authentication == CCB_SEC_ACT_YES) {
+		/* A client without ECDH (HTCondor's legacy key exchange): with
+		 * authentication we make a random key of the agreed method and
+		 * send it after the method succeeds (daemon_command.cpp:1003-1044,
+		 * security-handshake.md §6.2). Without authentication there is
+		 * no key and the stream stays plaintext. */
+		key_len = ccb__sec_crypto_key_len(out.crypto);
+		if ((rc = ccb_random_bytes(key, key_len, err)))
+			goto out;
+		legacy_key = true;
 	}
 	if (out.send_response && (rc = put_ad(s, resp, err, "send security response")))
 		goto out;
 	if (out.authentication == CCB_SEC_ACT_YES) {
 		const char *list = NULL;
 		ccb_classad_get_string(resp, "AuthMethodsList", &list);
-		ap = (ccb__auth_params){.uid_domain = cfg->uid_domain,
+		ap = (ccb__auth_params){.uid_domain = ccb__sec_uid_domain(cfg->uid_domain),
 					.password_directory = cfg->password_directory,
 					.pool_signing_key_file = cfg->pool_signing_key_file,
 					.trust_domain = cfg->trust_domain,
@@ -831,23 +881,56 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 					.ssl_server_keyfile = cfg->ssl_keyfile,
 					.ssl_ca_file = cfg->ssl_ca_file,
 					.ssl_ca_dir = cfg->ssl_ca_dir,
-					.ssl_require_client_cert = cfg->ssl_require_client_cert};
+					.ssl_require_client_cert = cfg->ssl_require_client_cert,
+					.send_key = legacy_key ? key : NULL,
+					.send_key_len = key_len,
+					.send_key_protocol = out.crypto};
 		rc = ccb__auth_server(s, list, &ap, &ar, err);
-		if (rc && (out.auth_required || rc != CCB_ERR_AUTH))
-			goto out;
+		if (rc) {
+			CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: authentication failed%s: %s",
+				ccb_stream_peer_name(s), (long long)command,
+				out.auth_required ? "" : " (not required, going on)",
+				err ? err->detail : "");
+			if (out.auth_required || rc != CCB_ERR_AUTH)
+				goto out;
+		}
 		cmd->info.authenticated = rc == CCB_OK;
 		if (cmd->info.authenticated)
 			snprintf(cmd->info.method, sizeof cmd->info.method, "%s", ar.method_name);
 	}
-	if ((rc = install_key(s, k, peer_key, key, err)))
+	/* The key: ECDH (derived now, as EnableCrypto does), or the legacy
+	 * key if it went out (a failed, optional authentication drops it). */
+	if (out.client_ecdh) {
+		key_len = out.key_len;
+		if ((rc = ccb__ecdh_session_key(k, peer_key, key, key_len, err)))
+			goto out;
+		have_key = true;
+	} else {
+		have_key = legacy_key && ar.key_sent;
+	}
+	if ((rc = ccb__sec_install_key(s, have_key ? key : NULL, key_len, out.crypto,
+				       out.encryption == CCB_SEC_ACT_YES,
+				       out.integrity == CCB_SEC_ACT_YES, err))) {
+		CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: %s", ccb_stream_peer_name(s),
+			(long long)command, err ? err->detail : "");
 		goto out;
-	cmd->info.encrypted = cmd->info.integrity = true;
+	}
+	ccb__sec_crypto_info(s, &cmd->info);
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
 		 cmd->info.authenticated ? ar.peer_user : CCB_UNAUTHENTICATED_USER);
 	allowed = ccb_sec_authorized(cfg, cmd->perm, cmd->info.user, cmd->peer_ip) &&
 		  scopes_allow(ar.token_scopes, cmd->perm);
 	new_session_id(sid, sizeof sid);
 	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", sid);
+	CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: %s%s%s, identity %s; crypto %s, "
+		"encryption %s, integrity %s; session %s; %s", ccb_stream_peer_name(s),
+		(long long)command,
+		cmd->info.authenticated ? "authenticated with " : "not authenticated",
+		cmd->info.authenticated ? cmd->info.method : "",
+		out.authentication == CCB_SEC_ACT_YES ? "" : " (authentication not negotiated)",
+		cmd->info.user, cmd->info.crypto[0] ? cmd->info.crypto : "none",
+		cmd->info.encrypted ? "on" : "off", cmd->info.integrity ? "on" : "off", sid,
+		allowed ? "authorized" : "NOT authorized");
 	snprintf(valid, sizeof valid, "%lld", (long long)(auth_command ? auth_command : command));
 	{
 		/* DC_SEC_QUERY itself is always allowed; its answer carries the
@@ -868,7 +951,8 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 					   cmd->info.user, ccb_perm_name(cmd->perm), (long long)command);
 			goto out;
 		}
-		keep_session(cfg, sid, key, resp, cmd, &ar);
+		if (have_key && out.crypto != CCB_SEC_CRYPTO_NONE)
+			keep_session(cfg, sid, key, key_len, out.crypto, resp, cmd, &ar, &out);
 		if (query) {
 			reply = ccb_classad_new();
 			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed) ||
