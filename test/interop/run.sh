@@ -146,10 +146,13 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# A free TCP port below the kernel's ephemeral range (where no outgoing
+# connection can take it between our pick and the daemon's bind).
 free_port() {
-	local p
+	local p lo
+	read -r lo _ </proc/sys/net/ipv4/ip_local_port_range
 	while :; do
-		p=$((20000 + RANDOM % 40000))
+		p=$((10000 + RANDOM % (lo - 10000)))
 		if ! ss -Htln "sport = :$p" 2>/dev/null | grep -q .; then
 			echo "$p"
 			return
@@ -293,6 +296,7 @@ USE_PROCD = False
 DISCARD_SESSION_KEYRING_ON_STARTUP = False
 SEC_USE_FAMILY_SESSION = False
 CCB_RECONNECT_TIME = 2
+MASTER_UPDATE_INTERVAL = 5
 ALLOW_READ = *
 ALLOW_WRITE = *
 ALLOW_DAEMON = *
@@ -328,21 +332,29 @@ master_ccbids() {
 	sed -n 's/.*CCBListener: registered with CCB server .* as ccbid //p' "$sd/$1/log/MasterLog"
 }
 
-# ccb_json FILE ROLE [KNOB=VALUE]...: a libccb JSON config (knobs as strings).
+# ccb_json FILE [KNOB=VALUE]...: a libccb JSON config of the setup's security
+# knobs plus these (a later knob replaces an earlier one of the same name).
 ccb_json() {
-	local file=$1 kv first=true
+	local file=$1 kv k v first=true
+	local -A val=()
+	local -a order=()
 	shift
+	for kv in $(sec_knobs ccb) "$@"; do
+		k=${kv%%=*}
+		[ -n "${val[$k]+set}" ] || order+=("$k")
+		val[$k]=${kv#*=}
+	done
 	{
 		echo "{"
-		for kv in $(sec_knobs ccb) "$@"; do
-			$first || echo ","
-			first=false
-			local k=${kv%%=*} v=${kv#*=}
+		for k in "${order[@]}"; do
+			v=${val[$k]}
 			case "$v" in
 			True|true) v=true ;;
 			False|false) v=false ;;
 			*[!0-9]*|"") v="\"$v\"" ;;
 			esac
+			$first || echo ","
+			first=false
 			printf '  "%s": %s' "$k" "$v"
 		done
 		echo
@@ -446,6 +458,10 @@ c_config_val() {
 	[ "$out" = poolC ]
 }
 
+registrations_at_least() { # N POOL
+	[ "$(master_ccbids "$2" | wc -l)" -ge "$1" ]
+}
+
 c_broker_restart() {
 	local before after
 	before=$(master_sinful C) || { echo "pool C not registered"; return 1; }
@@ -455,7 +471,7 @@ c_broker_restart() {
 	broker_start || return 1
 	# C's master notices the dead broker, waits CCB_RECONNECT_TIME and
 	# re-registers with its reconnect cookie; the old sinful works again.
-	wait_for 60 test "$(master_ccbids C | wc -l)" -ge 2 ||
+	wait_for 60 registrations_at_least 2 C ||
 		{ echo "pool C's master did not re-register"; tail -n 30 "$sd/C/log/MasterLog"; return 1; }
 	echo "CCBIDs given to pool C's master:"
 	master_ccbids C
@@ -542,7 +558,7 @@ run_setup() {
 	$fs_relay requester/collector-stream c_requester --streaming
 	cell listener/start c_listener_start
 	cell listener/condor_ping c_condor_ping "$listener_sinful"
-	cell listener/condor_ping-stream c_condor_ping "$listener_sinful" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
+	$fs_relay listener/condor_ping-stream c_condor_ping "$listener_sinful" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
 	cell broker/register c_broker_register
 	cell broker/condor_ping c_condor_ping "$(master_sinful C)"
 	$fs_relay broker/condor_ping-stream c_condor_ping "$(master_sinful C)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
