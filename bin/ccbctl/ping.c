@@ -172,9 +172,9 @@ report:
 		snprintf(steps[nsteps - 1].error, sizeof steps[0].error, "%s", err.detail);
 	}
 	if (as_json) {
-		json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:b,s:b,s:s}", "address", argv[optind],
+		json_t *o = json_pack("{s:s,s:s,s:b,s:b,s:s,s:s,s:s,s:b,s:b,s:s}", "address", argv[optind],
 				      "level", level, "authorized", authorized, "authenticated",
-				      info.authenticated, "method", info.method, "identity", info.user,
+				      info.authenticated, "method", info.method, "identity", info.user, "crypto", info.crypto,
 				      "encryption", info.encrypted, "integrity", info.integrity,
 				      "remote_version", info.peer_version);
 		json_t *js = json_array();
@@ -194,8 +194,8 @@ report:
 			printf("Remote Version:  %s\n", info.peer_version);
 			printf("Authentication:  %s\n", info.authenticated ? info.method : "none");
 			printf("Identity:        %s\n", info.user[0] ? info.user : CCB_UNAUTHENTICATED_USER);
-			printf("Encryption:      %s\n", info.encrypted ? "AES-GCM" : "none");
-			printf("Integrity:       %s\n", info.integrity ? "AES-GCM" : "none");
+			printf("Encryption:      %s\n", ccb_sec_info_encryption(&info));
+			printf("Integrity:       %s\n", ccb_sec_info_integrity(&info));
 			printf("%s access:  %s\n", level, authorized ? "ALLOWED" : "DENIED");
 		}
 	}

@@ -355,10 +355,10 @@ static void *path_main(void *arg)
 		close_step(pp, cur_open(pp), rc, "%s", e.detail);
 	} else {
 		pp->have_tsec = true;
-		close_step(pp, cur_open(pp), CCB_OK, "%s as %s, %s; target version %s",
+		close_step(pp, cur_open(pp), CCB_OK, "%s as %s, encryption %s; target version %s",
 			   pp->tsec.authenticated ? pp->tsec.method : "no authentication",
 			   pp->tsec.user[0] ? pp->tsec.user : CCB_UNAUTHENTICATED_USER,
-			   pp->tsec.encrypted ? "AES-GCM" : "not encrypted",
+			   ccb_sec_info_encryption(&pp->tsec),
 			   pp->tsec.peer_version[0] ? pp->tsec.peer_version : "unknown");
 		open_step(pp, "authorization", NULL);
 	}
@@ -448,7 +448,7 @@ static void path_text(const ppath *pp, FILE *f)
 		fprintf(f, "  broker security:  method %s, identity %s, encryption %s, version %s\n",
 			pp->bsec.authenticated ? pp->bsec.method : "none",
 			pp->bsec.user[0] ? pp->bsec.user : CCB_UNAUTHENTICATED_USER,
-			pp->bsec.encrypted ? "AES-GCM" : "none",
+			ccb_sec_info_encryption(&pp->bsec),
 			pp->bsec.peer_version[0] ? pp->bsec.peer_version : "unknown");
 	fprintf(f, "  result: %s\n", pp->ok ? "the whole path works" : "failed");
 }

@@ -142,6 +142,17 @@ typedef struct ccb_sec_info {
 } ccb_sec_info;
 
 /**
+ * How a session protects its bytes, as a label for people (the words
+ * condor_ping's table uses): ccb_sec_info_encryption() gives "AES-GCM",
+ * "BLOWFISH", "3DES", "none (secrets under BLOWFISH)" / "none (secrets
+ * under 3DES)" for a legacy key with encryption off, or "none";
+ * ccb_sec_info_integrity() gives "AES-GCM", "MD5" (the legacy header) or
+ * "none". The strings are static. Thread safety: pure functions.
+ */
+const char *ccb_sec_info_encryption(const ccb_sec_info *info);
+const char *ccb_sec_info_integrity(const ccb_sec_info *info);
+
+/**
  * Run the client side of DC_AUTHENTICATE for `command` on connected stream
  * `s`. `auth_command` is the command whose permission applies when
  * `command` is DC_AUTHENTICATE or DC_SEC_QUERY (0 otherwise). `connect_sinful`

@@ -726,9 +726,8 @@ static ccb_err run_attempt(attempt *a)
 		break;
 	}
 	a->phase = PH_AUTHENTICATED;
-	emit_sec(r, a, &info, "%s as %s, %s", info.authenticated ? info.method : "no authentication",
-		 info.user[0] ? info.user : CCB_UNAUTHENTICATED_USER,
-		 info.encrypted ? "AES-GCM" : "not encrypted");
+	emit_sec(r, a, &info, "%s as %s, encryption %s", info.authenticated ? info.method : "no authentication",
+		 info.user[0] ? info.user : CCB_UNAUTHENTICATED_USER, ccb_sec_info_encryption(&info));
 	if (ccb__sec_version_parse(info.peer_version, NULL, NULL, NULL, &peer_num, NULL))
 		peer_num = 0;
 	/* Streaming capability gate (§7.3): before any request is sent. */

@@ -137,3 +137,19 @@ bool ccb__sec_policy_yes(const ccb_classad *pol, const char *attr)
 	ccb__sec_action a = pol ? ccb__sec_lookup_action(pol, attr) : CCB_SEC_ACT_UNDEFINED;
 	return a == CCB_SEC_ACT_UNDEFINED || a == CCB_SEC_ACT_YES;
 }
+
+const char *ccb_sec_info_encryption(const ccb_sec_info *info)
+{
+	bool aes = strcmp(info->crypto, "AES") == 0, bf = strcmp(info->crypto, "BLOWFISH") == 0,
+	     des = strcmp(info->crypto, "3DES") == 0;
+	if (info->encrypted)
+		return aes ? "AES-GCM" : bf ? "BLOWFISH" : des ? "3DES" : "on";
+	return bf ? "none (secrets under BLOWFISH)" : des ? "none (secrets under 3DES)" : "none";
+}
+
+const char *ccb_sec_info_integrity(const ccb_sec_info *info)
+{
+	if (!info->integrity)
+		return "none";
+	return strcmp(info->crypto, "AES") == 0 ? "AES-GCM" : "MD5";
+}

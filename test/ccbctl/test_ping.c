@@ -52,6 +52,9 @@ static void *serve_one(void *arg)
 	return NULL;
 }
 
+/* The server's encryption and integrity for the next ping() (0: defaults). */
+static ccb_sec_level server_protection;
+
 static int ping(const char *args, char **out)
 {
 	struct srv sv = {0};
@@ -69,6 +72,7 @@ static int ping(const char *args, char **out)
 	sv.cfg.uid_domain = "vm";
 	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
 	sv.cfg.allow[CCB_PERM_DAEMON] = "condor@vm";
+	sv.cfg.encryption[CCB_PERM_ALLOW] = sv.cfg.integrity[CCB_PERM_ALLOW] = server_protection;
 	pthread_create(&t, NULL, serve_one, &sv);
 	snprintf(cmd, sizeof cmd, "%s ping %s 127.0.0.1:%u 2>&1", CCBCTL_PATH, args, port);
 	p = popen(cmd, "r");
@@ -140,6 +144,43 @@ static void test_daemon_needs_identity(void)
 	}
 	free(out);
 	unlink(cfg);
+}
+
+/* The labels name what the session really does: a BLOWFISH key with
+ * encryption off enciphers only secrets; with encryption and integrity on,
+ * every byte goes through BLOWFISH with the MD5 header. */
+static void test_legacy_crypto_labels(void)
+{
+	char *out, args[256], *cfg;
+
+	server_protection = CCB_SEC_LEVEL_OPTIONAL;
+	cfg = write_config("{\"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\","
+			   " \"SEC_CLIENT_CRYPTO_METHODS\": \"BLOWFISH\","
+			   " \"SEC_CLIENT_ENCRYPTION\": \"NEVER\", \"SEC_CLIENT_INTEGRITY\": \"NEVER\","
+			   " \"UID_DOMAIN\": \"vm\"}");
+	snprintf(args, sizeof args, "-c %s --level READ", cfg);
+	CU_ASSERT_EQUAL(ping(args, &out), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Encryption:      none (secrets under BLOWFISH)"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(out, "Integrity:       none"));
+	free(out);
+	unlink(cfg);
+	cfg = write_config("{\"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\","
+			   " \"SEC_CLIENT_CRYPTO_METHODS\": \"3DES\","
+			   " \"SEC_CLIENT_ENCRYPTION\": \"REQUIRED\", \"SEC_CLIENT_INTEGRITY\": \"REQUIRED\","
+			   " \"UID_DOMAIN\": \"vm\"}");
+	snprintf(args, sizeof args, "-c %s --level READ --json", cfg);
+	CU_ASSERT_EQUAL(ping(args, &out), 0);
+	{
+		json_t *o = json_loads(out, 0, NULL);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(o);
+		CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(o, "crypto")), "3DES");
+		CU_ASSERT(json_is_true(json_object_get(o, "encryption")));
+		CU_ASSERT(json_is_true(json_object_get(o, "integrity")));
+		json_decref(o);
+	}
+	free(out);
+	unlink(cfg);
+	server_protection = 0;
 }
 
 static void test_errors(void)
@@ -231,6 +272,7 @@ static const ccbt_test tests[] = {
 	{"through shared port", test_through_shared_port},
 	{"READ allowed without authentication", test_read_allowed},
 	{"DAEMON needs an identity", test_daemon_needs_identity},
+	{"legacy crypto labels", test_legacy_crypto_labels},
 	{"errors and exit codes", test_errors},
 	{NULL, NULL},
 };
