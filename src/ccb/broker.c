@@ -21,6 +21,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -44,6 +46,12 @@
  * handshake deadline). */
 #define BK_HANDSHAKE_STEP_MS 5000
 #define BK_FD_RESERVE 32
+/* Connections over the limit kept for status/admin commands, so that a full
+ * broker can still be observed. */
+#define BK_ADMIN_RESERVE 8
+/* At most one refusal warning per this many ms (with a count). */
+#define BK_REFUSE_LOG_MS 10000
+#define TXT_AT_LIMIT "broker at its connection limit"
 
 /* ---- map -------------------------------------------------------------------- */
 
@@ -599,13 +607,15 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 			setrlimit(RLIMIT_NOFILE, &rl);
 			getrlimit(RLIMIT_NOFILE, &rl);
 		}
-		b->max_conns = rl.rlim_cur > BK_FD_RESERVE * 2 ? (unsigned)(rl.rlim_cur - BK_FD_RESERVE)
-							       : (unsigned)rl.rlim_cur / 2;
+		b->max_conns = rl.rlim_cur > BK_FD_RESERVE * 2 + BK_ADMIN_RESERVE
+				       ? (unsigned)(rl.rlim_cur - BK_FD_RESERVE - BK_ADMIN_RESERVE)
+				       : (unsigned)rl.rlim_cur / 2;
 	} else {
 		b->max_conns = 1000;
 	}
 	if (cfg->max_connections && cfg->max_connections < b->max_conns)
 		b->max_conns = cfg->max_connections;
+	b->admin_reserve = BK_ADMIN_RESERVE;
 
 	b->sec = cfg->security ? *cfg->security : (ccb_sec_server_config){0};
 	b->sec.command_perm = broker_perm;
@@ -825,6 +835,54 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
 	return CCB_OK;
 }
 
+/* Count a refused connection and warn about refusals at most once per
+ * BK_REFUSE_LOG_MS, with how many there were. */
+static void note_refusal(ccb_broker *b, const char *why)
+{
+	int64_t now = ccb_now_ms();
+
+	b->st.connections_refused++;
+	b->refuse_unlogged++;
+	if (now >= b->refuse_log_ms) {
+		CCB_LOG(CCB_LOG_WARNING, "broker: %s; refused %" PRIu64 " connection(s) since the last warning",
+			why, b->refuse_unlogged);
+		b->refuse_unlogged = 0;
+		b->refuse_log_ms = now + BK_REFUSE_LOG_MS;
+	}
+}
+
+/* Out of descriptors: accept with the spare one and close at once, until
+ * the backlog is empty, so that peers are refused at full speed and every
+ * connection held stays. False when the spare cannot be had back (accepting
+ * then pauses briefly). */
+static bool refuse_without_fds(ccb_broker *b, int lfd)
+{
+	for (;;) {
+		int fd;
+
+		if (b->spare_fd < 0)
+			b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (b->spare_fd < 0)
+			return false;
+		close(b->spare_fd);
+		b->spare_fd = -1;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			b->st.refused_no_fd++;
+			note_refusal(b, "out of file descriptors");
+		}
+		b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			/* EAGAIN: backlog empty. EMFILE again: another thread
+			 * took the descriptor; pause. */
+			return errno == EAGAIN || errno == EWOULDBLOCK;
+		}
+	}
+}
+
 static void on_accept(ccb_broker *b, int lfd)
 {
 	for (int k = 0; k < 64; k++) {
@@ -838,34 +896,18 @@ static void on_accept(ccb_broker *b, int lfd)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE) {
-				/* Out of fds: refuse cleanly with the spare one and keep
-				 * every connection held (the collector dies here). */
-				b->st.connections_refused++;
-				if (b->spare_fd >= 0) {
-					close(b->spare_fd);
-					fd = accept(lfd, NULL, NULL);
-					if (fd >= 0)
-						close(fd);
-					b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-				}
-				if (b->spare_fd < 0 || fd < 0) {
+				if (!refuse_without_fds(b, lfd)) {
 					set_accepting(b, false);
 					b->accept_resume_ms = ccb_now_ms() + 100;
 				}
-				CCB_LOG(CCB_LOG_WARNING, "broker: out of file descriptors; refusing a connection");
-				if (b->accept_paused)
-					return;
-				continue;
 			}
 			return; /* EAGAIN or a transient error */
 		}
 		b->st.connections_accepted++;
-		if (b->nconns >= b->max_conns) {
-			b->st.connections_refused++;
+		if (b->nconns >= (size_t)b->max_conns + b->admin_reserve) {
 			close(fd);
-			if (b->st.connections_refused % 1000 == 1)
-				CCB_LOG(CCB_LOG_WARNING, "broker: connection limit %u reached; refusing",
-					b->max_conns);
+			b->st.refused_at_limit++;
+			note_refusal(b, TXT_AT_LIMIT);
 			continue;
 		}
 		c = conn_new(fd, BK_NEW);
@@ -873,6 +915,9 @@ static void on_accept(ccb_broker *b, int lfd)
 			close(fd);
 			continue;
 		}
+		/* Over the limit: kept only if its first message is a status or
+		 * admin command (on_new_readable). */
+		c->reserve = b->nconns >= b->max_conns;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		fmt_peer(&ss, c->peer_ip, sizeof c->peer_ip, c->peer, sizeof c->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
@@ -882,6 +927,68 @@ static void on_accept(ccb_broker *b, int lfd)
 		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
 			bk_conn_close(b, c);
 	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The command a first message asks for, -1 if it cannot be told: a bare
+ * command int, or DC_AUTHENTICATE (60010) followed by the client's policy
+ * ad whose `Command = N` names it (security-handshake.md §2; the request is
+ * never encrypted). Reads the peeked bytes; only the first packet counts.
+ */
+static long first_command(const uint8_t *m, size_t n)
+{
+	size_t len, off;
+	uint64_t cmd, count;
+
+	if (n < 5 + 8)
+		return -1;
+	len = (size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4];
+	if (len > n - 5)
+		len = n - 5;
+	m += 5;
+	cmd = get_be64(m);
+	if (cmd != CCB_DC_AUTHENTICATE)
+		return cmd > 0x7fffffff ? -1 : (long)cmd;
+	if (len < 16)
+		return -1;
+	count = get_be64(m + 8);
+	off = 16;
+	for (uint64_t i = 0; i < count && off < len; i++) {
+		const char *a = (const char *)m + off;
+		const uint8_t *z = memchr(m + off, 0, len - off);
+		if (!z)
+			return -1;
+		if (!strncasecmp(a, "Command", 7)) {
+			const char *p = a + 7;
+			char *end;
+			long v;
+			while (*p == ' ')
+				p++;
+			if (*p == '=') {
+				v = strtol(p + 1, &end, 10);
+				if (end != p + 1 && (*end == '\0' || *end == ' '))
+					return v;
+			}
+		}
+		off = (size_t)(z - m) + 1;
+	}
+	return -1;
+}
+
+/* What may use the admin reserve: the status query and the no-ops. */
+static bool admin_command(long cmd)
+{
+	return cmd == CCB_CMD_LIBCCB_STATUS || cmd == CCB_CMD_DC_NOP || cmd == 60020 ||
+	       cmd == 60021 || cmd == 60023 || cmd == 60026;
 }
 
 /* A new connection goes to a handshake worker only once its whole first
@@ -903,6 +1010,18 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		return;
 	case PK_COMPLETE:
 		break;
+	}
+	if (c->reserve) {
+		long cmd = first_command(b->peek, b->peek_len);
+		if (!admin_command(cmd)) {
+			CCB_LOG(CCB_LOG_DEBUG, "broker: %s asked for command %ld over the limit; closed",
+				c->peer, cmd);
+			b->st.refused_at_limit++;
+			note_refusal(b, TXT_AT_LIMIT);
+			bk_conn_close(b, c);
+			return;
+		}
+		b->st.admin_over_limit++;
 	}
 	bk_epoll_del(b, c);
 	bk_list_del(&c->tnode);
@@ -974,7 +1093,9 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 	next_tick = ccb_now_ms() + tick;
 	while (!atomic_load(&b->stopping)) {
 		int64_t now = ccb_now_ms();
-		int wait = next_tick > now ? (int)(next_tick - now) : 0;
+		int64_t until = b->accept_paused && b->accept_resume_ms < next_tick ? b->accept_resume_ms
+										  : next_tick;
+		int wait = until > now ? (int)(until - now) : 0;
 		int n = epoll_wait(b->epfd, evs, 128, wait);
 
 		if (n < 0 && errno != EINTR) {
@@ -1010,10 +1131,10 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		now = ccb_now_ms();
 		if (now >= next_tick) {
 			bk_timers(b, now);
-			if (b->accept_paused && now >= b->accept_resume_ms)
-				set_accepting(b, true);
 			next_tick = now + tick;
 		}
+		if (b->accept_paused && now >= b->accept_resume_ms)
+			set_accepting(b, true);
 		reap(b);
 		pthread_mutex_unlock(&b->lock);
 	}

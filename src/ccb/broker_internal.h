@@ -99,6 +99,7 @@ typedef struct bk_conn {
 	struct bk_reg *reg;
 	struct bk_req *req;
 	bool in_epoll;
+	bool reserve;           /* accepted into the admin reserve (over the limit) */
 	/* handshake outcome (worker -> loop) */
 	ccb_err hs_rc;
 	char hs_err[CCB_ERROR_DETAIL_SIZE];
@@ -141,6 +142,7 @@ typedef struct bk_stats {
 	uint64_t reconnects, requests, requests_succeeded, requests_failed, requests_not_found;
 	uint64_t streaming_requests, handshakes_peak, connected_peak;
 	uint64_t connections_accepted, connections_refused, handshakes_failed, bad_input;
+	uint64_t refused_at_limit, refused_no_fd, admin_over_limit;
 	uint64_t requests_timed_out, streaming_handshakes_timed_out, targets_idle_dropped;
 	uint64_t records_pruned, record_file_errors;
 } bk_stats;
@@ -154,6 +156,7 @@ struct ccb_broker {
 	long sweep_ms, idle_ms, req_timeout_ms, hs_timeout_ms, sess_timeout_ms;
 	size_t max_message;
 	unsigned max_conns;
+	unsigned admin_reserve; /* connections over max_conns for status/admin commands */
 
 	/* addresses */
 	char *pub_sinful;   /* "<...>" */
@@ -165,6 +168,8 @@ struct ccb_broker {
 	bool accept_paused;
 	int64_t accept_resume_ms;
 	int spare_fd;
+	int64_t refuse_log_ms;     /* next refusal warning allowed */
+	uint64_t refuse_unlogged;  /* refusals since the last warning */
 
 	/* loop */
 	int epfd, stop_efd, done_efd;
@@ -173,7 +178,7 @@ struct ccb_broker {
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
 	pthread_mutex_t lock;
 	uint8_t *peek;
-	size_t peek_cap;
+	size_t peek_cap, peek_len; /* peek_len: bytes of the last complete peek */
 
 	/* workers */
 	pthread_t *workers;

@@ -546,8 +546,10 @@ enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c)
 		if (off + 5 + len > (size_t)n)
 			return PK_PARTIAL;
 		off += 5 + len;
-		if (end)
+		if (end) {
+			b->peek_len = off;
 			return PK_COMPLETE;
+		}
 	}
 	/* Headers alone filling the peek buffer: absurdly many packets. */
 	return (size_t)n >= b->peek_cap ? PK_BAD : PK_PARTIAL;

@@ -52,6 +52,9 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "Connections", json_integer((json_int_t)b->nconns));
 	json_object_set_new(st, "ConnectionsAccepted", json_integer((json_int_t)b->st.connections_accepted));
 	json_object_set_new(st, "ConnectionsRefused", json_integer((json_int_t)b->st.connections_refused));
+	json_object_set_new(st, "ConnectionsRefusedAtLimit", json_integer((json_int_t)b->st.refused_at_limit));
+	json_object_set_new(st, "ConnectionsRefusedNoFd", json_integer((json_int_t)b->st.refused_no_fd));
+	json_object_set_new(st, "AdminConnectionsOverLimit", json_integer((json_int_t)b->st.admin_over_limit));
 	json_object_set_new(st, "HandshakesFailed", json_integer((json_int_t)b->st.handshakes_failed));
 	json_object_set_new(st, "BadInputClosed", json_integer((json_int_t)b->st.bad_input));
 	json_object_set_new(st, "RequestsTimedOut", json_integer((json_int_t)b->st.requests_timed_out));
@@ -63,6 +66,8 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "RecordFileErrors", json_integer((json_int_t)b->st.record_file_errors));
 	json_object_set_new(o, "stats", st);
 	json_object_set_new(lim, "max_connections", json_integer(b->max_conns));
+	json_object_set_new(lim, "admin_reserve", json_integer(b->admin_reserve));
+	json_object_set_new(lim, "at_connection_limit", json_boolean(b->nconns >= b->max_conns));
 	json_object_set_new(lim, "max_streaming_sessions", json_integer(b->cfg.max_streaming_sessions));
 	json_object_set_new(lim, "max_streaming_handshakes", json_integer(b->cfg.max_streaming_handshakes));
 	json_object_set_new(lim, "max_message", json_integer((json_int_t)b->max_message));
