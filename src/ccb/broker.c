@@ -215,6 +215,8 @@ void bk_conn_close(ccb_broker *b, bk_conn *c)
 	c->ad = NULL;
 	free(c->send_text);
 	c->send_text = NULL;
+	free(c->hs);
+	c->hs = NULL;
 	if (c->state == BK_DEAD)
 		return;
 	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
@@ -288,8 +290,8 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
 	if (rc == CCB_OK) {
 		c->cmd = cmd.command;
-		snprintf(c->user, sizeof c->user, "%s", cmd.info.user);
-		snprintf(c->peer_ip, sizeof c->peer_ip, "%s", cmd.peer_ip);
+		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
+		snprintf(c->hs->peer_ip, sizeof c->hs->peer_ip, "%s", cmd.peer_ip);
 		if (cmd.info.peer_version[0]) {
 			int ma, mi, pa;
 			unsigned num;
@@ -312,7 +314,7 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 	}
 	c->hs_rc = rc;
 	if (rc)
-		snprintf(c->hs_err, sizeof c->hs_err, "%s", e.detail);
+		snprintf(c->hs->err, sizeof c->hs->err, "%s", e.detail);
 }
 
 static void worker_send(ccb_broker *b, bk_conn *c)
@@ -621,7 +623,10 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	b->sec.command_perm = broker_perm;
 	b->sec.user = b;
 	if (!b->sec.sessions) {
-		b->own_sessions = ccb_sec_sessions_new(0);
+		/* Room for a session per connection, as daemons negotiate one
+		 * each (4096 at least). */
+		size_t want = (size_t)b->max_conns + BK_ADMIN_RESERVE;
+		b->own_sessions = ccb_sec_sessions_new(want > 4096 ? want : 0);
 		b->sec.sessions = b->own_sessions;
 	}
 	b->cfg.security = NULL;
@@ -638,6 +643,13 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	if ((rc = make_public(b, err)))
 		goto fail;
 
+	{
+		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
+		if (ccb_ad_new(f, 1, &b->alive_ad, err)) {
+			rc = CCB_ERR_NOMEM;
+			goto fail;
+		}
+	}
 	b->peek_cap = 2 * b->max_message + 4096;
 	b->peek = malloc(b->peek_cap);
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -764,6 +776,7 @@ void ccb_broker_free(ccb_broker *b)
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
 	ccb_sec_sessions_free(b->own_sessions);
+	ccb_classad_free(b->alive_ad);
 	free(b->peek);
 	free(b->listen_text);
 	free(b->public_text);
@@ -911,6 +924,10 @@ static void on_accept(ccb_broker *b, int lfd)
 			continue;
 		}
 		c = conn_new(fd, BK_NEW);
+		if (c && !(c->hs = calloc(1, sizeof *c->hs))) {
+			free(c);
+			c = NULL;
+		}
 		if (!c) {
 			close(fd);
 			continue;
@@ -919,7 +936,7 @@ static void on_accept(ccb_broker *b, int lfd)
 		 * admin command (on_new_readable). */
 		c->reserve = b->nconns >= b->max_conns;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		fmt_peer(&ss, c->peer_ip, sizeof c->peer_ip, c->peer, sizeof c->peer);
+		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->peer, sizeof c->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
 		bk_list_add_tail(&b->new_list, &c->tnode);
@@ -1054,7 +1071,7 @@ static void drain_done(ccb_broker *b)
 			if (c->state != BK_SEND) {
 				b->st.handshakes_failed++;
 				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", c->peer,
-					c->hs_err);
+					c->hs ? c->hs->err : "");
 			}
 			bk_conn_close(b, c);
 			continue;

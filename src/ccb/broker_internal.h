@@ -85,34 +85,41 @@ typedef enum bk_state {
 struct bk_reg;
 struct bk_req;
 
+/* What a connection needs only until its command is handled (freed once
+ * it is a registration): the handshake's outcome and identity. */
+typedef struct bk_hs {
+	char peer_ip[64];
+	char user[128];                  /* authenticated identity */
+	char err[CCB_ERROR_DETAIL_SIZE]; /* handshake failure (worker -> loop) */
+} bk_hs;
+
+/* Kept small: one per registration for its whole life (see
+ * docs/performance.md for the byte count). */
 typedef struct bk_conn {
 	int fd;
 	bk_state state;
 	ccb_stream *s;          /* after the handshake */
 	unsigned peer_version;  /* CCB_VERSION_NUM of the peer, 0 unknown */
-	char peer_ip[64];
-	char peer[96];          /* "<ip:port>" */
-	char user[128];         /* authenticated identity */
+	/* handshake outcome (worker -> loop) */
+	ccb_err hs_rc;
 	int64_t deadline_ms;    /* first bytes / handshake / partial message */
 	bk_list tnode;          /* new_list or partial_list */
 	bk_list qnode;          /* jobs or done queue */
 	struct bk_reg *reg;
 	struct bk_req *req;
-	bool in_epoll;
-	bool reserve;           /* accepted into the admin reserve (over the limit) */
-	/* handshake outcome (worker -> loop) */
-	ccb_err hs_rc;
-	char hs_err[CCB_ERROR_DETAIL_SIZE];
-	int cmd;
+	bk_hs *hs;              /* until the command is handled */
 	ccb_classad *ad;
 	char *send_text;        /* BK_SEND */
+	int cmd;
+	bool in_epoll;
+	bool reserve;           /* accepted into the admin reserve (over the limit) */
+	char peer[56];          /* "<ip:port>", "<[v6]:port>" */
 } bk_conn;
 
 typedef struct bk_reg {
 	uint64_t id;
 	bk_conn *c;
 	char *name;
-	char *contact;
 	int64_t registered_wall, heard_wall;
 	int64_t heard_ms;
 	bk_list lru;      /* b->lru, least recently heard first */
@@ -190,6 +197,7 @@ struct ccb_broker {
 	bool wquit;
 
 	ccb__relay_engine *relay;
+	ccb_classad *alive_ad; /* the heartbeat reply {Command = 441}, built once */
 
 	/* tables */
 	bk_map regs, recs, reqs;
@@ -231,6 +239,9 @@ void bk_queue_job(ccb_broker *b, bk_conn *c);
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* The registration's full contact (CCBID): "<public address>#<id>". */
+bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
 
 /* broker_status.c */
 char *bk_status_json_locked(ccb_broker *b, bool pretty);

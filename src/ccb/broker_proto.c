@@ -91,8 +91,19 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why)
 		bk_conn_close(b, r->c);
 	}
 	free(r->name);
-	free(r->contact);
 	free(r);
+}
+
+bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size)
+{
+	char *contact = NULL;
+	bool ok = ccb_contact_make(b->pub_bare, id, &contact, NULL) == CCB_OK &&
+		  (size_t)snprintf(out, size, "%s", contact) < size;
+
+	free(contact);
+	if (!ok && size)
+		out[0] = '\0';
+	return ok;
 }
 
 static void handle_register(ccb_broker *b, bk_conn *c)
@@ -105,6 +116,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	ccb_classad *reply = NULL;
 	uint64_t id = 0;
 	bool reclaimed = false;
+	char contact[320];
 
 	/* Reclaim: cookie all digits, id after the last '#', record with the
 	 * same cookie and (unless allowed from any IP) the same peer IP
@@ -115,7 +127,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 		if (all_digits(num)) {
 			rec = bk_map_get(&b->recs, parse_u64(num));
 			if (rec && !strcmp(rec->cookie, cookie) &&
-			    (b->cfg.reconnect_any_ip || !strcmp(rec->ip, c->peer_ip))) {
+			    (b->cfg.reconnect_any_ip || !strcmp(rec->ip, c->hs->peer_ip))) {
 				id = rec->id;
 				reclaimed = true;
 			} else {
@@ -133,7 +145,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 		b->st.reconnects++;
 	} else {
 		id = alloc_id(b);
-		rec = bk_rec_new(b, id, c->peer_ip);
+		rec = bk_rec_new(b, id, c->hs->peer_ip);
 		if (!rec) {
 			bk_conn_close(b, c);
 			return;
@@ -153,14 +165,8 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	bk_list_init(&r->lru);
 	bk_list_init(&r->pending);
 	r->registered_wall = ccb_wall_s();
-	{
-		char *contact = NULL;
-		ccb_contact_make(b->pub_bare, id, &contact, NULL);
-		r->contact = contact;
-	}
-	if (!r->name || !r->contact || !bk_map_put(&b->regs, id, r)) {
+	if (!r->name || !bk_contact(b, id, contact, sizeof contact) || !bk_map_put(&b->regs, id, r)) {
 		free(r->name);
-		free(r->contact);
 		free(r);
 		bk_conn_close(b, c);
 		return;
@@ -177,7 +183,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	 * (srv:831-863, capture S1 conn 1 message 10), plus golang-ccb's
 	 * streaming advertisement (§7.8). Never a reply without CCBID. */
 	{
-		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, r->contact),
+		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, contact),
 				    CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
 				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, rec->cookie),
 				    CCB_AD_BOOL(CCB_ATTR_CCB_STREAMING, true)};
@@ -190,6 +196,9 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	}
 	ccb_classad_free(reply);
 	ccb__stream_trim(c->s);
+	/* A registration keeps nothing of its handshake. */
+	free(c->hs);
+	c->hs = NULL;
 	CCB_LOG(CCB_LOG_INFO, "broker: %s ccbid %" PRIu64 " for %s (%s)",
 		reclaimed ? "reconnected" : "registered", id, c->peer, r->name);
 	if (!bk_epoll_add(b, c, BK_EDGE))
@@ -362,7 +371,7 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 			return;
 		}
 		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
-		snprintf(orig, sizeof orig, "%s at %s", c->user, c->peer);
+		snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", c->peer);
 		/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is
 		 * to dial the broker itself. */
 		{
@@ -514,11 +523,8 @@ static void handle_reg_message(ccb_broker *b, bk_reg *r, ccb_classad *ad)
 	touch(b, r);
 	if (ccb_classad_get_int(ad, CCB_ATTR_COMMAND, &cmd) == CCB_OK && cmd == CCB_CMD_ALIVE) {
 		/* Heartbeat: answer {Command = 441} (§5.1, srv:1074-1078). */
-		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
-		ccb_classad *reply = NULL;
-		if (ccb_ad_new(f, 1, &reply, NULL) || !bk_send_ad(b, r->c, reply))
+		if (!bk_send_ad(b, r->c, b->alive_ad))
 			bk_drop_reg(b, r, "heartbeat reply failed");
-		ccb_classad_free(reply);
 		return;
 	}
 	handle_result(b, r, ad);

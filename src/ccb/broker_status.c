@@ -79,9 +79,11 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 		json_t *arr = json_array();
 		for (bk_list *n = b->lru.next; arr && n != &b->lru; n = n->next) {
 			bk_reg *r = bk_container(n, bk_reg, lru);
+			char contact[320];
+			bk_contact(b, r->id, contact, sizeof contact);
 			json_array_append_new(
 				arr, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I}", "ccbid", (json_int_t)r->id,
-					       "contact", r->contact, "peer", r->c ? r->c->peer : "",
+					       "contact", contact, "peer", r->c ? r->c->peer : "",
 					       "name", r->name, "registered", (json_int_t)r->registered_wall,
 					       "last_heard", (json_int_t)r->heard_wall, "pending",
 					       (json_int_t)r->npending));

@@ -3,8 +3,9 @@
  * lookup and remove, plus a binary min-heap ordered by expiration time (an
  * entry with no limit sorts last; equal times by least recent use) for
  * expiry and eviction in O(log n). Each entry is one allocation: the fixed
- * part, then the id and the policy ad as text ("Name = value" lines), which
- * is parsed back into an ad only when a lookup asks for it (resumptions are
+ * part and the id. The policy ad is kept as text ("Name = value" lines),
+ * shared between entries with the same text (reference counted), and is
+ * parsed back into an ad only when a lookup asks for it (resumptions are
  * rare next to negotiations; a text costs a fraction of a live ad).
  *
  * The client map {address, command} -> session id is a second hash table
@@ -37,9 +38,18 @@ typedef struct sess {
 	uint8_t key_len;
 	uint8_t crypto;
 	uint8_t key[CCB_SESS_KEY_MAX];
-	char *policy;        /* into data[], or NULL */
-	char data[];         /* id '\0' [policy text '\0'] */
+	struct pol *policy;  /* shared policy text, or NULL */
+	char data[];         /* the id */
 } sess;
+
+/* Policy texts are shared: sessions negotiated by the same kind of peer
+ * (same identity, method and version) hold one copy between them. */
+typedef struct pol {
+	struct pol *next;
+	uint64_t h;
+	size_t refs;
+	char text[];
+} pol;
 
 typedef struct map_item {
 	struct map_item *hnext;
@@ -62,6 +72,8 @@ struct ccb__sess_cache {
 	size_t mnb, nm;
 	map_item mlist;     /* sentinel of the insertion-order list */
 	uint64_t seq;
+	pol **ptab;         /* interned policy texts */
+	size_t pnb, np;
 };
 
 /* FNV-1a, finished with a 64-bit mixer so that the low bits are usable. */
@@ -88,6 +100,59 @@ static uint64_t hash_id(const char *id)
 static uint64_t hash_map(const char *addr, int64_t cmd)
 {
 	return mix(hash_str(addr, 0xcbf29ce484222325ULL) ^ (uint64_t)cmd * 0x9e3779b97f4a7c15ULL);
+}
+
+/* The shared copy of a policy text, one reference more. Lock held. */
+static pol *pol_intern(ccb__sess_cache *c, const char *text)
+{
+	uint64_t h = hash_id(text);
+	size_t len = strlen(text) + 1;
+	pol *p;
+
+	if (c->np + 1 > c->pnb) {
+		size_t nb = c->pnb ? c->pnb * 2 : 16;
+		pol **t = calloc(nb, sizeof *t);
+		if (!t)
+			return NULL;
+		for (size_t i = 0; i < c->pnb; i++)
+			for (pol *q = c->ptab[i], *next; q; q = next) {
+				next = q->next;
+				q->next = t[q->h & (nb - 1)];
+				t[q->h & (nb - 1)] = q;
+			}
+		free(c->ptab);
+		c->ptab = t;
+		c->pnb = nb;
+	}
+	for (p = c->ptab[h & (c->pnb - 1)]; p; p = p->next)
+		if (p->h == h && !strcmp(p->text, text)) {
+			p->refs++;
+			return p;
+		}
+	if (!(p = malloc(sizeof *p + len)))
+		return NULL;
+	p->h = h;
+	p->refs = 1;
+	memcpy(p->text, text, len);
+	p->next = c->ptab[h & (c->pnb - 1)];
+	c->ptab[h & (c->pnb - 1)] = p;
+	c->np++;
+	return p;
+}
+
+/* Drop a reference; the last one frees the text. Lock held. */
+static void pol_unref(ccb__sess_cache *c, pol *p)
+{
+	pol **pp;
+
+	if (!p || --p->refs)
+		return;
+	for (pp = &c->ptab[p->h & (c->pnb - 1)]; *pp != p; pp = &(*pp)->next)
+		;
+	*pp = p->next;
+	c->np--;
+	OPENSSL_cleanse(p->text, strlen(p->text));
+	free(p);
 }
 
 ccb__sess_cache *ccb__sess_cache_new(size_t max_entries)
@@ -263,8 +328,10 @@ static void unmap_sid(ccb__sess_cache *c, const char *sid, uint64_t sid_h)
 	}
 }
 
-static void sess_free(sess *s)
+/* Lock held (the policy reference). */
+static void sess_free(ccb__sess_cache *c, sess *s)
 {
+	pol_unref(c, s->policy);
 	OPENSSL_cleanse(s->key, sizeof s->key);
 	free(s);
 }
@@ -285,7 +352,7 @@ static void drop(ccb__sess_cache *c, sess *s)
 	}
 	c->heap[c->n] = NULL;
 	unmap_sid(c, sess_id(s), s->h);
-	sess_free(s);
+	sess_free(c, s);
 }
 
 void ccb__sess_cache_free(ccb__sess_cache *c)
@@ -299,6 +366,7 @@ void ccb__sess_cache_free(ccb__sess_cache *c)
 	free(c->heap);
 	free(c->tab);
 	free(c->mtab);
+	free(c->ptab);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -323,30 +391,17 @@ static void make_room(ccb__sess_cache *c, int64_t now)
 	drop(c, c->heap[0]);
 }
 
-/* A new entry: one allocation holding the id and the policy as text. */
+/* A new entry: one allocation holding the id; the policy is attached
+ * under the lock. */
 static sess *sess_make(const ccb__sess_entry *e, int64_t now)
 {
-	char *pol = NULL;
-	size_t il = strlen(e->id) + 1, pl = 0;
-	sess *s;
+	size_t il = strlen(e->id) + 1;
+	sess *s = malloc(sizeof *s + il);
 
-	if (e->policy) {
-		if (!(pol = ccb_classad_to_text(e->policy)))
-			return NULL;
-		pl = strlen(pol) + 1;
-	}
-	s = malloc(sizeof *s + il + pl);
-	if (!s) {
-		free(pol);
+	if (!s)
 		return NULL;
-	}
 	memset(s, 0, sizeof *s);
 	memcpy(s->data, e->id, il);
-	if (pol) {
-		s->policy = s->data + il;
-		memcpy(s->policy, pol, pl);
-		free(pol);
-	}
 	s->h = hash_id(e->id);
 	memcpy(s->key, e->key, e->key_len);
 	s->key_len = (uint8_t)e->key_len;
@@ -360,13 +415,23 @@ static sess *sess_make(const ccb__sess_entry *e, int64_t now)
 ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now, ccb_error *err)
 {
 	sess *s, *old;
+	char *text = NULL;
 
 	if (!c || !e || !e->id || !*e->id || e->key_len > CCB_SESS_KEY_MAX || e->crypto < 0 ||
 	    e->crypto > 255)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "session cache: bad session");
-	if (!(s = sess_make(e, now)))
+	if ((e->policy && !(text = ccb_classad_to_text(e->policy))) || !(s = sess_make(e, now))) {
+		free(text);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "session cache: out of memory");
+	}
 	pthread_mutex_lock(&c->lock);
+	if (text && !(s->policy = pol_intern(c, text))) {
+		pthread_mutex_unlock(&c->lock);
+		free(text);
+		free(s);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "session cache: out of memory");
+	}
+	free(text);
 	s->use_seq = ++c->seq;
 	old = find(c, sess_id(s), s->h);
 	if (old) {
@@ -378,12 +443,12 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 		s->hnext = old->hnext;
 		heap_set(c, old->heap_i, s);
 		heap_fix(c, s->heap_i);
-		sess_free(old);
+		sess_free(c, old);
 	} else {
 		make_room(c, now);
 		if (!reserve(c)) {
+			sess_free(c, s);
 			pthread_mutex_unlock(&c->lock);
-			sess_free(s);
 			return ccb_error_set(err, CCB_ERR_NOMEM, "session cache: out of memory");
 		}
 		s->hnext = *bucket(c, s->h);
@@ -422,7 +487,7 @@ static bool copy_out(const sess *s, ccb__sess_entry *out)
 {
 	memset(out, 0, sizeof *out);
 	out->id = ccb_strdup(sess_id(s));
-	out->policy = s->policy ? policy_ad(s->policy) : NULL;
+	out->policy = s->policy ? policy_ad(s->policy->text) : NULL;
 	if (!out->id || (s->policy && !out->policy)) {
 		ccb__sess_entry_clear(out);
 		return false;

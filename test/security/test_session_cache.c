@@ -168,6 +168,14 @@ static void test_policy_types(void)
 	ccb_classad_set_bool(e.policy, "Authenticated", true);
 	ccb_classad_set_int(e.policy, "N", -42);
 	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	/* A second entry with the same policy shares its text; removing the
+	 * first leaves the second's intact. */
+	e.id = "q";
+	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	e.id = "p";
+	CU_ASSERT_TRUE(ccb__sess_remove(c, "p"));
+	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	CU_ASSERT_TRUE(ccb__sess_remove(c, "q"));
 	ccb_classad_free(e.policy);
 	CU_ASSERT_EQUAL_FATAL(ccb__sess_lookup(c, "p", 1, &got), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_classad_count(got.policy), 5);
