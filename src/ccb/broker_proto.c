@@ -598,12 +598,14 @@ void bk_reg_readable(ccb_broker *b, bk_conn *c)
 			bk_drop_reg(b, r, e.detail);
 			return;
 		}
-		ccb__stream_trim(c->s);
 		handle_reg_message(b, r, ad);
 		ccb_classad_free(ad);
 		/* The handler may have dropped the registration. */
 		if (c->state != BK_REG)
 			return;
+		/* An idle registration holds no message buffers (the reply's
+		 * included). */
+		ccb__stream_trim(c->s);
 	}
 }
 
