@@ -67,100 +67,106 @@ void *bk_map_get(const bk_map *m, uint64_t key)
 {
 	if (!m->nb)
 		return NULL;
-	for (bk_mnode *n = m->b[bk_hash(key, m->nb)]; n; n = n->next)
-		if (n->key == key)
-			return n->val;
-	return NULL;
+	for (size_t i = bk_hash(key, m->nb);; i = (i + 1) & (m->nb - 1)) {
+		if (!m->s[i].val)
+			return NULL;
+		if (m->s[i].key == key)
+			return m->s[i].val;
+	}
+}
+
+/* Place without checking for the key or room. */
+static void bk_map_place(bk_mnode *s, size_t nb, uint64_t key, void *val)
+{
+	size_t i = bk_hash(key, nb);
+
+	while (s[i].val)
+		i = (i + 1) & (nb - 1);
+	s[i] = (bk_mnode){.key = key, .val = val};
 }
 
 static bool bk_map_grow(bk_map *m)
 {
 	size_t nb = m->nb ? m->nb * 2 : 64;
-	bk_mnode **b = calloc(nb, sizeof *b);
+	bk_mnode *s = calloc(nb, sizeof *s);
 
-	if (!b)
+	if (!s)
 		return false;
-	for (size_t i = 0; i < m->nb; i++) {
-		bk_mnode *n = m->b[i], *next;
-		for (; n; n = next) {
-			size_t h = bk_hash(n->key, nb);
-			next = n->next;
-			n->next = b[h];
-			b[h] = n;
-		}
-	}
-	free(m->b);
-	m->b = b;
+	for (size_t i = 0; i < m->nb; i++)
+		if (m->s[i].val)
+			bk_map_place(s, nb, m->s[i].key, m->s[i].val);
+	free(m->s);
+	m->s = s;
 	m->nb = nb;
 	return true;
 }
 
 bool bk_map_put(bk_map *m, uint64_t key, void *val)
 {
-	bk_mnode *n;
-	size_t h;
-
-	if ((m->n + 1 > m->nb) && !bk_map_grow(m))
+	if (!val)
 		return false;
-	h = bk_hash(key, m->nb);
-	for (n = m->b[h]; n; n = n->next)
-		if (n->key == key) {
-			n->val = val;
-			return true;
-		}
-	n = malloc(sizeof *n);
-	if (!n)
+	if (m->nb) {
+		for (size_t i = bk_hash(key, m->nb); m->s[i].val; i = (i + 1) & (m->nb - 1))
+			if (m->s[i].key == key) {
+				m->s[i].val = val;
+				return true;
+			}
+	}
+	if ((m->n + 1) * 4 > m->nb * 3 && !bk_map_grow(m))
 		return false;
-	*n = (bk_mnode){.key = key, .val = val, .next = m->b[h]};
-	m->b[h] = n;
+	bk_map_place(m->s, m->nb, key, val);
 	m->n++;
 	return true;
 }
 
 void *bk_map_del(bk_map *m, uint64_t key)
 {
-	bk_mnode **pp;
+	size_t mask = m->nb - 1, i, j;
+	void *v;
 
 	if (!m->nb)
 		return NULL;
-	for (pp = &m->b[bk_hash(key, m->nb)]; *pp; pp = &(*pp)->next)
-		if ((*pp)->key == key) {
-			bk_mnode *n = *pp;
-			void *v = n->val;
-			*pp = n->next;
-			free(n);
-			m->n--;
-			return v;
-		}
-	return NULL;
+	for (i = bk_hash(key, m->nb);; i = (i + 1) & mask) {
+		if (!m->s[i].val)
+			return NULL;
+		if (m->s[i].key == key)
+			break;
+	}
+	v = m->s[i].val;
+	/* Backward shift: pull later entries of the run into the hole unless
+	 * their home slot lies cyclically in (hole, their slot]. */
+	for (j = i;;) {
+		size_t k;
+		j = (j + 1) & mask;
+		if (!m->s[j].val)
+			break;
+		k = bk_hash(m->s[j].key, m->nb);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		m->s[i] = m->s[j];
+		i = j;
+	}
+	m->s[i] = (bk_mnode){0};
+	m->n--;
+	return v;
 }
 
 void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node)
 {
-	if (*node && (*node)->next) {
-		*node = (*node)->next;
-		return (*node)->val;
-	}
 	for (size_t i = *node ? *bucket + 1 : *bucket; i < m->nb; i++)
-		if (m->b[i]) {
+		if (m->s[i].val) {
 			*bucket = i;
-			*node = m->b[i];
-			return (*node)->val;
+			*node = &m->s[i];
+			return m->s[i].val;
 		}
 	*bucket = m->nb;
+	*node = NULL;
 	return NULL;
 }
 
 void bk_map_free(bk_map *m)
 {
-	for (size_t i = 0; i < m->nb; i++) {
-		bk_mnode *n = m->b[i], *next;
-		for (; n; n = next) {
-			next = n->next;
-			free(n);
-		}
-	}
-	free(m->b);
+	free(m->s);
 	*m = (bk_map){0};
 }
 

@@ -50,14 +50,16 @@ static inline void bk_list_del(bk_list *n)
 
 /* ---- uint64 -> pointer map ------------------------------------------------- */
 
+/* Open addressing with linear probing (no allocation per entry: 16 bytes a
+ * slot, at most 3/4 full). A NULL value marks an empty slot; values are
+ * never NULL. */
 typedef struct bk_mnode {
 	uint64_t key;
 	void *val;
-	struct bk_mnode *next;
 } bk_mnode;
 
 typedef struct bk_map {
-	bk_mnode **b;
+	bk_mnode *s;
 	size_t nb, n;
 } bk_map;
 
@@ -65,7 +67,8 @@ void *bk_map_get(const bk_map *m, uint64_t key);
 bool bk_map_put(bk_map *m, uint64_t key, void *val);
 void *bk_map_del(bk_map *m, uint64_t key);
 void bk_map_free(bk_map *m);
-/* Iterate: i starts at 0, returns NULL at the end. Do not modify meanwhile. */
+/* Iterate: *bucket = 0 and *node = NULL to start; returns NULL at the end.
+ * Do not modify the map meanwhile. */
 void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node);
 
 /* ---- connections ------------------------------------------------------------ */
@@ -119,12 +122,12 @@ typedef struct bk_conn {
 typedef struct bk_reg {
 	uint64_t id;
 	bk_conn *c;
-	char *name;
 	int64_t registered_wall, heard_wall;
 	int64_t heard_ms;
 	bk_list lru;      /* b->lru, least recently heard first */
 	bk_list pending;  /* standard requests waiting on this target */
 	size_t npending;
+	char name[];      /* the register ad's Name */
 } bk_reg;
 
 typedef struct bk_req {
@@ -140,7 +143,7 @@ typedef struct bk_req {
 
 typedef struct bk_rec {
 	uint64_t id;
-	char ip[64];
+	char ip[46];      /* INET6_ADDRSTRLEN */
 	char cookie[24];
 	int64_t alive_ms;
 } bk_rec;

@@ -90,7 +90,6 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why)
 		r->c->reg = NULL;
 		bk_conn_close(b, r->c);
 	}
-	free(r->name);
 	free(r);
 }
 
@@ -154,19 +153,18 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	}
 	rec->alive_ms = ccb_now_ms();
 
-	r = calloc(1, sizeof *r);
+	r = calloc(1, sizeof *r + strlen(name) + 1);
 	if (!r) {
 		bk_conn_close(b, c);
 		return;
 	}
 	r->id = id;
 	r->c = c;
-	r->name = ccb_strdup(name);
+	memcpy(r->name, name, strlen(name) + 1);
 	bk_list_init(&r->lru);
 	bk_list_init(&r->pending);
 	r->registered_wall = ccb_wall_s();
-	if (!r->name || !bk_contact(b, id, contact, sizeof contact) || !bk_map_put(&b->regs, id, r)) {
-		free(r->name);
+	if (!bk_contact(b, id, contact, sizeof contact) || !bk_map_put(&b->regs, id, r)) {
 		free(r);
 		bk_conn_close(b, c);
 		return;

@@ -16,6 +16,7 @@
 
 #include "bktest.h"
 #include "ccb/log.h"
+#include "ccb/broker_internal.h"
 
 #define NREG 1000
 #define NTHREADS 4
@@ -346,7 +347,8 @@ static void test_emfile_fast_refusal(void)
 }
 
 /* Out of file descriptors (a low RLIMIT_NOFILE in a child process):
- * refused cleanly, every registration kept. */
+ * every registration kept, and new ones served again once descriptors are
+ * free. */
 static void test_fd_exhaustion(void)
 {
 	pid_t pid;
@@ -391,10 +393,25 @@ static void test_fd_exhaustion(void)
 		for (int i = 0; i < 6; i++)
 			if (!bkt_heartbeat(&l[i]))
 				bad++;
-		if (bkt_stat(b, "ConnectionsRefused") < 1)
-			bad += 100;
+		/* Broker and peers share this process's descriptors, so which
+		 * side runs out first varies: refusals are counted by
+		 * test_emfile_fast_refusal, where they do not. Here: every
+		 * registration kept, and service again once descriptors free up. */
 		for (int i = 0; i < nheld; i++)
 			close(held[i]);
+		{
+			bkt_listener again;
+			bool ok = false;
+			for (int t = 0; t < 50 && !ok; t++) {
+				ok = bkt_register(k.port, "condor", NULL, NULL, &again) == CCB_OK;
+				if (ok)
+					bkt_listener_close(&again);
+				else
+					usleep(100 * 1000);
+			}
+			if (!ok)
+				bad += 100;
+		}
 		for (int i = 0; i < 6; i++)
 			bkt_listener_close(&l[i]);
 		ccb_broker_stop(b);
@@ -405,6 +422,8 @@ static void test_fd_exhaustion(void)
 	waitpid(pid, &st, 0);
 	CU_ASSERT(WIFEXITED(st));
 	CU_ASSERT_EQUAL(WEXITSTATUS(st), 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		fprintf(stderr, "child status %d ", st);
 }
 
 /* Peers that trickle their first message do not hold the handshake
@@ -508,7 +527,52 @@ static void test_idle_target(void)
 	bkt_stop(&k);
 }
 
+/* The broker's id map (open addressing, backward-shift deletion) against a
+ * plain array, with keys that collide and wrap around the table. */
+static void test_id_map(void)
+{
+	enum { K = 5000, OPS = 200000 };
+	static void *shadow[K];
+	bk_map m = {0};
+	size_t n = 0, bucket = 0, seen = 0;
+	bk_mnode *node = NULL;
+	unsigned x = 12345;
+
+	memset(shadow, 0, sizeof shadow);
+	for (int op = 0; op < OPS; op++) {
+		uint64_t key;
+		x = x * 1103515245u + 12345u;
+		key = (x >> 8) % K;
+		/* Multiples of 1<<20 apart: same low bits, long probe runs. */
+		if (key % 3 == 0)
+			key = (key << 20) % ((uint64_t)K << 20) / K * K;
+		key %= K;
+		if ((x >> 4) & 1) {
+			void *v = (void *)(uintptr_t)(op + 1);
+			if (!shadow[key])
+				n++;
+			shadow[key] = v;
+			CU_ASSERT_FATAL(bk_map_put(&m, key, v));
+		} else {
+			void *got = bk_map_del(&m, key);
+			CU_ASSERT_PTR_EQUAL_FATAL(got, shadow[key]);
+			if (shadow[key])
+				n--;
+			shadow[key] = NULL;
+		}
+		if (op % 1000 == 0)
+			for (uint64_t k = 0; k < K; k++)
+				CU_ASSERT_PTR_EQUAL_FATAL(bk_map_get(&m, k), shadow[k]);
+	}
+	CU_ASSERT_EQUAL(m.n, n);
+	while (bk_map_next(&m, &bucket, &node))
+		seen++;
+	CU_ASSERT_EQUAL(seen, n);
+	bk_map_free(&m);
+}
+
 static const ccbt_test tests[] = {
+	{"id map against an array", test_id_map},
 	{"1,000 registrations and 1,000 requests", test_thousand},
 	{"connection limit", test_connection_limit},
 	{"out of file descriptors", test_fd_exhaustion},
