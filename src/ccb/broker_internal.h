@@ -188,7 +188,8 @@ struct ccb_broker {
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
 	pthread_mutex_t lock;
 	uint8_t *peek;
-	size_t peek_cap, peek_len; /* peek_len: bytes of the last complete peek */
+	size_t peek_cap, peek_len; /* peek_len: bytes of the last complete message peeked */
+	size_t peek_total;         /* bytes the kernel held at that peek */
 
 	/* workers */
 	pthread_t *workers;

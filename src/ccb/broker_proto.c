@@ -552,6 +552,7 @@ enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c)
 		off += 5 + len;
 		if (end) {
 			b->peek_len = off;
+			b->peek_total = (size_t)n;
 			return PK_COMPLETE;
 		}
 	}
@@ -604,6 +605,11 @@ void bk_reg_readable(ccb_broker *b, bk_conn *c)
 		/* An idle registration holds no message buffers (the reply's
 		 * included). */
 		ccb__stream_trim(c->s);
+		/* The kernel held exactly that message: nothing is left to read,
+		 * and bytes arriving since raise a new edge (EPOLLET), so the
+		 * peek that would only say EAGAIN is saved. */
+		if (b->peek_total == b->peek_len && b->peek_total < b->peek_cap)
+			return;
 	}
 }
 
