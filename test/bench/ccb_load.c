@@ -1173,7 +1173,8 @@ int main(int argc, char **argv)
 	int64_t hold_t0 = ccb_now_ms();
 
 	/* the hold: registrations heartbeating, nothing else */
-	int64_t hold_end = hold_t0 + (int64_t)(opt.hold * 1000);
+	/* Nothing registered: nothing to hold. */
+	int64_t hold_end = hold_t0 + (ok > 0 ? (int64_t)(opt.hold * 1000) : 0);
 	while (ccb_now_ms() < hold_end)
 		usleep((useconds_t)((hold_end - ccb_now_ms()) > 100 ? 100000 : 1000 * (hold_end - ccb_now_ms())));
 	double hold_s = (double)(ccb_now_ms() - hold_t0) / 1000.0;
