@@ -190,7 +190,7 @@ bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
 	struct epoll_event ev = {.events = events, .data.ptr = c};
 
 	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", c->peer, strerror(errno));
+		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), strerror(errno));
 		return false;
 	}
 	c->in_epoll = true;
@@ -217,12 +217,12 @@ void bk_conn_close(ccb_broker *b, bk_conn *c)
 		close(c->fd);
 	c->s = NULL;
 	c->fd = -1;
-	ccb_classad_free(c->ad);
-	c->ad = NULL;
-	free(c->send_text);
-	c->send_text = NULL;
-	free(c->hs);
-	c->hs = NULL;
+	if (c->hs) {
+		ccb_classad_free(c->hs->ad);
+		free(c->hs->send_text);
+		free(c->hs);
+		c->hs = NULL;
+	}
 	if (c->state == BK_DEAD)
 		return;
 	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
@@ -248,7 +248,7 @@ bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad)
 	(void)b;
 	ccb_stream_set_deadline(c->s, ccb_deadline_in(BK_SEND_TIMEOUT_MS));
 	if (ccb_control_ad_write(c->s, ad, c->peer_version, &e)) {
-		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", c->peer, e.detail);
+		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", bk_peer(c), e.detail);
 		return false;
 	}
 	ccb_stream_set_deadline(c->s, INT64_MAX);
@@ -295,7 +295,7 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 	pthread_mutex_unlock(&b->qlock);
 	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
 	if (rc == CCB_OK) {
-		c->cmd = cmd.command;
+		c->hs->cmd = cmd.command;
 		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
 		snprintf(c->hs->peer_ip, sizeof c->hs->peer_ip, "%s", cmd.peer_ip);
 		if (cmd.info.peer_version[0]) {
@@ -306,19 +306,19 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 		}
 		/* The command's first message belongs to the handshake's deadline. */
 		ccb_stream_set_max_message(c->s, b->max_message);
-		switch (c->cmd) {
+		switch (c->hs->cmd) {
 		case CCB_CMD_CCB_REGISTER:
 		case CCB_CMD_CCB_REQUEST:
-			rc = ccb_control_ad_read(c->s, &c->ad, &e);
+			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
 			break;
 		case CCB_CMD_CCB_REVERSE_CONNECT:
-			rc = ccb_hello_read_ad(c->s, c->cmd, NULL, &c->ad, &e);
+			rc = ccb_hello_read_ad(c->s, c->hs->cmd, NULL, &c->hs->ad, &e);
 			break;
 		default:
 			break;
 		}
 	}
-	c->hs_rc = rc;
+	c->hs->rc = rc;
 	if (rc)
 		snprintf(c->hs->err, sizeof c->hs->err, "%s", e.detail);
 }
@@ -328,10 +328,10 @@ static void worker_send(ccb_broker *b, bk_conn *c)
 	(void)b;
 	/* The status reply: one string; may be large, so not in the loop. */
 	ccb_stream_set_deadline(c->s, ccb_deadline_in(10000));
-	if (ccb_stream_put_string(c->s, c->send_text) || ccb_stream_end_message(c->s))
-		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", c->peer,
+	if (ccb_stream_put_string(c->s, c->hs->send_text) || ccb_stream_end_message(c->s))
+		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", bk_peer(c),
 			ccb_stream_error(c->s)->detail);
-	c->hs_rc = CCB_ERR_CLOSED; /* loop closes it */
+	c->hs->rc = CCB_ERR_CLOSED; /* loop closes it */
 }
 
 static void *worker_main(void *arg)
@@ -358,7 +358,7 @@ static void *worker_main(void *arg)
 			ccb_error e;
 			int fd = c->fd;
 			if (ccb_stream_new(fd, &c->s, &e) == CCB_OK) {
-				ccb_stream_set_peer_name(c->s, c->peer);
+				ccb_stream_set_peer_name(c->s, c->hs->peer);
 				ccb_stream_set_deadline(c->s, c->deadline_ms);
 				/* A peer that answers a handshake step slowly holds a
 				 * worker: each step gets a few seconds at most. */
@@ -371,7 +371,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&b->qlock);
 
 		if (!c->s)
-			c->hs_rc = CCB_ERR_NOMEM;
+			c->hs->rc = CCB_ERR_NOMEM;
 		else if (c->state == BK_SEND)
 			worker_send(b, c);
 		else
@@ -942,7 +942,7 @@ static void on_accept(ccb_broker *b, int lfd)
 		 * admin command (on_new_readable). */
 		c->reserve = b->nconns >= b->max_conns;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->peer, sizeof c->peer);
+		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->hs->peer, sizeof c->hs->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
 		bk_list_add_tail(&b->new_list, &c->tnode);
@@ -1025,7 +1025,7 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		return; /* edge-triggered: woken again when more arrives */
 	case PK_BAD:
 		b->st.bad_input++;
-		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", c->peer);
+		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", bk_peer(c));
 		bk_conn_close(b, c);
 		return;
 	case PK_CLOSED:
@@ -1038,7 +1038,7 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		long cmd = first_command(b->peek, b->peek_len);
 		if (!admin_command(cmd)) {
 			CCB_LOG(CCB_LOG_DEBUG, "broker: %s asked for command %ld over the limit; closed",
-				c->peer, cmd);
+				bk_peer(c), cmd);
 			b->st.refused_at_limit++;
 			note_refusal(b, TXT_AT_LIMIT);
 			bk_conn_close(b, c);
@@ -1073,10 +1073,10 @@ static void drain_done(ccb_broker *b)
 	while (!bk_list_empty(&got)) {
 		bk_conn *c = bk_container(got.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
-		if (c->state == BK_SEND || c->hs_rc) {
+		if (c->state == BK_SEND || c->hs->rc) {
 			if (c->state != BK_SEND) {
 				b->st.handshakes_failed++;
-				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", c->peer,
+				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", bk_peer(c),
 					c->hs ? c->hs->err : "");
 			}
 			bk_conn_close(b, c);

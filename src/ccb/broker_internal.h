@@ -91,6 +91,11 @@ struct bk_req;
 /* What a connection needs only until its command is handled (freed once
  * it is a registration): the handshake's outcome and identity. */
 typedef struct bk_hs {
+	ccb_err rc;                      /* handshake outcome (worker -> loop) */
+	int cmd;                         /* the command asked for */
+	ccb_classad *ad;                 /* its first message */
+	char *send_text;                 /* BK_SEND: the status reply */
+	char peer[56];                   /* "<ip:port>", "<[v6]:port>" */
 	char peer_ip[64];
 	char user[128];                  /* authenticated identity */
 	char err[CCB_ERROR_DETAIL_SIZE]; /* handshake failure (worker -> loop) */
@@ -102,22 +107,23 @@ typedef struct bk_conn {
 	int fd;
 	bk_state state;
 	ccb_stream *s;          /* after the handshake */
-	unsigned peer_version;  /* CCB_VERSION_NUM of the peer, 0 unknown */
-	/* handshake outcome (worker -> loop) */
-	ccb_err hs_rc;
 	int64_t deadline_ms;    /* first bytes / handshake / partial message */
 	bk_list tnode;          /* new_list or partial_list */
 	bk_list qnode;          /* jobs or done queue */
 	struct bk_reg *reg;
 	struct bk_req *req;
 	bk_hs *hs;              /* until the command is handled */
-	ccb_classad *ad;
-	char *send_text;        /* BK_SEND */
-	int cmd;
+	unsigned peer_version;  /* CCB_VERSION_NUM of the peer, 0 unknown */
 	bool in_epoll;
 	bool reserve;           /* accepted into the admin reserve (over the limit) */
-	char peer[56];          /* "<ip:port>", "<[v6]:port>" */
 } bk_conn;
+
+/* The peer's "<ip:port>": kept in the handshake block, then by the stream
+ * (its peer name is set from it), so a registration holds it once. */
+static inline const char *bk_peer(const bk_conn *c)
+{
+	return c->hs ? c->hs->peer : c->s ? ccb_stream_peer_name(c->s) : "?";
+}
 
 typedef struct bk_reg {
 	uint64_t id;

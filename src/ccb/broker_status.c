@@ -83,7 +83,7 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 			bk_contact(b, r->id, contact, sizeof contact);
 			json_array_append_new(
 				arr, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I}", "ccbid", (json_int_t)r->id,
-					       "contact", contact, "peer", r->c ? r->c->peer : "",
+					       "contact", contact, "peer", r->c ? bk_peer(r->c) : "",
 					       "name", r->name, "registered", (json_int_t)r->registered_wall,
 					       "last_heard", (json_int_t)r->heard_wall, "pending",
 					       (json_int_t)r->npending));
