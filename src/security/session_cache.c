@@ -28,8 +28,7 @@
 #define MAP_PER_SESSION 128
 
 typedef struct sess {
-	struct sess *hnext;  /* hash chain */
-	uint64_t h;          /* hash of the id */
+	struct sess *hnext;  /* hash chain (the id's hash is recomputed when needed) */
 	int64_t expiry;      /* absolute; 0 = none */
 	int64_t lease;       /* 0 = none */
 	int64_t last_use;    /* lease base (KeyCacheEntry::renewLease) */
@@ -277,7 +276,7 @@ static sess *find(const ccb__sess_cache *c, const char *id, uint64_t h)
 	if (!c->nb)
 		return NULL;
 	for (sess *s = *bucket(c, h); s; s = s->hnext)
-		if (s->h == h && !strcmp(sess_id(s), id))
+		if (!strcmp(sess_id(s), id))
 			return s;
 	return NULL;
 }
@@ -302,9 +301,10 @@ static bool reserve(ccb__sess_cache *c)
 			return false;
 		for (size_t i = 0; i < c->nb; i++)
 			for (sess *s = c->tab[i], *next; s; s = next) {
+				size_t j = hash_id(sess_id(s)) & (nb - 1);
 				next = s->hnext;
-				s->hnext = t[s->h & (nb - 1)];
-				t[s->h & (nb - 1)] = s;
+				s->hnext = t[j];
+				t[j] = s;
 			}
 		free(c->tab);
 		c->tab = t;
@@ -340,7 +340,8 @@ static void sess_free(ccb__sess_cache *c, sess *s)
 static void drop(ccb__sess_cache *c, sess *s)
 {
 	size_t i = s->heap_i;
-	sess **pp = bucket(c, s->h);
+	uint64_t h = hash_id(sess_id(s));
+	sess **pp = bucket(c, h);
 
 	while (*pp != s)
 		pp = &(*pp)->hnext;
@@ -351,7 +352,7 @@ static void drop(ccb__sess_cache *c, sess *s)
 		heap_fix(c, i);
 	}
 	c->heap[c->n] = NULL;
-	unmap_sid(c, sess_id(s), s->h);
+	unmap_sid(c, sess_id(s), h);
 	sess_free(c, s);
 }
 
@@ -402,7 +403,6 @@ static sess *sess_make(const ccb__sess_entry *e, int64_t now)
 		return NULL;
 	memset(s, 0, sizeof *s);
 	memcpy(s->data, e->id, il);
-	s->h = hash_id(e->id);
 	memcpy(s->key, e->key, e->key_len);
 	s->key_len = (uint8_t)e->key_len;
 	s->crypto = (uint8_t)e->crypto;
@@ -416,6 +416,7 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 {
 	sess *s, *old;
 	char *text = NULL;
+	uint64_t h;
 
 	if (!c || !e || !e->id || !*e->id || e->key_len > CCB_SESS_KEY_MAX || e->crypto < 0 ||
 	    e->crypto > 255)
@@ -433,10 +434,11 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 	}
 	free(text);
 	s->use_seq = ++c->seq;
-	old = find(c, sess_id(s), s->h);
+	h = hash_id(sess_id(s));
+	old = find(c, sess_id(s), h);
 	if (old) {
 		/* Replacing keeps the client map: it names the same id. */
-		sess **pp = bucket(c, old->h);
+		sess **pp = bucket(c, h);
 		while (*pp != old)
 			pp = &(*pp)->hnext;
 		*pp = s;
@@ -451,8 +453,8 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 			pthread_mutex_unlock(&c->lock);
 			return ccb_error_set(err, CCB_ERR_NOMEM, "session cache: out of memory");
 		}
-		s->hnext = *bucket(c, s->h);
-		*bucket(c, s->h) = s;
+		s->hnext = *bucket(c, h);
+		*bucket(c, h) = s;
 		heap_set(c, c->n++, s);
 		heap_up(c, s->heap_i);
 	}
