@@ -4,6 +4,7 @@
 # the machine they were measured on.
 #
 #   test/bench/run-benchmarks.sh [--full] [--out DIR] [--build DIR]
+#                                [--collector HOST:PORT --collector-pid PID]
 #
 # Default: 19900 registrations (the most one broker holds under a 20,000
 # open-file limit) through ccb_load against a freshly started `ccbctl broker`,
@@ -11,19 +12,26 @@
 # AES-GCM); then the same count with --plaintext (keyless sessions; a broker
 # that cannot accept them yet shows up as failed registrations). --full:
 # 50000 and 100000 as well (spread over load processes by ccb_load itself;
-# needs a high open-file limit). Loopback only.
+# needs a high open-file limit). --collector: also run ccb_load --plaintext
+# (19,900 registrations, same hold) against an HTCondor collector already
+# running there (loopback; it must allow unauthenticated DAEMON), reading its
+# /proc figures through --collector-pid, for a side-by-side table. Loopback only.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
 build="$src/build-release"
 out="$PWD"
 full=0
+collector=
+collector_pid=
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--full) full=1 ;;
+	--collector) collector=$2; shift ;;
+	--collector-pid) collector_pid=$2; shift ;;
 	--out) out=$2; shift ;;
 	--build) build=$2; shift ;;
-	-h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -107,6 +115,11 @@ start_broker "$tmp/brokercfg-plain.json"
 run loadplain "$bench/ccb_load" --plaintext -b "127.0.0.1:$port" -n 19900 -H 35 -i 30 -P "$broker_pid"
 loads+=("$(cat "$tmp/loadplain.json")")
 stop_broker
+if [ -n "$collector" ]; then
+	run collector "$bench/ccb_load" --plaintext -b "$collector" -n 19900 -H 35 -i 30 \
+		${collector_pid:+-P "$collector_pid"} --name COLLECTORLOAD
+	loads+=("$(cat "$tmp/collector.json")")
+fi
 # Requests through the broker, after registering 10,000.
 start_broker "$tmp/brokercfg.json"
 run loadreq "$bench/ccb_load" -b "127.0.0.1:$port" -c "$tmp/brokercfg.json" -n 10000 -H 5 -r 1000 \
