@@ -131,8 +131,17 @@ ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config
 	ccb_stream_set_deadline(s, ccb_deadline_in(timeout_ms));
 	ccb_stream_set_max_message(s, 64 * 1024 * 1024);
 	if ((rc = ccb_sec_client_start(s, sec ? sec : &dflt, CCB_CMD_LIBCCB_STATUS, 0, address, &info,
-				       err)))
+				       err))) {
+		/* A libccb broker closes a status query only when its security
+		 * policy refuses it or when it is at its connection limit with its
+		 * status reserve (docs/performance.md) full too: say both. */
+		if ((rc == CCB_ERR_CLOSED || rc == CCB_ERR_IO) && err)
+			ccb_error_prefix(err, "broker %s refused the status query (its security policy "
+					      "does not grant READ to this client, or it is at its "
+					      "connection limit and its status reserve is in use): ",
+					 address);
 		goto out;
+	}
 	if ((rc = ccb_stream_get_string(s, json)) || (rc = ccb_stream_end_of_message(s))) {
 		ccb_error_set(err, rc, "status reply: %s", ccb_stream_error(s)->detail);
 		free(*json);

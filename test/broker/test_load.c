@@ -207,10 +207,16 @@ static void test_connection_limit(void)
 			break;
 	}
 	CU_ASSERT_EQUAL(bkt_stat(k.b, "Connections"), 5 + 8);
+	/* Reserve in use too: the status query fails, and says why it may. */
+	json = NULL;
+	CU_ASSERT_NOT_EQUAL(ccb_broker_query_status(addr, &sc, 5000, &json, &err), CCB_OK);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "connection limit"));
+	free(json);
+	CU_ASSERT(bkt_wait_stat(k.b, "ConnectionsRefusedAtLimit", 2));
 	extra = raw_connect(k.port);
 	CU_ASSERT(closed_within(extra, 3000));
 	close(extra);
-	CU_ASSERT(bkt_wait_stat(k.b, "ConnectionsRefusedAtLimit", 2));
+	CU_ASSERT(bkt_wait_stat(k.b, "ConnectionsRefusedAtLimit", 3));
 	for (int i = 0; i < 3; i++)
 		CU_ASSERT(bkt_heartbeat(&l[i]));
 	/* Room again once the idle ones go. */
