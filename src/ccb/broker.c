@@ -871,12 +871,14 @@ static void note_refusal(ccb_broker *b, const char *why)
 }
 
 /* Out of descriptors: accept with the spare one and close at once, until
- * the backlog is empty, so that peers are refused at full speed and every
- * connection held stays. False when the spare cannot be had back (accepting
- * then pauses briefly). */
+ * the backlog is empty (or 1024 at a time), so that peers are refused at
+ * full speed and every connection held stays. False when the spare cannot
+ * be had back (accepting then pauses briefly). */
 static bool refuse_without_fds(ccb_broker *b, int lfd)
 {
-	for (;;) {
+	/* Bounded per call so that a flood does not starve the rest of the
+	 * loop; the listen socket stays readable and brings us back. */
+	for (int k = 0; k < 1024; k++) {
 		int fd;
 
 		if (b->spare_fd < 0)
@@ -900,6 +902,7 @@ static bool refuse_without_fds(ccb_broker *b, int lfd)
 			return errno == EAGAIN || errno == EWOULDBLOCK;
 		}
 	}
+	return true;
 }
 
 static void on_accept(ccb_broker *b, int lfd)
