@@ -83,7 +83,9 @@ typedef struct ccb_broker_config {
 	unsigned max_streaming_sessions;
 	unsigned max_streaming_handshakes;
 	/** CCB_SERVER_MAX_CONNECTIONS (every socket the broker holds, relays
-	 * excluded); 0: the open-file limit minus a reserve. */
+	 * excluded); 0: the open-file limit minus a reserve. Over it, 8 more
+	 * connections are accepted for status and no-op commands only
+	 * (docs/performance.md). */
 	unsigned max_connections;
 	/** CCB_SERVER_MAX_MESSAGE: cap on one inbound control message; 0: 64 KiB. */
 	size_t max_message;

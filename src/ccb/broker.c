@@ -21,6 +21,8 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <strings.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -44,6 +46,12 @@
  * handshake deadline). */
 #define BK_HANDSHAKE_STEP_MS 5000
 #define BK_FD_RESERVE 32
+/* Connections over the limit kept for status/admin commands, so that a full
+ * broker can still be observed. */
+#define BK_ADMIN_RESERVE 8
+/* At most one refusal warning per this many ms (with a count). */
+#define BK_REFUSE_LOG_MS 10000
+#define TXT_AT_LIMIT "broker at its connection limit"
 
 /* ---- map -------------------------------------------------------------------- */
 
@@ -59,100 +67,106 @@ void *bk_map_get(const bk_map *m, uint64_t key)
 {
 	if (!m->nb)
 		return NULL;
-	for (bk_mnode *n = m->b[bk_hash(key, m->nb)]; n; n = n->next)
-		if (n->key == key)
-			return n->val;
-	return NULL;
+	for (size_t i = bk_hash(key, m->nb);; i = (i + 1) & (m->nb - 1)) {
+		if (!m->s[i].val)
+			return NULL;
+		if (m->s[i].key == key)
+			return m->s[i].val;
+	}
+}
+
+/* Place without checking for the key or room. */
+static void bk_map_place(bk_mnode *s, size_t nb, uint64_t key, void *val)
+{
+	size_t i = bk_hash(key, nb);
+
+	while (s[i].val)
+		i = (i + 1) & (nb - 1);
+	s[i] = (bk_mnode){.key = key, .val = val};
 }
 
 static bool bk_map_grow(bk_map *m)
 {
 	size_t nb = m->nb ? m->nb * 2 : 64;
-	bk_mnode **b = calloc(nb, sizeof *b);
+	bk_mnode *s = calloc(nb, sizeof *s);
 
-	if (!b)
+	if (!s)
 		return false;
-	for (size_t i = 0; i < m->nb; i++) {
-		bk_mnode *n = m->b[i], *next;
-		for (; n; n = next) {
-			size_t h = bk_hash(n->key, nb);
-			next = n->next;
-			n->next = b[h];
-			b[h] = n;
-		}
-	}
-	free(m->b);
-	m->b = b;
+	for (size_t i = 0; i < m->nb; i++)
+		if (m->s[i].val)
+			bk_map_place(s, nb, m->s[i].key, m->s[i].val);
+	free(m->s);
+	m->s = s;
 	m->nb = nb;
 	return true;
 }
 
 bool bk_map_put(bk_map *m, uint64_t key, void *val)
 {
-	bk_mnode *n;
-	size_t h;
-
-	if ((m->n + 1 > m->nb) && !bk_map_grow(m))
+	if (!val)
 		return false;
-	h = bk_hash(key, m->nb);
-	for (n = m->b[h]; n; n = n->next)
-		if (n->key == key) {
-			n->val = val;
-			return true;
-		}
-	n = malloc(sizeof *n);
-	if (!n)
+	if (m->nb) {
+		for (size_t i = bk_hash(key, m->nb); m->s[i].val; i = (i + 1) & (m->nb - 1))
+			if (m->s[i].key == key) {
+				m->s[i].val = val;
+				return true;
+			}
+	}
+	if ((m->n + 1) * 4 > m->nb * 3 && !bk_map_grow(m))
 		return false;
-	*n = (bk_mnode){.key = key, .val = val, .next = m->b[h]};
-	m->b[h] = n;
+	bk_map_place(m->s, m->nb, key, val);
 	m->n++;
 	return true;
 }
 
 void *bk_map_del(bk_map *m, uint64_t key)
 {
-	bk_mnode **pp;
+	size_t mask = m->nb - 1, i, j;
+	void *v;
 
 	if (!m->nb)
 		return NULL;
-	for (pp = &m->b[bk_hash(key, m->nb)]; *pp; pp = &(*pp)->next)
-		if ((*pp)->key == key) {
-			bk_mnode *n = *pp;
-			void *v = n->val;
-			*pp = n->next;
-			free(n);
-			m->n--;
-			return v;
-		}
-	return NULL;
+	for (i = bk_hash(key, m->nb);; i = (i + 1) & mask) {
+		if (!m->s[i].val)
+			return NULL;
+		if (m->s[i].key == key)
+			break;
+	}
+	v = m->s[i].val;
+	/* Backward shift: pull later entries of the run into the hole unless
+	 * their home slot lies cyclically in (hole, their slot]. */
+	for (j = i;;) {
+		size_t k;
+		j = (j + 1) & mask;
+		if (!m->s[j].val)
+			break;
+		k = bk_hash(m->s[j].key, m->nb);
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		m->s[i] = m->s[j];
+		i = j;
+	}
+	m->s[i] = (bk_mnode){0};
+	m->n--;
+	return v;
 }
 
 void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node)
 {
-	if (*node && (*node)->next) {
-		*node = (*node)->next;
-		return (*node)->val;
-	}
 	for (size_t i = *node ? *bucket + 1 : *bucket; i < m->nb; i++)
-		if (m->b[i]) {
+		if (m->s[i].val) {
 			*bucket = i;
-			*node = m->b[i];
-			return (*node)->val;
+			*node = &m->s[i];
+			return m->s[i].val;
 		}
 	*bucket = m->nb;
+	*node = NULL;
 	return NULL;
 }
 
 void bk_map_free(bk_map *m)
 {
-	for (size_t i = 0; i < m->nb; i++) {
-		bk_mnode *n = m->b[i], *next;
-		for (; n; n = next) {
-			next = n->next;
-			free(n);
-		}
-	}
-	free(m->b);
+	free(m->s);
 	*m = (bk_map){0};
 }
 
@@ -176,7 +190,7 @@ bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
 	struct epoll_event ev = {.events = events, .data.ptr = c};
 
 	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", c->peer, strerror(errno));
+		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), strerror(errno));
 		return false;
 	}
 	c->in_epoll = true;
@@ -203,10 +217,12 @@ void bk_conn_close(ccb_broker *b, bk_conn *c)
 		close(c->fd);
 	c->s = NULL;
 	c->fd = -1;
-	ccb_classad_free(c->ad);
-	c->ad = NULL;
-	free(c->send_text);
-	c->send_text = NULL;
+	if (c->hs) {
+		ccb_classad_free(c->hs->ad);
+		free(c->hs->send_text);
+		free(c->hs);
+		c->hs = NULL;
+	}
 	if (c->state == BK_DEAD)
 		return;
 	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
@@ -232,7 +248,7 @@ bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad)
 	(void)b;
 	ccb_stream_set_deadline(c->s, ccb_deadline_in(BK_SEND_TIMEOUT_MS));
 	if (ccb_control_ad_write(c->s, ad, c->peer_version, &e)) {
-		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", c->peer, e.detail);
+		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", bk_peer(c), e.detail);
 		return false;
 	}
 	ccb_stream_set_deadline(c->s, INT64_MAX);
@@ -279,9 +295,9 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 	pthread_mutex_unlock(&b->qlock);
 	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
 	if (rc == CCB_OK) {
-		c->cmd = cmd.command;
-		snprintf(c->user, sizeof c->user, "%s", cmd.info.user);
-		snprintf(c->peer_ip, sizeof c->peer_ip, "%s", cmd.peer_ip);
+		c->hs->cmd = cmd.command;
+		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
+		snprintf(c->hs->peer_ip, sizeof c->hs->peer_ip, "%s", cmd.peer_ip);
 		if (cmd.info.peer_version[0]) {
 			int ma, mi, pa;
 			unsigned num;
@@ -290,21 +306,21 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 		}
 		/* The command's first message belongs to the handshake's deadline. */
 		ccb_stream_set_max_message(c->s, b->max_message);
-		switch (c->cmd) {
+		switch (c->hs->cmd) {
 		case CCB_CMD_CCB_REGISTER:
 		case CCB_CMD_CCB_REQUEST:
-			rc = ccb_control_ad_read(c->s, &c->ad, &e);
+			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
 			break;
 		case CCB_CMD_CCB_REVERSE_CONNECT:
-			rc = ccb_hello_read_ad(c->s, c->cmd, NULL, &c->ad, &e);
+			rc = ccb_hello_read_ad(c->s, c->hs->cmd, NULL, &c->hs->ad, &e);
 			break;
 		default:
 			break;
 		}
 	}
-	c->hs_rc = rc;
+	c->hs->rc = rc;
 	if (rc)
-		snprintf(c->hs_err, sizeof c->hs_err, "%s", e.detail);
+		snprintf(c->hs->err, sizeof c->hs->err, "%s", e.detail);
 }
 
 static void worker_send(ccb_broker *b, bk_conn *c)
@@ -312,10 +328,10 @@ static void worker_send(ccb_broker *b, bk_conn *c)
 	(void)b;
 	/* The status reply: one string; may be large, so not in the loop. */
 	ccb_stream_set_deadline(c->s, ccb_deadline_in(10000));
-	if (ccb_stream_put_string(c->s, c->send_text) || ccb_stream_end_message(c->s))
-		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", c->peer,
+	if (ccb_stream_put_string(c->s, c->hs->send_text) || ccb_stream_end_message(c->s))
+		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", bk_peer(c),
 			ccb_stream_error(c->s)->detail);
-	c->hs_rc = CCB_ERR_CLOSED; /* loop closes it */
+	c->hs->rc = CCB_ERR_CLOSED; /* loop closes it */
 }
 
 static void *worker_main(void *arg)
@@ -342,7 +358,7 @@ static void *worker_main(void *arg)
 			ccb_error e;
 			int fd = c->fd;
 			if (ccb_stream_new(fd, &c->s, &e) == CCB_OK) {
-				ccb_stream_set_peer_name(c->s, c->peer);
+				ccb_stream_set_peer_name(c->s, c->hs->peer);
 				ccb_stream_set_deadline(c->s, c->deadline_ms);
 				/* A peer that answers a handshake step slowly holds a
 				 * worker: each step gets a few seconds at most. */
@@ -355,7 +371,7 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&b->qlock);
 
 		if (!c->s)
-			c->hs_rc = CCB_ERR_NOMEM;
+			c->hs->rc = CCB_ERR_NOMEM;
 		else if (c->state == BK_SEND)
 			worker_send(b, c);
 		else
@@ -615,19 +631,24 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 			setrlimit(RLIMIT_NOFILE, &rl);
 			getrlimit(RLIMIT_NOFILE, &rl);
 		}
-		b->max_conns = rl.rlim_cur > BK_FD_RESERVE * 2 ? (unsigned)(rl.rlim_cur - BK_FD_RESERVE)
-							       : (unsigned)rl.rlim_cur / 2;
+		b->max_conns = rl.rlim_cur > BK_FD_RESERVE * 2 + BK_ADMIN_RESERVE
+				       ? (unsigned)(rl.rlim_cur - BK_FD_RESERVE - BK_ADMIN_RESERVE)
+				       : (unsigned)rl.rlim_cur / 2;
 	} else {
 		b->max_conns = 1000;
 	}
 	if (cfg->max_connections && cfg->max_connections < b->max_conns)
 		b->max_conns = cfg->max_connections;
+	b->admin_reserve = BK_ADMIN_RESERVE;
 
 	b->sec = cfg->security ? *cfg->security : (ccb_sec_server_config){0};
 	b->sec.command_perm = broker_perm;
 	b->sec.user = b;
 	if (!b->sec.sessions) {
-		b->own_sessions = ccb_sec_sessions_new(0);
+		/* Room for a session per connection, as daemons negotiate one
+		 * each (4096 at least). */
+		size_t want = (size_t)b->max_conns + BK_ADMIN_RESERVE;
+		b->own_sessions = ccb_sec_sessions_new(want > 4096 ? want : 0);
 		b->sec.sessions = b->own_sessions;
 	}
 	b->cfg.security = NULL;
@@ -644,6 +665,13 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	if ((rc = make_public(b, err)))
 		goto fail;
 
+	{
+		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
+		if (ccb_ad_new(f, 1, &b->alive_ad, err)) {
+			rc = CCB_ERR_NOMEM;
+			goto fail;
+		}
+	}
 	b->peek_cap = 2 * b->max_message + 4096;
 	b->peek = malloc(b->peek_cap);
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -770,6 +798,7 @@ void ccb_broker_free(ccb_broker *b)
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
 	ccb_sec_sessions_free(b->own_sessions);
+	ccb_classad_free(b->alive_ad);
 	free(b->peek);
 	free(b->listen_text);
 	free(b->public_text);
@@ -841,6 +870,57 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
 	return CCB_OK;
 }
 
+/* Count a refused connection and warn about refusals at most once per
+ * BK_REFUSE_LOG_MS, with how many there were. */
+static void note_refusal(ccb_broker *b, const char *why)
+{
+	int64_t now = ccb_now_ms();
+
+	b->st.connections_refused++;
+	b->refuse_unlogged++;
+	if (now >= b->refuse_log_ms) {
+		CCB_LOG(CCB_LOG_WARNING, "broker: %s; refused %" PRIu64 " connection(s) since the last warning",
+			why, b->refuse_unlogged);
+		b->refuse_unlogged = 0;
+		b->refuse_log_ms = now + BK_REFUSE_LOG_MS;
+	}
+}
+
+/* Out of descriptors: accept with the spare one and close at once, until
+ * the backlog is empty (or 1024 at a time), so that peers are refused at
+ * full speed and every connection held stays. False when the spare cannot
+ * be had back (accepting then pauses briefly). */
+static bool refuse_without_fds(ccb_broker *b, int lfd)
+{
+	/* Bounded per call so that a flood does not starve the rest of the
+	 * loop; the listen socket stays readable and brings us back. */
+	for (int k = 0; k < 1024; k++) {
+		int fd;
+
+		if (b->spare_fd < 0)
+			b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (b->spare_fd < 0)
+			return false;
+		close(b->spare_fd);
+		b->spare_fd = -1;
+		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			b->st.refused_no_fd++;
+			note_refusal(b, "out of file descriptors");
+		}
+		b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			/* EAGAIN: backlog empty. EMFILE again: another thread
+			 * took the descriptor; pause. */
+			return errno == EAGAIN || errno == EWOULDBLOCK;
+		}
+	}
+	return true;
+}
+
 static void on_accept(ccb_broker *b, int lfd)
 {
 	for (int k = 0; k < 64; k++) {
@@ -854,43 +934,34 @@ static void on_accept(ccb_broker *b, int lfd)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE) {
-				/* Out of fds: refuse cleanly with the spare one and keep
-				 * every connection held (the collector dies here). */
-				b->st.connections_refused++;
-				if (b->spare_fd >= 0) {
-					close(b->spare_fd);
-					fd = accept(lfd, NULL, NULL);
-					if (fd >= 0)
-						close(fd);
-					b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-				}
-				if (b->spare_fd < 0 || fd < 0) {
+				if (!refuse_without_fds(b, lfd)) {
 					set_accepting(b, false);
 					b->accept_resume_ms = ccb_now_ms() + 100;
 				}
-				CCB_LOG(CCB_LOG_WARNING, "broker: out of file descriptors; refusing a connection");
-				if (b->accept_paused)
-					return;
-				continue;
 			}
 			return; /* EAGAIN or a transient error */
 		}
 		b->st.connections_accepted++;
-		if (b->nconns >= b->max_conns) {
-			b->st.connections_refused++;
+		if (b->nconns >= (size_t)b->max_conns + b->admin_reserve) {
 			close(fd);
-			if (b->st.connections_refused % 1000 == 1)
-				CCB_LOG(CCB_LOG_WARNING, "broker: connection limit %u reached; refusing",
-					b->max_conns);
+			b->st.refused_at_limit++;
+			note_refusal(b, TXT_AT_LIMIT);
 			continue;
 		}
 		c = conn_new(fd, BK_NEW);
+		if (c && !(c->hs = calloc(1, sizeof *c->hs))) {
+			free(c);
+			c = NULL;
+		}
 		if (!c) {
 			close(fd);
 			continue;
 		}
+		/* Over the limit: kept only if its first message is a status or
+		 * admin command (on_new_readable). */
+		c->reserve = b->nconns >= b->max_conns;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		fmt_peer(&ss, c->peer_ip, sizeof c->peer_ip, c->peer, sizeof c->peer);
+		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->hs->peer, sizeof c->hs->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
 		bk_list_add_tail(&b->new_list, &c->tnode);
@@ -898,6 +969,68 @@ static void on_accept(ccb_broker *b, int lfd)
 		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
 			bk_conn_close(b, c);
 	}
+}
+
+static uint64_t get_be64(const uint8_t *p)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+/*
+ * The command a first message asks for, -1 if it cannot be told: a bare
+ * command int, or DC_AUTHENTICATE (60010) followed by the client's policy
+ * ad whose `Command = N` names it (security-handshake.md §2; the request is
+ * never encrypted). Reads the peeked bytes; only the first packet counts.
+ */
+static long first_command(const uint8_t *m, size_t n)
+{
+	size_t len, off;
+	uint64_t cmd, count;
+
+	if (n < 5 + 8)
+		return -1;
+	len = (size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4];
+	if (len > n - 5)
+		len = n - 5;
+	m += 5;
+	cmd = get_be64(m);
+	if (cmd != CCB_DC_AUTHENTICATE)
+		return cmd > 0x7fffffff ? -1 : (long)cmd;
+	if (len < 16)
+		return -1;
+	count = get_be64(m + 8);
+	off = 16;
+	for (uint64_t i = 0; i < count && off < len; i++) {
+		const char *a = (const char *)m + off;
+		const uint8_t *z = memchr(m + off, 0, len - off);
+		if (!z)
+			return -1;
+		if (!strncasecmp(a, "Command", 7)) {
+			const char *p = a + 7;
+			char *end;
+			long v;
+			while (*p == ' ')
+				p++;
+			if (*p == '=') {
+				v = strtol(p + 1, &end, 10);
+				if (end != p + 1 && (*end == '\0' || *end == ' '))
+					return v;
+			}
+		}
+		off = (size_t)(z - m) + 1;
+	}
+	return -1;
+}
+
+/* What may use the admin reserve: the status query and the no-ops. */
+static bool admin_command(long cmd)
+{
+	return cmd == CCB_CMD_LIBCCB_STATUS || cmd == CCB_CMD_DC_NOP || cmd == 60020 ||
+	       cmd == 60021 || cmd == 60023 || cmd == 60026;
 }
 
 /* A new connection goes to a handshake worker only once its whole first
@@ -911,7 +1044,7 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		return; /* edge-triggered: woken again when more arrives */
 	case PK_BAD:
 		b->st.bad_input++;
-		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", c->peer);
+		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", bk_peer(c));
 		bk_conn_close(b, c);
 		return;
 	case PK_CLOSED:
@@ -919,6 +1052,18 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		return;
 	case PK_COMPLETE:
 		break;
+	}
+	if (c->reserve) {
+		long cmd = first_command(b->peek, b->peek_len);
+		if (!admin_command(cmd)) {
+			CCB_LOG(CCB_LOG_DEBUG, "broker: %s asked for command %ld over the limit; closed",
+				bk_peer(c), cmd);
+			b->st.refused_at_limit++;
+			note_refusal(b, TXT_AT_LIMIT);
+			bk_conn_close(b, c);
+			return;
+		}
+		b->st.admin_over_limit++;
 	}
 	bk_epoll_del(b, c);
 	bk_list_del(&c->tnode);
@@ -947,11 +1092,11 @@ static void drain_done(ccb_broker *b)
 	while (!bk_list_empty(&got)) {
 		bk_conn *c = bk_container(got.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
-		if (c->state == BK_SEND || c->hs_rc) {
+		if (c->state == BK_SEND || c->hs->rc) {
 			if (c->state != BK_SEND) {
 				b->st.handshakes_failed++;
-				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", c->peer,
-					c->hs_err);
+				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", bk_peer(c),
+					c->hs ? c->hs->err : "");
 			}
 			bk_conn_close(b, c);
 			continue;
@@ -990,7 +1135,9 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 	next_tick = ccb_now_ms() + tick;
 	while (!atomic_load(&b->stopping)) {
 		int64_t now = ccb_now_ms();
-		int wait = next_tick > now ? (int)(next_tick - now) : 0;
+		int64_t until = b->accept_paused && b->accept_resume_ms < next_tick ? b->accept_resume_ms
+										  : next_tick;
+		int wait = until > now ? (int)(until - now) : 0;
 		int n = epoll_wait(b->epfd, evs, 128, wait);
 
 		if (n < 0 && errno != EINTR) {
@@ -1026,10 +1173,10 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		now = ccb_now_ms();
 		if (now >= next_tick) {
 			bk_timers(b, now);
-			if (b->accept_paused && now >= b->accept_resume_ms)
-				set_accepting(b, true);
 			next_tick = now + tick;
 		}
+		if (b->accept_paused && now >= b->accept_resume_ms)
+			set_accepting(b, true);
 		reap(b);
 		pthread_mutex_unlock(&b->lock);
 	}

@@ -50,14 +50,16 @@ static inline void bk_list_del(bk_list *n)
 
 /* ---- uint64 -> pointer map ------------------------------------------------- */
 
+/* Open addressing with linear probing (no allocation per entry: 16 bytes a
+ * slot, at most 3/4 full). A NULL value marks an empty slot; values are
+ * never NULL. */
 typedef struct bk_mnode {
 	uint64_t key;
 	void *val;
-	struct bk_mnode *next;
 } bk_mnode;
 
 typedef struct bk_map {
-	bk_mnode **b;
+	bk_mnode *s;
 	size_t nb, n;
 } bk_map;
 
@@ -65,7 +67,8 @@ void *bk_map_get(const bk_map *m, uint64_t key);
 bool bk_map_put(bk_map *m, uint64_t key, void *val);
 void *bk_map_del(bk_map *m, uint64_t key);
 void bk_map_free(bk_map *m);
-/* Iterate: i starts at 0, returns NULL at the end. Do not modify meanwhile. */
+/* Iterate: *bucket = 0 and *node = NULL to start; returns NULL at the end.
+ * Do not modify the map meanwhile. */
 void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node);
 
 /* ---- connections ------------------------------------------------------------ */
@@ -85,38 +88,52 @@ typedef enum bk_state {
 struct bk_reg;
 struct bk_req;
 
+/* What a connection needs only until its command is handled (freed once
+ * it is a registration): the handshake's outcome and identity. */
+typedef struct bk_hs {
+	ccb_err rc;                      /* handshake outcome (worker -> loop) */
+	int cmd;                         /* the command asked for */
+	ccb_classad *ad;                 /* its first message */
+	char *send_text;                 /* BK_SEND: the status reply */
+	char peer[56];                   /* "<ip:port>", "<[v6]:port>" */
+	char peer_ip[64];
+	char user[128];                  /* authenticated identity */
+	char err[CCB_ERROR_DETAIL_SIZE]; /* handshake failure (worker -> loop) */
+} bk_hs;
+
+/* Kept small: one per registration for its whole life (see
+ * docs/performance.md for the byte count). */
 typedef struct bk_conn {
 	int fd;
 	bk_state state;
 	ccb_stream *s;          /* after the handshake */
-	unsigned peer_version;  /* CCB_VERSION_NUM of the peer, 0 unknown */
-	char peer_ip[64];
-	char peer[96];          /* "<ip:port>" */
-	char user[128];         /* authenticated identity */
 	int64_t deadline_ms;    /* first bytes / handshake / partial message */
 	bk_list tnode;          /* new_list or partial_list */
 	bk_list qnode;          /* jobs or done queue */
 	struct bk_reg *reg;
 	struct bk_req *req;
+	bk_hs *hs;              /* until the command is handled */
+	unsigned peer_version;  /* CCB_VERSION_NUM of the peer, 0 unknown */
 	bool in_epoll;
-	/* handshake outcome (worker -> loop) */
-	ccb_err hs_rc;
-	char hs_err[CCB_ERROR_DETAIL_SIZE];
-	int cmd;
-	ccb_classad *ad;
-	char *send_text;        /* BK_SEND */
+	bool reserve;           /* accepted into the admin reserve (over the limit) */
 } bk_conn;
+
+/* The peer's "<ip:port>": kept in the handshake block, then by the stream
+ * (its peer name is set from it), so a registration holds it once. */
+static inline const char *bk_peer(const bk_conn *c)
+{
+	return c->hs ? c->hs->peer : c->s ? ccb_stream_peer_name(c->s) : "?";
+}
 
 typedef struct bk_reg {
 	uint64_t id;
 	bk_conn *c;
-	char *name;
-	char *contact;
 	int64_t registered_wall, heard_wall;
 	int64_t heard_ms;
 	bk_list lru;      /* b->lru, least recently heard first */
 	bk_list pending;  /* standard requests waiting on this target */
 	size_t npending;
+	char name[];      /* the register ad's Name */
 } bk_reg;
 
 typedef struct bk_req {
@@ -132,7 +149,7 @@ typedef struct bk_req {
 
 typedef struct bk_rec {
 	uint64_t id;
-	char ip[64];
+	char ip[46];      /* INET6_ADDRSTRLEN */
 	char cookie[24];
 	int64_t alive_ms;
 } bk_rec;
@@ -141,6 +158,7 @@ typedef struct bk_stats {
 	uint64_t reconnects, requests, requests_succeeded, requests_failed, requests_not_found;
 	uint64_t streaming_requests, handshakes_peak, connected_peak;
 	uint64_t connections_accepted, connections_refused, handshakes_failed, bad_input;
+	uint64_t refused_at_limit, refused_no_fd, admin_over_limit;
 	uint64_t requests_timed_out, streaming_handshakes_timed_out, targets_idle_dropped;
 	uint64_t records_pruned, record_file_errors;
 } bk_stats;
@@ -154,6 +172,7 @@ struct ccb_broker {
 	long sweep_ms, idle_ms, req_timeout_ms, hs_timeout_ms, sess_timeout_ms;
 	size_t max_message;
 	unsigned max_conns;
+	unsigned admin_reserve; /* connections over max_conns for status/admin commands */
 
 	/* addresses */
 	char *pub_sinful;   /* "<...>" */
@@ -165,6 +184,8 @@ struct ccb_broker {
 	bool accept_paused;
 	int64_t accept_resume_ms;
 	int spare_fd;
+	int64_t refuse_log_ms;     /* next refusal warning allowed */
+	uint64_t refuse_unlogged;  /* refusals since the last warning */
 
 	/* loop */
 	int epfd, stop_efd, done_efd;
@@ -173,7 +194,8 @@ struct ccb_broker {
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
 	pthread_mutex_t lock;
 	uint8_t *peek;
-	size_t peek_cap;
+	size_t peek_cap, peek_len; /* peek_len: bytes of the last complete message peeked */
+	size_t peek_total;         /* bytes the kernel held at that peek */
 
 	/* workers */
 	pthread_t *workers;
@@ -185,6 +207,7 @@ struct ccb_broker {
 	bool wquit;
 
 	ccb__relay_engine *relay;
+	ccb_classad *alive_ad; /* the heartbeat reply {Command = 441}, built once */
 
 	/* tables */
 	bk_map regs, recs, reqs;
@@ -226,6 +249,9 @@ void bk_queue_job(ccb_broker *b, bk_conn *c);
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* The registration's full contact (CCBID): "<public address>#<id>". */
+bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
 
 /* broker_status.c */
 char *bk_status_json_locked(ccb_broker *b, bool pretty);

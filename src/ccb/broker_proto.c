@@ -82,7 +82,7 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why)
 	}
 	if (why)
 		CCB_LOG(CCB_LOG_INFO, "broker: dropping registration ccbid %" PRIu64 " (%s): %s", r->id,
-			r->c ? r->c->peer : "?", why);
+			r->c ? bk_peer(r->c) : "?", why);
 	if (bk_map_get(&b->regs, r->id) == r)
 		bk_map_del(&b->regs, r->id);
 	bk_list_del(&r->lru);
@@ -90,21 +90,32 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why)
 		r->c->reg = NULL;
 		bk_conn_close(b, r->c);
 	}
-	free(r->name);
-	free(r->contact);
 	free(r);
+}
+
+bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size)
+{
+	char *contact = NULL;
+	bool ok = ccb_contact_make(b->pub_bare, id, &contact, NULL) == CCB_OK &&
+		  (size_t)snprintf(out, size, "%s", contact) < size;
+
+	free(contact);
+	if (!ok && size)
+		out[0] = '\0';
+	return ok;
 }
 
 static void handle_register(ccb_broker *b, bk_conn *c)
 {
-	const char *name = ccb_ad_string_or(c->ad, CCB_ATTR_NAME, "");
-	const char *old = ccb_ad_string_or(c->ad, CCB_ATTR_CCBID, NULL);
-	const char *cookie = ccb_ad_string_or(c->ad, CCB_ATTR_CLAIM_ID, NULL);
+	const char *name = ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "");
+	const char *old = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CCBID, NULL);
+	const char *cookie = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CLAIM_ID, NULL);
 	bk_rec *rec = NULL;
 	bk_reg *r;
 	ccb_classad *reply = NULL;
 	uint64_t id = 0;
 	bool reclaimed = false;
+	char contact[320];
 
 	/* Reclaim: cookie all digits, id after the last '#', record with the
 	 * same cookie and (unless allowed from any IP) the same peer IP
@@ -115,13 +126,13 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 		if (all_digits(num)) {
 			rec = bk_map_get(&b->recs, parse_u64(num));
 			if (rec && !strcmp(rec->cookie, cookie) &&
-			    (b->cfg.reconnect_any_ip || !strcmp(rec->ip, c->peer_ip))) {
+			    (b->cfg.reconnect_any_ip || !strcmp(rec->ip, c->hs->peer_ip))) {
 				id = rec->id;
 				reclaimed = true;
 			} else {
 				CCB_LOG(CCB_LOG_INFO,
 					"broker: %s asked to reclaim ccbid %s; no matching record, new id",
-					c->peer, num);
+					bk_peer(c), num);
 				rec = NULL;
 			}
 		}
@@ -133,7 +144,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 		b->st.reconnects++;
 	} else {
 		id = alloc_id(b);
-		rec = bk_rec_new(b, id, c->peer_ip);
+		rec = bk_rec_new(b, id, c->hs->peer_ip);
 		if (!rec) {
 			bk_conn_close(b, c);
 			return;
@@ -142,33 +153,26 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	}
 	rec->alive_ms = ccb_now_ms();
 
-	r = calloc(1, sizeof *r);
+	r = calloc(1, sizeof *r + strlen(name) + 1);
 	if (!r) {
 		bk_conn_close(b, c);
 		return;
 	}
 	r->id = id;
 	r->c = c;
-	r->name = ccb_strdup(name);
+	memcpy(r->name, name, strlen(name) + 1);
 	bk_list_init(&r->lru);
 	bk_list_init(&r->pending);
 	r->registered_wall = ccb_wall_s();
-	{
-		char *contact = NULL;
-		ccb_contact_make(b->pub_bare, id, &contact, NULL);
-		r->contact = contact;
-	}
-	if (!r->name || !r->contact || !bk_map_put(&b->regs, id, r)) {
-		free(r->name);
-		free(r->contact);
+	if (!bk_contact(b, id, contact, sizeof contact) || !bk_map_put(&b->regs, id, r)) {
 		free(r);
 		bk_conn_close(b, c);
 		return;
 	}
 	c->reg = r;
 	c->state = BK_REG;
-	ccb_classad_free(c->ad);
-	c->ad = NULL;
+	ccb_classad_free(c->hs->ad);
+	c->hs->ad = NULL;
 	touch(b, r);
 	if (b->regs.n > b->st.connected_peak)
 		b->st.connected_peak = b->regs.n;
@@ -177,7 +181,7 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	 * (srv:831-863, capture S1 conn 1 message 10), plus golang-ccb's
 	 * streaming advertisement (§7.8). Never a reply without CCBID. */
 	{
-		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, r->contact),
+		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, contact),
 				    CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
 				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, rec->cookie),
 				    CCB_AD_BOOL(CCB_ATTR_CCB_STREAMING, true)};
@@ -190,8 +194,11 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	}
 	ccb_classad_free(reply);
 	ccb__stream_trim(c->s);
+	/* A registration keeps nothing of its handshake. */
+	free(c->hs);
+	c->hs = NULL;
 	CCB_LOG(CCB_LOG_INFO, "broker: %s ccbid %" PRIu64 " for %s (%s)",
-		reclaimed ? "reconnected" : "registered", id, c->peer, r->name);
+		reclaimed ? "reconnected" : "registered", id, bk_peer(c), r->name);
 	if (!bk_epoll_add(b, c, BK_EDGE))
 		bk_drop_reg(b, r, "epoll");
 }
@@ -282,7 +289,7 @@ static bk_req *req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool s
 static void handle_request(ccb_broker *b, bk_conn *c)
 {
 	const char *ccbid, *my_address, *connect_id, *route;
-	const char *rname = ccb_ad_string_or(c->ad, CCB_ATTR_NAME, "");
+	const char *rname = ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "");
 	char name[512], rid[24];
 	bk_reg *t;
 	bk_req *q;
@@ -291,15 +298,15 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 	ccb_error e;
 
 	/* Missing or non-string fields: close without a reply (srv:875-922). */
-	if (ccb_ad_need_string(c->ad, CCB_ATTR_CCBID, &ccbid, &e) ||
-	    ccb_ad_need_string(c->ad, CCB_ATTR_MY_ADDRESS, &my_address, &e) ||
-	    ccb_ad_need_string(c->ad, CCB_ATTR_CLAIM_ID, &connect_id, &e)) {
+	if (ccb_ad_need_string(c->hs->ad, CCB_ATTR_CCBID, &ccbid, &e) ||
+	    ccb_ad_need_string(c->hs->ad, CCB_ATTR_MY_ADDRESS, &my_address, &e) ||
+	    ccb_ad_need_string(c->hs->ad, CCB_ATTR_CLAIM_ID, &connect_id, &e)) {
 		b->st.bad_input++;
-		CCB_LOG(CCB_LOG_WARNING, "broker: bad CCB_REQUEST from %s: %s", c->peer, e.detail);
+		CCB_LOG(CCB_LOG_WARNING, "broker: bad CCB_REQUEST from %s: %s", bk_peer(c), e.detail);
 		bk_conn_close(b, c);
 		return;
 	}
-	route = ccb_ad_string_or(c->ad, CCB_ATTR_CCB_ROUTE, "");
+	route = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CCB_ROUTE, "");
 	if (!all_digits(ccbid)) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_INVALID_CCBID);
@@ -317,19 +324,19 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		bk_reply_close(b, c, false, text);
 		return;
 	}
-	if (ccb_ad_bool_or(c->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false) && b->cfg.streaming_disabled) {
+	if (ccb_ad_bool_or(c->hs->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false) && b->cfg.streaming_disabled) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_STREAMING_OFF);
 		return;
 	}
-	streaming = !b->cfg.streaming_disabled && needs_proxy(c->ad, my_address, route);
+	streaming = !b->cfg.streaming_disabled && needs_proxy(c->hs->ad, my_address, route);
 	if (streaming && *route && !route_ok(route)) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_BAD_ROUTE);
 		return;
 	}
 	/* Name forwarded as "<requester's Name> on <peer>" (capture S1 conn 1 msg 13). */
-	snprintf(name, sizeof name, "%s on %s", rname, c->peer);
+	snprintf(name, sizeof name, "%s on %s", rname, bk_peer(c));
 
 	if (streaming) {
 		size_t sessions = b->handshaking;
@@ -362,7 +369,7 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 			return;
 		}
 		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
-		snprintf(orig, sizeof orig, "%s at %s", c->user, c->peer);
+		snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
 		/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is
 		 * to dial the broker itself. */
 		{
@@ -393,7 +400,7 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		CCB_LOG(CCB_LOG_INFO,
 			"broker: started streaming (proxy) session request id %" PRIu64
 			" from %s to ccbid %" PRIu64,
-			q->id, c->peer, t->id);
+			q->id, bk_peer(c), t->id);
 	} else {
 		q = req_new(b, c, connect_id, false);
 		if (!q) {
@@ -426,11 +433,11 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		bk_list_add_tail(&b->std_fifo, &q->fifo);
 		c->state = BK_REQ;
 		CCB_LOG(CCB_LOG_DEBUG, "broker: request id %" PRIu64 " from %s to ccbid %" PRIu64, q->id,
-			c->peer, t->id);
+			bk_peer(c), t->id);
 	}
 	c->req = q;
-	ccb_classad_free(c->ad);
-	c->ad = NULL;
+	ccb_classad_free(c->hs->ad);
+	c->hs->ad = NULL;
 	ccb__stream_trim(c->s);
 	if (!bk_epoll_add(b, c, BK_EDGE))
 		bk_fail_request(b, q, NULL, false);
@@ -449,7 +456,7 @@ void bk_requester_readable(ccb_broker *b, bk_conn *c)
 		return;
 	}
 	if (q->streaming) {
-		CCB_LOG(CCB_LOG_INFO, "broker: requester %s left streaming session %" PRIu64, c->peer,
+		CCB_LOG(CCB_LOG_INFO, "broker: requester %s left streaming session %" PRIu64, bk_peer(c),
 			q->id);
 		bk_fail_request(b, q, NULL, false);
 		return;
@@ -514,11 +521,8 @@ static void handle_reg_message(ccb_broker *b, bk_reg *r, ccb_classad *ad)
 	touch(b, r);
 	if (ccb_classad_get_int(ad, CCB_ATTR_COMMAND, &cmd) == CCB_OK && cmd == CCB_CMD_ALIVE) {
 		/* Heartbeat: answer {Command = 441} (§5.1, srv:1074-1078). */
-		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
-		ccb_classad *reply = NULL;
-		if (ccb_ad_new(f, 1, &reply, NULL) || !bk_send_ad(b, r->c, reply))
+		if (!bk_send_ad(b, r->c, b->alive_ad))
 			bk_drop_reg(b, r, "heartbeat reply failed");
-		ccb_classad_free(reply);
 		return;
 	}
 	handle_result(b, r, ad);
@@ -546,8 +550,11 @@ enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c)
 		if (off + 5 + len > (size_t)n)
 			return PK_PARTIAL;
 		off += 5 + len;
-		if (end)
+		if (end) {
+			b->peek_len = off;
+			b->peek_total = (size_t)n;
 			return PK_COMPLETE;
+		}
 	}
 	/* Headers alone filling the peek buffer: absurdly many packets. */
 	return (size_t)n >= b->peek_cap ? PK_BAD : PK_PARTIAL;
@@ -590,11 +597,18 @@ void bk_reg_readable(ccb_broker *b, bk_conn *c)
 			bk_drop_reg(b, r, e.detail);
 			return;
 		}
-		ccb__stream_trim(c->s);
 		handle_reg_message(b, r, ad);
 		ccb_classad_free(ad);
 		/* The handler may have dropped the registration. */
 		if (c->state != BK_REG)
+			return;
+		/* An idle registration holds no message buffers (the reply's
+		 * included). */
+		ccb__stream_trim(c->s);
+		/* The kernel held exactly that message: nothing is left to read,
+		 * and bytes arriving since raise a new edge (EPOLLET), so the
+		 * peek that would only say EAGAIN is saved. */
+		if (b->peek_total == b->peek_len && b->peek_total < b->peek_cap)
 			return;
 	}
 }
@@ -603,7 +617,7 @@ void bk_reg_readable(ccb_broker *b, bk_conn *c)
 
 static void handle_hello(ccb_broker *b, bk_conn *t)
 {
-	const char *cid = ccb_ad_string_or(t->ad, CCB_ATTR_CLAIM_ID, "");
+	const char *cid = ccb_ad_string_or(t->hs->ad, CCB_ATTR_CLAIM_ID, "");
 	bk_req *q = NULL;
 	bk_conn *rq;
 	ccb_classad *reply = NULL;
@@ -617,7 +631,7 @@ static void handle_hello(ccb_broker *b, bk_conn *t)
 		}
 	if (!q) {
 		CCB_LOG(CCB_LOG_INFO, "broker: reverse connect from %s matches no streaming session",
-			t->peer);
+			bk_peer(t));
 		b->st.bad_input++;
 		bk_conn_close(b, t);
 		return;
@@ -634,11 +648,11 @@ static void handle_hello(ccb_broker *b, bk_conn *t)
 		ccb_classad_free(reply);
 		if (sent) {
 			ccb_stream_set_deadline(rq->s, ccb_deadline_in(500));
-			sent = ccb_hello_write(rq->s, t->ad, rq->peer_version, &e) == CCB_OK;
+			sent = ccb_hello_write(rq->s, t->hs->ad, rq->peer_version, &e) == CCB_OK;
 		}
 		if (!sent || ccb_stream_detach_fd(rq->s, &fa) || ccb_stream_detach_fd(t->s, &fb)) {
 			CCB_LOG(CCB_LOG_INFO, "broker: streaming session %" PRIu64 ": requester %s lost",
-				q->id, rq->peer);
+				q->id, bk_peer(rq));
 			if (fa >= 0)
 				close(fa);
 			bk_fail_request(b, q, NULL, false);
@@ -658,7 +672,7 @@ static void handle_hello(ccb_broker *b, bk_conn *t)
 		return;
 	}
 	CCB_LOG(CCB_LOG_INFO, "broker: established relay for request id %" PRIu64 " (%s <-> %s)", q->id,
-		rq->peer, t->peer);
+		bk_peer(rq), bk_peer(t));
 	req_free(b, q);
 	b->st.requests_succeeded++;
 	bk_conn_close(b, rq);
@@ -671,7 +685,7 @@ void bk_handle_command(ccb_broker *b, bk_conn *c)
 {
 	ccb_stream_set_timeout(c->s, BK_READ_TIMEOUT_MS);
 	ccb_stream_set_deadline(c->s, INT64_MAX);
-	switch (c->cmd) {
+	switch (c->hs->cmd) {
 	case CCB_CMD_CCB_REGISTER:
 		handle_register(b, c);
 		return;
@@ -682,8 +696,8 @@ void bk_handle_command(ccb_broker *b, bk_conn *c)
 		handle_hello(b, c);
 		return;
 	case CCB_CMD_LIBCCB_STATUS:
-		c->send_text = bk_status_json_locked(b, false);
-		if (!c->send_text) {
+		c->hs->send_text = bk_status_json_locked(b, false);
+		if (!c->hs->send_text) {
 			bk_conn_close(b, c);
 			return;
 		}
@@ -708,7 +722,7 @@ void bk_timers(ccb_broker *b, int64_t now)
 			break;
 		b->st.bad_input++;
 		CCB_LOG(CCB_LOG_INFO, "broker: %s sent no complete first message within %ld ms; closed",
-			c->peer, b->hs_timeout_ms);
+			bk_peer(c), b->hs_timeout_ms);
 		bk_conn_close(b, c);
 	}
 	/* Partial messages that do not complete (slow loris). */

@@ -52,6 +52,9 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "Connections", json_integer((json_int_t)b->nconns));
 	json_object_set_new(st, "ConnectionsAccepted", json_integer((json_int_t)b->st.connections_accepted));
 	json_object_set_new(st, "ConnectionsRefused", json_integer((json_int_t)b->st.connections_refused));
+	json_object_set_new(st, "ConnectionsRefusedAtLimit", json_integer((json_int_t)b->st.refused_at_limit));
+	json_object_set_new(st, "ConnectionsRefusedNoFd", json_integer((json_int_t)b->st.refused_no_fd));
+	json_object_set_new(st, "AdminConnectionsOverLimit", json_integer((json_int_t)b->st.admin_over_limit));
 	json_object_set_new(st, "HandshakesFailed", json_integer((json_int_t)b->st.handshakes_failed));
 	json_object_set_new(st, "BadInputClosed", json_integer((json_int_t)b->st.bad_input));
 	json_object_set_new(st, "RequestsTimedOut", json_integer((json_int_t)b->st.requests_timed_out));
@@ -63,6 +66,8 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "RecordFileErrors", json_integer((json_int_t)b->st.record_file_errors));
 	json_object_set_new(o, "stats", st);
 	json_object_set_new(lim, "max_connections", json_integer(b->max_conns));
+	json_object_set_new(lim, "admin_reserve", json_integer(b->admin_reserve));
+	json_object_set_new(lim, "at_connection_limit", json_boolean(b->nconns >= b->max_conns));
 	json_object_set_new(lim, "max_streaming_sessions", json_integer(b->cfg.max_streaming_sessions));
 	json_object_set_new(lim, "max_streaming_handshakes", json_integer(b->cfg.max_streaming_handshakes));
 	json_object_set_new(lim, "max_message", json_integer((json_int_t)b->max_message));
@@ -74,9 +79,11 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 		json_t *arr = json_array();
 		for (bk_list *n = b->lru.next; arr && n != &b->lru; n = n->next) {
 			bk_reg *r = bk_container(n, bk_reg, lru);
+			char contact[320];
+			bk_contact(b, r->id, contact, sizeof contact);
 			json_array_append_new(
 				arr, json_pack("{s:I,s:s,s:s,s:s,s:I,s:I,s:I}", "ccbid", (json_int_t)r->id,
-					       "contact", r->contact, "peer", r->c ? r->c->peer : "",
+					       "contact", contact, "peer", r->c ? bk_peer(r->c) : "",
 					       "name", r->name, "registered", (json_int_t)r->registered_wall,
 					       "last_heard", (json_int_t)r->heard_wall, "pending",
 					       (json_int_t)r->npending));
@@ -124,8 +131,17 @@ ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config
 	ccb_stream_set_deadline(s, ccb_deadline_in(timeout_ms));
 	ccb_stream_set_max_message(s, 64 * 1024 * 1024);
 	if ((rc = ccb_sec_client_start(s, sec ? sec : &dflt, CCB_CMD_LIBCCB_STATUS, 0, address, &info,
-				       err)))
+				       err))) {
+		/* A libccb broker closes a status query only when its security
+		 * policy refuses it or when it is at its connection limit with its
+		 * status reserve (docs/performance.md) full too: say both. */
+		if ((rc == CCB_ERR_CLOSED || rc == CCB_ERR_IO) && err)
+			ccb_error_prefix(err, "broker %s refused the status query (its security policy "
+					      "does not grant READ to this client, or it is at its "
+					      "connection limit and its status reserve is in use): ",
+					 address);
 		goto out;
+	}
 	if ((rc = ccb_stream_get_string(s, json)) || (rc = ccb_stream_end_of_message(s))) {
 		ccb_error_set(err, rc, "status reply: %s", ccb_stream_error(s)->detail);
 		free(*json);

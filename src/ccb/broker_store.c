@@ -85,7 +85,7 @@ static void load(ccb_broker *b)
 	}
 	while (fgets(line, sizeof line, f)) {
 		size_t len = strlen(line);
-		char ip[64], cookie[24];
+		char ip[sizeof ((bk_rec *)0)->ip], cookie[24];
 		uint64_t id;
 		bk_rec *r;
 

@@ -11,9 +11,14 @@
  * on any clock the caller uses consistently (ccb_now_ms() / 1000 is a good
  * choice); passing them in keeps the cache testable.
  *
- * The cache is bounded: adding to a full cache first drops expired
- * entries, then the least recently used one. Keys are wiped when an entry
- * is replaced, removed or evicted. All functions are thread-safe.
+ * The cache is a hash table on the id (add, lookup, remove in O(1)) with a
+ * min-heap in expiration order (expiry and eviction in O(log n)). It is
+ * bounded: adding to a full cache first drops expired entries, else the
+ * entry that would expire soonest; among entries with no time limit, the
+ * least recently used. Memory is about 130 bytes per entry plus its id and
+ * policy text (see docs/performance.md). The client map holds at most 128
+ * mappings per session slot, dropping the oldest. Keys are wiped when an
+ * entry is replaced, removed or evicted. All functions are thread-safe.
  */
 #ifndef CCB_SECURITY_SESSION_CACHE_H
 #define CCB_SECURITY_SESSION_CACHE_H

@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -111,8 +113,17 @@ struct result {
 	const char *mode;
 	size_t size;
 	double a2b, b2a; /* MiB/s */
+	double relay_cpu_s_per_gib; /* the relay process's CPU per GiB moved, -1 direct */
 	bool ok;
 };
+
+static double rusage_cpu_s(int who)
+{
+	struct rusage ru;
+	getrusage(who, &ru);
+	return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+	       (double)ru.ru_stime.tv_usec / 1e6;
+}
 
 /* Blast between end_a and end_b; a2b = what end_b received per second. */
 static void run_pair(int end_a, int end_b, size_t size, double seconds, struct result *r)
@@ -134,6 +145,7 @@ static void run_pair(int end_a, int end_b, size_t size, double seconds, struct r
 static void local_case(const char *mode, size_t size, double seconds, struct result *r)
 {
 	r->mode = mode;
+	r->relay_cpu_s_per_gib = -1;
 	if (strcmp(mode, "direct") == 0) {
 		int p[2];
 		ccbt_tcp_pair(p);
@@ -142,26 +154,61 @@ static void local_case(const char *mode, size_t size, double seconds, struct res
 		close(p[1]);
 		return;
 	}
-	if (strcmp(mode, "relay-copy") == 0)
-		setenv("CCB_RELAY_FORCE_COPY", "1", 1);
-	ccb_error err = {0};
-	ccb__relay_engine *e = ccb__relay_engine_new(1, 0, &err);
-	unsetenv("CCB_RELAY_FORCE_COPY");
-	if (!e) {
-		fprintf(stderr, "bench_relay: engine: %s\n", err.detail);
-		exit(1);
-	}
-	int p1[2], p2[2];
+	/* The relay runs in a child process of its own, as in a broker: the
+	 * two blasting ends here, the relay thread there. */
+	int p1[2], p2[2], ctl[2], back[2];
 	ccbt_tcp_pair(p1);
 	ccbt_tcp_pair(p2);
-	if (ccb__relay_start(e, p1[1], p2[0], NULL, NULL, &err) != CCB_OK) {
-		fprintf(stderr, "bench_relay: relay start: %s\n", err.detail);
+	if (pipe(ctl) != 0 || pipe(back) != 0) {
+		perror("pipe");
 		exit(1);
 	}
+	fflush(NULL);
+	pid_t pid = fork();
+	if (pid < 0) {
+		perror("fork");
+		exit(1);
+	}
+	if (pid == 0) {
+		char c;
+		ccb_error err = {0};
+		double cpu;
+		close(p1[0]);
+		close(p2[1]);
+		close(ctl[1]);
+		close(back[0]);
+		if (strcmp(mode, "relay-copy") == 0)
+			setenv("CCB_RELAY_FORCE_COPY", "1", 1);
+		ccb__relay_engine *e = ccb__relay_engine_new(1, 0, &err);
+		if (!e || ccb__relay_start(e, p1[1], p2[0], NULL, NULL, &err) != CCB_OK) {
+			fprintf(stderr, "bench_relay: relay: %s\n", err.detail);
+			_exit(1);
+		}
+		/* until the parent is done */
+		while (read(ctl[0], &c, 1) < 0 && errno == EINTR)
+			;
+		/* The relay thread's CPU: the whole child's, it does nothing else. */
+		cpu = rusage_cpu_s(RUSAGE_SELF);
+		if (write(back[1], &cpu, sizeof cpu) != sizeof cpu)
+			_exit(1);
+		ccb__relay_engine_free(e);
+		_exit(0);
+	}
+	close(p1[1]);
+	close(p2[0]);
+	close(ctl[0]);
+	close(back[1]);
 	run_pair(p1[0], p2[1], size, seconds, r);
 	close(p1[0]);
 	close(p2[1]);
-	ccb__relay_engine_free(e);
+	close(ctl[1]);
+	{
+		double cpu = -1;
+		if (read(back[0], &cpu, sizeof cpu) == sizeof cpu && r->a2b + r->b2a > 0)
+			r->relay_cpu_s_per_gib = cpu / ((r->a2b + r->b2a) * seconds / 1024.0);
+	}
+	close(back[0]);
+	waitpid(pid, NULL, 0);
 }
 
 /* ---- end-to-end through a broker --------------------------------------- */
@@ -424,19 +471,23 @@ int main(int argc, char **argv)
 			struct result *r = &res[i][m];
 			double direct = res[i][0].a2b + res[i][0].b2a;
 			printf("%s{\"mode\":\"%s\",\"size\":%zu,\"a_to_b_mibs\":%.1f,\"b_to_a_mibs\":%.1f,"
-			       "\"ratio_to_direct\":%.3f,\"ok\":%s}",
+			       "\"ratio_to_direct\":%.3f,\"relay_cpu_s_per_gib\":%.3f,\"ok\":%s}",
 			       i + m ? "," : "", r->mode, r->size, r->a2b, r->b2a,
-			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, r->ok ? "true" : "false");
+			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, r->relay_cpu_s_per_gib,
+			       r->ok ? "true" : "false");
 		}
 	printf("]}\n");
-	printf("%-14s %10s %12s %12s %12s %10s\n", "case", "buffer", "a->b MiB/s", "b->a MiB/s", "total",
-	       "vs direct");
+	printf("%-14s %10s %12s %12s %12s %10s %14s\n", "case", "buffer", "a->b MiB/s", "b->a MiB/s",
+	       "total", "vs direct", "relay CPU s/GiB");
 	for (int i = 0; i < nsizes; i++)
 		for (int m = 0; m < 3; m++) {
 			struct result *r = &res[i][m];
 			double direct = res[i][0].a2b + res[i][0].b2a;
-			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx%s\n", r->mode, r->size, r->a2b, r->b2a,
-			       r->a2b + r->b2a, direct > 0 ? (r->a2b + r->b2a) / direct : 0,
+			char cpu[32] = "-";
+			if (r->relay_cpu_s_per_gib >= 0)
+				snprintf(cpu, sizeof cpu, "%.3f", r->relay_cpu_s_per_gib);
+			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx %14s%s\n", r->mode, r->size, r->a2b,
+			       r->b2a, r->a2b + r->b2a, direct > 0 ? (r->a2b + r->b2a) / direct : 0, cpu,
 			       r->ok ? "" : "  (error)");
 		}
 	return 0;

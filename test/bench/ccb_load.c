@@ -63,9 +63,11 @@ static struct {
 	long broker_pid;
 	const char *name;
 	bool verbose;
+	bool plaintext;
+	int window;              /* plaintext: registrations in flight per process */
 } opt = {
 	.n = 1000, .procs = 0, .sources = -1, .threads = 4, .hold = 10, .heartbeat = 5,
-	.req_threads = 4, .name = "LOAD",
+	.req_threads = 4, .name = "LOAD", .window = 256,
 };
 
 static ccb_config *g_cfg;
@@ -87,14 +89,22 @@ static void usage(FILE *f)
 		"  -p, --procs P          load processes (default: N/15000 rounded up, at least 2 for N>=2000;\n"
 		"                         each holds at most 15000 sockets)\n"
 		"  -s, --sources K        bind to 127.0.0.1..127.0.0.K before connecting (loopback brokers;\n"
-		"                         default: 1 per 25000 registrations when the broker is 127.x, else none)\n"
+		"                         default: 1 per 2500 registrations, at most 64, when the broker is\n"
+		"                         127.x, else none)\n"
 		"  -t, --threads T        registering threads per process (default 4)\n"
 		"  -H, --hold SECONDS     hold the registrations this long after all registered (default 10)\n"
 		"  -i, --heartbeat SECS   ALIVE after this much silence from the broker (default 5)\n"
 		"  -r, --requests M       also send M CCB_REQUESTs for the registered CCBIDs during the hold;\n"
 		"                         the load processes connect back, send the hello and the result\n"
 		"  -R, --req-threads C    concurrent requesters (default 4)\n"
-		"  -P, --broker-pid PID   read the broker's VmRSS and utime+stime from /proc\n"
+		"  -P, --broker-pid PID   read the broker's VmRSS and utime+stime from /proc: RSS and CPU per\n"
+		"                         registration, CPU per heartbeat\n"
+		"      --plaintext        register without a session key: DC_AUTHENTICATE with authentication,\n"
+		"                         encryption and integrity NEVER and no ECDHPublicKey, then CCB_REGISTER\n"
+		"                         in the clear, from pre-built bytes on one non-blocking epoll loop per\n"
+		"                         process (the broker must allow unauthenticated DAEMON registrations).\n"
+		"                         Default: the full handshake of the config (ECDH + AES-GCM)\n"
+		"  -w, --window W         plaintext: registrations in flight per process (default 256)\n"
 		"      --name TEXT        Name prefix in the register ad (default LOAD)\n"
 		"  -v, --verbose          print errors of failed registrations\n"
 		"  -h, --help             this text\n");
@@ -186,7 +196,10 @@ struct reg_report {
 
 struct final_report {
 	long hb_sent, hb_replies, dropped, req_answered, req_failed;
+	long nlat;       /* ALIVE echo latencies following, as floats in ms */
 };
+
+#define LAT_MAX 200000 /* latency samples kept per process */
 
 /* ---- one registration ---------------------------------------------------- */
 
@@ -195,6 +208,7 @@ struct reg {
 	unsigned peer_version;
 	char *ccbid;     /* bare id after the last '#' */
 	int64_t last_rx;
+	int64_t alive_us; /* when the outstanding ALIVE went out */
 	bool hb_outstanding;
 	bool dead;
 };
@@ -320,6 +334,214 @@ static ccb_err do_register(int idx, struct reg *r, ccb_error *err)
 	return CCB_OK;
 }
 
+
+/* ---- plaintext registrations: pre-built bytes, one epoll loop ------------ */
+
+/* The two messages a keyless plaintext registration sends, built once: the
+ * DC_AUTHENTICATE request (security-handshake.md §4.1 without
+ * ECDHPublicKey; authentication, encryption and integrity NEVER, so the
+ * server answers NO and derives no key, §8 "Legacy key paths") and the
+ * CCB_REGISTER ad (ccb-protocol.md §4.1). Both go out at once: the server
+ * reads the ad after sending its RESPONSE and POST-AUTH (§3 steps 2, 5, 7;
+ * capture S1 conn 1 messages 1, 2, 8, 9, 10). */
+static uint8_t *g_tmpl;
+static size_t g_tmpl_len;
+
+/* The bytes a ccb_stream writes for one message, through a socketpair. */
+static bool capture_bytes(bool (*write_fn)(ccb_stream *, void *), void *arg, uint8_t **out,
+			  size_t *len)
+{
+	int sv[2];
+	ccb_stream *s = NULL;
+	uint8_t buf[8192];
+	ssize_t n;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+		return false;
+	if (ccb_stream_new(sv[0], &s, NULL) != CCB_OK || !write_fn(s, arg)) {
+		ccb_stream_free(s);
+		close(sv[1]);
+		return false;
+	}
+	ccb_stream_free(s); /* closes sv[0] */
+	n = read(sv[1], buf, sizeof buf);
+	close(sv[1]);
+	if (n <= 0)
+		return false;
+	*out = realloc(*out, *len + (size_t)n);
+	memcpy(*out + *len, buf, (size_t)n);
+	*len += (size_t)n;
+	return true;
+}
+
+static bool write_request(ccb_stream *s, void *arg)
+{
+	ccb_classad *req = arg;
+	return ccb_stream_put_int(s, 60010) == CCB_OK && ccb_classad_put(s, req, NULL) == CCB_OK &&
+	       ccb_stream_end_message(s) == CCB_OK;
+}
+
+static bool write_register(ccb_stream *s, void *arg)
+{
+	return ccb_control_ad_write(s, arg, CCB_VERSION_NUM(25, 14, 0), NULL) == CCB_OK;
+}
+
+static bool build_template(void)
+{
+	ccb__sec_config c;
+	ccb__sec_policy pol = {0};
+	ccb_classad *req = NULL, *ad = NULL;
+	char name[160];
+	bool ok = false;
+
+	ccb__sec_config_init(&c);
+	c.authentication = c.encryption = c.integrity = CCB_SEC_NEVER;
+	c.crypto_methods = "AES";
+	c.daemon = true;
+	c.tmp_session = true; /* a daemon's CCB_REGISTER: SessionDuration "60" (capture S1 conn 1) */
+	{
+		ccb__sec_request_params rp = {
+			.policy = &pol, .command = CCB_CMD_CCB_REGISTER, .ecdh_public_key = "-",
+			.subsystem = "MASTER", .connect_sinful = opt.broker_sinful,
+		};
+		if (ccb__sec_policy_build(&c, &pol, NULL) || ccb__sec_build_request(&rp, &req, NULL))
+			goto out;
+	}
+	ccb_classad_remove(req, "ECDHPublicKey");
+	snprintf(name, sizeof name, "%s <127.0.0.1:10000?load=%d>", opt.name, (int)getpid());
+	{
+		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
+				    CCB_AD_STRING(CCB_ATTR_NAME, name)};
+		if (ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, NULL))
+			goto out;
+	}
+	ok = capture_bytes(write_request, req, &g_tmpl, &g_tmpl_len) &&
+	     capture_bytes(write_register, ad, &g_tmpl, &g_tmpl_len);
+out:
+	ccb__sec_policy_clear(&pol);
+	ccb_classad_free(req);
+	ccb_classad_free(ad);
+	return ok;
+}
+
+#define PBUF 4096
+
+struct pslot {
+	long idx;        /* registration, -1 = free */
+	int fd;
+	bool connected;
+	size_t sent, got;
+	int nmsg;        /* complete messages received */
+	uint8_t buf[PBUF];
+};
+
+/* A string attribute's value in one message body ("Name = \"v\""); the
+ * broker's replies are plain ASCII. */
+static bool body_string(const uint8_t *b, size_t n, const char *attr, char *out, size_t osz)
+{
+	size_t al = strlen(attr);
+
+	for (size_t i = 0; i + al + 4 < n; i++) {
+		/* An attribute starts after the ad's 8-byte count or a NUL. */
+		if ((i == 8 || (i > 8 && b[i - 1] == 0)) && !memcmp(b + i, attr, al) &&
+		    !memcmp(b + i + al, " = \"", 4)) {
+			size_t k = i + al + 4, o = 0;
+			while (k < n && b[k] != '"' && b[k] && o + 1 < osz)
+				out[o++] = (char)b[k++];
+			out[o] = 0;
+			return k < n && b[k] == '"';
+		}
+	}
+	return false;
+}
+
+/* Walk the complete messages in the slot's buffer; consume them. Returns
+ * 1 when the registration reply is in (CCBID copied out), 0 for more, -1
+ * on failure (err filled). */
+static int pslot_parse(struct pslot *p, char *ccbid, size_t idsz, char *err, size_t esz)
+{
+	for (;;) {
+		size_t off = 0, body = 0;
+		uint8_t msg[PBUF];
+		bool end = false;
+
+		while (!end) {
+			uint32_t len;
+			if (off + 5 > p->got)
+				return 0;
+			len = (uint32_t)p->buf[off + 1] << 24 | (uint32_t)p->buf[off + 2] << 16 |
+			      (uint32_t)p->buf[off + 3] << 8 | p->buf[off + 4];
+			if (len > PBUF || off + 5 + len > p->got) {
+				if (len > PBUF) {
+					snprintf(err, esz, "message too large for the load tool");
+					return -1;
+				}
+				return 0;
+			}
+			end = p->buf[off] != 0;
+			memcpy(msg + body, p->buf + off + 5, len);
+			body += len;
+			off += 5 + len;
+		}
+		memmove(p->buf, p->buf + off, p->got - off);
+		p->got -= off;
+		p->nmsg++;
+		if (p->nmsg == 1) {
+			char a[16];
+			/* RESPONSE: the server must agree to no authentication. */
+			if (body_string(msg, body, "Authentication", a, sizeof a) && strcmp(a, "NO")) {
+				snprintf(err, esz, "server wants Authentication = %s for a plaintext client", a);
+				return -1;
+			}
+		} else if (p->nmsg == 2) {
+			char rc[32] = "";
+			if (!body_string(msg, body, "ReturnCode", rc, sizeof rc) || strcmp(rc, "AUTHORIZED")) {
+				snprintf(err, esz, "POST-AUTH ReturnCode %s", rc[0] ? rc : "missing");
+				return -1;
+			}
+		} else {
+			if (!body_string(msg, body, "CCBID", ccbid, idsz)) {
+				snprintf(err, esz, "registration reply without CCBID");
+				return -1;
+			}
+			return 1;
+		}
+	}
+}
+
+static int pconnect(long idx)
+{
+	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)opt.port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (opt.sources > 0) {
+		struct sockaddr_in src = {.sin_family = AF_INET};
+		src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(idx % opt.sources));
+#ifdef IP_BIND_ADDRESS_NO_PORT
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+#endif
+		if (bind(fd, (struct sockaddr *)&src, sizeof src) != 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	inet_pton(AF_INET, opt.host, &dst.sin_addr);
+	if (connect(fd, (struct sockaddr *)&dst, sizeof dst) != 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+struct child;
+static void plain_fail(struct child *c, long idx, const char *why);
+
+/* Register c->count connections, `window` at a time, on one epoll loop. */
+static void plain_register(struct child *c);
+
 /* ---- load process ------------------------------------------------------ */
 
 struct child {
@@ -357,6 +579,127 @@ static void *reg_thread(void *arg)
 	return NULL;
 }
 
+
+static void plain_fail(struct child *c, long idx, const char *why)
+{
+	atomic_fetch_add(&c->failed, 1);
+	c->regs[idx].dead = true;
+	if (!c->first_error[0])
+		snprintf(c->first_error, sizeof c->first_error, "%s", why);
+	if (opt.verbose)
+		fprintf(stderr, "ccb_load[%d]: register %ld: %s\n", c->index, c->first + idx, why);
+}
+
+static void plain_register(struct child *c)
+{
+	int W = opt.window < 1 ? 1 : opt.window, ep = epoll_create1(EPOLL_CLOEXEC), active = 0;
+	struct pslot *slots = calloc((size_t)W, sizeof *slots);
+	long next = 0;
+	char ccbid[256], err[200];
+
+	for (int i = 0; i < W; i++)
+		slots[i].idx = -1;
+	for (;;) {
+		/* Fill free slots. */
+		for (int i = 0; i < W && next < c->count; i++) {
+			struct pslot *p = &slots[i];
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.u32 = (uint32_t)i};
+			if (p->idx >= 0)
+				continue;
+			p->fd = pconnect(c->first + next);
+			if (p->fd < 0) {
+				snprintf(err, sizeof err, "connect: %s", strerror(errno));
+				plain_fail(c, next++, err);
+				continue;
+			}
+			p->idx = next++;
+			p->connected = false;
+			p->sent = p->got = 0;
+			p->nmsg = 0;
+			epoll_ctl(ep, EPOLL_CTL_ADD, p->fd, &ev);
+			active++;
+		}
+		if (!active)
+			break;
+		struct epoll_event evs[256];
+		int n = epoll_wait(ep, evs, 256, IO_TIMEOUT_MS);
+		if (n <= 0) {
+			/* Nothing moved for the whole timeout: fail what is in flight. */
+			for (int i = 0; i < W; i++)
+				if (slots[i].idx >= 0) {
+					close(slots[i].fd);
+					plain_fail(c, slots[i].idx, "timed out");
+					slots[i].idx = -1;
+					active--;
+				}
+			continue;
+		}
+		for (int k = 0; k < n; k++) {
+			struct pslot *p = &slots[evs[k].data.u32];
+			int res = 0;
+			if (p->idx < 0)
+				continue;
+			err[0] = 0;
+			if ((evs[k].events & EPOLLOUT) && p->sent < g_tmpl_len) {
+				ssize_t w = send(p->fd, g_tmpl + p->sent, g_tmpl_len - p->sent, MSG_NOSIGNAL);
+				if (w > 0)
+					p->sent += (size_t)w;
+				else if (w < 0 && errno != EAGAIN) {
+					snprintf(err, sizeof err, "send: %s", strerror(errno));
+					res = -1;
+				}
+				if (p->sent == g_tmpl_len) {
+					struct epoll_event ev = {.events = EPOLLIN, .data.u32 = evs[k].data.u32};
+					epoll_ctl(ep, EPOLL_CTL_MOD, p->fd, &ev);
+				}
+			}
+			if (!res && (evs[k].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+				ssize_t r = recv(p->fd, p->buf + p->got, PBUF - p->got, 0);
+				if (r > 0) {
+					p->got += (size_t)r;
+					res = pslot_parse(p, ccbid, sizeof ccbid, err, sizeof err);
+				} else if (r == 0 || errno != EAGAIN) {
+					snprintf(err, sizeof err,
+						 "connection closed after %d of 3 messages (unauthenticated DAEMON "
+						 "registration refused, or no plaintext sessions?)", p->nmsg);
+					res = -1;
+				}
+			}
+			if (res == 0)
+				continue;
+			epoll_ctl(ep, EPOLL_CTL_DEL, p->fd, NULL);
+			if (res < 0) {
+				close(p->fd);
+				plain_fail(c, p->idx, err);
+			} else {
+				struct reg *r = &c->regs[p->idx];
+				if (ccb_stream_new(p->fd, &r->s, NULL) != CCB_OK) {
+					close(p->fd);
+					plain_fail(c, p->idx, "stream: out of memory");
+				} else {
+					r->peer_version = CCB_VERSION_NUM(25, 14, 0);
+					r->last_rx = ccb_now_ms();
+					if (opt.requests > 0) {
+						const char *sp = strchr(ccbid, ' ');
+						size_t len = sp ? (size_t)(sp - ccbid) : strlen(ccbid);
+						const char *h = NULL;
+						for (size_t i = 0; i < len; i++)
+							if (ccbid[i] == '#')
+								h = ccbid + i;
+						r->ccbid = h ? ccb_strndup(h + 1, len - (size_t)(h + 1 - ccbid))
+							     : ccb_strndup(ccbid, len);
+					}
+					atomic_fetch_add(&c->ok, 1);
+				}
+			}
+			p->idx = -1;
+			active--;
+		}
+	}
+	free(slots);
+	close(ep);
+}
+
 /* A forwarded request (§6.3): connect back to MyAddress, hello, result. */
 static bool answer_request(struct reg *r, ccb_classad *req, struct final_report *fr)
 {
@@ -390,6 +733,13 @@ out:
 	return ok;
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
 static void send_alive(struct reg *r, struct final_report *fr)
 {
 	ccb_classad *ad = NULL;
@@ -399,6 +749,7 @@ static void send_alive(struct reg *r, struct final_report *fr)
 	} else {
 		fr->hb_sent++;
 		r->hb_outstanding = true;
+		r->alive_us = mono_us();
 		r->last_rx = ccb_now_ms(); /* next ALIVE one interval later */
 	}
 	ccb_classad_free(ad);
@@ -434,13 +785,17 @@ static int child_main(struct child *c, int up, int down, int64_t hard_deadline)
 		return 1;
 	struct reg_report rep = {0};
 	rep.t_start = ccb_now_ms();
-	int nt = opt.threads < 1 ? 1 : opt.threads;
-	pthread_t *th = calloc((size_t)nt, sizeof *th);
-	for (int i = 0; i < nt; i++)
-		pthread_create(&th[i], NULL, reg_thread, c);
-	for (int i = 0; i < nt; i++)
-		pthread_join(th[i], NULL);
-	free(th);
+	if (opt.plaintext) {
+		plain_register(c);
+	} else {
+		int nt = opt.threads < 1 ? 1 : opt.threads;
+		pthread_t *th = calloc((size_t)nt, sizeof *th);
+		for (int i = 0; i < nt; i++)
+			pthread_create(&th[i], NULL, reg_thread, c);
+		for (int i = 0; i < nt; i++)
+			pthread_join(th[i], NULL);
+		free(th);
+	}
 	rep.t_end = ccb_now_ms();
 	rep.ok = atomic_load(&c->ok);
 	rep.failed = atomic_load(&c->failed);
@@ -459,6 +814,7 @@ static int child_main(struct child *c, int up, int down, int64_t hard_deadline)
 
 	/* hold: heartbeats and forwarded requests, one epoll loop */
 	struct final_report fr = {0};
+	float *lat = malloc(LAT_MAX * sizeof *lat);
 	int ep = epoll_create1(EPOLL_CLOEXEC);
 	struct epoll_event ev = {.events = EPOLLIN, .data.u64 = UINT64_MAX};
 	epoll_ctl(ep, EPOLL_CTL_ADD, down, &ev);
@@ -494,6 +850,8 @@ static int child_main(struct child *c, int up, int down, int64_t hard_deadline)
 			(void)ccb_ad_need_int(ad, CCB_ATTR_COMMAND, &cmd, NULL);
 			if (cmd == CCB_CMD_ALIVE) {
 				fr.hb_replies++;
+				if (r->hb_outstanding && lat && fr.nlat < LAT_MAX)
+					lat[fr.nlat++] = (float)(mono_us() - r->alive_us) / 1000.0f;
 				r->hb_outstanding = false;
 			} else if (cmd == CCB_CMD_CCB_REQUEST) {
 				answer_request(r, ad, &fr);
@@ -521,6 +879,9 @@ static int child_main(struct child *c, int up, int down, int64_t hard_deadline)
 	free(c->regs);
 	close(ep);
 	write_all(up, &fr, sizeof fr);
+	if (fr.nlat)
+		write_all(up, lat, (size_t)fr.nlat * sizeof *lat);
+	free(lat);
 	return 0;
 }
 
@@ -625,6 +986,12 @@ static void *req_thread(void *arg)
 	return NULL;
 }
 
+static int cmp_float(const void *a, const void *b)
+{
+	float x = *(const float *)a, y = *(const float *)b;
+	return x < y ? -1 : x > y;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -662,11 +1029,14 @@ int main(int argc, char **argv)
 		{"requests", required_argument, NULL, 'r'}, {"req-threads", required_argument, NULL, 'R'},
 		{"broker-pid", required_argument, NULL, 'P'}, {"name", required_argument, NULL, 'N'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
+		{"plaintext", no_argument, NULL, 'T'}, {"window", required_argument, NULL, 'w'},
 		{NULL, 0, NULL, 0},
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "b:c:n:p:s:t:H:i:r:R:P:vh", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "b:c:n:p:s:t:H:i:r:R:P:w:vh", lo, NULL)) != -1) {
 		switch (ch) {
+		case 'T': opt.plaintext = true; break;
+		case 'w': opt.window = atoi(optarg); break;
 		case 'b': opt.broker = optarg; break;
 		case 'c': opt.config = optarg; break;
 		case 'n': opt.n = atol(optarg); break;
@@ -702,11 +1072,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "ccb_load: %ld registrations need at least %d processes\n", opt.n, minp);
 		return 2;
 	}
+	/* Loopback: one source address per 2,500 registrations (at most 64).
+	 * With a single source, connect() searches an ever fuller ephemeral
+	 * port range towards the one broker address: at 19,900 registrations
+	 * that search cost the load tool ten times the CPU of the rest. */
 	if (opt.sources < 0)
-		opt.sources = strncmp(opt.host, "127.", 4) == 0 ? (int)((opt.n + 24999) / 25000) : 0;
+		opt.sources = strncmp(opt.host, "127.", 4) == 0
+				      ? (int)((opt.n + 2499) / 2500 > 64 ? 64 : (opt.n + 2499) / 2500)
+				      : 0;
 	if (opt.req_threads < 1)
 		opt.req_threads = 1;
 	signal(SIGPIPE, SIG_IGN);
+	if (opt.plaintext) {
+		struct in_addr ia;
+		if (opt.sock_id || inet_pton(AF_INET, opt.host, &ia) != 1) {
+			fprintf(stderr, "ccb_load: --plaintext needs an IPv4 broker address without sock=\n");
+			return 2;
+		}
+		if (!build_template()) {
+			fprintf(stderr, "ccb_load: cannot build the plaintext registration bytes\n");
+			return 1;
+		}
+	}
 
 	long rss0 = opt.broker_pid ? proc_rss_kb(opt.broker_pid) : -1;
 	int64_t hard_deadline = ccb_now_ms() + (int64_t)(opt.hold * 1000) + 600000;
@@ -746,6 +1133,8 @@ int main(int argc, char **argv)
 		first += cnt;
 	}
 	/* go */
+	usleep(100 * 1000);
+	double cpu_r0 = opt.broker_pid ? proc_cpu_s(opt.broker_pid) : -1;
 	for (int i = 0; i < P; i++)
 		write_all(down[i], "g", 1);
 
@@ -783,6 +1172,8 @@ int main(int argc, char **argv)
 		}
 	}
 	double reg_s = t_end > t_start ? (double)(t_end - t_start) / 1000.0 : 0;
+	double cpu_r1 = opt.broker_pid ? proc_cpu_s(opt.broker_pid) : -1;
+	double reg_cpu_us = cpu_r0 >= 0 && cpu_r1 >= 0 && ok > 0 ? (cpu_r1 - cpu_r0) * 1e6 / (double)ok : -1;
 
 	/* let the broker settle a moment, then measure RSS and start the CPU window */
 	usleep(200 * 1000);
@@ -791,7 +1182,8 @@ int main(int argc, char **argv)
 	int64_t hold_t0 = ccb_now_ms();
 
 	/* the hold: registrations heartbeating, nothing else */
-	int64_t hold_end = hold_t0 + (int64_t)(opt.hold * 1000);
+	/* Nothing registered: nothing to hold. */
+	int64_t hold_end = hold_t0 + (ok > 0 ? (int64_t)(opt.hold * 1000) : 0);
 	while (ccb_now_ms() < hold_end)
 		usleep((useconds_t)((hold_end - ccb_now_ms()) > 100 ? 100000 : 1000 * (hold_end - ccb_now_ms())));
 	double hold_s = (double)(ccb_now_ms() - hold_t0) / 1000.0;
@@ -847,6 +1239,11 @@ int main(int argc, char **argv)
 		free(th);
 	}
 	struct final_report tot = {0};
+	float *lat = NULL;
+	long nlat = 0;
+	/* ALIVE replies counted by the load processes over the hold, for CPU
+	 * per heartbeat: their total at the end, less nothing (the hold is the
+	 * only time they heartbeat apart from the registration tail). */
 	for (int i = 0; i < P; i++) {
 		write_all(down[i], "s", 1);
 		struct final_report fr;
@@ -856,6 +1253,15 @@ int main(int argc, char **argv)
 			tot.dropped += fr.dropped;
 			tot.req_answered += fr.req_answered;
 			tot.req_failed += fr.req_failed;
+			if (fr.nlat > 0) {
+				float *nl = realloc(lat, (size_t)(nlat + fr.nlat) * sizeof *lat);
+				if (nl && read_all(up[i], nl + nlat, (size_t)fr.nlat * sizeof *lat)) {
+					lat = nl;
+					nlat += fr.nlat;
+				} else if (nl) {
+					lat = nl;
+				}
+			}
 		}
 		close(up[i]);
 		close(down[i]);
@@ -867,8 +1273,18 @@ int main(int argc, char **argv)
 	double cpu_s = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
 	double cpu_pct = cpu_s >= 0 && hold_s > 0 ? 100.0 * cpu_s / hold_s : -1;
 	double req_rate = req_s > 0 ? (double)req_ok / req_s : 0;
+	double hb_cpu_us = cpu_s >= 0 && tot.hb_replies > 0 && opt.requests == 0
+				   ? cpu_s * 1e6 / (double)tot.hb_replies : -1;
+	double lat50 = -1, lat99 = -1, latmax = -1;
+	if (nlat) {
+		qsort(lat, (size_t)nlat, sizeof *lat, cmp_float);
+		lat50 = lat[nlat / 2];
+		lat99 = lat[(nlat * 99) / 100 < nlat ? (nlat * 99) / 100 : nlat - 1];
+		latmax = lat[nlat - 1];
+	}
+	free(lat);
 
-	printf("{\"bench\":\"ccb_load\",\"broker\":\"%s\",\"n\":%ld,\"procs\":%d,\"sources\":%d,"
+	printf("{\"bench\":\"ccb_load\",\"mode\":\"%s\",\"broker\":\"%s\",\"n\":%ld,\"procs\":%d,\"sources\":%d,"
 	       "\"threads_per_proc\":%d,\"registered\":%ld,\"failed\":%ld,\"register_seconds\":%.3f,"
 	       "\"register_rate\":%.1f,\"broker_rss_kb_before\":%ld,\"broker_rss_kb_after\":%ld,"
 	       "\"broker_rss_kb_end\":%ld,\"rss_bytes_per_registration\":%.0f,\"hold_seconds\":%.2f,"
@@ -877,19 +1293,32 @@ int main(int argc, char **argv)
 	       "\"requests_ok\":%ld,\"requests_failed\":%ld,\"request_rate\":%.1f,"
 	       "\"request_rtt_ms_avg\":%.2f,\"request_rtt_ms_p50\":%.2f,\"request_rtt_ms_p99\":%.2f,"
 	       "\"broker_cpu_seconds_requests\":%.3f,"
-	       "\"targets_answered\":%ld}\n",
-	       opt.broker, opt.n, P, opt.sources, opt.threads, ok, failed, reg_s, rate, rss0, rss1, rss2,
+	       "\"targets_answered\":%ld,\"broker_cpu_us_per_registration\":%.1f,"
+	       "\"broker_cpu_us_per_heartbeat\":%.1f,\"rss_kib_per_registration\":%.2f,"
+	       "\"alive_latency_ms_p50\":%.3f,\"alive_latency_ms_p99\":%.3f,"
+	       "\"alive_latency_ms_max\":%.3f}\n",
+	       opt.plaintext ? "plaintext" : "handshake", opt.broker, opt.n, P, opt.sources, opt.threads, ok, failed, reg_s, rate, rss0, rss1, rss2,
 	       rss_per, hold_s, opt.heartbeat, cpu_s, cpu_pct, tot.hb_sent, tot.hb_replies, tot.dropped,
-	       opt.requests, req_ok, req_failed, req_rate, rtt_avg, rtt_p50, rtt_p99, req_cpu, tot.req_answered);
+	       opt.requests, req_ok, req_failed, req_rate, rtt_avg, rtt_p50, rtt_p99, req_cpu, tot.req_answered,
+	       reg_cpu_us, hb_cpu_us, rss_per >= 0 ? rss_per / 1024.0 : -1, lat50, lat99, latmax);
 	printf("%-32s %s\n", "broker", opt.broker);
 	printf("%-32s %ld of %ld (%ld failed) in %.2f s\n", "registered", ok, opt.n, failed, reg_s);
-	printf("%-32s %.1f /s (%d procs x %d threads, %d source addrs)\n", "registration rate", rate, P,
-	       opt.threads, opt.sources);
+	if (opt.plaintext)
+		printf("%-32s %.1f /s (plaintext, %d procs x %d in flight, %d source addrs)\n",
+		       "registration rate", rate, P, opt.window, opt.sources);
+	else
+		printf("%-32s %.1f /s (handshake, %d procs x %d threads, %d source addrs)\n",
+		       "registration rate", rate, P, opt.threads, opt.sources);
 	if (opt.broker_pid) {
 		printf("%-32s %ld -> %ld kB (%.0f bytes/registration); %ld kB at end\n", "broker RSS", rss0,
 		       rss1, rss_per, rss2);
 		printf("%-32s %.3f s over %.1f s hold (%.2f %%)\n", "broker CPU", cpu_s, hold_s, cpu_pct);
+		printf("%-32s %.1f us\n", "broker CPU per registration", reg_cpu_us);
+		printf("%-32s %.1f us\n", "broker CPU per heartbeat", hb_cpu_us);
+		printf("%-32s %.2f KiB\n", "broker RSS per registration", rss_per / 1024.0);
 	}
+	printf("%-32s p50 %.3f ms, p99 %.3f ms, max %.3f ms (%ld samples)\n", "ALIVE echo latency",
+	       lat50, lat99, latmax, nlat);
 	printf("%-32s %ld sent, %ld replies, %ld registrations dropped\n", "ALIVE (hold)", tot.hb_sent,
 	       tot.hb_replies, tot.dropped);
 	if (opt.requests > 0)

@@ -150,6 +150,115 @@ static void test_eviction(void)
 	ccb__sess_cache_free(c);
 }
 
+/* The policy ad comes back with every type it went in with, including
+ * strings that need escaping. */
+static void test_policy_types(void)
+{
+	ccb__sess_cache *c = ccb__sess_cache_new(8);
+	ccb__sess_entry e = {.id = "p", .key_len = 16, .crypto = CCB_SEC_CRYPTO_AES};
+	ccb__sess_entry got;
+	const char *v;
+	bool bv = false;
+	int64_t iv = 0;
+
+	e.policy = ccb_classad_new();
+	ccb_classad_set_string(e.policy, "User", "condor@vm");
+	ccb_classad_set_string(e.policy, "TokenScopes", "a \"quoted\" \\ value");
+	ccb_classad_set_string(e.policy, "Empty", "");
+	ccb_classad_set_bool(e.policy, "Authenticated", true);
+	ccb_classad_set_int(e.policy, "N", -42);
+	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	/* A second entry with the same policy shares its text; removing the
+	 * first leaves the second's intact. */
+	e.id = "q";
+	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	e.id = "p";
+	CU_ASSERT_TRUE(ccb__sess_remove(c, "p"));
+	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 0, NULL), CCB_OK);
+	CU_ASSERT_TRUE(ccb__sess_remove(c, "q"));
+	ccb_classad_free(e.policy);
+	CU_ASSERT_EQUAL_FATAL(ccb__sess_lookup(c, "p", 1, &got), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_classad_count(got.policy), 5);
+	CU_ASSERT(ccb_classad_get_string(got.policy, "TokenScopes", &v) == CCB_OK &&
+		  !strcmp(v, "a \"quoted\" \\ value"));
+	CU_ASSERT(ccb_classad_get_string(got.policy, "Empty", &v) == CCB_OK && !strcmp(v, ""));
+	CU_ASSERT(ccb_classad_get_bool(got.policy, "Authenticated", &bv) == CCB_OK && bv);
+	CU_ASSERT(ccb_classad_get_int(got.policy, "N", &iv) == CCB_OK && iv == -42);
+	CU_ASSERT_EQUAL(got.key_len, 16);
+	ccb__sess_entry_clear(&got);
+	ccb__sess_cache_free(c);
+}
+
+/* A full cache drops the entry that would expire soonest, whatever its
+ * recency; entries without a limit go last. */
+static void test_evict_soonest(void)
+{
+	ccb__sess_cache *c = ccb__sess_cache_new(3);
+
+	add(c, "forever", 0, 0, 1);
+	add(c, "late", 5000, 0, 1);
+	add(c, "soon", 100, 0, 1);
+	CU_ASSERT_TRUE(live(c, "soon", 2)); /* recent use does not save it */
+	add(c, "new", 0, 0, 3);
+	CU_ASSERT_FALSE(live(c, "soon", 4));
+	CU_ASSERT_TRUE(live(c, "late", 4));
+	CU_ASSERT_TRUE(live(c, "forever", 4));
+	/* A lease renewed by use moves an entry back in the order. */
+	ccb__sess_cache_free(c);
+	c = ccb__sess_cache_new(2);
+	add(c, "a", 0, 100, 0);
+	add(c, "b", 0, 100, 10);
+	CU_ASSERT_TRUE(live(c, "a", 50)); /* a now expires at 150, b at 110 */
+	add(c, "c", 0, 0, 60);
+	CU_ASSERT_FALSE(live(c, "b", 61));
+	CU_ASSERT_TRUE(live(c, "a", 61));
+	ccb__sess_cache_free(c);
+}
+
+/* Many entries: every one found, the bound held, expiry in order, and
+ * removal from the middle keeps the rest reachable. */
+static void test_many(void)
+{
+	enum { N = 50000, CAP = 20000 };
+	ccb__sess_cache *c = ccb__sess_cache_new(CAP);
+	char id[40];
+	int found = 0;
+
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "vm:%d:1795529984:%d", 1000 + i % 977, i);
+		/* Expiry rises with i, with some never expiring. */
+		add(c, id, i % 10 == 0 ? 0 : 100000 + i, 0, 1);
+	}
+	CU_ASSERT_EQUAL(ccb__sess_count(c), CAP);
+	/* The never-expiring ones all survive; of the others, the latest. */
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "vm:%d:1795529984:%d", 1000 + i % 977, i);
+		if (live(c, id, 2))
+			found++;
+		else if (i % 10 == 0 || i >= N - (CAP - N / 10))
+			CU_FAIL("an entry that should have stayed was evicted");
+	}
+	CU_ASSERT_EQUAL(found, CAP);
+	for (int i = 1; i < N; i += 7) {
+		snprintf(id, sizeof id, "vm:%d:1795529984:%d", 1000 + i % 977, i);
+		ccb__sess_remove(c, id);
+	}
+	/* Everything with expiry < 100000 + N - 100 goes; the unlimited stay. */
+	ccb__sess_expire(c, 100000 + N - 100);
+	found = 0;
+	for (int i = 0; i < N; i++) {
+		snprintf(id, sizeof id, "vm:%d:1795529984:%d", 1000 + i % 977, i);
+		if (live(c, id, 2)) {
+			found++;
+			if (i % 10 != 0 && 100000 + i < 100000 + N - 100)
+				CU_FAIL("an expired entry was found");
+		}
+	}
+	CU_ASSERT(found >= N / 10 - N / 70 && found <= N / 10 + 100);
+	CU_ASSERT_EQUAL(ccb__sess_count(c), (size_t)found);
+	ccb__sess_cache_free(c);
+}
+
 static void test_client_map(void)
 {
 	ccb__sess_cache *c = ccb__sess_cache_new(8);
@@ -254,6 +363,9 @@ static const ccbt_test tests[] = {
 	{"lifetime expiry", test_lifetime_expiry},
 	{"lease renewal", test_lease_renewal},
 	{"eviction", test_eviction},
+	{"policy types", test_policy_types},
+	{"evict soonest-expiring", test_evict_soonest},
+	{"50000 entries, cap 20000", test_many},
 	{"client map", test_client_map},
 	{"4 threads", test_threads},
 	{NULL, NULL},
