@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <string.h>
 
 #include <openssl/crypto.h>
@@ -36,19 +37,64 @@ static void packet_iv(const uint8_t base[CCB_GCM_IV_LEN], uint32_t n, uint8_t iv
 	ccb_be32_put(iv, ccb_be32_get(base) + n);
 }
 
+/*
+ * Every packet is sealed or opened on its own (HTCondor re-keys the GCM
+ * context per packet too), so the state kept between packets is only the key,
+ * the base IVs and the counters. What is expensive to make again for each
+ * packet is kept instead: the cipher is fetched from the provider once per
+ * process, and each thread keeps one cipher context that every packet
+ * re-initialises with its key and IV (OpenSSL reuses the provider context
+ * when the cipher is the same). A packet never yields half-way, so a context
+ * is never shared, even when handshakes move between threads.
+ */
+static EVP_CIPHER *gcm_cipher;
+static pthread_once_t gcm_once = PTHREAD_ONCE_INIT;
+static pthread_key_t gcm_ctx_key;
+
+static void gcm_ctx_free(void *ctx)
+{
+	EVP_CIPHER_CTX_free(ctx);
+}
+
+static void gcm_setup(void)
+{
+	gcm_cipher = EVP_CIPHER_fetch(NULL, "AES-256-GCM", NULL);
+	if (pthread_key_create(&gcm_ctx_key, gcm_ctx_free))
+		gcm_cipher = (EVP_CIPHER_free(gcm_cipher), NULL);
+}
+
+static EVP_CIPHER_CTX *gcm_ctx(void)
+{
+	EVP_CIPHER_CTX *ctx;
+
+	pthread_once(&gcm_once, gcm_setup);
+	if (!gcm_cipher)
+		return NULL;
+	if ((ctx = pthread_getspecific(gcm_ctx_key)))
+		return ctx;
+	if ((ctx = EVP_CIPHER_CTX_new()) && pthread_setspecific(gcm_ctx_key, ctx))
+		ctx = (EVP_CIPHER_CTX_free(ctx), NULL);
+	return ctx;
+}
+
 static ccb_err gcm_run(bool enc, const uint8_t key[32], const uint8_t iv[CCB_GCM_IV_LEN],
 		       const uint8_t *aad, size_t aad_len, const uint8_t *in, size_t n,
 		       uint8_t *out, uint8_t tag[CCB_GCM_TAG_LEN], ccb_error *err)
 {
-	EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+	EVP_CIPHER_CTX *ctx = gcm_ctx();
+	const OSSL_PARAM ivlen[] = {
+		OSSL_PARAM_construct_size_t("ivlen", &(size_t){CCB_GCM_IV_LEN}), OSSL_PARAM_END};
 	int len = 0, ok;
 
 	if (!ctx)
-		return ccb_error_set(err, CCB_ERR_NOMEM, "EVP_CIPHER_CTX_new");
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "AES-256-GCM is not available from OpenSSL");
+	/* A context that already runs this cipher with 16-byte IVs takes the
+	 * packet's key and IV in one step. */
 	ok = n <= INT32_MAX && aad_len <= INT32_MAX &&
-	     EVP_CipherInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, CCB_GCM_IV_LEN, NULL) == 1 &&
-	     EVP_CipherInit_ex(ctx, NULL, NULL, key, iv, enc) == 1 &&
+	     ((EVP_CIPHER_CTX_get0_cipher(ctx) == gcm_cipher &&
+	       EVP_CIPHER_CTX_get_iv_length(ctx) == CCB_GCM_IV_LEN) ||
+	      EVP_CipherInit_ex2(ctx, gcm_cipher, NULL, NULL, enc, ivlen) == 1) &&
+	     EVP_CipherInit_ex2(ctx, NULL, key, iv, enc, NULL) == 1 &&
 	     EVP_CipherUpdate(ctx, NULL, &len, aad, (int)aad_len) == 1 &&
 	     (n == 0 || EVP_CipherUpdate(ctx, out, &len, in, (int)n) == 1);
 	if (ok && !enc)
@@ -57,7 +103,6 @@ static ccb_err gcm_run(bool enc, const uint8_t key[32], const uint8_t iv[CCB_GCM
 		ok = EVP_CipherFinal_ex(ctx, out + (n ? len : 0), &len) == 1;
 	if (ok && enc)
 		ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, CCB_GCM_TAG_LEN, tag) == 1;
-	EVP_CIPHER_CTX_free(ctx);
 	if (!ok)
 		return ccb_error_set(err, CCB_ERR_CRYPTO,
 				     enc ? "AES-GCM encryption failed"
