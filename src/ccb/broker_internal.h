@@ -105,6 +105,18 @@ typedef struct bk_conn {
 	int cmd;
 	ccb_classad *ad;
 	char *send_text;        /* BK_SEND */
+	/* BK_HANDSHAKE / BK_SEND run on a fiber (broker.c "workers"): while
+	 * `waiting` the loop watches fd for wait_events until wait_deadline,
+	 * then hands it back to worker `home` with wait_res. */
+	struct ccb__fiber *fib;
+	struct ccb_broker *owner;
+	unsigned home;
+	short wait_events;
+	int wait_res;           /* > 0 ready, 0 timed out, < 0 cancelled */
+	int64_t wait_deadline;
+	bool waiting;
+	bool hs_counted;        /* in its source's handshakes in progress */
+	bk_list wnode;          /* hs_wait */
 } bk_conn;
 
 typedef struct bk_reg {
@@ -143,6 +155,7 @@ typedef struct bk_stats {
 	uint64_t connections_accepted, connections_refused, handshakes_failed, bad_input;
 	uint64_t requests_timed_out, streaming_handshakes_timed_out, targets_idle_dropped;
 	uint64_t records_pruned, record_file_errors;
+	uint64_t handshakes_source_refused;
 } bk_stats;
 
 struct ccb_broker {
@@ -183,6 +196,15 @@ struct ccb_broker {
 	bk_list jobs, done;
 	bk_conn **wcur;
 	bool wquit;
+	/* handshake fibers: per-worker resume queues and live fiber counts
+	 * (qlock); waits watched by the loop; per-source counts (loop). */
+	bk_list *rq;
+	unsigned *wfib;
+	atomic_bool hs_cancel;
+	bk_list hs_wait;
+	size_t hs_nwait, hs_active;
+	bk_map hs_src;
+	unsigned hs_per_source;
 
 	ccb__relay_engine *relay;
 
