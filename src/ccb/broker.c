@@ -526,6 +526,8 @@ static bool hs_admit(ccb_broker *b, bk_conn *c)
 	}
 	if (!bk_map_put(&b->hs_src, k, (void *)(n + 1)))
 		return false;
+	/* The key is kept: the handshake rewrites peer_ip. */
+	c->hs_key = k;
 	c->hs_counted = true;
 	b->hs_active++;
 	return true;
@@ -539,7 +541,7 @@ static void hs_release(ccb_broker *b, bk_conn *c)
 	if (!c->hs_counted)
 		return;
 	c->hs_counted = false;
-	k = src_key(c->peer_ip);
+	k = c->hs_key;
 	n = (uintptr_t)bk_map_get(&b->hs_src, k);
 	if (n > 1)
 		bk_map_put(&b->hs_src, k, (void *)(n - 1));

@@ -116,6 +116,7 @@ typedef struct bk_conn {
 	int64_t wait_deadline;
 	bool waiting;
 	bool hs_counted;        /* in its source's handshakes in progress */
+	uint64_t hs_key;        /* that source's key in hs_src */
 	bk_list wnode;          /* hs_wait */
 } bk_conn;
 
