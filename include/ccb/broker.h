@@ -89,8 +89,15 @@ typedef struct ccb_broker_config {
 	unsigned max_connections;
 	/** CCB_SERVER_MAX_MESSAGE: cap on one inbound control message; 0: 64 KiB. */
 	size_t max_message;
-	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 8. */
+	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 8. Threads that run the CPU-bound
+	 * steps of security handshakes; a handshake waiting for its peer holds
+	 * none of them (only its socket and a small fiber stack). */
 	unsigned handshake_workers;
+	/** CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE: security handshakes one peer
+	 * IP address may have in progress at once (counted from its complete
+	 * first message to the end of the command's first message); a further
+	 * connection from it is closed and logged; 0: 64. */
+	unsigned max_handshakes_per_source;
 	/** CCB_SERVER_HANDSHAKE_TIMEOUT: from accept to the end of the
 	 * command's first message, and for any partly received message; 0: 20 s. */
 	long handshake_timeout_ms;
@@ -108,7 +115,8 @@ typedef struct ccb_broker_config {
  * CCB_SERVER_STREAMING, CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT,
  * CCB_SERVER_MAX_STREAMING_SESSIONS, CCB_SERVER_MAX_STREAMING_HANDSHAKES,
  * CCB_SERVER_MAX_CONNECTIONS, CCB_SERVER_MAX_MESSAGE,
- * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_HANDSHAKE_TIMEOUT (all times in
+ * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE,
+ * CCB_SERVER_HANDSHAKE_TIMEOUT (all times in
  * seconds, as HTCondor) plus the server security knobs
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.

@@ -99,6 +99,20 @@ typedef struct bk_hs {
 	char peer_ip[64];
 	char user[128];                  /* authenticated identity */
 	char err[CCB_ERROR_DETAIL_SIZE]; /* handshake failure (worker -> loop) */
+	/* The handshake (or status reply) runs on a fiber (broker.c "workers"):
+	 * while `waiting` the loop watches the fd for wait_events until
+	 * wait_deadline, then hands it back to worker `home` with wait_res. */
+	struct bk_conn *conn;            /* the connection this block belongs to */
+	struct ccb__fiber *fib;
+	struct ccb_broker *owner;
+	unsigned home;
+	short wait_events;
+	int wait_res;                    /* > 0 ready, 0 timed out, < 0 cancelled */
+	int64_t wait_deadline;
+	bool waiting;
+	bool counted;                    /* in its source's handshakes in progress */
+	uint64_t src_key;                /* that source's key in hs_src */
+	bk_list wnode;                   /* hs_wait */
 } bk_hs;
 
 /* Kept small: one per registration for its whole life (see
@@ -161,6 +175,7 @@ typedef struct bk_stats {
 	uint64_t refused_at_limit, refused_no_fd, admin_over_limit;
 	uint64_t requests_timed_out, streaming_handshakes_timed_out, targets_idle_dropped;
 	uint64_t records_pruned, record_file_errors;
+	uint64_t handshakes_source_refused;
 } bk_stats;
 
 struct ccb_broker {
@@ -205,6 +220,15 @@ struct ccb_broker {
 	bk_list jobs, done;
 	bk_conn **wcur;
 	bool wquit;
+	/* handshake fibers: per-worker resume queues and live fiber counts
+	 * (qlock); waits watched by the loop; per-source counts (loop). */
+	bk_list *rq;
+	unsigned *wfib;
+	atomic_bool hs_cancel;
+	bk_list hs_wait;
+	size_t hs_nwait, hs_active;
+	bk_map hs_src;
+	unsigned hs_per_source;
 
 	ccb__relay_engine *relay;
 	ccb_classad *alive_ad; /* the heartbeat reply {Command = 441}, built once */

@@ -56,6 +56,10 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "ConnectionsRefusedNoFd", json_integer((json_int_t)b->st.refused_no_fd));
 	json_object_set_new(st, "AdminConnectionsOverLimit", json_integer((json_int_t)b->st.admin_over_limit));
 	json_object_set_new(st, "HandshakesFailed", json_integer((json_int_t)b->st.handshakes_failed));
+	json_object_set_new(st, "HandshakesInProgress", json_integer((json_int_t)b->hs_active));
+	json_object_set_new(st, "HandshakesWaitingForPeer", json_integer((json_int_t)b->hs_nwait));
+	json_object_set_new(st, "HandshakesRefusedPerSource",
+			    json_integer((json_int_t)b->st.handshakes_source_refused));
 	json_object_set_new(st, "BadInputClosed", json_integer((json_int_t)b->st.bad_input));
 	json_object_set_new(st, "RequestsTimedOut", json_integer((json_int_t)b->st.requests_timed_out));
 	json_object_set_new(st, "StreamingHandshakesTimedOut",
@@ -71,6 +75,7 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(lim, "max_streaming_sessions", json_integer(b->cfg.max_streaming_sessions));
 	json_object_set_new(lim, "max_streaming_handshakes", json_integer(b->cfg.max_streaming_handshakes));
 	json_object_set_new(lim, "max_message", json_integer((json_int_t)b->max_message));
+	json_object_set_new(lim, "max_handshakes_per_source", json_integer(b->hs_per_source));
 	json_object_set_new(lim, "streaming", json_boolean(!b->cfg.streaming_disabled));
 	json_object_set_new(o, "limits", lim);
 	if (b->regs.n > max) {
@@ -218,6 +223,7 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 	UINT_KNOB("CCB_SERVER_MAX_STREAMING_HANDSHAKES", max_streaming_handshakes);
 	UINT_KNOB("CCB_SERVER_MAX_CONNECTIONS", max_connections);
 	UINT_KNOB("CCB_SERVER_HANDSHAKE_WORKERS", handshake_workers);
+	UINT_KNOB("CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE", max_handshakes_per_source);
 	if ((rc = ccb_config_int(c, "CCB_SERVER_MAX_MESSAGE", 0, &v, err)))
 		return rc;
 	if (v < 0)

@@ -51,6 +51,10 @@ struct ccb_stream {
 	bool frozen;
 	uint8_t final_send[DIGEST_LEN], final_recv[DIGEST_LEN];
 	bool finished_send, finished_recv;
+
+	/* Waits handed to the owner instead of poll() (a fiber's scheduler). */
+	ccb__stream_wait_fn wait_hook;
+	void *wait_ctx;
 };
 
 static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
@@ -214,6 +218,14 @@ static ccb_err wait_fd(ccb_stream *s, short events, int64_t deadline, const char
 	for (;;) {
 		if (atomic_load(&s->cancelled))
 			return fail(s, CCB_ERR_CANCELLED, "%s: cancelled", what);
+		if (s->wait_hook) {
+			rc = s->wait_hook(s->wait_ctx, s->fd, events, deadline);
+			if (rc > 0)
+				return CCB_OK;
+			if (rc == 0)
+				return fail(s, CCB_ERR_TIMEOUT, "%s: timed out", what);
+			return fail(s, CCB_ERR_CANCELLED, "%s: cancelled", what);
+		}
 		rc = poll(&p, 1, ccb_deadline_left(deadline));
 		if (rc > 0)
 			return CCB_OK;
@@ -278,6 +290,12 @@ static ccb_err read_exact(ccb_stream *s, uint8_t *p, size_t n, int64_t deadline,
 		return fail(s, CCB_ERR_IO, "%s: recv: %s", what, strerror(errno));
 	}
 	return CCB_OK;
+}
+
+void ccb__stream_set_wait_hook(ccb_stream *s, ccb__stream_wait_fn fn, void *ctx)
+{
+	s->wait_hook = fn;
+	s->wait_ctx = ctx;
 }
 
 ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)

@@ -37,4 +37,13 @@ ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from);
  * only its struct). No-op otherwise. */
 void ccb__stream_trim(ccb_stream *s);
 
+/*
+ * Hand every wait of this stream (socket not readable / writable yet) to
+ * `fn` instead of poll(): fn(ctx, fd, POLLIN or POLLOUT, deadline in ms of
+ * ccb_now_ms()) returns > 0 once the fd is ready, 0 at the deadline, < 0 to
+ * cancel. The broker's handshake fibers yield there. NULL restores poll().
+ */
+typedef int (*ccb__stream_wait_fn)(void *ctx, int fd, short events, int64_t deadline);
+void ccb__stream_set_wait_hook(ccb_stream *s, ccb__stream_wait_fn fn, void *ctx);
+
 #endif
