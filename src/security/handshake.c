@@ -323,8 +323,11 @@ ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, in
 	/* Step 2: RESPONSE. A close here is HTCondor's way of refusing. */
 	if ((rc = get_pod_ad(s, &resp, err, "read security response"))) {
 		if (rc == CCB_ERR_CLOSED)
-			ccb_error_prefix(err, "server closed the connection (unknown command %d or "
-					      "security policy mismatch): ", command);
+			/* HTCondor says no more than that: its log has the reason. */
+			ccb_error_prefix(err, "server closed the connection without answering the "
+					      "security request for command %d (it refuses this "
+					      "command, this client's security policy, or more "
+					      "connections; its log says which): ", command);
 		goto out;
 	}
 	if ((rc = ccb__sec_parse_response(resp, &neg, err)))

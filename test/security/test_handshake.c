@@ -183,7 +183,7 @@ static void test_refusals(void)
 	server_defaults(&sv);
 	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_ERR_CLOSED);
 	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "policy mismatch"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "without answering the security request"));
 	/* Unknown command: closed without an answer. */
 	server_defaults(&sv);
 	CU_ASSERT_EQUAL(run(&sv, NULL, 12345, 0, &info, &err), CCB_ERR_CLOSED);
