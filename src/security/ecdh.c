@@ -1,3 +1,4 @@
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,10 +39,40 @@ static ccb_err wrap(EVP_PKEY *pkey, ccb__ecdh **out, ccb_error *err)
 	return CCB_OK;
 }
 
+/*
+ * P-256's parameters, made once per process: key pairs are generated from
+ * them and peers' points imported into a copy of them, so no handshake
+ * builds the curve from its name again (the most expensive part of an
+ * import after the scalar multiplication itself).
+ */
+static EVP_PKEY *p256;
+static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
+
+static void p256_setup(void)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+
+	if (!ctx || EVP_PKEY_paramgen_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_group_name(ctx, GROUP_NAME) != 1 || EVP_PKEY_paramgen(ctx, &p256) != 1)
+		p256 = NULL;
+	EVP_PKEY_CTX_free(ctx);
+}
+
+static const EVP_PKEY *p256_params(void)
+{
+	pthread_once(&p256_once, p256_setup);
+	return p256;
+}
+
 ccb_err ccb__ecdh_generate(ccb__ecdh **out, ccb_error *err)
 {
-	EVP_PKEY *pkey = EVP_PKEY_Q_keygen(NULL, NULL, "EC", GROUP_NAME);
+	const EVP_PKEY *params = p256_params();
+	EVP_PKEY_CTX *ctx = params ? EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)params, NULL) : NULL;
+	EVP_PKEY *pkey = NULL;
 
+	if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &pkey) != 1)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
 	*out = NULL;
 	if (!pkey)
 		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: generating a P-256 key failed");
@@ -96,6 +127,20 @@ out:
 	OSSL_PARAM_free(params);
 	OSSL_PARAM_BLD_free(bld);
 	EVP_PKEY_CTX_free(ctx);
+	return pkey;
+}
+
+/* A peer's point, in a key that shares our P-256 parameters. */
+static EVP_PKEY *import_public(const uint8_t pub[CCB_ECDH_POINT_LEN])
+{
+	const EVP_PKEY *params = p256_params();
+	EVP_PKEY *pkey = EVP_PKEY_new();
+
+	if (!params || !pkey || EVP_PKEY_copy_parameters(pkey, params) != 1 ||
+	    EVP_PKEY_set1_encoded_public_key(pkey, pub, CCB_ECDH_POINT_LEN) != 1) {
+		EVP_PKEY_free(pkey);
+		return NULL;
+	}
 	return pkey;
 }
 
@@ -202,7 +247,7 @@ static ccb_err decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], EVP
 		return ccb_error_set(err, CCB_ERR_PROTOCOL,
 				     "peer ECDHPublicKey is not an uncompressed point (first byte %02x)",
 				     raw[0]);
-	pkey = import_key(NULL, raw);
+	pkey = import_public(raw);
 	on_curve = pkey && public_ok(pkey);
 	if (!on_curve) {
 		EVP_PKEY_free(pkey);
