@@ -3,12 +3,16 @@
  * broker detection, reconnects, and reverse connects for forwarded requests
  * (ccb-protocol.md §4, §5, §6.3-§6.4, §7.5, §8; ccb-behaviour-notes.md §1.2).
  *
- * Threads: one worker per broker (reg_main) and one short-lived thread per
- * forwarded request (job_main). All shared state sits behind l->mu. Only the
- * worker touches its registration stream (other threads only shut it down to
- * cancel it); request threads queue their result ads and wake the worker
- * through its eventfd. A listener-wide eventfd, written once by stop() and
- * never drained, wakes every poll() for good.
+ * Threads: one worker per broker (reg_main); one reverse-connect loop per
+ * listener (rc_main, listener-wide epoll) that runs every pending reverse
+ * connect as a non-blocking socket with its own deadlines, so thousands can
+ * be in flight without a thread each; and one thread per established
+ * connection while the embedder's handler runs (job_main, bounded by
+ * max_reverse_connects). All shared state sits behind l->mu. Only the worker
+ * touches its registration stream (other threads only shut it down to
+ * cancel it); the loop queues result ads and wakes the worker through its
+ * eventfd. A listener-wide eventfd, written once by stop() and never
+ * drained, wakes every poll() for good.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -40,7 +45,11 @@
 #define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
 #define DEFAULT_TIMEOUT_S 300   /* CCB_TIMEOUT, §13 */
 #define DEFAULT_DIAL_S 30       /* Go DialTimeout, §13 */
-#define DEFAULT_MAX_JOBS 64
+#define DEFAULT_MAX_JOBS 64     /* handlers running at once */
+#define DEFAULT_CONNECT_MS 5000 /* reverse connect: TCP connect deadline */
+#define DEFAULT_HELLO_MS 3000   /* then: a free handler and the hello written */
+#define DEFAULT_MAX_PENDING 4096
+#define DEFAULT_MAX_PENDING_PER_REQUESTER 16
 #define COLLECTOR_PORT 9618     /* a CCB_ADDRESS entry without port, §3.3 */
 
 typedef enum reg_state {
@@ -91,20 +100,42 @@ typedef struct reg {
 	int64_t previous_error_at;
 } reg;
 
+/* A connection being handled: the embedder's handler on its own thread. */
 typedef struct job {
 	ccb_listener *l;
 	reg *r;          /* NULL: a direct connection to the command socket */
-	uint64_t session;
 	ccb_classad *hello;
 	char *requester;
 	pthread_t thread;
-	ccb_stream *s; /* guarded; set while the dial and hello run; the
-			* accepted stream of a direct connection */
-	ccb_stream *conn; /* direct connection: the accepted stream (the handler's) */
+	ccb_stream *conn; /* the established stream (the handler's) */
 	char peer[96];    /* direct connection: who connected */
+	char key[64];     /* direct connection: the client's IP */
 	bool done;     /* guarded */
 	struct job *next;
 } job;
+
+/* A pending reverse connect, run by the loop thread (rc_main). */
+typedef enum pend_phase {
+	PD_NEW,        /* queued by a worker, no socket yet */
+	PD_CONNECTING, /* non-blocking connect in flight (epoll EPOLLOUT) */
+	PD_READY,      /* connected, waiting for a free handler slot */
+} pend_phase;
+
+typedef struct pend {
+	reg *r;
+	uint64_t session;
+	ccb_classad *hello;
+	char *requester;
+	char *host, *spid;
+	int port;
+	char key[64];    /* the requester, for the per-requester cap */
+	struct addrinfo *res, *ai; /* addresses of MyAddress, the one being tried */
+	int fd;
+	pend_phase phase;
+	int64_t started, connect_deadline, hello_deadline;
+	char last_err[160];
+	struct pend *prev, *next; /* guarded (l->pend list) */
+} pend;
 
 struct ccb_listener {
 	ccb_sec_client_config sec;
@@ -115,8 +146,13 @@ struct ccb_listener {
 	int64_t reconnect_ms;
 	int timeout_ms;
 	int dial_ms;
+	int connect_ms, hello_ms;
 	int max_jobs;
+	int max_pending, max_pending_per_requester;
 	int stopfd;
+	int epfd, rc_wakefd; /* the reverse-connect loop's epoll and wake-up */
+	pthread_t rc_thread;
+	bool rc_thread_started;
 
 	/* The command socket (-1: the embedder serves its own address) and the
 	 * advertised address without CCB parameters; immutable after new(). */
@@ -134,6 +170,9 @@ struct ccb_listener {
 	size_t nregs;
 	job *jobs;
 	int active_jobs;
+	pend *pend_head, *pend_tail; /* FIFO, guarded; freed by the loop only */
+	int npending;
+	uint64_t pending_peak, refused_busy;
 	uint64_t gen;
 };
 
@@ -398,75 +437,40 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 	ccb_classad_free(ad);
 }
 
+/* A handler slot was freed (l->mu held): wake the loop so a connected
+ * reverse connect waiting for one gets it. */
+static void job_finished(ccb_listener *l, job *j)
+{
+	j->done = true;
+	l->active_jobs--;
+	if (l->rc_wakefd >= 0)
+		wake(l->rc_wakefd);
+	pthread_cond_broadcast(&l->cv);
+}
+
+/* An established reverse connection: the hello is written and reported;
+ * run the embedder's handler (it owns the stream). */
 static void *job_main(void *arg)
 {
 	job *j = arg;
 	ccb_listener *l = j->l;
 	reg *r = j->r;
-	const char *my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
-	const char *request_id = ccb_ad_string_or(j->hello, CCB_ATTR_REQUEST_ID, "");
-	char *host = NULL, *spid = NULL, *contact = NULL;
-	char errtext[CCB_ERROR_DETAIL_SIZE + 64] = "";
-	ccb_classad *result = NULL;
-	ccb_stream *s = NULL;
-	ccb_error err = {0};
-	int port = 0;
-	int64_t deadline = ccb_deadline_in(l->dial_ms);
-	bool ok = false;
+	ccb_listener_conn_info info = {0};
+	char *contact;
 
-	/* Dial MyAddress: the requester, or the broker itself when streaming
-	 * (§7.5); through shared port when it carries sock= (§6.4 step 2). */
-	if (split_address(my_address, -1, &host, &port, &spid, NULL, NULL, &err) ||
-	    open_stream(l, host, port, spid, deadline, l->dial_ms, "requester", &j->s, &s, &err)) {
-		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
-	} else {
-		ccb_stream_set_deadline(s, deadline);
-		if (ccb_hello_write(s, j->hello, 0, &err)) {
-			snprintf(errtext, sizeof errtext, "failure writing reverse connect command: %s",
-				 err.detail);
-			close_stream(l, &j->s);
-			s = NULL;
-		} else {
-			ok = true;
-			/* From here the handler owns the stream: stop() no longer
-			 * shuts it down. */
-			pthread_mutex_lock(&l->mu);
-			j->s = NULL;
-			pthread_mutex_unlock(&l->mu);
-			ccb_stream_set_deadline(s, INT64_MAX);
-			ccb_stream_set_timeout(s, CCB_STREAM_DEFAULT_TIMEOUT_MS);
-		}
-	}
-	if (ok)
-		CCB_LOG(CCB_LOG_INFO, "ccb listener: reverse connect to %s for request %s via %s done",
-			my_address, request_id, r->address);
-	else
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: request %s via %s: %s", request_id, r->address,
-			errtext);
-	/* Report up the registration socket: the hello plus Result (§6.4). */
-	if (ccb_result_ad_new(j->hello, ok, ok ? NULL : errtext, &result, &err) == CCB_OK)
-		enqueue_result(r, j->session, result, ok);
-	if (ok) {
-		ccb_listener_conn_info info = {0};
-
-		pthread_mutex_lock(&l->mu);
-		contact = ccb_strdup(r->ccbid ? r->ccbid : "");
-		pthread_mutex_unlock(&l->mu);
-		info.broker = r->address;
-		info.contact = contact ? contact : "";
-		info.request_id = request_id;
-		info.requester = j->requester ? j->requester : "";
-		info.my_address = my_address;
-		info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
-		l->handler(s, &info, l->user);
-	}
-	free(contact);
-	free(host);
-	free(spid);
 	pthread_mutex_lock(&l->mu);
-	j->done = true;
-	l->active_jobs--;
-	pthread_cond_broadcast(&l->cv);
+	contact = ccb_strdup(r->ccbid ? r->ccbid : "");
+	pthread_mutex_unlock(&l->mu);
+	info.broker = r->address;
+	info.contact = contact ? contact : "";
+	info.request_id = ccb_ad_string_or(j->hello, CCB_ATTR_REQUEST_ID, "");
+	info.requester = j->requester ? j->requester : "";
+	info.my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
+	info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
+	l->handler(j->conn, &info, l->user);
+	free(contact);
+	pthread_mutex_lock(&l->mu);
+	job_finished(l, j);
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
 }
@@ -523,9 +527,7 @@ static void *direct_main(void *arg)
 	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
 	l->handler(j->conn, &info, l->user);
 	pthread_mutex_lock(&l->mu);
-	j->done = true;
-	l->active_jobs--;
-	pthread_cond_broadcast(&l->cv);
+	job_finished(l, j);
 	pthread_mutex_unlock(&l->mu);
 	return NULL;
 }
@@ -550,15 +552,22 @@ static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
 	}
 }
 
+/* Direct connections from one client IP at once: at most half the handler
+ * slots, so one client cannot take them all. */
+static int direct_per_ip_cap(const ccb_listener *l)
+{
+	return l->max_jobs / 2 > 0 ? l->max_jobs / 2 : 1;
+}
+
 static void accept_one(ccb_listener *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	ccb_stream *s = NULL;
 	const char *why = NULL;
-	char peer[96], name[128];
-	int one = 1, fd;
-	job *j;
+	char peer[96], name[128], ip[INET6_ADDRSTRLEN] = "?";
+	int one = 1, fd, same_ip = 0;
+	job *j, *o;
 
 	fd = accept4(l->cmd_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -571,6 +580,10 @@ static void accept_one(ccb_listener *l)
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	peer_text(&ss, peer, sizeof peer);
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
 	reap_jobs(l, false);
 	if (ccb_stream_new(fd, &s, NULL)) {
 		CCB_LOG(CCB_LOG_WARNING, "ccb listener: direct connection from %s: out of memory", peer);
@@ -587,9 +600,17 @@ static void accept_one(ccb_listener *l)
 	else if (l->active_jobs >= l->max_jobs)
 		why = "too many connections in progress";
 	if (!why) {
+		for (o = l->jobs; o; o = o->next)
+			if (!o->r && !o->done && !strcmp(o->key, ip))
+				same_ip++;
+		if (same_ip >= direct_per_ip_cap(l))
+			why = "too many direct connections from this address in progress";
+	}
+	if (!why) {
 		j->l = l;
 		j->conn = s;
 		snprintf(j->peer, sizeof j->peer, "%s", peer);
+		snprintf(j->key, sizeof j->key, "%s", ip);
 		if (pthread_create(&j->thread, NULL, direct_main, j) == 0) {
 			j->next = l->jobs;
 			l->jobs = j;
@@ -620,15 +641,336 @@ static void *cmd_main(void *arg)
 	return NULL;
 }
 
-/* A forwarded request (§6.3). Returns false only on a write failure of an
- * immediate failure report (the registration is then dropped). */
+/* ---- pending reverse connects: one event loop per listener ---------------------- */
+
+/* Who a forwarded request is for, to share the pending capacity fairly: the
+ * requester's IP as the broker stamped it on the Name ("<ip:port>" or
+ * "<name> on <ip:port>", H:src/ccb/ccb_server.cpp 894-898 and 1204), which a
+ * requester cannot choose; else the host of MyAddress. */
+static void requester_key(const char *name, const char *host, char *key, size_t n)
+{
+	const char *on = NULL, *p, *e;
+
+	for (p = name; (p = strstr(p, " on ")); p++)
+		on = p;
+	p = on ? on + 4 : name;
+	if (p[0] == '<') {
+		p++;
+		if (p[0] == '[') {
+			p++;
+			e = strchr(p, ']');
+		} else {
+			e = p + strcspn(p, ":>?");
+		}
+		if (e && e > p && (size_t)(e - p) < n) {
+			snprintf(key, n, "%.*s", (int)(e - p), p);
+			return;
+		}
+	}
+	snprintf(key, n, "%s", host);
+}
+
+static void pend_free(pend *p)
+{
+	if (p->fd >= 0)
+		close(p->fd);
+	if (p->res)
+		freeaddrinfo(p->res);
+	ccb_classad_free(p->hello);
+	free(p->requester);
+	free(p->host);
+	free(p->spid);
+	free(p);
+}
+
+/* Unlink `p` (l->mu held). */
+static void pend_unlink(ccb_listener *l, pend *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else
+		l->pend_head = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	else
+		l->pend_tail = p->prev;
+	p->prev = p->next = NULL;
+	l->npending--;
+}
+
+/* Report the outcome of `p` to its broker and release it (loop thread). */
+static void pend_finish(ccb_listener *l, pend *p, const char *errtext)
+{
+	ccb_classad *result = NULL;
+	const char *my_address = ccb_ad_string_or(p->hello, CCB_ATTR_MY_ADDRESS, "");
+	const char *request_id = ccb_ad_string_or(p->hello, CCB_ATTR_REQUEST_ID, "");
+
+	pthread_mutex_lock(&l->mu);
+	pend_unlink(l, p);
+	pthread_mutex_unlock(&l->mu);
+	if (p->fd >= 0) {
+		epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+		close(p->fd);
+		p->fd = -1;
+	}
+	CCB_LOG(CCB_LOG_WARNING, "ccb listener: reverse connect to %s for request %s via %s: %s",
+		my_address, request_id, p->r->address, errtext);
+	/* HTCondor's listener reports {hello, Result = false, ErrorString}
+	 * (H:src/ccb/ccb_listener.cpp 607-636). */
+	if (ccb_result_ad_new(p->hello, false, errtext, &result, NULL) == CCB_OK)
+		enqueue_result(p->r, p->session, result, false);
+	pend_free(p);
+}
+
+/* Start a non-blocking connect to the current address; on an immediate
+ * failure move on to the next one. False when none is left (last_err says
+ * why). Loop thread. */
+static bool pend_connect(ccb_listener *l, pend *p)
+{
+	for (; p->ai; p->ai = p->ai->ai_next) {
+		struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = p};
+		int fd = socket(p->ai->ai_family, p->ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				p->ai->ai_protocol);
+
+		if (fd < 0) {
+			snprintf(p->last_err, sizeof p->last_err, "socket: %s", strerror(errno));
+			continue;
+		}
+		if (connect(fd, p->ai->ai_addr, p->ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+			snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
+				 strerror(errno));
+			close(fd);
+			continue;
+		}
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+			snprintf(p->last_err, sizeof p->last_err, "epoll: %s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		p->fd = fd;
+		p->phase = PD_CONNECTING;
+		return true;
+	}
+	return false;
+}
+
+/* The connect finished (EPOLLOUT or an error): connected, or try the next
+ * address. Loop thread. */
+static void pend_connected(ccb_listener *l, pend *p)
+{
+	int soerr = 0, one = 1;
+	socklen_t sl = sizeof soerr;
+
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
+		soerr = errno;
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	if (soerr) {
+		snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
+			 strerror(soerr));
+		close(p->fd);
+		p->fd = -1;
+		p->ai = p->ai->ai_next;
+		if (!pend_connect(l, p)) {
+			char text[sizeof p->last_err + 32];
+			snprintf(text, sizeof text, "failed to connect: %s", p->last_err);
+			pend_finish(l, p, text);
+		}
+		return;
+	}
+	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	p->phase = PD_READY;
+	p->hello_deadline = ccb_now_ms() + l->hello_ms;
+	if (p->hello_deadline > p->started + l->dial_ms)
+		p->hello_deadline = p->started + l->dial_ms;
+}
+
+/* A handler slot is reserved for the connected `p`: write the hello (and
+ * SHARED_PORT_CONNECT first when MyAddress has sock=), report, and start the
+ * handler thread. Loop thread; the writes are a few hundred bytes on a
+ * fresh connection, bounded by the hello deadline. */
+static void pend_dispatch(ccb_listener *l, pend *p)
+{
+	const char *my_address = ccb_ad_string_or(p->hello, CCB_ATTR_MY_ADDRESS, "");
+	const char *request_id = ccb_ad_string_or(p->hello, CCB_ATTR_REQUEST_ID, "");
+	char peer[160], errtext[CCB_ERROR_DETAIL_SIZE + 64];
+	ccb_classad *result = NULL;
+	ccb_stream *s = NULL;
+	ccb_error err = {0};
+	job *j = calloc(1, sizeof *j);
+	int e;
+
+	pthread_mutex_lock(&l->mu);
+	pend_unlink(l, p);
+	pthread_mutex_unlock(&l->mu);
+	if (!j || ccb_stream_new(p->fd, &s, &err)) {
+		if (!j)
+			close(p->fd);
+		p->fd = -1;
+		free(j);
+		snprintf(errtext, sizeof errtext, "failed to initiate connection: out of memory");
+		goto fail;
+	}
+	p->fd = -1; /* the stream's now */
+	snprintf(peer, sizeof peer, "requester %s:%d", p->host, p->port);
+	ccb_stream_set_peer_name(s, peer);
+	ccb_stream_set_timeout(s, l->hello_ms);
+	ccb_stream_set_deadline(s, p->hello_deadline);
+	if (p->spid && ccb_sharedport_send_connect(s, p->spid, NULL, p->hello_deadline, &err)) {
+		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
+		goto fail;
+	}
+	if (ccb_hello_write(s, p->hello, 0, &err)) {
+		snprintf(errtext, sizeof errtext, "failure writing reverse connect command: %s",
+			 err.detail);
+		goto fail;
+	}
+	ccb_stream_set_deadline(s, INT64_MAX);
+	ccb_stream_set_timeout(s, CCB_STREAM_DEFAULT_TIMEOUT_MS);
+	CCB_LOG(CCB_LOG_INFO, "ccb listener: reverse connect to %s for request %s via %s done",
+		my_address, request_id, p->r->address);
+	if (ccb_result_ad_new(p->hello, true, NULL, &result, NULL) == CCB_OK)
+		enqueue_result(p->r, p->session, result, true);
+	j->l = l;
+	j->r = p->r;
+	j->hello = p->hello;
+	j->requester = p->requester;
+	j->conn = s;
+	p->hello = NULL;
+	p->requester = NULL;
+	pthread_mutex_lock(&l->mu);
+	e = pthread_create(&j->thread, NULL, job_main, j);
+	if (e == 0) {
+		j->next = l->jobs;
+		l->jobs = j;
+	} else {
+		l->active_jobs--;
+	}
+	pthread_mutex_unlock(&l->mu);
+	if (e) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: request %s: cannot start a handler thread: %s",
+			request_id, strerror(e));
+		ccb_stream_free(s);
+		free(j->requester);
+		ccb_classad_free(j->hello);
+		free(j);
+	}
+	pend_free(p);
+	return;
+fail:
+	pthread_mutex_lock(&l->mu);
+	l->active_jobs--; /* the slot reserved for it */
+	pthread_mutex_unlock(&l->mu);
+	free(j);
+	ccb_stream_free(s);
+	CCB_LOG(CCB_LOG_WARNING, "ccb listener: reverse connect to %s for request %s via %s: %s",
+		my_address, request_id, p->r->address, errtext);
+	if (ccb_result_ad_new(p->hello, false, errtext, &result, NULL) == CCB_OK)
+		enqueue_result(p->r, p->session, result, false);
+	pend_free(p);
+}
+
+/* One pass over the pending list: start new connects, expire deadlines,
+ * hand connected ones to free handler slots in arrival order. Returns the
+ * next deadline. Loop thread (the only one that removes or frees). */
+static int64_t pend_sweep(ccb_listener *l)
+{
+	int64_t now = ccb_now_ms(), next = INT64_MAX;
+	pend *p, *nx;
+
+	pthread_mutex_lock(&l->mu);
+	p = l->pend_head;
+	pthread_mutex_unlock(&l->mu);
+	for (; p; p = nx) {
+		char text[sizeof p->last_err + 96];
+		bool slot = false;
+
+		pthread_mutex_lock(&l->mu);
+		nx = p->next;
+		if (p->phase == PD_READY && !l->stopping && l->active_jobs < l->max_jobs) {
+			l->active_jobs++;
+			slot = true;
+		}
+		pthread_mutex_unlock(&l->mu);
+		if (p->phase == PD_NEW) {
+			if (!pend_connect(l, p)) {
+				snprintf(text, sizeof text, "failed to connect: %s", p->last_err);
+				pend_finish(l, p, text);
+				continue;
+			}
+		}
+		if (p->phase == PD_CONNECTING && now >= p->connect_deadline) {
+			snprintf(text, sizeof text, "failed to connect: %s:%d: timed out after %d ms",
+				 p->host, p->port, (int)(p->connect_deadline - p->started));
+			pend_finish(l, p, text);
+			continue;
+		}
+		if (slot) {
+			pend_dispatch(l, p);
+			continue;
+		}
+		if (p->phase == PD_READY && now >= p->hello_deadline) {
+			snprintf(text, sizeof text,
+				 "failed to connect: no free connection handler (%d busy) within %d ms",
+				 l->max_jobs, l->hello_ms);
+			pend_finish(l, p, text);
+			continue;
+		}
+		if (p->phase == PD_CONNECTING && p->connect_deadline < next)
+			next = p->connect_deadline;
+		if (p->phase == PD_READY && p->hello_deadline < next)
+			next = p->hello_deadline;
+	}
+	return next;
+}
+
+static void *rc_main(void *arg)
+{
+	ccb_listener *l = arg;
+	struct epoll_event ev[64];
+
+	for (;;) {
+		int64_t next = pend_sweep(l);
+		int n, i, ms = next == INT64_MAX ? -1 : ccb_deadline_left(next);
+
+		n = epoll_wait(l->epfd, ev, 64, ms);
+		if (n < 0 && errno != EINTR)
+			break;
+		for (i = 0; i < n; i++) {
+			if (ev[i].data.ptr == &l->stopfd)
+				return NULL;
+			if (ev[i].data.ptr == &l->rc_wakefd)
+				drain(l->rc_wakefd);
+			else
+				pend_connected(l, ev[i].data.ptr);
+		}
+	}
+	return NULL;
+}
+
+/* Release every pending reverse connect (stop, after every thread is
+ * joined): nothing is reported, the registrations are gone. */
+static void pend_free_all(ccb_listener *l)
+{
+	while (l->pend_head) {
+		pend *p = l->pend_head;
+		pend_unlink(l, p);
+		pend_free(p);
+	}
+}
+
+/* A forwarded request (§6.3): queue a reverse connect for the loop, or
+ * refuse it at once. Returns false only on a write failure of an immediate
+ * failure report (the registration is then dropped). */
 static bool handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
 {
 	ccb_listener *l = r->l;
 	ccb_classad *hello = NULL, *result = NULL;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	char errtext[CCB_ERROR_DETAIL_SIZE + 96] = "", portstr[16];
+	const char *my_address;
 	ccb_error err = {0};
-	job *j;
-	bool full;
+	pend *p = NULL, *o;
+	int same = 0, gai;
 
 	/* C++ aborts on a request without MyAddress/ClaimId/RequestID
 	 * (lst:446-455); we cannot echo what is missing, so just log it. */
@@ -641,33 +983,88 @@ static bool handle_request(reg *r, ccb_stream *s, unsigned peer_version, const c
 		return true;
 	}
 	reap_jobs(l, false);
-	j = calloc(1, sizeof *j);
-	pthread_mutex_lock(&l->mu);
-	full = l->active_jobs >= l->max_jobs;
-	if (!full && j) {
-		j->l = l;
-		j->r = r;
-		j->session = r->session;
-		j->hello = hello;
-		j->requester = ccb_strdup(ccb_ad_string_or(req, CCB_ATTR_NAME, ""));
-		if (pthread_create(&j->thread, NULL, job_main, j) == 0) {
-			j->next = l->jobs;
-			l->jobs = j;
-			l->active_jobs++;
-			pthread_mutex_unlock(&l->mu);
-			return true;
-		}
-		j->hello = NULL;
-		free(j->requester);
+	my_address = ccb_ad_string_or(hello, CCB_ATTR_MY_ADDRESS, "");
+	if (!(p = calloc(1, sizeof *p))) {
+		snprintf(errtext, sizeof errtext, "failed to initiate connection: out of memory");
+		goto refuse;
 	}
+	p->fd = -1;
+	/* MyAddress: the requester, or the broker itself when streaming
+	 * (§7.5); through shared port when it carries sock= (§6.4 step 2). */
+	if (split_address(my_address, -1, &p->host, &p->port, &p->spid, NULL, NULL, &err)) {
+		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
+		goto refuse;
+	}
+	snprintf(portstr, sizeof portstr, "%d", p->port);
+	hints.ai_flags |= AI_NUMERICHOST;
+	gai = getaddrinfo(p->host, portstr, &hints, &p->res);
+	if (gai == EAI_NONAME) {
+		/* A host name: resolved here, on the worker (rare: HTCondor
+		 * requesters send IP literals). */
+		hints.ai_flags &= ~AI_NUMERICHOST;
+		gai = getaddrinfo(p->host, portstr, &hints, &p->res);
+	}
+	if (gai) {
+		p->res = NULL;
+		snprintf(errtext, sizeof errtext, "failed to connect: resolve requester %s: %s",
+			 p->host, gai_strerror(gai));
+		goto refuse;
+	}
+	p->ai = p->res;
+	requester_key(ccb_ad_string_or(req, CCB_ATTR_NAME, ""), p->host, p->key, sizeof p->key);
+	p->requester = ccb_strdup(ccb_ad_string_or(req, CCB_ATTR_NAME, ""));
+	p->r = r;
+	p->phase = PD_NEW;
+	p->started = ccb_now_ms();
+	p->connect_deadline = p->started + (l->connect_ms < l->dial_ms ? l->connect_ms : l->dial_ms);
+	pthread_mutex_lock(&l->mu);
+	p->session = r->session;
+	if (l->stopping) {
+		snprintf(errtext, sizeof errtext, "failed to initiate connection: stopping");
+	} else if (l->npending >= l->max_pending) {
+		snprintf(errtext, sizeof errtext,
+			 "failed to initiate connection: too many reverse connects in progress (%d)",
+			 l->npending);
+	} else {
+		for (o = l->pend_head; o; o = o->next)
+			if (!strcmp(o->key, p->key))
+				same++;
+		if (same >= l->max_pending_per_requester)
+			snprintf(errtext, sizeof errtext,
+				 "failed to initiate connection: too many reverse connects in progress "
+				 "for requester %s (%d)",
+				 p->key, same);
+	}
+	if (!errtext[0]) {
+		p->hello = hello;
+		hello = NULL;
+		p->prev = l->pend_tail;
+		if (l->pend_tail)
+			l->pend_tail->next = p;
+		else
+			l->pend_head = p;
+		l->pend_tail = p;
+		l->npending++;
+		if ((uint64_t)l->npending > l->pending_peak)
+			l->pending_peak = (uint64_t)l->npending;
+		wake(l->rc_wakefd);
+		pthread_mutex_unlock(&l->mu);
+		return true;
+	}
+	l->refused_busy++;
+	pthread_mutex_unlock(&l->mu);
+refuse:
+	if (p)
+		pend_free(p);
+	pthread_mutex_lock(&l->mu);
 	r->failed++;
 	pthread_mutex_unlock(&l->mu);
-	free(j);
-	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing request via %s: %s", r->address,
-		full ? "too many reverse connects in progress" : "cannot start a thread");
-	if (ccb_result_ad_new(hello, false,
-			      full ? "too many reverse connects in progress" : "failed to initiate connection",
-			      &result, &err) == CCB_OK) {
+	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing request %s via %s: %s",
+		ccb_ad_string_or(hello, CCB_ATTR_REQUEST_ID, ""), r->address, errtext);
+	/* The failure report (hello + Result = false + ErrorString) goes out
+	 * now, as HTCondor's listener does when it cannot even start the
+	 * connect (H:src/ccb/ccb_listener.cpp 501-505, 607-636). */
+	if (ccb_result_ad_new(hello, false, errtext, &result, &err) == CCB_OK) {
 		ccb_err rc = ccb_control_ad_write(s, result, peer_version, &err);
 		ccb_classad_free(result);
 		ccb_classad_free(hello);
@@ -993,6 +1390,8 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->stopfd = -1;
+	l->epfd = -1;
+	l->rc_wakefd = -1;
 	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
@@ -1009,6 +1408,15 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->timeout_ms = pick_ms(cfg->timeout_ms, cfg->timeout, DEFAULT_TIMEOUT_S);
 	l->dial_ms = pick_ms(cfg->dial_timeout_ms, cfg->dial_timeout, DEFAULT_DIAL_S);
 	l->max_jobs = cfg->max_reverse_connects > 0 ? cfg->max_reverse_connects : DEFAULT_MAX_JOBS;
+	l->connect_ms = cfg->reverse_connect_timeout_ms > 0 ? cfg->reverse_connect_timeout_ms
+							     : DEFAULT_CONNECT_MS;
+	l->hello_ms = cfg->reverse_hello_timeout_ms > 0 ? cfg->reverse_hello_timeout_ms
+							 : DEFAULT_HELLO_MS;
+	l->max_pending = cfg->max_pending_reverse_connects > 0 ? cfg->max_pending_reverse_connects
+							       : DEFAULT_MAX_PENDING;
+	l->max_pending_per_requester = cfg->max_pending_per_requester > 0
+					       ? cfg->max_pending_per_requester
+					       : DEFAULT_MAX_PENDING_PER_REQUESTER;
 	l->regs = calloc(n, sizeof *l->regs);
 	if (cfg->private_network_name && *cfg->private_network_name)
 		l->privnet = ccb_strdup(cfg->private_network_name);
@@ -1018,10 +1426,22 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	}
 	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->stopfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", strerror(errno));
 		ccb_listener_free(l);
 		return CCB_ERR_IO;
+	}
+	{
+		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stopfd};
+		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
+		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
+			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", strerror(errno));
+			ccb_listener_free(l);
+			return CCB_ERR_IO;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		reg *r = &l->regs[i];
@@ -1097,6 +1517,15 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	}
 	l->started = true;
 	pthread_mutex_unlock(&l->mu);
+	{
+		int e = pthread_create(&l->rc_thread, NULL, rc_main, l);
+		if (e) {
+			ccb_listener_stop(l);
+			return ccb_error_set(err, CCB_ERR_IO, "listener: reverse-connect thread: %s",
+					     strerror(e));
+		}
+		l->rc_thread_started = true;
+	}
 	if (l->cmd_fd >= 0) {
 		int e = pthread_create(&l->cmd_thread, NULL, cmd_main, l);
 		if (e) {
@@ -1121,7 +1550,6 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 void ccb_listener_stop(ccb_listener *l)
 {
 	size_t i;
-	job *j;
 
 	if (!l)
 		return;
@@ -1132,9 +1560,6 @@ void ccb_listener_stop(ccb_listener *l)
 	for (i = 0; i < l->nregs; i++)
 		if (l->regs[i].s)
 			ccb_stream_shutdown(l->regs[i].s);
-	for (j = l->jobs; j; j = j->next)
-		if (j->s)
-			ccb_stream_shutdown(j->s);
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 	if (l->cmd_thread_started) {
@@ -1150,7 +1575,14 @@ void ccb_listener_stop(ccb_listener *l)
 		l->regs[i].state = ST_STOPPED;
 		pthread_mutex_unlock(&l->mu);
 	}
-	/* No worker is left to start new request threads. */
+	if (l->rc_thread_started) {
+		pthread_join(l->rc_thread, NULL);
+		l->rc_thread_started = false;
+	}
+	/* No worker or loop is left to queue or start anything. */
+	pthread_mutex_lock(&l->mu);
+	pend_free_all(l);
+	pthread_mutex_unlock(&l->mu);
 	reap_jobs(l, true);
 }
 
@@ -1191,6 +1623,10 @@ void ccb_listener_free(ccb_listener *l)
 	sec_free(&l->sec);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->rc_wakefd >= 0)
+		close(l->rc_wakefd);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
