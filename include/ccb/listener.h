@@ -297,7 +297,10 @@ bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
  * "last_error" (the failure the broker is being retried after; "" once
  * registered again), "last_error_at" (Unix s, 0 if none), "previous_error"
  * and "previous_error_at" (the last error a successful registration
- * cleared, "" and 0 if none)}]}. Returns a malloc'd string the caller frees with free(),
+ * cleared, "" and 0 if none)}], "reverse_connects_pending" (connecting or
+ * waiting for a handler now), "reverse_connects_pending_peak",
+ * "reverse_connects_refused" (requests refused for a full global or
+ * per-requester cap), "handlers_running"}. Returns a malloc'd string the caller frees with free(),
  * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
  */
 char *ccb_listener_status_json(ccb_listener *l);

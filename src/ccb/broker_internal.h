@@ -128,6 +128,7 @@ typedef struct bk_req {
 	int64_t created_ms;
 	bk_list fifo;       /* std_fifo or sess_fifo: creation order = deadline order */
 	bk_list tnode;      /* target->pending */
+	uint64_t target_id; /* the CCBID asked for (streaming requests too) */
 } bk_req;
 
 typedef struct bk_rec {

@@ -109,7 +109,7 @@ typedef struct job {
 	pthread_t thread;
 	ccb_stream *conn; /* the established stream (the handler's) */
 	char peer[96];    /* direct connection: who connected */
-	char key[64];     /* direct connection: the client's IP */
+	char key[64];     /* the requester's or direct client's IP (fair shares) */
 	bool done;     /* guarded */
 	struct job *next;
 } job;
@@ -437,6 +437,23 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 	ccb_classad_free(ad);
 }
 
+/* Handlers one requester or client IP may run at once: half of them, so
+ * that one source cannot take every slot. */
+static int per_ip_handler_cap(const ccb_listener *l)
+{
+	return l->max_jobs / 2 > 0 ? l->max_jobs / 2 : 1;
+}
+
+/* Handlers running for `key` (l->mu held). */
+static int handlers_for(const ccb_listener *l, const char *key)
+{
+	int n = 0;
+	for (const job *j = l->jobs; j; j = j->next)
+		if (!j->done && !strcmp(j->key, key))
+			n++;
+	return n;
+}
+
 /* A handler slot was freed (l->mu held): wake the loop so a connected
  * reverse connect waiting for one gets it. */
 static void job_finished(ccb_listener *l, job *j)
@@ -552,13 +569,6 @@ static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
 	}
 }
 
-/* Direct connections from one client IP at once: at most half the handler
- * slots, so one client cannot take them all. */
-static int direct_per_ip_cap(const ccb_listener *l)
-{
-	return l->max_jobs / 2 > 0 ? l->max_jobs / 2 : 1;
-}
-
 static void accept_one(ccb_listener *l)
 {
 	struct sockaddr_storage ss;
@@ -567,7 +577,7 @@ static void accept_one(ccb_listener *l)
 	const char *why = NULL;
 	char peer[96], name[128], ip[INET6_ADDRSTRLEN] = "?";
 	int one = 1, fd, same_ip = 0;
-	job *j, *o;
+	job *j;
 
 	fd = accept4(l->cmd_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -600,10 +610,8 @@ static void accept_one(ccb_listener *l)
 	else if (l->active_jobs >= l->max_jobs)
 		why = "too many connections in progress";
 	if (!why) {
-		for (o = l->jobs; o; o = o->next)
-			if (!o->r && !o->done && !strcmp(o->key, ip))
-				same_ip++;
-		if (same_ip >= direct_per_ip_cap(l))
+		same_ip = handlers_for(l, ip);
+		if (same_ip >= per_ip_handler_cap(l))
 			why = "too many direct connections from this address in progress";
 	}
 	if (!why) {
@@ -835,6 +843,7 @@ static void pend_dispatch(ccb_listener *l, pend *p)
 	j->hello = p->hello;
 	j->requester = p->requester;
 	j->conn = s;
+	snprintf(j->key, sizeof j->key, "%s", p->key);
 	p->hello = NULL;
 	p->requester = NULL;
 	pthread_mutex_lock(&l->mu);
@@ -886,7 +895,8 @@ static int64_t pend_sweep(ccb_listener *l)
 
 		pthread_mutex_lock(&l->mu);
 		nx = p->next;
-		if (p->phase == PD_READY && !l->stopping && l->active_jobs < l->max_jobs) {
+		if (p->phase == PD_READY && !l->stopping && l->active_jobs < l->max_jobs &&
+		    handlers_for(l, p->key) < per_ip_handler_cap(l)) {
 			l->active_jobs++;
 			slot = true;
 		}
@@ -910,8 +920,9 @@ static int64_t pend_sweep(ccb_listener *l)
 		}
 		if (p->phase == PD_READY && now >= p->hello_deadline) {
 			snprintf(text, sizeof text,
-				 "failed to connect: no free connection handler (%d busy) within %d ms",
-				 l->max_jobs, l->hello_ms);
+				 "failed to connect: no free connection handler within %d ms (%d at "
+				 "most, %d for one requester)",
+				 l->hello_ms, l->max_jobs, per_ip_handler_cap(l));
 			pend_finish(l, p, text);
 			continue;
 		}
@@ -1794,6 +1805,13 @@ char *ccb_listener_status_json(ccb_listener *l)
 	json_object_set_new(root, "command_address", json_string(l->base_text));
 	json_object_set_new(root, "contacts", json_string(contacts ? contacts : ""));
 	json_object_set_new(root, "brokers", arr);
+	pthread_mutex_lock(&l->mu);
+	json_object_set_new(root, "reverse_connects_pending", json_integer(l->npending));
+	json_object_set_new(root, "reverse_connects_pending_peak",
+			    json_integer((json_int_t)l->pending_peak));
+	json_object_set_new(root, "reverse_connects_refused", json_integer((json_int_t)l->refused_busy));
+	json_object_set_new(root, "handlers_running", json_integer(l->active_jobs));
+	pthread_mutex_unlock(&l->mu);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	free(contacts);
