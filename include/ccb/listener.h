@@ -187,7 +187,9 @@ typedef struct ccb_listener_config {
 /**
  * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
  * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
- * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME,
+ * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_CONNECT_TIMEOUT_MS,
+ * CCB_LISTENER_HELLO_TIMEOUT_MS, CCB_LISTENER_MAX_PENDING,
+ * CCB_LISTENER_MAX_PENDING_PER_REQUESTER, CCB_LISTENER_NAME,
  * CCB_LISTENER_COMMAND_ADDRESS, PRIVATE_NETWORK_NAME and the client security
  * knobs (ccb_config_client_security()). `out` is zeroed first; handler and
  * user are left for the caller. The broker vector is allocated: release it

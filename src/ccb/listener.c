@@ -1864,7 +1864,7 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
 ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err)
 {
 	const char *addr;
-	long long hb, rec, to;
+	long long hb, rec, to, cto, hto, mp, mpr;
 	char **v = NULL;
 	size_t n = 0;
 	ccb_err rc;
@@ -1873,6 +1873,20 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener config: NULL out");
 	memset(out, 0, sizeof *out);
 	addr = ccb_config_get(c, "CCB_ADDRESS");
+	if ((rc = ccb_config_int(c, "CCB_LISTENER_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_MS, &cto, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_HELLO_TIMEOUT_MS", DEFAULT_HELLO_MS, &hto, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_MAX_PENDING", DEFAULT_MAX_PENDING, &mp, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_MAX_PENDING_PER_REQUESTER",
+				 DEFAULT_MAX_PENDING_PER_REQUESTER, &mpr, err)))
+		return rc;
+	if (cto < 1 || cto > 3600000 || hto < 1 || hto > 3600000)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_LISTENER_CONNECT_TIMEOUT_MS and CCB_LISTENER_HELLO_TIMEOUT_MS "
+				     "must be between 1 and 3600000 (one hour)");
+	if (mp < 1 || mp > 1000000 || mpr < 1 || mpr > 1000000)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_LISTENER_MAX_PENDING and CCB_LISTENER_MAX_PENDING_PER_REQUESTER "
+				     "must be between 1 and 1000000");
 	if ((rc = ccb_config_int(c, "CCB_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_S, &hb, err)) ||
 	    (rc = ccb_config_int(c, "CCB_RECONNECT_TIME", DEFAULT_RECONNECT_S, &rec, err)) ||
 	    (rc = ccb_config_int(c, "CCB_TIMEOUT", DEFAULT_TIMEOUT_S, &to, err)) ||
@@ -1897,6 +1911,10 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 	out->heartbeat_interval = hb == 0 ? CCB_LISTENER_HEARTBEAT_OFF : (int)hb;
 	out->reconnect_interval = (int)rec;
 	out->timeout = (int)to;
+	out->reverse_connect_timeout_ms = (int)cto;
+	out->reverse_hello_timeout_ms = (int)hto;
+	out->max_pending_reverse_connects = (int)mp;
+	out->max_pending_per_requester = (int)mpr;
 	out->name = ccb_config_get(c, "CCB_LISTENER_NAME");
 	out->command_address = ccb_config_get(c, "CCB_LISTENER_COMMAND_ADDRESS");
 	out->private_network_name = ccb_config_get(c, "PRIVATE_NETWORK_NAME");

@@ -404,6 +404,10 @@ static void test_config_from_json(void)
 			   " \"CCB_TIMEOUT\": 9, \"CCB_LISTENER_NAME\": \"MASTER <x>\","
 			   " \"CCB_LISTENER_COMMAND_ADDRESS\": \"127.0.0.1:0\","
 			   " \"PRIVATE_NETWORK_NAME\": \"poolB.private\","
+			   " \"CCB_LISTENER_CONNECT_TIMEOUT_MS\": 1500,"
+			   " \"CCB_LISTENER_HELLO_TIMEOUT_MS\": 700,"
+			   " \"CCB_LISTENER_MAX_PENDING\": 99,"
+			   " \"CCB_LISTENER_MAX_PENDING_PER_REQUESTER\": 3,"
 			   " \"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\"}";
 	int fd = mkstemp(path);
 	ccb_config *cfg = NULL;
@@ -424,6 +428,10 @@ static void test_config_from_json(void)
 	CU_ASSERT_STRING_EQUAL(c.name, "MASTER <x>");
 	CU_ASSERT_STRING_EQUAL(c.command_address, "127.0.0.1:0");
 	CU_ASSERT_STRING_EQUAL(c.private_network_name, "poolB.private");
+	CU_ASSERT_EQUAL(c.reverse_connect_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(c.reverse_hello_timeout_ms, 700);
+	CU_ASSERT_EQUAL(c.max_pending_reverse_connects, 99);
+	CU_ASSERT_EQUAL(c.max_pending_per_requester, 3);
 	CU_ASSERT_STRING_EQUAL(c.security.auth_methods, "CLAIMTOBE");
 	c.handler = handler;
 	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_OK);
