@@ -940,8 +940,12 @@ static void *rc_main(void *arg)
 	struct epoll_event ev[64];
 
 	for (;;) {
-		int64_t next = pend_sweep(l);
-		int n, i, ms = next == INT64_MAX ? -1 : ccb_deadline_left(next);
+		int64_t next;
+		int n, i, ms;
+
+		reap_jobs(l, false); /* join finished handler threads promptly */
+		next = pend_sweep(l);
+		ms = next == INT64_MAX ? -1 : ccb_deadline_left(next);
 
 		n = epoll_wait(l->epfd, ev, 64, ms);
 		if (n < 0 && errno != EINTR)

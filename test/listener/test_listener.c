@@ -1,6 +1,10 @@
 /* CCB listener against scripted fake brokers over loopback
  * (ccb-protocol.md §4-§6, §7.5, §8). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -701,6 +705,166 @@ static void test_reverse_connect_fails(void)
 	fb_destroy(&fb);
 }
 
+/* ---- hostile requesters (issue 15) ----------------------------------------------- */
+
+/* listen(0) on 127.0.0.2 with its queue filled: further connects hang. */
+static int black_hole(uint16_t *port, int *fill, int *nfill)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 0) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		return -1;
+	*port = ntohs(a.sin_port);
+	for (*nfill = 0; *nfill < 16;) {
+		struct pollfd p = {.events = POLLOUT};
+		p.fd = fill[(*nfill)++] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		connect(p.fd, (struct sockaddr *)&a, sizeof a);
+		if (poll(&p, 1, 300) == 0)
+			return lfd;
+	}
+	return -1;
+}
+
+/* A black-holed MyAddress fails at the connect deadline, reported as
+ * HTCondor does ({hello, Result = false, ErrorString}); a requester over
+ * its pending cap is refused at once; nothing takes a thread meanwhile. */
+static void test_reverse_connect_deadline_and_cap(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	char addr[64];
+	uint16_t port = 0;
+	int fill[16], nfill = 0, lfd, timed_out = 0, refused = 0;
+	json_t *j;
+
+	lfd = black_hole(&port, fill, &nfill);
+	CU_ASSERT_FATAL(lfd >= 0);
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.reverse_connect_timeout_ms = 300;
+	c.max_pending_per_requester = 2;
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	snprintf(addr, sizeof addr, "<127.0.0.2:%u>", port);
+	for (int i = 0; i < 3; i++) {
+		char rid[8];
+		ccb_classad *ad;
+		snprintf(rid, sizeof rid, "%d", 10 + i);
+		ad = request_ad(addr, rid, false);
+		ccb_classad_set_string(ad, "Name", "TOOL on <127.0.0.9:4444>");
+		fb_push(&fb, ad);
+	}
+	CU_ASSERT(fb_wait_count(&fb, &fb.nresults, 3, 10000));
+	pthread_mutex_lock(&fb.mu);
+	for (int i = 0; i < fb.nresults; i++) {
+		const char *e = "";
+		bool ok = true;
+		ccb_classad_get_bool(fb.results[i], "Result", &ok);
+		ccb_classad_get_string(fb.results[i], "ErrorString", &e);
+		CU_ASSERT_FALSE(ok);
+		if (strstr(e, "failed to connect") && strstr(e, "timed out after 300 ms"))
+			timed_out++;
+		else if (strstr(e, "too many reverse connects in progress for requester 127.0.0.9"))
+			refused++;
+		else
+			fprintf(stderr, "unexpected ErrorString: %s\n", e);
+	}
+	pthread_mutex_unlock(&fb.mu);
+	CU_ASSERT_EQUAL(timed_out, 2);
+	CU_ASSERT_EQUAL(refused, 1);
+	CU_ASSERT_EQUAL(handled_calls(), 0);
+	j = status(l);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_pending")), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_pending_peak")), 2);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_refused")), 1);
+	json_decref(j);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	close(lfd);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
+/* Direct connections from one IP may hold at most half of the handlers. */
+static void test_direct_per_ip_cap(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	ccb_sinful *sf = NULL;
+	ccb_stream *s[4] = {0};
+	int cport;
+	json_t *j;
+
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.max_reverse_connects = 4; /* 2 per IP */
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(ccb_listener_address(l), &sf, NULL), CCB_OK);
+	cport = ccb_sinful_port(sf);
+	ccb_sinful_free(sf);
+	/* Two silent clients from 127.0.0.1 hold two handlers. */
+	for (int i = 0; i < 2; i++)
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s[i], NULL), CCB_OK);
+	for (int i = 0; i < 500; i++) {
+		j = status(l);
+		long long n = json_integer_value(json_object_get(j, "handlers_running"));
+		json_decref(j);
+		if (n == 2)
+			break;
+		usleep(10000);
+	}
+	/* A third from the same IP is closed at once. */
+	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s[2], NULL), CCB_OK);
+	{
+		int64_t v;
+		ccb_stream_set_timeout(s[2], 4000);
+		CU_ASSERT_EQUAL(ccb_stream_get_int(s[2], &v), CCB_ERR_CLOSED);
+	}
+	/* Another IP still gets one. */
+	{
+		struct sockaddr_in a = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+		inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
+		d.sin_port = htons((uint16_t)cport);
+		CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+				connect(fd, (struct sockaddr *)&d, sizeof d) == 0);
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(fd, &s[3], NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_put_int(s[3], 99), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_end_message(s[3]), CCB_OK);
+	}
+	for (int i = 0; i < 500 && handled_calls() < 1; i++)
+		usleep(10000);
+	pthread_mutex_lock(&H.mu);
+	CU_ASSERT_EQUAL(H.calls, 1);
+	CU_ASSERT_EQUAL(H.value, 99);
+	CU_ASSERT(!strncmp(H.peer, "<127.0.0.2:", 11));
+	pthread_mutex_unlock(&H.mu);
+	for (int i = 0; i < 2; i++) {
+		ccb_stream_put_int(s[i], i);
+		ccb_stream_end_message(s[i]);
+	}
+	for (int i = 0; i < 500 && handled_calls() < 3; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(handled_calls(), 3);
+	for (int i = 0; i < 4; i++)
+		ccb_stream_free(s[i]);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
 /* ---- reconnects (§4.4, §4.5) --------------------------------------------------- */
 
 static void test_broker_restart(void)
@@ -1002,6 +1166,8 @@ static const ccbt_test reg_tests[] = {
 	{"bad configuration", test_bad_config},
 	{"configuration from JSON", test_config_from_json},
 	{"command socket, direct connection, sinful", test_command_socket_direct},
+	{"direct connections: at most half the handlers per IP", test_direct_per_ip_cap},
+	{"reverse connect: connect deadline, per-requester cap", test_reverse_connect_deadline_and_cap},
 	{"command address choices and errors", test_command_address_config},
 	{"own command address advertised as is", test_own_address_sinful},
 	{NULL, NULL},
