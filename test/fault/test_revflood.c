@@ -125,7 +125,7 @@ static ccb_stream *attack(const char *src, const char *my_address, int n)
 			close(fd);
 		return NULL;
 	}
-	ccb_stream_set_timeout(s, 10000);
+	ccb_stream_set_timeout(s, 30000);
 	{
 		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, G.ccbid),
 				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, cid),
@@ -166,6 +166,10 @@ static void test_setup(void)
 	c.handler = short_echo;
 	c.dial_timeout_ms = 0; /* the default 30 s */
 	c.max_reverse_connects = HANDLERS;
+	/* Longer than the default 5 s so that every black hole is still in
+	 * flight while the legitimate dials run, however slowly the attack
+	 * requests go out. */
+	c.reverse_connect_timeout_ms = 10000;
 	G.l = ft_listener_start(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(G.l);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000), CCB_OK);
@@ -208,7 +212,7 @@ static void test_flood(void)
 			sent++;
 	CU_ASSERT_EQUAL(sent, nbh + nnr);
 
-	/* The black holes are within their 5 s connect deadline: legitimate
+	/* The black holes are within their connect deadline: legitimate
 	 * dials go through meanwhile. */
 	until = ccb_now_ms() + (full ? 4000 : 3000);
 	while (ccb_now_ms() < until) {
@@ -264,7 +268,7 @@ static void test_flood(void)
 	/* And still served afterwards. */
 	CU_ASSERT_EQUAL(ft_dial_echo(ct, 1, 10000, false, NULL, NULL), CCB_OK);
 	/* Everything released: fds and threads back where they were. */
-	CU_ASSERT(ft_settle(fds1, thr1, 15000));
+	CU_ASSERT(ft_settle(fds1, thr1, 20000));
 	CU_ASSERT_EQUAL(status_int("reverse_connects_pending"), 0);
 	CU_ASSERT_EQUAL(status_int("handlers_running"), 0);
 }
