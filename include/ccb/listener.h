@@ -40,9 +40,12 @@
  * ccb_listener_sinful() publishes, with the CCB contacts and PrivNet added;
  * HTCondor clients refuse a port-0 address, so none is ever published. A
  * client whose PRIVATE_NETWORK_NAME equals our PrivNet connects straight to
- * that socket; the library accepts such connections on one more thread and
- * hands them to the same handler as reverse connections
- * (ccb_listener_conn_info.direct says which).
+ * that socket; the library accepts such connections on one more thread,
+ * keeps each in the reverse-connect loop (no thread) until the client's
+ * first bytes arrive (within reverse_connect_timeout_ms, else it is closed),
+ * and then hands it to the same handler as reverse connections
+ * (ccb_listener_conn_info.direct says which). The pending caps apply per
+ * client IP as per requester.
  *
  * Thread safety: every function may be called from any thread, except that
  * ccb_listener_free() must not race with any other call on the same
@@ -142,11 +145,11 @@ typedef struct ccb_listener_config {
 	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int dial_timeout_ms;
 	/** Most handlers running at once (threads), for established reverse
-	 * connections and direct connections together. A connected reverse
-	 * connect waits (cheaply, in the loop) for a free one up to
-	 * reverse_hello_timeout_ms, then is reported failed; a direct
-	 * connection beyond it is closed, as is one beyond half of it from
-	 * the same client IP. Default 64. */
+	 * connections and direct connections together, at most half of them
+	 * for one requester or client IP. A connected reverse connect (or a
+	 * direct connection that has sent its first bytes) waits cheaply in
+	 * the loop for a free one up to reverse_hello_timeout_ms, then is
+	 * reported failed (direct: closed). Default 64. */
 	int max_reverse_connects;
 	/** Deadline of a reverse connect's TCP connect, in milliseconds:
 	 * default 5000. A black-holed MyAddress costs a socket for this long,

@@ -118,11 +118,14 @@ typedef struct job {
 typedef enum pend_phase {
 	PD_NEW,        /* queued by a worker, no socket yet */
 	PD_CONNECTING, /* non-blocking connect in flight (epoll EPOLLOUT) */
-	PD_READY,      /* connected, waiting for a free handler slot */
+	PD_READY,      /* connected (direct: first bytes in), waiting for a free handler slot */
+	PD_DIRECT_NEW, /* accepted on the command socket, not yet watched */
+	PD_DIRECT_WAIT, /* waiting for the client's first bytes (epoll EPOLLIN) */
 } pend_phase;
 
 typedef struct pend {
-	reg *r;
+	reg *r;          /* NULL: a direct connection to the command socket */
+	char peer[96];   /* direct connection: "<ip:port>" */
 	uint64_t session;
 	ccb_classad *hello;
 	char *requester;
@@ -569,15 +572,17 @@ static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
 	}
 }
 
+/* A client on our private network connected to the command socket: it
+ * waits in the reverse-connect loop (a socket, no thread) until it sends
+ * its first bytes, then for a free handler, under the same caps as
+ * reverse connects (max_pending_*, half the handlers per IP). */
 static void accept_one(ccb_listener *l)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
-	ccb_stream *s = NULL;
-	const char *why = NULL;
-	char peer[96], name[128], ip[INET6_ADDRSTRLEN] = "?";
-	int one = 1, fd, same_ip = 0;
-	job *j;
+	char why[160] = "", peer[96], ip[INET6_ADDRSTRLEN] = "?";
+	int one = 1, fd, same = 0;
+	pend *p, *o;
 
 	fd = accept4(l->cmd_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
@@ -594,44 +599,47 @@ static void accept_one(ccb_listener *l)
 		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, ip, sizeof ip);
 	else if (ss.ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, ip, sizeof ip);
-	reap_jobs(l, false);
-	if (ccb_stream_new(fd, &s, NULL)) {
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: direct connection from %s: out of memory", peer);
+	p = calloc(1, sizeof *p);
+	pthread_mutex_lock(&l->mu);
+	if (!p) {
+		snprintf(why, sizeof why, "out of memory");
+	} else if (l->stopping) {
+		snprintf(why, sizeof why, "stopping");
+	} else if (l->npending >= l->max_pending) {
+		snprintf(why, sizeof why, "too many connections in progress (%d)", l->npending);
+	} else {
+		for (o = l->pend_head; o; o = o->next)
+			if (!strcmp(o->key, ip))
+				same++;
+		if (same >= l->max_pending_per_requester)
+			snprintf(why, sizeof why,
+				 "too many connections from this address in progress (%d)", same);
+	}
+	if (!why[0]) {
+		p->fd = fd;
+		p->phase = PD_DIRECT_NEW;
+		p->started = ccb_now_ms();
+		p->connect_deadline = p->started + l->connect_ms;
+		snprintf(p->peer, sizeof p->peer, "%s", peer);
+		snprintf(p->key, sizeof p->key, "%s", ip);
+		p->prev = l->pend_tail;
+		if (l->pend_tail)
+			l->pend_tail->next = p;
+		else
+			l->pend_head = p;
+		l->pend_tail = p;
+		l->npending++;
+		if ((uint64_t)l->npending > l->pending_peak)
+			l->pending_peak = (uint64_t)l->npending;
+		wake(l->rc_wakefd);
+		pthread_mutex_unlock(&l->mu);
 		return;
 	}
-	snprintf(name, sizeof name, "command client %s", peer);
-	ccb_stream_set_peer_name(s, name);
-	j = calloc(1, sizeof *j);
-	pthread_mutex_lock(&l->mu);
-	if (!j)
-		why = "out of memory";
-	else if (l->stopping)
-		why = "stopping";
-	else if (l->active_jobs >= l->max_jobs)
-		why = "too many connections in progress";
-	if (!why) {
-		same_ip = handlers_for(l, ip);
-		if (same_ip >= per_ip_handler_cap(l))
-			why = "too many direct connections from this address in progress";
-	}
-	if (!why) {
-		j->l = l;
-		j->conn = s;
-		snprintf(j->peer, sizeof j->peer, "%s", peer);
-		snprintf(j->key, sizeof j->key, "%s", ip);
-		if (pthread_create(&j->thread, NULL, direct_main, j) == 0) {
-			j->next = l->jobs;
-			l->jobs = j;
-			l->active_jobs++;
-			pthread_mutex_unlock(&l->mu);
-			return;
-		}
-		why = "cannot start a thread";
-	}
+	l->refused_busy += p != NULL && !l->stopping;
 	pthread_mutex_unlock(&l->mu);
 	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing direct connection from %s: %s", peer, why);
-	free(j);
-	ccb_stream_free(s);
+	free(p);
+	close(fd);
 }
 
 /* The command socket's accept loop; stop() ends it through the stop fd. */
@@ -721,12 +729,67 @@ static void pend_finish(ccb_listener *l, pend *p, const char *errtext)
 		close(p->fd);
 		p->fd = -1;
 	}
+	if (!p->r) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: closing direct connection from %s: %s",
+			p->peer, errtext);
+		pend_free(p);
+		return;
+	}
 	CCB_LOG(CCB_LOG_WARNING, "ccb listener: reverse connect to %s for request %s via %s: %s",
 		my_address, request_id, p->r->address, errtext);
 	/* HTCondor's listener reports {hello, Result = false, ErrorString}
 	 * (H:src/ccb/ccb_listener.cpp 607-636). */
 	if (ccb_result_ad_new(p->hello, false, errtext, &result, NULL) == CCB_OK)
 		enqueue_result(p->r, p->session, result, false);
+	pend_free(p);
+}
+
+/* A direct client sent its first bytes: it may have a handler. */
+static void pend_readable(ccb_listener *l, pend *p)
+{
+	epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
+	p->phase = PD_READY;
+	p->hello_deadline = ccb_now_ms() + l->hello_ms;
+}
+
+/* Start the handler thread of a direct connection (slot reserved). */
+static void pend_dispatch_direct(ccb_listener *l, pend *p)
+{
+	ccb_stream *s = NULL;
+	char name[128];
+	job *j = calloc(1, sizeof *j);
+	int e = -1;
+
+	pthread_mutex_lock(&l->mu);
+	pend_unlink(l, p);
+	pthread_mutex_unlock(&l->mu);
+	if (j && ccb_stream_new(p->fd, &s, NULL) == CCB_OK) {
+		snprintf(name, sizeof name, "command client %s", p->peer);
+		ccb_stream_set_peer_name(s, name);
+		j->l = l;
+		j->conn = s;
+		snprintf(j->peer, sizeof j->peer, "%s", p->peer);
+		snprintf(j->key, sizeof j->key, "%s", p->key);
+		pthread_mutex_lock(&l->mu);
+		e = pthread_create(&j->thread, NULL, direct_main, j);
+		if (e == 0) {
+			j->next = l->jobs;
+			l->jobs = j;
+		}
+		pthread_mutex_unlock(&l->mu);
+	} else if (!j) {
+		close(p->fd);
+	}
+	p->fd = -1; /* the stream's, or closed */
+	if (e) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing direct connection from %s: %s",
+			p->peer, j ? "cannot start a thread" : "out of memory");
+		pthread_mutex_lock(&l->mu);
+		l->active_jobs--;
+		pthread_mutex_unlock(&l->mu);
+		ccb_stream_free(s);
+		free(j);
+	}
 	pend_free(p);
 }
 
@@ -901,6 +964,21 @@ static int64_t pend_sweep(ccb_listener *l)
 			slot = true;
 		}
 		pthread_mutex_unlock(&l->mu);
+		if (p->phase == PD_DIRECT_NEW) {
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = p};
+			if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, p->fd, &ev) < 0) {
+				snprintf(text, sizeof text, "epoll: %s", strerror(errno));
+				pend_finish(l, p, text);
+				continue;
+			}
+			p->phase = PD_DIRECT_WAIT;
+		}
+		if (p->phase == PD_DIRECT_WAIT && now >= p->connect_deadline) {
+			snprintf(text, sizeof text, "nothing received within %d ms",
+				 (int)(p->connect_deadline - p->started));
+			pend_finish(l, p, text);
+			continue;
+		}
 		if (p->phase == PD_NEW) {
 			if (!pend_connect(l, p)) {
 				snprintf(text, sizeof text, "failed to connect: %s", p->last_err);
@@ -915,7 +993,10 @@ static int64_t pend_sweep(ccb_listener *l)
 			continue;
 		}
 		if (slot) {
-			pend_dispatch(l, p);
+			if (p->r)
+				pend_dispatch(l, p);
+			else
+				pend_dispatch_direct(l, p);
 			continue;
 		}
 		if (p->phase == PD_READY && now >= p->hello_deadline) {
@@ -926,7 +1007,8 @@ static int64_t pend_sweep(ccb_listener *l)
 			pend_finish(l, p, text);
 			continue;
 		}
-		if (p->phase == PD_CONNECTING && p->connect_deadline < next)
+		if ((p->phase == PD_CONNECTING || p->phase == PD_DIRECT_WAIT) &&
+		    p->connect_deadline < next)
 			next = p->connect_deadline;
 		if (p->phase == PD_READY && p->hello_deadline < next)
 			next = p->hello_deadline;
@@ -955,6 +1037,8 @@ static void *rc_main(void *arg)
 				return NULL;
 			if (ev[i].data.ptr == &l->rc_wakefd)
 				drain(l->rc_wakefd);
+			else if (((pend *)ev[i].data.ptr)->phase == PD_DIRECT_WAIT)
+				pend_readable(l, ev[i].data.ptr);
 			else
 				pend_connected(l, ev[i].data.ptr);
 		}

@@ -793,73 +793,108 @@ static void test_reverse_connect_deadline_and_cap(void)
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
-/* Direct connections from one IP may hold at most half of the handlers. */
-static void test_direct_per_ip_cap(void)
+static int raw_connect(const char *src, int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, src, &a.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
+	d.sin_port = htons((uint16_t)port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+	    connect(fd, (struct sockaddr *)&d, sizeof d)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Closed by the listener: EOF (or a reset) within 10 s. */
+static bool closed_by_peer(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	return poll(&p, 1, 10000) == 1 && recv(fd, &c, 1, 0) <= 0;
+}
+
+static long long status_int(ccb_listener *l, const char *name)
+{
+	json_t *j = status(l);
+	long long v = json_integer_value(json_object_get(j, name));
+	json_decref(j);
+	return v;
+}
+
+/* Direct connections: a silent client waits in the loop (no thread) and is
+ * closed at the deadline; one IP has at most max_pending_per_requester
+ * waiting and half of the handlers running. */
+static void test_direct_caps(void)
 {
 	int fds0 = ccbt_count_fds();
 	fakebroker fb;
 	ccb_listener_config c = base_config();
 	ccb_listener *l;
 	ccb_sinful *sf = NULL;
-	ccb_stream *s[4] = {0};
-	int cport;
-	json_t *j;
+	int cport, silent[3], busy[3], other;
 
 	handled_reset();
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
-	c.max_reverse_connects = 4; /* 2 per IP */
+	c.max_reverse_connects = 4;       /* 2 handlers per IP */
+	c.max_pending_per_requester = 2;
+	c.reverse_connect_timeout_ms = 500; /* first bytes of a direct client */
+	c.reverse_hello_timeout_ms = 500;   /* then a free handler */
 	l = start_listener(&c);
 	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(ccb_listener_address(l), &sf, NULL), CCB_OK);
 	cport = ccb_sinful_port(sf);
 	ccb_sinful_free(sf);
-	/* Two silent clients from 127.0.0.1 hold two handlers. */
+
+	/* Silent clients: two wait, the third is refused at once; all closed,
+	 * none ever reaches a handler. */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_FATAL((silent[i] = raw_connect("127.0.0.5", cport)) >= 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT(closed_by_peer(silent[i]));
+		close(silent[i]);
+	}
+	CU_ASSERT_EQUAL(handled_calls(), 0);
+	CU_ASSERT(status_int(l, "reverse_connects_refused") >= 1);
+
+	/* Clients that start a message hold handlers: two from one IP; a
+	 * third from it waits for a handler, then is closed. */
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FATAL((busy[i] = raw_connect("127.0.0.6", cport)) >= 0);
+		CU_ASSERT(send(busy[i], "\0", 1, 0) == 1);
+		for (int k = 0; k < 500 && status_int(l, "handlers_running") < (i < 2 ? i + 1 : 2); k++)
+			usleep(10000);
+	}
+	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
+	CU_ASSERT(closed_by_peer(busy[2]));
+	close(busy[2]);
+	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
+	/* Another IP is served meanwhile. */
+	{
+		ccb_stream *s = NULL;
+		CU_ASSERT_FATAL((other = raw_connect("127.0.0.7", cport)) >= 0);
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(other, &s, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_put_int(s, 99), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
+		for (int i = 0; i < 500 && handled_calls() < 1; i++)
+			usleep(10000);
+		pthread_mutex_lock(&H.mu);
+		CU_ASSERT_EQUAL(H.calls, 1);
+		CU_ASSERT_EQUAL(H.value, 99);
+		CU_ASSERT(!strncmp(H.peer, "<127.0.0.7:", 11));
+		pthread_mutex_unlock(&H.mu);
+		ccb_stream_free(s);
+	}
 	for (int i = 0; i < 2; i++)
-		CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s[i], NULL), CCB_OK);
-	for (int i = 0; i < 500; i++) {
-		j = status(l);
-		long long n = json_integer_value(json_object_get(j, "handlers_running"));
-		json_decref(j);
-		if (n == 2)
-			break;
-		usleep(10000);
-	}
-	/* A third from the same IP is closed at once. */
-	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s[2], NULL), CCB_OK);
-	{
-		int64_t v;
-		ccb_stream_set_timeout(s[2], 4000);
-		CU_ASSERT_EQUAL(ccb_stream_get_int(s[2], &v), CCB_ERR_CLOSED);
-	}
-	/* Another IP still gets one. */
-	{
-		struct sockaddr_in a = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
-		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
-		inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
-		d.sin_port = htons((uint16_t)cport);
-		CU_ASSERT_FATAL(bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-				connect(fd, (struct sockaddr *)&d, sizeof d) == 0);
-		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(fd, &s[3], NULL), CCB_OK);
-		CU_ASSERT_EQUAL(ccb_stream_put_int(s[3], 99), CCB_OK);
-		CU_ASSERT_EQUAL(ccb_stream_end_message(s[3]), CCB_OK);
-	}
-	for (int i = 0; i < 500 && handled_calls() < 1; i++)
-		usleep(10000);
-	pthread_mutex_lock(&H.mu);
-	CU_ASSERT_EQUAL(H.calls, 1);
-	CU_ASSERT_EQUAL(H.value, 99);
-	CU_ASSERT(!strncmp(H.peer, "<127.0.0.2:", 11));
-	pthread_mutex_unlock(&H.mu);
-	for (int i = 0; i < 2; i++) {
-		ccb_stream_put_int(s[i], i);
-		ccb_stream_end_message(s[i]);
-	}
+		close(busy[i]);
 	for (int i = 0; i < 500 && handled_calls() < 3; i++)
 		usleep(10000);
 	CU_ASSERT_EQUAL(handled_calls(), 3);
-	for (int i = 0; i < 4; i++)
-		ccb_stream_free(s[i]);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
@@ -1166,7 +1201,7 @@ static const ccbt_test reg_tests[] = {
 	{"bad configuration", test_bad_config},
 	{"configuration from JSON", test_config_from_json},
 	{"command socket, direct connection, sinful", test_command_socket_direct},
-	{"direct connections: at most half the handlers per IP", test_direct_per_ip_cap},
+	{"direct connections: silent ones cheap, caps per IP", test_direct_caps},
 	{"reverse connect: connect deadline, per-requester cap", test_reverse_connect_deadline_and_cap},
 	{"command address choices and errors", test_command_address_config},
 	{"own command address advertised as is", test_own_address_sinful},
