@@ -3,11 +3,11 @@
  * broker detection, reconnects, and reverse connects for forwarded requests
  * (ccb-protocol.md §4, §5, §6.3-§6.4, §7.5, §8; ccb-behaviour-notes.md §1.2).
  *
- * Threads: one worker per broker (reg_main); one reverse-connect loop per
- * listener (ccb__lst_rc_main, listener-wide epoll) that runs every pending reverse
- * connect as a non-blocking socket with its own deadlines, so thousands can
- * be in flight without a thread each; and one thread per established
- * connection while the embedder's handler runs (job_main, bounded by
+ * Threads: one worker per broker (reg_main, here); in listener_rc.c, one
+ * reverse-connect loop per listener (listener-wide epoll) that runs every
+ * pending reverse connect as a non-blocking socket with its own deadlines,
+ * so thousands can be in flight without a thread each, and one thread per
+ * established connection while the embedder's handler runs (bounded by
  * max_reverse_connects). All shared state sits behind l->mu. Only the worker
  * touches its registration stream (other threads only shut it down to
  * cancel it); the loop queues result ads and wakes the worker through its
