@@ -275,11 +275,22 @@ typedef struct ccb_contact {
 ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_error *err);
 
 /**
+ * Parse a CCBID (a contact's "#<id>", a request's CCBID, a reconnect
+ * record's id) strictly: 1-20 decimal digits, no sign, no white space, no
+ * leading zero except "0" itself, at most 2^64-1. Stricter than HTCondor,
+ * which reads "0001" as 1 (brokers never write ids that way). On success
+ * *out (may be NULL) is the value. Thread-safe, allocates nothing.
+ * Errors: CCB_ERR_INVALID_ARG (NULL text), CCB_ERR_PARSE (the detail quotes
+ * the text, cut at 40 characters, and says what is wrong).
+ */
+ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err);
+
+/**
  * Split a contact at its first '#' into broker and hop ids (ccb-protocol.md
  * §3.2; broker addresses never contain '#'). Brackets around the broker
  * ("<A>#5", as Go accepts) are dropped. The broker must parse with
- * ccb_sinful_parse_address(); each id must be 1-20 decimal digits fitting
- * in 64 bits. On success the caller releases `out` with ccb_contact_clear();
+ * ccb_sinful_parse_address(); each id must be a CCBID as
+ * ccb_ccbid_parse() reads it. On success the caller releases `out` with ccb_contact_clear();
  * on failure `out` is left empty (safe to clear).
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE, CCB_ERR_NOMEM.
  */

@@ -105,6 +105,16 @@ typedef struct ccb_broker_config {
 	unsigned relay_threads;
 	/** Registrations listed one by one in the status (beyond: a count); 0: 1000. */
 	size_t status_detail_max;
+	/** CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET: standard or streaming
+	 * requests one requester IP may have pending for one CCBID; beyond it
+	 * the request is answered at once with Result = false and an
+	 * ErrorString naming the limit. 0: 32. */
+	unsigned max_requests_per_requester_target;
+	/** CCB_SERVER_MAX_RECONNECT_RECORDS: reconnect records kept (memory,
+	 * and the reconnect file, which is compacted once it grows past twice
+	 * that many lines). Beyond it the records of absent targets are
+	 * dropped oldest first, with a log line. 0: 100000. */
+	size_t max_reconnect_records;
 } ccb_broker_config;
 
 /**
@@ -116,7 +126,8 @@ typedef struct ccb_broker_config {
  * CCB_SERVER_MAX_STREAMING_SESSIONS, CCB_SERVER_MAX_STREAMING_HANDSHAKES,
  * CCB_SERVER_MAX_CONNECTIONS, CCB_SERVER_MAX_MESSAGE,
  * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE,
- * CCB_SERVER_HANDSHAKE_TIMEOUT (all times in
+ * CCB_SERVER_HANDSHAKE_TIMEOUT, CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET,
+ * CCB_SERVER_MAX_RECONNECT_RECORDS (all times in
  * seconds, as HTCondor) plus the server security knobs
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.

@@ -9,9 +9,14 @@
  *
  * Threads (../shared/ARCHITECTURE.md): one worker thread per broker runs the
  * register / serve / heartbeat / reconnect loop on blocking sockets with
- * deadlines. Each forwarded request is served on its own short-lived thread,
- * so a slow requester never delays heartbeats or other requests; stop()
- * joins all of them. Only the worker thread ever reads or writes its
+ * deadlines. Forwarded requests are connected back by one event loop thread
+ * per listener (non-blocking connects under epoll, each with a connect
+ * deadline and then a hello deadline), so a black-holed or slow requester
+ * costs a socket, not a thread, and never delays heartbeats or other
+ * requests; capacity is shared per requester (max_pending_per_requester).
+ * Only an established connection, its hello written, gets a thread: the
+ * handler's (at most max_reverse_connects at once). stop() joins all of
+ * them. Only the worker thread ever reads or writes its
  * registration socket: result reports from request threads are queued under
  * the listener's mutex and the worker is woken to send them, which keeps the
  * writes to one registration serialized.
@@ -35,9 +40,12 @@
  * ccb_listener_sinful() publishes, with the CCB contacts and PrivNet added;
  * HTCondor clients refuse a port-0 address, so none is ever published. A
  * client whose PRIVATE_NETWORK_NAME equals our PrivNet connects straight to
- * that socket; the library accepts such connections on one more thread and
- * hands them to the same handler as reverse connections
- * (ccb_listener_conn_info.direct says which).
+ * that socket; the library accepts such connections on one more thread,
+ * keeps each in the reverse-connect loop (no thread) until the client's
+ * first bytes arrive (within reverse_connect_timeout_ms, else it is closed),
+ * and then hands it to the same handler as reverse connections
+ * (ccb_listener_conn_info.direct says which). The pending caps apply per
+ * client IP as per requester.
  *
  * Thread safety: every function may be called from any thread, except that
  * ccb_listener_free() must not race with any other call on the same
@@ -130,14 +138,36 @@ typedef struct ccb_listener_config {
 	int timeout;
 	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int timeout_ms;
-	/** Reverse-connect dial timeout in seconds (connect + hello): default 30. */
+	/** Overall bound on a reverse connect in seconds (connect, waiting for
+	 * a free handler, hello): default 30. The shorter per-step deadlines
+	 * below apply inside it. */
 	int dial_timeout;
 	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int dial_timeout_ms;
-	/** Most connections being handled at once, reverse connects and
-	 * direct connections together (a request beyond it is reported failed
-	 * to the broker; a direct connection beyond it is closed). Default 64. */
+	/** Most handlers running at once (threads), for established reverse
+	 * connections and direct connections together, at most half of them
+	 * for one requester or client IP. A connected reverse connect (or a
+	 * direct connection that has sent its first bytes) waits cheaply in
+	 * the loop for a free one up to reverse_hello_timeout_ms, then is
+	 * reported failed (direct: closed). Default 64. */
 	int max_reverse_connects;
+	/** Deadline of a reverse connect's TCP connect, in milliseconds:
+	 * default 5000. A black-holed MyAddress costs a socket for this long,
+	 * never a thread. */
+	int reverse_connect_timeout_ms;
+	/** Once connected: deadline to get a free handler and write the hello
+	 * (SHARED_PORT_CONNECT first through shared port), in milliseconds:
+	 * default 3000. */
+	int reverse_hello_timeout_ms;
+	/** Most reverse connects pending at once (connecting or waiting for a
+	 * handler), all brokers together: default 4096. Beyond it a request is
+	 * reported failed to the broker at once ("failed to initiate
+	 * connection: too many reverse connects in progress"). */
+	int max_pending_reverse_connects;
+	/** Most pending reverse connects for one requester (its IP as the
+	 * broker stamped it on the request's Name, else MyAddress's host):
+	 * default 16, so that one source cannot take the whole capacity. */
+	int max_pending_per_requester;
 	/** Where the library opens the command socket (CCB_LISTENER_COMMAND_ADDRESS):
 	 * "ip", "ip:port", "[v6]:port" or a sinful, with an IP literal host
 	 * (a wildcard binds every interface and advertises the address that
@@ -160,7 +190,9 @@ typedef struct ccb_listener_config {
 /**
  * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
  * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
- * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_NAME,
+ * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_CONNECT_TIMEOUT_MS,
+ * CCB_LISTENER_HELLO_TIMEOUT_MS, CCB_LISTENER_MAX_PENDING,
+ * CCB_LISTENER_MAX_PENDING_PER_REQUESTER, CCB_LISTENER_NAME,
  * CCB_LISTENER_COMMAND_ADDRESS, PRIVATE_NETWORK_NAME and the client security
  * knobs (ccb_config_client_security()). `out` is zeroed first; handler and
  * user are left for the caller. The broker vector is allocated: release it
@@ -270,7 +302,10 @@ bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
  * "last_error" (the failure the broker is being retried after; "" once
  * registered again), "last_error_at" (Unix s, 0 if none), "previous_error"
  * and "previous_error_at" (the last error a successful registration
- * cleared, "" and 0 if none)}]}. Returns a malloc'd string the caller frees with free(),
+ * cleared, "" and 0 if none)}], "reverse_connects_pending" (connecting or
+ * waiting for a handler now), "reverse_connects_pending_peak",
+ * "reverse_connects_refused" (requests refused for a full global or
+ * per-requester cap), "handlers_running"}. Returns a malloc'd string the caller frees with free(),
  * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
  */
 char *ccb_listener_status_json(ccb_listener *l);

@@ -12,23 +12,54 @@
 
 /* A CCBID is printed by the broker with %lu (srv:158-171): 1-20 decimal
  * digits that fit in 64 bits. */
-static bool ccbid_ok(const char *s, size_t len)
+/* A CCBID, strictly: 1-20 decimal digits, no leading zero (except "0"
+ * itself), fitting in 64 bits. HTCondor's CCBServer::CCBIDFromString
+ * (H:src/ccb/ccb_server.cpp 112-136) requires digits only and no overflow
+ * but reads "0001" as 1; no HTCondor or libccb broker ever writes an id
+ * that way (they print with %lu / PRIu64), so such text is refused here
+ * rather than aliased to another id. Returns NULL or why not. */
+static const char *ccbid_check(const char *s, size_t len, uint64_t *out)
 {
 	uint64_t v = 0;
 
-	if (len == 0 || len > 20)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned d;
-
+	if (len == 0)
+		return "is empty";
+	for (size_t i = 0; i < len; i++)
 		if (s[i] < '0' || s[i] > '9')
-			return false;
-		d = (unsigned)(s[i] - '0');
+			return "is not all decimal digits";
+	if (len > 1 && s[0] == '0')
+		return "has a leading zero";
+	for (size_t i = 0; i < len; i++) {
+		unsigned d = (unsigned)(s[i] - '0');
+
 		if (v > (UINT64_MAX - d) / 10)
-			return false;
+			return "does not fit in 64 bits";
 		v = v * 10 + d;
 	}
-	return true;
+	if (out)
+		*out = v;
+	return NULL;
+}
+
+static bool ccbid_ok(const char *s, size_t len)
+{
+	return ccbid_check(s, len, NULL) == NULL;
+}
+
+ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err)
+{
+	const char *why;
+	uint64_t v = 0;
+
+	if (!text)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "CCBID: NULL text");
+	why = ccbid_check(text, strlen(text), &v);
+	if (why)
+		return ccb_error_set(err, CCB_ERR_PARSE, "CCBID \"%.40s%s\" %s", text,
+				     strlen(text) > 40 ? "..." : "", why);
+	if (out)
+		*out = v;
+	return CCB_OK;
 }
 
 static bool has_space(const char *s, size_t len)
@@ -80,7 +111,7 @@ static ccb_err split_ids(const char *c, size_t len, size_t pos, addr__strv *ids,
 			end++;
 		if (!ccbid_ok(c + start, end - start))
 			return addr__parse_error(err, "CCB contact", c,
-				"CCBID at offset %zu is not a decimal number below 2^64", start);
+				"CCBID at offset %zu is not a decimal number below 2^64 without leading zeros", start);
 		if (!addr__strv_push(ids, c + start, end - start))
 			return ccb_error_set(err, CCB_ERR_NOMEM, "split CCB contact");
 		pos = end;

@@ -139,6 +139,13 @@ static inline const char *bk_peer(const bk_conn *c)
 	return c->hs ? c->hs->peer : c->s ? ccb_stream_peer_name(c->s) : "?";
 }
 
+/* The peer's IP while the connection still has its handshake block (every
+ * connection but a registration), else "". */
+static inline const char *bk_peer_ip(const bk_conn *c)
+{
+	return c->hs ? c->hs->peer_ip : "";
+}
+
 typedef struct bk_reg {
 	uint64_t id;
 	bk_conn *c;
@@ -159,6 +166,7 @@ typedef struct bk_req {
 	int64_t created_ms;
 	bk_list fifo;       /* std_fifo or sess_fifo: creation order = deadline order */
 	bk_list tnode;      /* target->pending */
+	uint64_t target_id; /* the CCBID asked for (streaming requests too) */
 } bk_req;
 
 typedef struct bk_rec {

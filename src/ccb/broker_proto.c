@@ -40,6 +40,8 @@
 #define TXT_REQ_TIMEOUT "timed out waiting for target to connect"
 #define TXT_TARGET_GONE "target disconnected from the CCB server before it reported a result"
 
+/* Cookies: decimal digits, as the C++ reconnect check requires
+ * (srv:800-803); compared as text. */
 static bool all_digits(const char *s)
 {
 	if (!s || !*s || strlen(s) > 20)
@@ -48,11 +50,6 @@ static bool all_digits(const char *s)
 		if (*s < '0' || *s > '9')
 			return false;
 	return true;
-}
-
-static uint64_t parse_u64(const char *s)
-{
-	return strtoull(s, NULL, 10);
 }
 
 /* ---- registrations ------------------------------------------------------------- */
@@ -123,8 +120,13 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	if (old && cookie && all_digits(cookie)) {
 		const char *hash = strrchr(old, '#');
 		const char *num = hash ? hash + 1 : old;
-		if (all_digits(num)) {
-			rec = bk_map_get(&b->recs, parse_u64(num));
+		uint64_t want = 0;
+		ccb_error pe;
+		if (ccb_ccbid_parse(num, &want, &pe) != CCB_OK) {
+			CCB_LOG(CCB_LOG_INFO, "broker: %s asked to reclaim a bad CCBID (%s); new id",
+				bk_peer(c), pe.detail);
+		} else {
+			rec = bk_map_get(&b->recs, want);
 			if (rec && !strcmp(rec->cookie, cookie) &&
 			    (b->cfg.reconnect_any_ip || !strcmp(rec->ip, c->hs->peer_ip))) {
 				id = rec->id;
@@ -260,7 +262,7 @@ static bool route_ok(const char *route)
 		return false;
 	snprintf(buf, sizeof buf, "%s", route);
 	for (tok = strtok_r(buf, " ", &save); tok; tok = strtok_r(NULL, " ", &save))
-		if (!all_digits(tok) || ++n > 8)
+		if (ccb_ccbid_parse(tok, NULL, NULL) != CCB_OK || ++n > 8)
 			return false;
 	return n > 0;
 }
@@ -286,11 +288,32 @@ static bk_req *req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool s
 	return q;
 }
 
+#define DEFAULT_MAX_PER_REQUESTER_TARGET 32
+
+/* Requests from c's IP still pending for target t, standard or streaming. */
+static unsigned pending_from(ccb_broker *b, const bk_conn *c, const bk_reg *t)
+{
+	unsigned n = 0;
+
+	for (const bk_list *x = t->pending.next; x != &t->pending; x = x->next) {
+		const bk_req *q = bk_container(x, bk_req, tnode);
+		if (q->c && !strcmp(bk_peer_ip(q->c), bk_peer_ip(c)))
+			n++;
+	}
+	for (const bk_list *x = b->sess_fifo.next; x != &b->sess_fifo; x = x->next) {
+		const bk_req *q = bk_container(x, bk_req, fifo);
+		if (q->target_id == t->id && q->c && !strcmp(bk_peer_ip(q->c), bk_peer_ip(c)))
+			n++;
+	}
+	return n;
+}
+
 static void handle_request(ccb_broker *b, bk_conn *c)
 {
 	const char *ccbid, *my_address, *connect_id, *route;
 	const char *rname = ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "");
 	char name[512], rid[24];
+	uint64_t tid = 0;
 	bk_reg *t;
 	bk_req *q;
 	bool streaming;
@@ -307,12 +330,16 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		return;
 	}
 	route = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CCB_ROUTE, "");
-	if (!all_digits(ccbid)) {
+	if (ccb_ccbid_parse(ccbid, &tid, &e) != CCB_OK) {
+		/* C++ answers "invalid CCBID" (srv:927-944); the reason follows. */
+		char text[CCB_ERROR_DETAIL_SIZE + 32];
 		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_INVALID_CCBID);
+		snprintf(text, sizeof text, "%s: %s", TXT_INVALID_CCBID, e.detail);
+		CCB_LOG(CCB_LOG_WARNING, "broker: request from %s: %s", bk_peer(c), text);
+		bk_reply_close(b, c, false, text);
 		return;
 	}
-	t = bk_map_get(&b->regs, parse_u64(ccbid));
+	t = bk_map_get(&b->regs, tid);
 	if (!t) {
 		char text[256];
 		b->st.requests++;
@@ -323,6 +350,28 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 			 ccbid);
 		bk_reply_close(b, c, false, text);
 		return;
+	}
+	{
+		/* One requester cannot pile up requests for one target (issue
+		 * 15): not in C++, which queues them all; answered in its
+		 * RequestReply form {Result = false, ErrorString} (srv:1231-1245). */
+		unsigned cap = b->cfg.max_requests_per_requester_target
+				       ? b->cfg.max_requests_per_requester_target
+				       : DEFAULT_MAX_PER_REQUESTER_TARGET;
+		unsigned n = pending_from(b, c, t);
+		if (n >= cap) {
+			char text[256];
+			b->st.requests++;
+			b->st.requests_failed++;
+			snprintf(text, sizeof text,
+				 "CCB server rejecting request for ccbid %s: %u requests from %s for "
+				 "this target are already pending (limit "
+				 "CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET = %u)",
+				 ccbid, n, c->hs->peer_ip, cap);
+			CCB_LOG(CCB_LOG_WARNING, "broker: %s", text);
+			bk_reply_close(b, c, false, text);
+			return;
+		}
 	}
 	if (ccb_ad_bool_or(c->hs->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false) && b->cfg.streaming_disabled) {
 		b->st.requests_failed++;
@@ -368,6 +417,7 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 			bk_conn_close(b, c);
 			return;
 		}
+		q->target_id = t->id;
 		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
 		snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
 		/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is
@@ -407,6 +457,7 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 			bk_conn_close(b, c);
 			return;
 		}
+		q->target_id = t->id;
 		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
 		b->st.requests++;
 		/* Forwarded request (§6.3, srv:1195-1229): strings the C++

@@ -224,6 +224,13 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 	UINT_KNOB("CCB_SERVER_MAX_CONNECTIONS", max_connections);
 	UINT_KNOB("CCB_SERVER_HANDSHAKE_WORKERS", handshake_workers);
 	UINT_KNOB("CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE", max_handshakes_per_source);
+	UINT_KNOB("CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET", max_requests_per_requester_target);
+	if ((rc = ccb_config_int(c, "CCB_SERVER_MAX_RECONNECT_RECORDS", 0, &v, err)))
+		return rc;
+	if (v < 0)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_SERVER_MAX_RECONNECT_RECORDS must not be negative");
+	out->max_reconnect_records = (size_t)v;
 	if ((rc = ccb_config_int(c, "CCB_SERVER_MAX_MESSAGE", 0, &v, err)))
 		return rc;
 	if (v < 0)

@@ -8,6 +8,14 @@
  * skipped; the file is never fatal. The id counter moves 100 past the largest
  * id loaded, as C++ does, so ids handed out but not yet written before a
  * crash are not reused. The file holds secrets (cookies): mode 0600.
+ *
+ * Bounds (issue 15): records live 2 sweep intervals after their target
+ * leaves, so churning registrations could grow memory and the file until a
+ * sweep. At most max_reconnect_records are kept (default 100000, about 40 MB
+ * of memory): beyond it the records of absent targets are dropped oldest
+ * first, down to 90% of the limit, with a warning. The file is rewritten
+ * then, and whenever appends have grown it past 2 x limit x 128 bytes (a
+ * line is at most 107), so it stays within about 25 MB by default.
  */
 
 #include <errno.h>
@@ -18,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/types.h>
 #include <unistd.h>
 
 #include "ccb/broker_internal.h"
@@ -47,23 +56,80 @@ bk_rec *bk_rec_new(ccb_broker *b, uint64_t id, const char *ip)
 	return r;
 }
 
+#define DEFAULT_MAX_RECORDS 100000
+#define LINE_BUDGET 128 /* bytes per record allowed in the file between rewrites */
+
+static size_t max_records(const ccb_broker *b)
+{
+	return b->cfg.max_reconnect_records ? b->cfg.max_reconnect_records : DEFAULT_MAX_RECORDS;
+}
+
+typedef struct rec_age {
+	int64_t alive_ms;
+	uint64_t id;
+} rec_age;
+
+static int cmp_age(const void *a, const void *b)
+{
+	const rec_age *x = a, *y = b;
+	if (x->alive_ms != y->alive_ms)
+		return x->alive_ms < y->alive_ms ? -1 : 1;
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Over the limit: drop the oldest records of absent targets (never `keep`,
+ * never one whose target is registered) down to 90% of it. Returns how
+ * many were dropped. */
+static size_t bound_records(ccb_broker *b, uint64_t keep)
+{
+	size_t cap = max_records(b), target = cap - cap / 10, n = 0, i = 0, drop, k;
+	bk_mnode *node = NULL;
+	rec_age *v;
+	bk_rec *r;
+
+	if (b->recs.n <= cap)
+		return 0;
+	if (target == 0)
+		target = 1;
+	v = malloc(b->recs.n * sizeof *v);
+	if (!v)
+		return 0;
+	while ((r = bk_map_next(&b->recs, &i, &node)))
+		if (r->id != keep && !bk_map_get(&b->regs, r->id))
+			v[n++] = (rec_age){r->alive_ms, r->id};
+	qsort(v, n, sizeof *v, cmp_age);
+	drop = b->recs.n - target;
+	if (drop > n)
+		drop = n;
+	for (k = 0; k < drop; k++)
+		free(bk_map_del(&b->recs, v[k].id));
+	free(v);
+	b->st.records_pruned += drop;
+	if (drop)
+		CCB_LOG(CCB_LOG_WARNING,
+			"broker: reconnect records over the limit of %zu "
+			"(CCB_SERVER_MAX_RECONNECT_RECORDS): dropped the %zu oldest of absent "
+			"targets, %zu kept; those targets get a new CCBID when they come back",
+			cap, drop, b->recs.n);
+	else
+		CCB_LOG(CCB_LOG_DEBUG,
+			"broker: %zu reconnect records over the limit of %zu, all of registered targets",
+			b->recs.n, cap);
+	return drop;
+}
+
 static bool parse_line(char *line, char *ip, size_t iplen, uint64_t *id, char *cookie,
 		       size_t cklen)
 {
 	char *save = NULL, *a = strtok_r(line, " ", &save), *n = strtok_r(NULL, " ", &save),
-	     *k = strtok_r(NULL, " ", &save), *end;
+	     *k = strtok_r(NULL, " ", &save);
 
 	if (!a || !n || !k || strtok_r(NULL, " ", &save) || strlen(a) >= iplen || strlen(k) >= cklen)
 		return false;
-	for (const char *p = n; *p; p++)
-		if (*p < '0' || *p > '9')
-			return false;
 	for (const char *p = k; *p; p++)
 		if (*p < '0' || *p > '9')
 			return false;
-	errno = 0;
-	*id = strtoull(n, &end, 10);
-	if (errno || *end || *id == 0 || !*k)
+	if (ccb_ccbid_parse(n, id, NULL) != CCB_OK || *id == 0 || !*k)
 		return false;
 	snprintf(ip, iplen, "%s", a);
 	snprintf(cookie, cklen, "%s", k);
@@ -197,6 +263,7 @@ ccb_err bk_store_open(ccb_broker *b, ccb_error *err)
 	if (!b->record_path)
 		return CCB_OK;
 	load(b);
+	bound_records(b, 0);
 	/* Start from a clean copy (drops skipped lines), then append. */
 	if (!rewrite(b))
 		return ccb_error_set(err, CCB_ERR_IO, "reconnect file %s cannot be written: %s",
@@ -209,9 +276,16 @@ ccb_err bk_store_open(ccb_broker *b, ccb_error *err)
 
 void bk_store_append(ccb_broker *b, const bk_rec *r)
 {
+	struct stat st;
 	char line[160];
 	int n;
 
+	if (bound_records(b, r->id)) {
+		/* The rewrite writes `r` too. */
+		if (b->record_path && rewrite(b))
+			reopen_append(b);
+		return;
+	}
 	if (b->store_fd < 0)
 		return;
 	n = snprintf(line, sizeof line, "%s %" PRIu64 " %s\n", r->ip, r->id, r->cookie);
@@ -219,6 +293,16 @@ void bk_store_append(ccb_broker *b, const bk_rec *r)
 		b->st.record_file_errors++;
 		CCB_LOG(CCB_LOG_WARNING, "broker: appending to reconnect file %s: %s", b->record_path,
 			strerror(errno));
+	}
+	/* A safety net: lines of records dropped since the last rewrite
+	 * stay until the next one; compact before the file outgrows its
+	 * budget. */
+	if (fstat(b->store_fd, &st) == 0 &&
+	    (uint64_t)st.st_size > 2 * (uint64_t)max_records(b) * LINE_BUDGET) {
+		CCB_LOG(CCB_LOG_INFO, "broker: reconnect file %s is %lld bytes; compacting",
+			b->record_path, (long long)st.st_size);
+		if (rewrite(b))
+			reopen_append(b);
 	}
 }
 

@@ -3,12 +3,16 @@
  * broker detection, reconnects, and reverse connects for forwarded requests
  * (ccb-protocol.md §4, §5, §6.3-§6.4, §7.5, §8; ccb-behaviour-notes.md §1.2).
  *
- * Threads: one worker per broker (reg_main) and one short-lived thread per
- * forwarded request (job_main). All shared state sits behind l->mu. Only the
- * worker touches its registration stream (other threads only shut it down to
- * cancel it); request threads queue their result ads and wake the worker
- * through its eventfd. A listener-wide eventfd, written once by stop() and
- * never drained, wakes every poll() for good.
+ * Threads: one worker per broker (reg_main, here); in listener_rc.c, one
+ * reverse-connect loop per listener (listener-wide epoll) that runs every
+ * pending reverse connect as a non-blocking socket with its own deadlines,
+ * so thousands can be in flight without a thread each, and one thread per
+ * established connection while the embedder's handler runs (bounded by
+ * max_reverse_connects). All shared state sits behind l->mu. Only the worker
+ * touches its registration stream (other threads only shut it down to
+ * cancel it); the loop queues result ads and wakes the worker through its
+ * eventfd. A listener-wide eventfd, written once by stop() and never
+ * drained, wakes every poll() for good.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -20,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -30,6 +35,7 @@
 #include "ccb/listener.h"
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "listener_internal.h"
 #include "listener_sock.h"
 #include "security/policy.h"
 #include "util/util.h"
@@ -40,113 +46,26 @@
 #define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
 #define DEFAULT_TIMEOUT_S 300   /* CCB_TIMEOUT, §13 */
 #define DEFAULT_DIAL_S 30       /* Go DialTimeout, §13 */
-#define DEFAULT_MAX_JOBS 64
+#define DEFAULT_MAX_JOBS 64     /* handlers running at once */
+#define DEFAULT_CONNECT_MS 5000 /* reverse connect: TCP connect deadline */
+#define DEFAULT_HELLO_MS 3000   /* then: a free handler and the hello written */
+#define DEFAULT_MAX_PENDING 4096
+#define DEFAULT_MAX_PENDING_PER_REQUESTER 16
 #define COLLECTOR_PORT 9618     /* a CCB_ADDRESS entry without port, §3.3 */
-
-typedef enum reg_state {
-	ST_IDLE,
-	ST_CONNECTING,
-	ST_AUTHENTICATING,
-	ST_REGISTERING,
-	ST_REGISTERED,
-	ST_RECONNECT_WAIT,
-	ST_STOPPED,
-} reg_state;
 
 static const char *const state_names[] = {"idle", "connecting", "authenticating", "registering",
 					  "registered", "reconnect_wait", "stopped"};
 
-typedef struct result_item {
-	ccb_classad *ad;
-	struct result_item *next;
-} result_item;
-
-typedef struct reg {
-	ccb_listener *l;
-	size_t index;
-	char *address;   /* as configured */
-	char *sinful;    /* the parsed address printed back, for ConnectSinful */
-	char *host;
-	int port;
-	char *spid;      /* shared-port id (sock=), or NULL */
-	char *alias;     /* for the SSL host check */
-	pthread_t thread;
-	bool thread_started;
-	int wakefd;
-
-	/* Guarded by l->mu. */
-	reg_state state;
-	ccb_stream *s;   /* the current stream, only for cancelling */
-	char *ccbid;     /* last reply's CCBID, kept for re-registration */
-	char *cookie;    /* last reply's ClaimId (secret, never logged) */
-	bool registered;
-	bool streaming;
-	uint64_t session; /* bumped at every successful registration */
-	result_item *q_head, *q_tail;
-	int64_t registered_at, last_heartbeat;
-	uint64_t heartbeats_sent, registrations, reconnects, served, failed;
-	char last_error[CCB_ERROR_DETAIL_SIZE];   /* "" once registered again */
-	int64_t last_error_at;
-	char previous_error[CCB_ERROR_DETAIL_SIZE]; /* the last error a registration cleared */
-	int64_t previous_error_at;
-} reg;
-
-typedef struct job {
-	ccb_listener *l;
-	reg *r;          /* NULL: a direct connection to the command socket */
-	uint64_t session;
-	ccb_classad *hello;
-	char *requester;
-	pthread_t thread;
-	ccb_stream *s; /* guarded; set while the dial and hello run; the
-			* accepted stream of a direct connection */
-	ccb_stream *conn; /* direct connection: the accepted stream (the handler's) */
-	char peer[96];    /* direct connection: who connected */
-	bool done;     /* guarded */
-	struct job *next;
-} job;
-
-struct ccb_listener {
-	ccb_sec_client_config sec;
-	ccb_listener_handler_fn handler;
-	void *user;
-	char *name;
-	int64_t heartbeat_ms; /* 0: off */
-	int64_t reconnect_ms;
-	int timeout_ms;
-	int dial_ms;
-	int max_jobs;
-	int stopfd;
-
-	/* The command socket (-1: the embedder serves its own address) and the
-	 * advertised address without CCB parameters; immutable after new(). */
-	int cmd_fd;
-	ccb_sinful *base;
-	char *base_text;
-	char *privnet;
-	pthread_t cmd_thread;
-	bool cmd_thread_started;
-
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	bool started, stopping;
-	reg *regs;
-	size_t nregs;
-	job *jobs;
-	int active_jobs;
-	uint64_t gen;
-};
-
 /* ---- small helpers ---------------------------------------------------------- */
 
-static void wake(int fd)
+void ccb__lst_wake(int fd)
 {
 	uint64_t one = 1;
 	ssize_t n = write(fd, &one, sizeof one);
 	(void)n; /* only fails when the counter is saturated: still readable */
 }
 
-static void drain(int fd)
+void ccb__lst_drain(int fd)
 {
 	uint64_t v;
 	ssize_t n = read(fd, &v, sizeof v);
@@ -171,7 +90,7 @@ static void set_state(reg *r, reg_state st)
 
 /* Poll `fd` (may be -1) and `wakefd` (may be -1) plus the stop fd. Returns a
  * mask: 1 fd readable/writable, 2 wakefd readable, 4 stop, 0 timeout. */
-static int wait_any(ccb_listener *l, int fd, short events, int wakefd, int timeout_ms)
+int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int timeout_ms)
 {
 	struct pollfd p[3];
 	int n = 0, ifd = -1, iwake = -1, rc, mask = 0;
@@ -239,7 +158,7 @@ static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, 
 			close(fd);
 			continue;
 		}
-		m = wait_any(l, fd, POLLOUT, -1, ccb_deadline_left(deadline));
+		m = ccb__lst_wait_any(l, fd, POLLOUT, -1, ccb_deadline_left(deadline));
 		if (m & 4) {
 			close(fd);
 			rc = ccb_error_set(err, CCB_ERR_CANCELLED, "connect to %s %s:%d: stopped", what,
@@ -326,7 +245,7 @@ static void close_stream(ccb_listener *l, ccb_stream **slot)
 
 /* Host, port and shared-port id of an address text (CCB_ADDRESS entry or a
  * MyAddress sinful). */
-static ccb_err split_address(const char *text, int dflt_port, char **host, int *port, char **spid,
+ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int *port, char **spid,
 			     char **alias, char **printed, ccb_error *err)
 {
 	ccb_sinful *s = NULL;
@@ -366,315 +285,6 @@ static void free_queue(reg *r)
 		free(it);
 	}
 	r->q_tail = NULL;
-}
-
-/* ---- reverse connects (§6.4) ------------------------------------------------- */
-
-static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
-{
-	ccb_listener *l = r->l;
-	result_item *it = calloc(1, sizeof *it);
-
-	pthread_mutex_lock(&l->mu);
-	if (ok)
-		r->served++;
-	else
-		r->failed++;
-	/* A result for an earlier registration has nowhere to go: that socket
-	 * and the broker's request table entry are gone (§5.3). */
-	if (it && session == r->session && r->registered) {
-		it->ad = ad;
-		if (r->q_tail)
-			r->q_tail->next = it;
-		else
-			r->q_head = it;
-		r->q_tail = it;
-		ad = NULL;
-		it = NULL;
-		wake(r->wakefd);
-	}
-	pthread_mutex_unlock(&l->mu);
-	free(it);
-	ccb_classad_free(ad);
-}
-
-static void *job_main(void *arg)
-{
-	job *j = arg;
-	ccb_listener *l = j->l;
-	reg *r = j->r;
-	const char *my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
-	const char *request_id = ccb_ad_string_or(j->hello, CCB_ATTR_REQUEST_ID, "");
-	char *host = NULL, *spid = NULL, *contact = NULL;
-	char errtext[CCB_ERROR_DETAIL_SIZE + 64] = "";
-	ccb_classad *result = NULL;
-	ccb_stream *s = NULL;
-	ccb_error err = {0};
-	int port = 0;
-	int64_t deadline = ccb_deadline_in(l->dial_ms);
-	bool ok = false;
-
-	/* Dial MyAddress: the requester, or the broker itself when streaming
-	 * (§7.5); through shared port when it carries sock= (§6.4 step 2). */
-	if (split_address(my_address, -1, &host, &port, &spid, NULL, NULL, &err) ||
-	    open_stream(l, host, port, spid, deadline, l->dial_ms, "requester", &j->s, &s, &err)) {
-		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
-	} else {
-		ccb_stream_set_deadline(s, deadline);
-		if (ccb_hello_write(s, j->hello, 0, &err)) {
-			snprintf(errtext, sizeof errtext, "failure writing reverse connect command: %s",
-				 err.detail);
-			close_stream(l, &j->s);
-			s = NULL;
-		} else {
-			ok = true;
-			/* From here the handler owns the stream: stop() no longer
-			 * shuts it down. */
-			pthread_mutex_lock(&l->mu);
-			j->s = NULL;
-			pthread_mutex_unlock(&l->mu);
-			ccb_stream_set_deadline(s, INT64_MAX);
-			ccb_stream_set_timeout(s, CCB_STREAM_DEFAULT_TIMEOUT_MS);
-		}
-	}
-	if (ok)
-		CCB_LOG(CCB_LOG_INFO, "ccb listener: reverse connect to %s for request %s via %s done",
-			my_address, request_id, r->address);
-	else
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: request %s via %s: %s", request_id, r->address,
-			errtext);
-	/* Report up the registration socket: the hello plus Result (§6.4). */
-	if (ccb_result_ad_new(j->hello, ok, ok ? NULL : errtext, &result, &err) == CCB_OK)
-		enqueue_result(r, j->session, result, ok);
-	if (ok) {
-		ccb_listener_conn_info info = {0};
-
-		pthread_mutex_lock(&l->mu);
-		contact = ccb_strdup(r->ccbid ? r->ccbid : "");
-		pthread_mutex_unlock(&l->mu);
-		info.broker = r->address;
-		info.contact = contact ? contact : "";
-		info.request_id = request_id;
-		info.requester = j->requester ? j->requester : "";
-		info.my_address = my_address;
-		info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
-		l->handler(s, &info, l->user);
-	}
-	free(contact);
-	free(host);
-	free(spid);
-	pthread_mutex_lock(&l->mu);
-	j->done = true;
-	l->active_jobs--;
-	pthread_cond_broadcast(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
-}
-
-static void job_free(job *j)
-{
-	ccb_classad_free(j->hello);
-	free(j->requester);
-	free(j);
-}
-
-/* Join finished request threads (all of them when `all`, after stop). */
-static void reap_jobs(ccb_listener *l, bool all)
-{
-	job *done = NULL, **pp;
-
-	pthread_mutex_lock(&l->mu);
-	for (pp = &l->jobs; *pp;) {
-		job *j = *pp;
-		if (all || j->done) {
-			*pp = j->next;
-			j->next = done;
-			done = j;
-		} else {
-			pp = &j->next;
-		}
-	}
-	pthread_mutex_unlock(&l->mu);
-	while (done) {
-		job *j = done;
-		done = j->next;
-		pthread_join(j->thread, NULL);
-		job_free(j);
-	}
-}
-
-/* ---- direct connections to the command socket ---------------------------------- */
-
-/* A client on our private network connected straight to the command socket
- * (PrivNet rule, sinful.md §4.1): hand the stream over as a reversed one. */
-static void *direct_main(void *arg)
-{
-	job *j = arg;
-	ccb_listener *l = j->l;
-	ccb_listener_conn_info info = {0};
-
-	info.broker = "";
-	info.contact = "";
-	info.request_id = "";
-	info.requester = "";
-	info.my_address = l->base_text;
-	info.direct = true;
-	info.peer = j->peer;
-	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
-	l->handler(j->conn, &info, l->user);
-	pthread_mutex_lock(&l->mu);
-	j->done = true;
-	l->active_jobs--;
-	pthread_cond_broadcast(&l->cv);
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
-}
-
-static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
-{
-	char ip[INET6_ADDRSTRLEN] = "?";
-	int port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
-		port = ntohs(a->sin_port);
-		snprintf(buf, n, "<%s:%d>", ip, port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
-		port = ntohs(a->sin6_port);
-		snprintf(buf, n, "<[%s]:%d>", ip, port);
-	} else {
-		snprintf(buf, n, "<unknown>");
-	}
-}
-
-static void accept_one(ccb_listener *l)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof ss;
-	ccb_stream *s = NULL;
-	const char *why = NULL;
-	char peer[96], name[128];
-	int one = 1, fd;
-	job *j;
-
-	fd = accept4(l->cmd_fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			CCB_LOG(CCB_LOG_WARNING, "ccb listener: command socket accept: %s",
-				strerror(errno));
-			wait_any(l, -1, 0, -1, 100); /* let descriptors free up */
-		}
-		return;
-	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	peer_text(&ss, peer, sizeof peer);
-	reap_jobs(l, false);
-	if (ccb_stream_new(fd, &s, NULL)) {
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: direct connection from %s: out of memory", peer);
-		return;
-	}
-	snprintf(name, sizeof name, "command client %s", peer);
-	ccb_stream_set_peer_name(s, name);
-	j = calloc(1, sizeof *j);
-	pthread_mutex_lock(&l->mu);
-	if (!j)
-		why = "out of memory";
-	else if (l->stopping)
-		why = "stopping";
-	else if (l->active_jobs >= l->max_jobs)
-		why = "too many connections in progress";
-	if (!why) {
-		j->l = l;
-		j->conn = s;
-		snprintf(j->peer, sizeof j->peer, "%s", peer);
-		if (pthread_create(&j->thread, NULL, direct_main, j) == 0) {
-			j->next = l->jobs;
-			l->jobs = j;
-			l->active_jobs++;
-			pthread_mutex_unlock(&l->mu);
-			return;
-		}
-		why = "cannot start a thread";
-	}
-	pthread_mutex_unlock(&l->mu);
-	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing direct connection from %s: %s", peer, why);
-	free(j);
-	ccb_stream_free(s);
-}
-
-/* The command socket's accept loop; stop() ends it through the stop fd. */
-static void *cmd_main(void *arg)
-{
-	ccb_listener *l = arg;
-
-	for (;;) {
-		int m = wait_any(l, l->cmd_fd, POLLIN, -1, -1);
-		if (m & 4)
-			break;
-		if (m & 1)
-			accept_one(l);
-	}
-	return NULL;
-}
-
-/* A forwarded request (§6.3). Returns false only on a write failure of an
- * immediate failure report (the registration is then dropped). */
-static bool handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
-{
-	ccb_listener *l = r->l;
-	ccb_classad *hello = NULL, *result = NULL;
-	ccb_error err = {0};
-	job *j;
-	bool full;
-
-	/* C++ aborts on a request without MyAddress/ClaimId/RequestID
-	 * (lst:446-455); we cannot echo what is missing, so just log it. */
-	if (ccb_hello_ad_from_request(req, &hello, &err)) {
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: unusable request from broker %s: %s",
-			r->address, err.detail);
-		pthread_mutex_lock(&l->mu);
-		r->failed++;
-		pthread_mutex_unlock(&l->mu);
-		return true;
-	}
-	reap_jobs(l, false);
-	j = calloc(1, sizeof *j);
-	pthread_mutex_lock(&l->mu);
-	full = l->active_jobs >= l->max_jobs;
-	if (!full && j) {
-		j->l = l;
-		j->r = r;
-		j->session = r->session;
-		j->hello = hello;
-		j->requester = ccb_strdup(ccb_ad_string_or(req, CCB_ATTR_NAME, ""));
-		if (pthread_create(&j->thread, NULL, job_main, j) == 0) {
-			j->next = l->jobs;
-			l->jobs = j;
-			l->active_jobs++;
-			pthread_mutex_unlock(&l->mu);
-			return true;
-		}
-		j->hello = NULL;
-		free(j->requester);
-	}
-	r->failed++;
-	pthread_mutex_unlock(&l->mu);
-	free(j);
-	CCB_LOG(CCB_LOG_WARNING, "ccb listener: refusing request via %s: %s", r->address,
-		full ? "too many reverse connects in progress" : "cannot start a thread");
-	if (ccb_result_ad_new(hello, false,
-			      full ? "too many reverse connects in progress" : "failed to initiate connection",
-			      &result, &err) == CCB_OK) {
-		ccb_err rc = ccb_control_ad_write(s, result, peer_version, &err);
-		ccb_classad_free(result);
-		ccb_classad_free(hello);
-		return rc == CCB_OK;
-	}
-	ccb_classad_free(hello);
-	return true;
 }
 
 /* ---- one registration session (§4) ------------------------------------------- */
@@ -741,12 +351,12 @@ static ccb_err serve(reg *r, ccb_stream *s, unsigned peer_version, ccb_error *er
 			}
 			wait_until = hb_due < dead_at ? hb_due : dead_at;
 		}
-		m = wait_any(l, fd, POLLIN, r->wakefd,
+		m = ccb__lst_wait_any(l, fd, POLLIN, r->wakefd,
 			     wait_until == INT64_MAX ? -1 : ccb_deadline_left(wait_until));
 		if (m & 4)
 			return ccb_error_set(err, CCB_ERR_CANCELLED, "stopped");
 		if (m & 2)
-			drain(r->wakefd);
+			ccb__lst_drain(r->wakefd);
 		if (m & 1) {
 			ccb_classad *ad = NULL;
 			int64_t cmd = -1;
@@ -761,7 +371,7 @@ static ccb_err serve(reg *r, ccb_stream *s, unsigned peer_version, ccb_error *er
 				r->last_heartbeat = ccb_wall_s();
 				pthread_mutex_unlock(&l->mu);
 			} else if (cmd == CCB_CMD_CCB_REQUEST) {
-				if (!handle_request(r, s, peer_version, ad)) {
+				if (!ccb__lst_handle_request(r, s, peer_version, ad)) {
 					ccb_classad_free(ad);
 					return ccb_error_set(err, ccb_stream_error(s)->code,
 							     "send failure report: %s",
@@ -923,7 +533,7 @@ static void *reg_main(void *arg)
 			err.detail);
 		until = ccb_now_ms() + jittered(l->reconnect_ms);
 		while (ccb_now_ms() < until)
-			if (wait_any(l, -1, 0, -1, ccb_deadline_left(until)) & 4)
+			if (ccb__lst_wait_any(l, -1, 0, -1, ccb_deadline_left(until)) & 4)
 				break;
 		pthread_mutex_lock(&l->mu);
 		if (!l->stopping)
@@ -993,6 +603,8 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_cond_init(&l->cv, NULL);
 	l->stopfd = -1;
+	l->epfd = -1;
+	l->rc_wakefd = -1;
 	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
@@ -1009,6 +621,15 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->timeout_ms = pick_ms(cfg->timeout_ms, cfg->timeout, DEFAULT_TIMEOUT_S);
 	l->dial_ms = pick_ms(cfg->dial_timeout_ms, cfg->dial_timeout, DEFAULT_DIAL_S);
 	l->max_jobs = cfg->max_reverse_connects > 0 ? cfg->max_reverse_connects : DEFAULT_MAX_JOBS;
+	l->connect_ms = cfg->reverse_connect_timeout_ms > 0 ? cfg->reverse_connect_timeout_ms
+							     : DEFAULT_CONNECT_MS;
+	l->hello_ms = cfg->reverse_hello_timeout_ms > 0 ? cfg->reverse_hello_timeout_ms
+							 : DEFAULT_HELLO_MS;
+	l->max_pending = cfg->max_pending_reverse_connects > 0 ? cfg->max_pending_reverse_connects
+							       : DEFAULT_MAX_PENDING;
+	l->max_pending_per_requester = cfg->max_pending_per_requester > 0
+					       ? cfg->max_pending_per_requester
+					       : DEFAULT_MAX_PENDING_PER_REQUESTER;
 	l->regs = calloc(n, sizeof *l->regs);
 	if (cfg->private_network_name && *cfg->private_network_name)
 		l->privnet = ccb_strdup(cfg->private_network_name);
@@ -1018,10 +639,22 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	}
 	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (l->stopfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", strerror(errno));
 		ccb_listener_free(l);
 		return CCB_ERR_IO;
+	}
+	{
+		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stopfd};
+		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
+		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
+			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", strerror(errno));
+			ccb_listener_free(l);
+			return CCB_ERR_IO;
+		}
 	}
 	for (i = 0; i < n; i++) {
 		reg *r = &l->regs[i];
@@ -1037,7 +670,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 			return ccb_error_set(err, a ? CCB_ERR_NOMEM : CCB_ERR_INVALID_ARG,
 					     "listener: broker %zu", i);
 		}
-		rc = split_address(a, COLLECTOR_PORT, &r->host, &r->port, &r->spid, &r->alias,
+		rc = ccb__lst_split_address(a, COLLECTOR_PORT, &r->host, &r->port, &r->spid, &r->alias,
 				   &r->sinful, err);
 		if (rc) {
 			if (rc != CCB_ERR_NOMEM) {
@@ -1097,8 +730,17 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	}
 	l->started = true;
 	pthread_mutex_unlock(&l->mu);
+	{
+		int e = pthread_create(&l->rc_thread, NULL, ccb__lst_rc_main, l);
+		if (e) {
+			ccb_listener_stop(l);
+			return ccb_error_set(err, CCB_ERR_IO, "listener: reverse-connect thread: %s",
+					     strerror(e));
+		}
+		l->rc_thread_started = true;
+	}
 	if (l->cmd_fd >= 0) {
-		int e = pthread_create(&l->cmd_thread, NULL, cmd_main, l);
+		int e = pthread_create(&l->cmd_thread, NULL, ccb__lst_cmd_main, l);
 		if (e) {
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: command socket thread: %s",
@@ -1121,20 +763,16 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 void ccb_listener_stop(ccb_listener *l)
 {
 	size_t i;
-	job *j;
 
 	if (!l)
 		return;
 	pthread_mutex_lock(&l->mu);
 	l->stopping = true;
 	if (l->stopfd >= 0)
-		wake(l->stopfd);
+		ccb__lst_wake(l->stopfd);
 	for (i = 0; i < l->nregs; i++)
 		if (l->regs[i].s)
 			ccb_stream_shutdown(l->regs[i].s);
-	for (j = l->jobs; j; j = j->next)
-		if (j->s)
-			ccb_stream_shutdown(j->s);
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
 	if (l->cmd_thread_started) {
@@ -1150,8 +788,15 @@ void ccb_listener_stop(ccb_listener *l)
 		l->regs[i].state = ST_STOPPED;
 		pthread_mutex_unlock(&l->mu);
 	}
-	/* No worker is left to start new request threads. */
-	reap_jobs(l, true);
+	if (l->rc_thread_started) {
+		pthread_join(l->rc_thread, NULL);
+		l->rc_thread_started = false;
+	}
+	/* No worker or loop is left to queue or start anything. */
+	pthread_mutex_lock(&l->mu);
+	ccb__lst_pend_free_all(l);
+	pthread_mutex_unlock(&l->mu);
+	ccb__lst_reap_jobs(l, true);
 }
 
 bool ccb_listener_stopping(ccb_listener *l)
@@ -1191,6 +836,10 @@ void ccb_listener_free(ccb_listener *l)
 	sec_free(&l->sec);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	if (l->rc_wakefd >= 0)
+		close(l->rc_wakefd);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
@@ -1358,6 +1007,13 @@ char *ccb_listener_status_json(ccb_listener *l)
 	json_object_set_new(root, "command_address", json_string(l->base_text));
 	json_object_set_new(root, "contacts", json_string(contacts ? contacts : ""));
 	json_object_set_new(root, "brokers", arr);
+	pthread_mutex_lock(&l->mu);
+	json_object_set_new(root, "reverse_connects_pending", json_integer(l->npending));
+	json_object_set_new(root, "reverse_connects_pending_peak",
+			    json_integer((json_int_t)l->pending_peak));
+	json_object_set_new(root, "reverse_connects_refused", json_integer((json_int_t)l->refused_busy));
+	json_object_set_new(root, "handlers_running", json_integer(l->active_jobs));
+	pthread_mutex_unlock(&l->mu);
 	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	free(contacts);
@@ -1410,7 +1066,7 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
 ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err)
 {
 	const char *addr;
-	long long hb, rec, to;
+	long long hb, rec, to, cto, hto, mp, mpr;
 	char **v = NULL;
 	size_t n = 0;
 	ccb_err rc;
@@ -1419,6 +1075,20 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener config: NULL out");
 	memset(out, 0, sizeof *out);
 	addr = ccb_config_get(c, "CCB_ADDRESS");
+	if ((rc = ccb_config_int(c, "CCB_LISTENER_CONNECT_TIMEOUT_MS", DEFAULT_CONNECT_MS, &cto, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_HELLO_TIMEOUT_MS", DEFAULT_HELLO_MS, &hto, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_MAX_PENDING", DEFAULT_MAX_PENDING, &mp, err)) ||
+	    (rc = ccb_config_int(c, "CCB_LISTENER_MAX_PENDING_PER_REQUESTER",
+				 DEFAULT_MAX_PENDING_PER_REQUESTER, &mpr, err)))
+		return rc;
+	if (cto < 1 || cto > 3600000 || hto < 1 || hto > 3600000)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_LISTENER_CONNECT_TIMEOUT_MS and CCB_LISTENER_HELLO_TIMEOUT_MS "
+				     "must be between 1 and 3600000 (one hour)");
+	if (mp < 1 || mp > 1000000 || mpr < 1 || mpr > 1000000)
+		return ccb_error_set(err, CCB_ERR_CONFIG,
+				     "CCB_LISTENER_MAX_PENDING and CCB_LISTENER_MAX_PENDING_PER_REQUESTER "
+				     "must be between 1 and 1000000");
 	if ((rc = ccb_config_int(c, "CCB_HEARTBEAT_INTERVAL", DEFAULT_HEARTBEAT_S, &hb, err)) ||
 	    (rc = ccb_config_int(c, "CCB_RECONNECT_TIME", DEFAULT_RECONNECT_S, &rec, err)) ||
 	    (rc = ccb_config_int(c, "CCB_TIMEOUT", DEFAULT_TIMEOUT_S, &to, err)) ||
@@ -1443,6 +1113,10 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 	out->heartbeat_interval = hb == 0 ? CCB_LISTENER_HEARTBEAT_OFF : (int)hb;
 	out->reconnect_interval = (int)rec;
 	out->timeout = (int)to;
+	out->reverse_connect_timeout_ms = (int)cto;
+	out->reverse_hello_timeout_ms = (int)hto;
+	out->max_pending_reverse_connects = (int)mp;
+	out->max_pending_per_requester = (int)mpr;
 	out->name = ccb_config_get(c, "CCB_LISTENER_NAME");
 	out->command_address = ccb_config_get(c, "CCB_LISTENER_COMMAND_ADDRESS");
 	out->private_network_name = ccb_config_get(c, "PRIVATE_NETWORK_NAME");

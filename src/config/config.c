@@ -141,7 +141,7 @@ static const struct {
 	{"CCB_RECONNECT_TIME", K_INT, "60",
 	 "Listener: seconds before re-registering with a lost broker (plus random jitter)."},
 	{"CCB_TIMEOUT", K_INT, "300",
-	 "Listener: deadline in seconds of registration connects and of reads on the registration socket (reverse connects: 30 s)."},
+	 "Listener: deadline in seconds of registration connects and of reads on the registration socket (reverse connects: see CCB_LISTENER_CONNECT_TIMEOUT_MS)."},
 	{"CCB_LISTENER_NAME", K_STRING, "LISTENER <its command address>",
 	 "libccb: the Name a listener registers with."},
 	{"CCB_CLIENT_STREAMING", K_BOOL, "true",
@@ -190,6 +190,18 @@ static const struct {
 	 "libccb: where a listener opens its own command socket (ip, ip:port or [v6]:port; the port in its sinful)."},
 	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT, "20",
 	 "libccb: seconds a peer has to finish its security handshake with a broker."},
+	{"CCB_LISTENER_CONNECT_TIMEOUT_MS", K_INT, "5000",
+	 "libccb: milliseconds a listener's reverse connect may take to connect to the requester (a black-holed address costs a socket this long, never a thread)."},
+	{"CCB_LISTENER_HELLO_TIMEOUT_MS", K_INT, "3000",
+	 "libccb: milliseconds a connected reverse connect may wait for a free handler and write its hello."},
+	{"CCB_LISTENER_MAX_PENDING", K_INT, "4096",
+	 "libccb: reverse connects a listener runs at once (connecting or waiting for a handler); beyond it a request is reported failed to the broker."},
+	{"CCB_LISTENER_MAX_PENDING_PER_REQUESTER", K_INT, "16",
+	 "libccb: pending reverse connects for one requester IP (as the broker stamped it on the request)."},
+	{"CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET", K_INT, "32",
+	 "libccb: requests one requester IP may have pending at a broker for one CCBID; beyond it the request is refused at once."},
+	{"CCB_SERVER_MAX_RECONNECT_RECORDS", K_INT, "100000",
+	 "libccb: reconnect records a broker keeps (memory and file); beyond it the oldest of absent targets are dropped, with a warning."},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 

@@ -174,7 +174,7 @@ static void test_split_bad(void)
 		"1.2.3.4:9618#5 6", " 1.2.3.4:9618#5", "1.2.3.4:9618#5\n",
 		"<1.2.3.4:9618#5", "<1.2.3.4:9618>5", "<1.2.3.4:9618>", "<>#5",
 		"1.2.3.4:99999#5", "1.2.3.4:9618?a=%zz#5", "1.2.3.4:9618>#5",
-		"{[ p=\"primary\"; ]}#5",
+		"{[ p=\"primary\"; ]}#5", "1.2.3.4:9618#0001", "1.2.3.4:9618#5#007",
 	};
 
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -187,6 +187,55 @@ static void test_split_bad(void)
 			CU_FAIL("bad contact accepted or output not cleared");
 		}
 		ccb_contact_clear(&c);
+	}
+}
+
+/* Strict CCBIDs (issue 15): digits only, no leading zero, below 2^64. */
+static void test_ccbid_parse(void)
+{
+	static const struct {
+		const char *text;
+		uint64_t v;
+	} good[] = {{"0", 0}, {"1", 1}, {"42", 42}, {"18446744073709551615", UINT64_MAX}};
+	static const struct {
+		const char *text, *why;
+	} bad[] = {
+		{"", "is empty"},
+		{"0001", "has a leading zero"},
+		{"00", "has a leading zero"},
+		{"18446744073709551616", "does not fit in 64 bits"},
+		{"99999999999999999999", "does not fit in 64 bits"},
+		{"123456789012345678901234567890", "does not fit in 64 bits"},
+		{"1x", "not all decimal digits"},
+		{"-1", "not all decimal digits"},
+		{"+1", "not all decimal digits"},
+		{" 1", "not all decimal digits"},
+		{"1 ", "not all decimal digits"},
+		{"42#17", "not all decimal digits"},
+	};
+
+	for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+		uint64_t v = 7;
+		CU_ASSERT_EQUAL(ccb_ccbid_parse(good[i].text, &v, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(v, good[i].v);
+	}
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		uint64_t v = 7;
+		ccb_error e = {0};
+		CU_ASSERT_EQUAL(ccb_ccbid_parse(bad[i].text, &v, &e), CCB_ERR_PARSE);
+		CU_ASSERT_EQUAL(v, 7);
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.detail, bad[i].why));
+		CU_ASSERT_PTR_NOT_NULL(strstr(e.detail, "CCBID"));
+	}
+	CU_ASSERT_EQUAL(ccb_ccbid_parse(NULL, NULL, NULL), CCB_ERR_INVALID_ARG);
+	/* Long garbage is quoted cut short. */
+	{
+		char big[200];
+		ccb_error e = {0};
+		memset(big, '9', sizeof big - 1);
+		big[sizeof big - 1] = '\0';
+		CU_ASSERT_EQUAL(ccb_ccbid_parse(big, NULL, &e), CCB_ERR_PARSE);
+		CU_ASSERT(strlen(e.detail) < 120);
 	}
 }
 
@@ -414,6 +463,7 @@ static const ccbt_test tests[] = {
 	{ "make contact", test_make },
 	{ "split contact", test_split },
 	{ "split bad contacts", test_split_bad },
+	{ "strict CCBID parse", test_ccbid_parse },
 	{ "contacts of a sinful", test_sinful_contacts },
 	{ "set contacts", test_set_contacts },
 	{ "contact list", test_contact_list },

@@ -148,10 +148,34 @@ static void test_unknown_and_invalid(void)
 	CU_ASSERT_STRING_EQUAL(text, "CCB server rejecting request for ccbid 999 because no daemon is "
 				     "currently registered with that id (perhaps it recently disconnected).");
 	ccb_stream_free(rq);
-	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "1x", "<127.0.0.1:9>", "ab", false, &rq), CCB_OK);
+	/* Strict CCBIDs: C++'s "invalid CCBID" (srv:927-944) and the reason;
+	 * "0001" is not read as 1, and 2^64 is neither echoed nor saturated. */
+	{
+		static const char *const bad[][2] = {
+			{"1x", "is not all decimal digits"},
+			{"0001", "has a leading zero"},
+			{"18446744073709551616", "does not fit in 64 bits"},
+			{"99999999999999999999999", "does not fit in 64 bits"},
+			{"", "is empty"},
+			{"-1", "is not all decimal digits"},
+			{" 1", "is not all decimal digits"},
+		};
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, bad[i][0], "<127.0.0.1:9>", "ab", false, &rq),
+					      CCB_OK);
+			CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
+			CU_ASSERT(!ok);
+			CU_ASSERT(!strncmp(text, "invalid CCBID: ", 15) && strstr(text, bad[i][1]));
+			if (strncmp(text, "invalid CCBID: ", 15) || !strstr(text, bad[i][1]))
+				fprintf(stderr, "CCBID \"%s\": %s\n", bad[i][0], text);
+			ccb_stream_free(rq);
+		}
+	}
+	/* The largest id is valid (and not registered). */
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, "18446744073709551615", "<127.0.0.1:9>", "ab", false, &rq),
+			      CCB_OK);
 	CU_ASSERT_EQUAL(bkt_reply(rq, &ok, text, sizeof text), CCB_OK);
-	CU_ASSERT(!ok);
-	CU_ASSERT_STRING_EQUAL(text, "invalid CCBID");
+	CU_ASSERT(!ok && strstr(text, "because no daemon is currently registered"));
 	ccb_stream_free(rq);
 	/* Missing ClaimId: closed without a reply (srv:911-922). */
 	{
@@ -165,7 +189,7 @@ static void test_unknown_and_invalid(void)
 		ccb_classad_free(ad);
 		ccb_stream_free(rq);
 	}
-	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsNotFound"), 1);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsNotFound"), 2);
 	bkt_stop(&k);
 	fds_check();
 }
@@ -337,6 +361,156 @@ static void test_corrupt_record_file(void)
 	fds_check();
 }
 
+/* Reconnect records are bounded (issue 15): churning registrations keep at
+ * most max_reconnect_records, the oldest absent ones dropped, never one of
+ * a connected target; the file stays bounded too; a file over the limit is
+ * cut down on load. */
+static void test_record_bounds(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener keep, l;
+	char *path = tmp_path("bounds");
+	long long n;
+	size_t len;
+	char *text;
+	int lines = 0;
+	FILE *f;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	cfg.reconnect_file = path;
+	cfg.max_reconnect_records = 10;
+	bkt_start(&k, &cfg);
+	/* The first one stays connected throughout. */
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &keep), CCB_OK);
+	for (int i = 0; i < 60; i++) {
+		CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+		bkt_listener_close(&l);
+		n = bkt_stat(k.b, "CCBEndpointsRegistered");
+		CU_ASSERT(n >= 1 && n <= 10);
+	}
+	CU_ASSERT(bkt_stat(k.b, "RecordsPruned") >= 50);
+	/* The connected target's record survived: it reclaims its CCBID. */
+	{
+		bkt_listener again;
+		uint64_t id = keep.id;
+		bkt_listener_close(&keep);
+		CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", keep.contact, keep.cookie, &again),
+				      CCB_OK);
+		CU_ASSERT_EQUAL(again.id, id);
+		bkt_listener_close(&again);
+	}
+	/* The file holds at most the limit plus what was appended since the
+	 * last rewrite (bounded by 2 x limit x 128 bytes). */
+	text = ccbt_read_file(path, &len);
+	for (size_t i = 0; text && i < len; i++)
+		lines += text[i] == '\n';
+	CU_ASSERT(lines >= 1 && lines <= 20);
+	CU_ASSERT(len <= 2 * 10 * 128);
+	free(text);
+	bkt_stop(&k);
+
+	/* A file of 50 records loaded under a limit of 10: cut down to 9
+	 * (90%), the newest kept, and the file rewritten. */
+	f = fopen(path, "w");
+	for (int i = 1; i <= 50; i++)
+		fprintf(f, "127.0.0.1 %d %d\n", i, 1000 + i);
+	fclose(f);
+	bkt_config(&cfg, &k.sec);
+	cfg.reconnect_file = path;
+	cfg.max_reconnect_records = 10;
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 9);
+	text = ccbt_read_file(path, &len);
+	lines = 0;
+	for (size_t i = 0; text && i < len; i++)
+		lines += text[i] == '\n';
+	CU_ASSERT_EQUAL(lines, 9);
+	free(text);
+	bkt_stop(&k);
+	unlink(path);
+	fds_check();
+}
+
+/* A requester cannot pile up requests for one target: beyond the cap it
+ * gets {Result = false, ErrorString naming the limit} at once; another
+ * target is unaffected. */
+static void test_requests_per_requester_target(void)
+{
+	ccb_broker_config cfg;
+	bkt_broker k = {0};
+	bkt_listener t1, t2;
+	ccb_stream *rq[4] = {0}, *extra = NULL;
+	char id1[24], id2[24], text[512];
+	ccb_classad *fwd = NULL;
+	bool ok = true;
+
+	fds_mark();
+	bkt_config(&cfg, &k.sec);
+	cfg.max_requests_per_requester_target = 3;
+	bkt_start(&k, &cfg);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &t1), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &t2), CCB_OK);
+	snprintf(id1, sizeof id1, "%llu", (unsigned long long)t1.id);
+	snprintf(id2, sizeof id2, "%llu", (unsigned long long)t2.id);
+	for (int i = 0; i < 3; i++) {
+		char cid[16];
+		snprintf(cid, sizeof cid, "c%d", i);
+		CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, id1, "<127.0.0.1:9>", cid, false, &rq[i]), CCB_OK);
+		/* Forwarded to the target (read it so the order is known). */
+		CU_ASSERT_EQUAL(ccb_control_ad_read(t1.s, &fwd, NULL), CCB_OK);
+		ccb_classad_free(fwd);
+		fwd = NULL;
+	}
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, id1, "<127.0.0.1:9>", "c3", false, &rq[3]), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(rq[3], &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT(!ok);
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "3 requests from 127.0.0.1 for this target are already pending"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(text, "CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET = 3"));
+	/* Another target: fine. */
+	CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, id2, "<127.0.0.1:9>", "d0", false, &extra), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_control_ad_read(t2.s, &fwd, NULL), CCB_OK);
+	ccb_classad_free(fwd);
+	/* Once one is done (its requester gone), there is room again. */
+	ccb_stream_free(rq[0]);
+	rq[0] = NULL;
+	{
+		bool forwarded = false;
+		for (int i = 0; i < 200 && !forwarded; i++) {
+			ccb_stream *s = NULL;
+			bool r = true, answered = false;
+			CU_ASSERT_EQUAL_FATAL(bkt_request(k.port, id1, "<127.0.0.1:9>", "c4", false, &s),
+					      CCB_OK);
+			/* Either forwarded to the target or refused to us. */
+			while (!forwarded && !answered) {
+				if (ccb_stream_wait_readable(t1.s, 10) == CCB_OK) {
+					CU_ASSERT_EQUAL(ccb_control_ad_read(t1.s, &fwd, NULL), CCB_OK);
+					ccb_classad_free(fwd);
+					forwarded = true;
+				} else if (ccb_stream_wait_readable(s, 10) == CCB_OK) {
+					CU_ASSERT_EQUAL(bkt_reply(s, &r, text, sizeof text), CCB_OK);
+					answered = true;
+				}
+			}
+			if (forwarded) {
+				ccb_stream_free(rq[3]);
+				rq[3] = s;
+			} else {
+				ccb_stream_free(s);
+			}
+		}
+		CU_ASSERT(forwarded);
+	}
+	for (int i = 0; i < 4; i++)
+		ccb_stream_free(rq[i]);
+	ccb_stream_free(extra);
+	bkt_listener_close(&t1);
+	bkt_listener_close(&t2);
+	bkt_stop(&k);
+	fds_check();
+}
+
 /* Records expire after two sweep intervals without their target. */
 static void test_record_expiry(void)
 {
@@ -469,6 +643,8 @@ static void test_ipv6(void)
 }
 
 static const ccbt_test tests[] = {
+	{"reconnect records bounded", test_record_bounds},
+	{"requests per requester per target capped", test_requests_per_requester_target},
 	{"register, heartbeat, request, hello, result", test_register_request_result},
 	{"unknown and invalid CCBID", test_unknown_and_invalid},
 	{"re-registration keeps the CCBID", test_reregister},

@@ -1,6 +1,10 @@
 /* CCB listener against scripted fake brokers over loopback
  * (ccb-protocol.md §4-§6, §7.5, §8). */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <jansson.h>
 
@@ -404,6 +408,10 @@ static void test_config_from_json(void)
 			   " \"CCB_TIMEOUT\": 9, \"CCB_LISTENER_NAME\": \"MASTER <x>\","
 			   " \"CCB_LISTENER_COMMAND_ADDRESS\": \"127.0.0.1:0\","
 			   " \"PRIVATE_NETWORK_NAME\": \"poolB.private\","
+			   " \"CCB_LISTENER_CONNECT_TIMEOUT_MS\": 1500,"
+			   " \"CCB_LISTENER_HELLO_TIMEOUT_MS\": 700,"
+			   " \"CCB_LISTENER_MAX_PENDING\": 99,"
+			   " \"CCB_LISTENER_MAX_PENDING_PER_REQUESTER\": 3,"
 			   " \"SEC_CLIENT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\"}";
 	int fd = mkstemp(path);
 	ccb_config *cfg = NULL;
@@ -424,6 +432,10 @@ static void test_config_from_json(void)
 	CU_ASSERT_STRING_EQUAL(c.name, "MASTER <x>");
 	CU_ASSERT_STRING_EQUAL(c.command_address, "127.0.0.1:0");
 	CU_ASSERT_STRING_EQUAL(c.private_network_name, "poolB.private");
+	CU_ASSERT_EQUAL(c.reverse_connect_timeout_ms, 1500);
+	CU_ASSERT_EQUAL(c.reverse_hello_timeout_ms, 700);
+	CU_ASSERT_EQUAL(c.max_pending_reverse_connects, 99);
+	CU_ASSERT_EQUAL(c.max_pending_per_requester, 3);
 	CU_ASSERT_STRING_EQUAL(c.security.auth_methods, "CLAIMTOBE");
 	c.handler = handler;
 	CU_ASSERT_EQUAL(ccb_listener_new(&c, &l, &err), CCB_OK);
@@ -691,6 +703,201 @@ static void test_reverse_connect_fails(void)
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 1);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
+}
+
+/* ---- hostile requesters (issue 15) ----------------------------------------------- */
+
+/* listen(0) on 127.0.0.2 with its queue filled: further connects hang. */
+static int black_hole(uint16_t *port, int *fill, int *nfill)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET};
+	socklen_t len = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, "127.0.0.2", &a.sin_addr);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof a) || listen(lfd, 0) ||
+	    getsockname(lfd, (struct sockaddr *)&a, &len))
+		return -1;
+	*port = ntohs(a.sin_port);
+	for (*nfill = 0; *nfill < 16;) {
+		struct pollfd p = {.events = POLLOUT};
+		p.fd = fill[(*nfill)++] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		connect(p.fd, (struct sockaddr *)&a, sizeof a);
+		if (poll(&p, 1, 300) == 0)
+			return lfd;
+	}
+	return -1;
+}
+
+/* A black-holed MyAddress fails at the connect deadline, reported as
+ * HTCondor does ({hello, Result = false, ErrorString}); a requester over
+ * its pending cap is refused at once; nothing takes a thread meanwhile. */
+static void test_reverse_connect_deadline_and_cap(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	char addr[64];
+	uint16_t port = 0;
+	int fill[16], nfill = 0, lfd, timed_out = 0, refused = 0;
+	json_t *j;
+
+	lfd = black_hole(&port, fill, &nfill);
+	CU_ASSERT_FATAL(lfd >= 0);
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.reverse_connect_timeout_ms = 300;
+	c.max_pending_per_requester = 2;
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	snprintf(addr, sizeof addr, "<127.0.0.2:%u>", port);
+	for (int i = 0; i < 3; i++) {
+		char rid[8];
+		ccb_classad *ad;
+		snprintf(rid, sizeof rid, "%d", 10 + i);
+		ad = request_ad(addr, rid, false);
+		ccb_classad_set_string(ad, "Name", "TOOL on <127.0.0.9:4444>");
+		fb_push(&fb, ad);
+	}
+	CU_ASSERT(fb_wait_count(&fb, &fb.nresults, 3, 10000));
+	pthread_mutex_lock(&fb.mu);
+	for (int i = 0; i < fb.nresults; i++) {
+		const char *e = "";
+		bool ok = true;
+		ccb_classad_get_bool(fb.results[i], "Result", &ok);
+		ccb_classad_get_string(fb.results[i], "ErrorString", &e);
+		CU_ASSERT_FALSE(ok);
+		if (strstr(e, "failed to connect") && strstr(e, "timed out after 300 ms"))
+			timed_out++;
+		else if (strstr(e, "too many reverse connects in progress for requester 127.0.0.9"))
+			refused++;
+		else
+			fprintf(stderr, "unexpected ErrorString: %s\n", e);
+	}
+	pthread_mutex_unlock(&fb.mu);
+	CU_ASSERT_EQUAL(timed_out, 2);
+	CU_ASSERT_EQUAL(refused, 1);
+	CU_ASSERT_EQUAL(handled_calls(), 0);
+	j = status(l);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_pending")), 0);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_pending_peak")), 2);
+	CU_ASSERT_EQUAL(json_integer_value(json_object_get(j, "reverse_connects_refused")), 1);
+	json_decref(j);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	for (int i = 0; i < nfill; i++)
+		close(fill[i]);
+	close(lfd);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
+static int raw_connect(const char *src, int port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET}, d = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	inet_pton(AF_INET, src, &a.sin_addr);
+	inet_pton(AF_INET, "127.0.0.1", &d.sin_addr);
+	d.sin_port = htons((uint16_t)port);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) ||
+	    connect(fd, (struct sockaddr *)&d, sizeof d)) {
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Closed by the listener: EOF (or a reset) within 10 s. */
+static bool closed_by_peer(int fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	char c;
+
+	return poll(&p, 1, 10000) == 1 && recv(fd, &c, 1, 0) <= 0;
+}
+
+static long long status_int(ccb_listener *l, const char *name)
+{
+	json_t *j = status(l);
+	long long v = json_integer_value(json_object_get(j, name));
+	json_decref(j);
+	return v;
+}
+
+/* Direct connections: a silent client waits in the loop (no thread) and is
+ * closed at the deadline; one IP has at most max_pending_per_requester
+ * waiting and half of the handlers running. */
+static void test_direct_caps(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	ccb_sinful *sf = NULL;
+	int cport, silent[3], busy[3], other;
+
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.max_reverse_connects = 4;       /* 2 handlers per IP */
+	c.max_pending_per_requester = 2;
+	c.reverse_connect_timeout_ms = 500; /* first bytes of a direct client */
+	c.reverse_hello_timeout_ms = 500;   /* then a free handler */
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(ccb_listener_address(l), &sf, NULL), CCB_OK);
+	cport = ccb_sinful_port(sf);
+	ccb_sinful_free(sf);
+
+	/* Silent clients: two wait, the third is refused at once; all closed,
+	 * none ever reaches a handler. */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_FATAL((silent[i] = raw_connect("127.0.0.5", cport)) >= 0);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT(closed_by_peer(silent[i]));
+		close(silent[i]);
+	}
+	CU_ASSERT_EQUAL(handled_calls(), 0);
+	CU_ASSERT(status_int(l, "reverse_connects_refused") >= 1);
+
+	/* Clients that start a message hold handlers: two from one IP; a
+	 * third from it waits for a handler, then is closed. */
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT_FATAL((busy[i] = raw_connect("127.0.0.6", cport)) >= 0);
+		CU_ASSERT(send(busy[i], "\0", 1, 0) == 1);
+		for (int k = 0; k < 500 && status_int(l, "handlers_running") < (i < 2 ? i + 1 : 2); k++)
+			usleep(10000);
+	}
+	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
+	CU_ASSERT(closed_by_peer(busy[2]));
+	close(busy[2]);
+	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
+	/* Another IP is served meanwhile. */
+	{
+		ccb_stream *s = NULL;
+		CU_ASSERT_FATAL((other = raw_connect("127.0.0.7", cport)) >= 0);
+		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(other, &s, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_put_int(s, 99), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
+		for (int i = 0; i < 500 && handled_calls() < 1; i++)
+			usleep(10000);
+		pthread_mutex_lock(&H.mu);
+		CU_ASSERT_EQUAL(H.calls, 1);
+		CU_ASSERT_EQUAL(H.value, 99);
+		CU_ASSERT(!strncmp(H.peer, "<127.0.0.7:", 11));
+		pthread_mutex_unlock(&H.mu);
+		ccb_stream_free(s);
+	}
+	for (int i = 0; i < 2; i++)
+		close(busy[i]);
+	for (int i = 0; i < 500 && handled_calls() < 3; i++)
+		usleep(10000);
+	CU_ASSERT_EQUAL(handled_calls(), 3);
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
 /* ---- reconnects (§4.4, §4.5) --------------------------------------------------- */
@@ -994,6 +1201,8 @@ static const ccbt_test reg_tests[] = {
 	{"bad configuration", test_bad_config},
 	{"configuration from JSON", test_config_from_json},
 	{"command socket, direct connection, sinful", test_command_socket_direct},
+	{"direct connections: silent ones cheap, caps per IP", test_direct_caps},
+	{"reverse connect: connect deadline, per-requester cap", test_reverse_connect_deadline_and_cap},
 	{"command address choices and errors", test_command_address_config},
 	{"own command address advertised as is", test_own_address_sinful},
 	{NULL, NULL},
