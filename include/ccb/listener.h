@@ -225,6 +225,12 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
  * cancelled by a shutdown of its socket or a wake-up, so this returns
  * promptly (name resolution, which cannot be cancelled, excepted).
  * Idempotent; safe before start().
+ *
+ * Thread safety: from any thread, several at once (one of them joins, the
+ * others wait for it). Called from one of this listener's own handlers it
+ * only asks for the stop and returns at once — a thread cannot join itself;
+ * the handler threads are then joined by ccb_listener_free() (or a stop
+ * from any other thread), which must not be called from a handler.
  */
 void ccb_listener_stop(ccb_listener *l);
 

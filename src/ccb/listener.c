@@ -601,7 +601,15 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	if (!l)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	pthread_mutex_init(&l->mu, NULL);
-	pthread_cond_init(&l->cv, NULL);
+	pthread_mutex_init(&l->stop_mu, NULL);
+	{
+		/* Timed waits run on the monotonic clock, as the dial's do. */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&l->cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	l->stopfd = -1;
 	l->epfd = -1;
 	l->rc_wakefd = -1;
@@ -730,9 +738,13 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	}
 	l->started = true;
 	pthread_mutex_unlock(&l->mu);
+	/* The thread handles are written under stop_mu, so a stop from
+	 * another thread sees every thread started or none of a failed one. */
+	pthread_mutex_lock(&l->stop_mu);
 	{
 		int e = pthread_create(&l->rc_thread, NULL, ccb__lst_rc_main, l);
 		if (e) {
+			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: reverse-connect thread: %s",
 					     strerror(e));
@@ -742,6 +754,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	if (l->cmd_fd >= 0) {
 		int e = pthread_create(&l->cmd_thread, NULL, ccb__lst_cmd_main, l);
 		if (e) {
+			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: command socket thread: %s",
 					     strerror(e));
@@ -751,12 +764,14 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 	for (i = 0; i < l->nregs; i++) {
 		int e = pthread_create(&l->regs[i].thread, NULL, reg_main, &l->regs[i]);
 		if (e) {
+			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: thread for broker %s: %s",
 					     l->regs[i].address, strerror(e));
 		}
 		l->regs[i].thread_started = true;
 	}
+	pthread_mutex_unlock(&l->stop_mu);
 	return CCB_OK;
 }
 
@@ -775,6 +790,14 @@ void ccb_listener_stop(ccb_listener *l)
 			ccb_stream_shutdown(l->regs[i].s);
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
+	/* From one of our own handler threads the stop is only asked for: that
+	 * thread cannot join itself. ccb_listener_free(), or a stop from any
+	 * other thread, joins it after the handler has returned. */
+	if (ccb__lst_in_handler(l))
+		return;
+	/* One stop at a time joins and frees; a second waits, then finds
+	 * nothing left to do. */
+	pthread_mutex_lock(&l->stop_mu);
 	if (l->cmd_thread_started) {
 		pthread_join(l->cmd_thread, NULL);
 		l->cmd_thread_started = false;
@@ -797,6 +820,7 @@ void ccb_listener_stop(ccb_listener *l)
 	ccb__lst_pend_free_all(l);
 	pthread_mutex_unlock(&l->mu);
 	ccb__lst_reap_jobs(l, true);
+	pthread_mutex_unlock(&l->stop_mu);
 }
 
 bool ccb_listener_stopping(ccb_listener *l)
@@ -841,6 +865,7 @@ void ccb_listener_free(ccb_listener *l)
 	if (l->rc_wakefd >= 0)
 		close(l->rc_wakefd);
 	pthread_cond_destroy(&l->cv);
+	pthread_mutex_destroy(&l->stop_mu);
 	pthread_mutex_destroy(&l->mu);
 	free(l);
 }
@@ -858,7 +883,7 @@ size_t ccb_listener_num_registered(ccb_listener *l)
 
 static void deadline_ts(int64_t ms, struct timespec *ts)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += ms / 1000;
 	ts->tv_nsec += (ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {

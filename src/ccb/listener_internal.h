@@ -131,6 +131,7 @@ struct ccb_listener {
 	bool cmd_thread_started;
 
 	pthread_mutex_t mu;
+	pthread_mutex_t stop_mu; /* serialises starts' and stops' thread handles */
 	pthread_cond_t cv;
 	bool started, stopping;
 	reg *regs;
@@ -165,6 +166,8 @@ void *ccb__lst_rc_main(void *arg);
 void *ccb__lst_cmd_main(void *arg);
 /* Join finished handler threads (all of them when `all`, after stop). */
 void ccb__lst_reap_jobs(ccb_listener *l, bool all);
+/* True on a thread running one of l's handlers. */
+bool ccb__lst_in_handler(const ccb_listener *l);
 /* Free every pending connection (stop, after every thread is joined; l->mu held). */
 void ccb__lst_pend_free_all(ccb_listener *l);
 

@@ -86,6 +86,14 @@ static void job_finished(ccb_listener *l, job *j)
 	pthread_cond_broadcast(&l->cv);
 }
 
+/* The listener whose handler this thread runs, if any. */
+static _Thread_local const ccb_listener *handler_of;
+
+bool ccb__lst_in_handler(const ccb_listener *l)
+{
+	return handler_of == l;
+}
+
 /* An established reverse connection: the hello is written and reported;
  * run the embedder's handler (it owns the stream). */
 static void *job_main(void *arg)
@@ -105,7 +113,9 @@ static void *job_main(void *arg)
 	info.requester = j->requester ? j->requester : "";
 	info.my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
 	info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
+	handler_of = l;
 	l->handler(j->conn, &info, l->user);
+	handler_of = NULL;
 	free(contact);
 	pthread_mutex_lock(&l->mu);
 	job_finished(l, j);
@@ -163,7 +173,9 @@ static void *direct_main(void *arg)
 	info.direct = true;
 	info.peer = j->peer;
 	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
+	handler_of = l;
 	l->handler(j->conn, &info, l->user);
+	handler_of = NULL;
 	pthread_mutex_lock(&l->mu);
 	job_finished(l, j);
 	pthread_mutex_unlock(&l->mu);

@@ -1195,6 +1195,84 @@ static void test_stop_during_reverse_connect(void)
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
+/* A handler that stops its own listener (docs/threading.md allows it):
+ * the stop is asked for and returns at once; the owner's free joins the
+ * handler afterwards. Before the fix stop() joined and freed the calling
+ * handler's own job (a use-after-free under ASan, "invalid mutex" under
+ * TSan). */
+static void stopping_handler(ccb_stream *conn, const ccb_listener_conn_info *info, void *user)
+{
+	ccb_listener *l = *(ccb_listener *const *)user;
+
+	(void)info;
+	ccb_stream_free(conn);
+	ccb_listener_stop(l);
+	pthread_mutex_lock(&H.mu);
+	H.calls++;
+	pthread_mutex_unlock(&H.mu);
+}
+
+static void test_stop_from_handler(void)
+{
+	int fds0 = ccbt_count_fds();
+	fakebroker fb;
+	requester rq;
+	ccb_listener_config c = base_config();
+	static ccb_listener *l;
+	char addr[64];
+
+	handled_reset();
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	c.handler = stopping_handler;
+	c.user = &l;
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	requester_start(&rq, 1);
+	snprintf(addr, sizeof addr, "<127.0.0.1:%u>", rq.port);
+	fb_push(&fb, request_ad(addr, "5", false));
+	requester_finish(&rq);
+	for (int i = 0; i < 1000 && !(ccb_listener_stopping(l) && handled_calls() == 1); i++)
+		usleep(10000); /* the handler runs on the listener's thread */
+	CU_ASSERT(ccb_listener_stopping(l));
+	CU_ASSERT_EQUAL(handled_calls(), 1);
+	ccb_listener_free(l); /* joins the handler that stopped it */
+	CU_ASSERT_EQUAL(handled_calls(), 1);
+	fb_destroy(&fb);
+	ccb_classad_free(rq.hello);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+}
+
+/* Two threads stop one listener at once: every thread is joined once. */
+static void *stop_thread(void *arg)
+{
+	ccb_listener_stop(arg);
+	return NULL;
+}
+
+static void test_concurrent_stops(void)
+{
+	int fds0 = ccbt_count_fds(), threads0 = ccbt_count_threads();
+	fakebroker fb;
+	ccb_listener_config c = base_config();
+	ccb_listener *l;
+	pthread_t t[4];
+
+	fb_init(&fb, FB_SERVE);
+	c.broker = addr_of(&fb);
+	l = start_listener(&c);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	for (int i = 0; i < 4; i++)
+		pthread_create(&t[i], NULL, stop_thread, l);
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], NULL);
+	CU_ASSERT(ccb_listener_stopping(l));
+	ccb_listener_free(l);
+	fb_destroy(&fb);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
+	CU_ASSERT_EQUAL(ccbt_count_threads(), threads0);
+}
+
 static const ccbt_test reg_tests[] = {
 	{"register, contacts, status", test_register},
 	{"CCBStreaming capability", test_streaming_capability},
@@ -1237,6 +1315,8 @@ static const ccbt_test stop_tests[] = {
 	{"stop while serving", test_stop_serving},
 	{"stop while waiting to reconnect", test_stop_reconnect_wait},
 	{"stop with a handler running", test_stop_during_reverse_connect},
+	{"stop from a handler", test_stop_from_handler},
+	{"concurrent stops", test_concurrent_stops},
 	{NULL, NULL},
 };
 
