@@ -30,6 +30,8 @@
 #   broker/shared_port           condor_ping through `ccbctl broker` to D's master
 #                                (condor_shared_port registered, sock= routing)
 #   broker/shared_port-stream    the same, relayed
+#   broker/ccb_proxy_bench       HTCondor's ccb_proxy_bench relays through
+#                                `ccbctl broker` (when the install has it)
 #   broker/restart               SIGKILL and restart of `ccbctl broker`: C
 #                                re-registers with its old CCBID and is reached
 #   token/ccbctl-to-condor       (token setup) a token from `ccbctl token create`
@@ -462,6 +464,14 @@ registrations_at_least() { # N POOL
 	[ "$(master_ccbids "$2" | wc -l)" -ge "$1" ]
 }
 
+# HTCondor's own relay benchmark through `ccbctl broker`: it registers a
+# target, asks for a streaming request and blasts both ways over the relay.
+c_proxy_bench() {
+	local bench="$prefix/libexec/ccb_proxy_bench"
+	[ -x "$bench" ] || { echo "no $bench in this HTCondor install"; return 1; }
+	tool "$bench" "<127.0.0.1:$port_broker>" 2 "$@" || return 1
+}
+
 c_broker_restart() {
 	local before after
 	before=$(master_sinful C) || { echo "pool C not registered"; return 1; }
@@ -566,6 +576,11 @@ run_setup() {
 	cell broker/shared_port-register c_shared_port
 	cell broker/shared_port c_condor_ping "$(master_sinful D)"
 	$fs_relay broker/shared_port-stream c_condor_ping "$(master_sinful D)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
+	if [ -x "$prefix/libexec/ccb_proxy_bench" ]; then
+		cell broker/ccb_proxy_bench c_proxy_bench
+	else
+		skip_cell broker/ccb_proxy_bench "no libexec/ccb_proxy_bench in this install"
+	fi
 	cell broker/restart c_broker_restart
 	if [ "$setup" = token ]; then
 		cell token/ccbctl-to-condor c_token_ccbctl_to_condor
