@@ -89,7 +89,7 @@ typedef struct ccb_broker_config {
 	unsigned max_connections;
 	/** CCB_SERVER_MAX_MESSAGE: cap on one inbound control message; 0: 64 KiB. */
 	size_t max_message;
-	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: 8. Threads that run the CPU-bound
+	/** CCB_SERVER_HANDSHAKE_WORKERS; 0: one per CPU (2 to 8). Threads that run the CPU-bound
 	 * steps of security handshakes; a handshake waiting for its peer holds
 	 * none of them (only its socket and a small fiber stack). */
 	unsigned handshake_workers;

@@ -907,7 +907,15 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		rc = err ? err->code : CCB_ERR_NOMEM;
 		goto fail;
 	}
-	b->nworkers = cfg->handshake_workers ? cfg->handshake_workers : 8;
+	/* Workers only run the CPU-bound steps (a handshake waiting for its
+	 * peer sleeps on a fiber), so one per CPU is enough; more only contend
+	 * for OpenSSL's and our locks. */
+	if (cfg->handshake_workers) {
+		b->nworkers = cfg->handshake_workers;
+	} else {
+		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+		b->nworkers = ncpu < 2 ? 2 : ncpu > 8 ? 8 : (unsigned)ncpu;
+	}
 	b->workers = calloc(b->nworkers, sizeof *b->workers);
 	b->wcur = calloc(b->nworkers, sizeof *b->wcur);
 	b->rq = calloc(b->nworkers, sizeof *b->rq);

@@ -178,7 +178,7 @@ static const struct {
 	 "libccb: connections a broker holds before refusing new ones; 8 more are kept for status queries."},
 	{"CCB_SERVER_MAX_MESSAGE", K_INT, "65536",
 	 "libccb: largest CCB message a broker accepts, in bytes."},
-	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT, "8",
+	{"CCB_SERVER_HANDSHAKE_WORKERS", K_INT, "0 (one per CPU, 2 to 8)",
 	 "libccb: threads running the CPU-bound steps of a broker's security handshakes (a handshake waiting for its peer holds none)."},
 	{"CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE", K_INT, "64",
 	 "libccb: security handshakes one peer IP address may have in progress with a broker; further connections from it are closed (logged)."},
