@@ -188,6 +188,11 @@ static const struct {
 	 "libccb: where a listener opens its own command socket (ip, ip:port or [v6]:port; the port in its sinful)."},
 	{"CCB_SERVER_HANDSHAKE_TIMEOUT", K_INT, "20",
 	 "libccb: seconds a peer has to finish its security handshake with a broker."},
+	/* Inside CCB (tunnels, ccb-protocol.md §9.2). */
+	{"CCB_OUTBOUND_NEXT_HOP", K_STRING, "unset",
+	 "Broker: the brokers this broker registers with as an inside CCB (CCB_ADDRESS syntax); its registrants then get nested contacts through them."},
+	{"CCB_TUNNEL_REGISTRATION_TIMEOUT", K_INT, "300",
+	 "Broker: seconds an inside CCB holds a registration reply while its tunnel is not up before hanging up on the registrant (0 = wait forever)."},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 
