@@ -252,6 +252,9 @@ const char *bk_tunnel_paths(ccb_broker *b);
 /* Whether the reply to `r` must wait for the tunnel (then it is held). */
 bool bk_tunnel_hold(ccb_broker *b, bk_reg *r);
 void bk_tunnel_timers(ccb_broker *b, int64_t now);
+/* Split a route "head tail..." (head copied into head[hn], *tail points
+ * into route); false for an empty route or a head that does not fit. */
+bool bk_route_split(const char *route, char *head, size_t hn, const char **tail);
 /* A non-streaming request for a nested CCBID ("5#42", §9.4); takes `c`. */
 void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
 			  const char *connect_id);

@@ -430,7 +430,7 @@ void bk_tunnel_timers(ccb_broker *b, int64_t now)
 /* ---- relays -------------------------------------------------------------------- */
 
 /* Split "head tail..." (SplitRoute): false for an empty route. */
-static bool split_route(const char *route, char *head, size_t hn, const char **tail)
+bool bk_route_split(const char *route, char *head, size_t hn, const char **tail)
 {
 	size_t len;
 
@@ -480,7 +480,7 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 	bk_req *q;
 	ccb_classad *fwd = NULL;
 
-	if (!bk_route_ok(route) || !split_route(route, head, sizeof head, &tail)) {
+	if (!bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
 		CCB_LOG(CCB_LOG_WARNING, "broker: tunnel relay with an invalid route '%.64s' from %s; dropped",
 			route, c->peer);
 		b->st.tunnel_relays_failed++;
@@ -566,7 +566,7 @@ static void handle_item(ccb_broker *b, tun_item *it)
 		bk_conn *rq = it->req;
 		char head[32];
 		const char *tail = "";
-		bool there = split_route(it->route, head, sizeof head, &tail) &&
+		bool there = bk_route_split(it->route, head, sizeof head, &tail) &&
 			     bk_map_get(&b->regs, strtoull(head, NULL, 10));
 
 		it->req = NULL;
@@ -709,7 +709,7 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 		if (*p == '#')
 			*p = ' ';
 	if (strstr(ccbid, "##") || ccbid[0] == '#' || ccbid[strlen(ccbid) - 1] == '#' ||
-	    !bk_route_ok(route) || !split_route(route, head, sizeof head, &tail)) {
+	    !bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_BAD_ROUTE);
 		return;
