@@ -85,6 +85,46 @@ static void test_two_levels(void)
 	CU_ASSERT(bkt_wait_stat(outer.b, "CCBStreamingActive", 0));
 	CU_ASSERT(bkt_wait_stat(inner.b, "CCBStreamingActive", 0));
 
+	/* ccbctl probe shows the hops of the nested contact. */
+	{
+		char *sinful = NULL, *out = NULL, cfg[96];
+		ccb_error e = {0};
+		FILE *f;
+		int rc;
+		snprintf(cfg, sizeof cfg, "/tmp/ccbt-tunnel-probe-%d.json", (int)getpid());
+		f = fopen(cfg, "w");
+		fprintf(f, "{\"SEC_DEFAULT_AUTHENTICATION_METHODS\": \"CLAIMTOBE\", \"UID_DOMAIN\": \"vm\","
+			   " \"SEC_CLAIMTOBE_USER\": \"condor\"}\n");
+		fclose(f);
+		CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, &e), CCB_OK);
+		{
+			char *argv[] = {CCBCTL_PATH, "probe", "--json", "-c", cfg, sinful, NULL};
+			rc = ccbt_proc_run(argv, NULL, 30000, &out);
+		}
+		/* The echo target is no command server: the probe's condor_ping
+		 * step fails (exit 1), the path up to the hello works. */
+		CU_ASSERT(rc == 0 || rc == 1);
+		{
+			json_t *o = out ? json_loads(out, 0, NULL) : NULL;
+			json_t *hops = json_object_get(json_array_get(json_object_get(o, "paths"), 0), "hops");
+			CU_ASSERT_EQUAL(json_array_size(hops), 2);
+			json_t *steps = json_object_get(json_array_get(json_object_get(o, "paths"), 0), "steps");
+			bool hello = false;
+			for (size_t i = 0; i < json_array_size(steps); i++)
+				if (!strcmp(json_string_value(json_object_get(json_array_get(steps, i), "step")), "hello"))
+					hello = json_is_true(json_object_get(json_array_get(steps, i), "ok"));
+			CU_ASSERT(hello);
+			CU_ASSERT_PTR_NOT_NULL(json_object_get(json_array_get(hops, 0), "ms"));
+			if (json_array_size(hops) != 2)
+				printf("\n    probe: %s", out ? out : "(nothing)");
+			json_decref(o);
+		}
+		free(out);
+		free(sinful);
+		unlink(cfg);
+		ids = 0;
+	}
+	CU_ASSERT(bkt_wait_stat(inner.b, "CCBTunnelRelays", 4));
 	/* Unknown route head at the inner broker: the pipe is dropped. */
 	{
 		char bad[256];
