@@ -362,8 +362,9 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		return;
 	}
 	route = ccb_ad_string_or(c->ad, CCB_ATTR_CCB_ROUTE, "");
-	/* A pre-25.13 requester's nested CCBID ("5#42") without streaming (§9.4). */
-	if (strchr(ccbid, '#') && !needs_proxy(c->ad, my_address, route)) {
+	/* A pre-25.13 requester's nested CCBID ("5#42") without streaming (§9.4,
+	 * srv:925-945: the test is CCBStreamingRequired alone). */
+	if (strchr(ccbid, '#') && !ccb_ad_bool_or(c->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false)) {
 		bk_tunnel_old_client(b, c, ccbid, my_address, connect_id);
 		return;
 	}

@@ -52,12 +52,11 @@
 
 /* Old-client failure texts (srv:1559-1788, ccb-protocol.md §12). */
 #define TXT_NO_ROUTE "no route to tunneled target"
-#define TXT_NOT_PERMITTED "target not permitted"
 #define TXT_REVERSE_FAILED "failed to reverse-connect to requester"
 #define TXT_DEREGISTERED "tunneled target deregistered"
+#define TXT_SEND_FAILED "failed to send reverse-connect"
 #define TXT_OLD_SESSION_CAP "CCB session limit reached on the broker"
 #define TXT_OLD_HANDSHAKE_CAP "CCB handshake limit reached on the broker"
-#define TXT_BAD_ROUTE "invalid tunnel route"
 
 typedef struct tun_item {
 	struct tun_item *next;
@@ -67,6 +66,7 @@ typedef struct tun_item {
 	char *orig, *prior;
 	char peer[96];
 	bool failed;       /* old client: the dial failed */
+	const char *fail_text;
 } tun_item;
 
 struct bk_tunnel {
@@ -471,7 +471,7 @@ static bk_conn *adopt(ccb_broker *b, ccb_stream **s, bk_state st, const char *pe
  * to reverse-connect with a fresh connect id and splice it to `c` (already
  * a loop connection). Takes `c` in every case. */
 static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char *orig,
-			const char *prior)
+			const char *prior, bool old_client)
 {
 	char head[32], cid[41], rid[24], name[400];
 	const char *tail = "";
@@ -497,6 +497,27 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 		bk_conn_close(b, c);
 		return;
 	}
+	/* StartProxyRequest's caps hold for relay hops too (srv:1396-1439);
+	 * nothing is replied on the pipe. */
+	{
+		size_t sessions = b->handshaking;
+		ccb__relay_stats rs;
+		ccb__relay_engine_stats(b->relay, &rs);
+		sessions += (size_t)rs.active;
+		if ((b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) ||
+		    (b->cfg.max_streaming_handshakes &&
+		     b->handshaking >= b->cfg.max_streaming_handshakes)) {
+			CCB_LOG(CCB_LOG_WARNING,
+				"broker: refusing a tunnel relay from %s: at the streaming session or "
+				"handshake limit",
+				c->peer);
+			b->st.requests_failed++;
+			if (!old_client)
+				b->st.tunnel_relays_failed++;
+			bk_conn_close(b, c);
+			return;
+		}
+	}
 	if (ccb_random_bytes(raw, sizeof raw, NULL)) {
 		b->st.tunnel_relays_failed++;
 		bk_conn_close(b, c);
@@ -512,8 +533,12 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 	}
 	q->inbound = true;
 	snprintf(rid, sizeof rid, "%" PRIu64, q->id);
-	snprintf(name, sizeof name, "inbound tunnel relay for %s",
-		 orig && *orig ? orig : "(unknown)");
+	/* The old-client hop is named after the dialed requester (srv:1780-1786). */
+	if (old_client)
+		snprintf(name, sizeof name, "%s", c->peer);
+	else
+		snprintf(name, sizeof name, "inbound tunnel relay for %s",
+			 orig && *orig ? orig : "(unknown)");
 	CCB_LOG(CCB_LOG_DEBUG,
 		"broker: relaying inbound tunnel to next-hop ccbid %s (remaining route '%s') for "
 		"original requester %s via prior hop %s",
@@ -540,7 +565,8 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 		}
 	}
 	ccb_classad_free(fwd);
-	b->st.tunnel_relays++;
+	if (!old_client)
+		b->st.tunnel_relays++;
 	b->st.streaming_requests++;
 	b->handshaking++;
 	if (b->handshaking > b->st.handshakes_peak)
@@ -559,6 +585,7 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 static void handle_item(ccb_broker *b, tun_item *it)
 {
 	bk_conn *c;
+	bool old = it->req != NULL;
 
 	if (it->req) {
 		/* Old client (§9.4): answer its request, then relay the socket we
@@ -572,7 +599,7 @@ static void handle_item(ccb_broker *b, tun_item *it)
 		it->req = NULL;
 		if (it->failed || !there) {
 			b->st.requests_failed++;
-			bk_reply_close(b, rq, false, it->failed ? TXT_REVERSE_FAILED : TXT_DEREGISTERED);
+			bk_reply_close(b, rq, false, it->failed ? it->fail_text : TXT_DEREGISTERED);
 			return;
 		}
 		b->st.requests_succeeded++;
@@ -604,7 +631,7 @@ static void handle_item(ccb_broker *b, tun_item *it)
 			bk_conn_close(b, c);
 		return;
 	}
-	start_relay(b, c, it->route, it->orig, it->prior);
+	start_relay(b, c, it->route, it->orig, it->prior, old);
 }
 
 bool bk_tunnel_event(ccb_broker *b, bk_conn *ec)
@@ -653,8 +680,12 @@ static void *dial_main(void *arg)
 	o.timeout_ms = TUN_DIAL_TIMEOUT_MS;
 	/* Dial the requester itself and give it the hello it waits for:
 	 * {ClaimId = its connect id, MyAddress = this broker}. */
-	if (ccb_dial_sinful(j->my_address, &o, &j->it->s, &e) ||
-	    ccb_hello_ad_new(j->connect_id, "0", j->b->pub_sinful, &hello, &e) ||
+	ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CLAIM_ID, j->connect_id),
+			    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, j->b->pub_sinful)};
+	bool dialed = ccb_dial_sinful(j->my_address, &o, &j->it->s, &e) == CCB_OK;
+
+	/* The hello is {ClaimId, MyAddress} (srv:1730-1745). */
+	if (!dialed || ccb_ad_new(f, CCB_AD_NFIELDS(f), &hello, &e) ||
 	    (ccb_stream_set_deadline(j->it->s, ccb_deadline_in(TUN_DIAL_TIMEOUT_MS)),
 	     ccb_hello_write(j->it->s, hello, 0, &e))) {
 		CCB_LOG(CCB_LOG_INFO, "broker: old-client tunnel request: reverse connect to %s failed: %s",
@@ -662,6 +693,7 @@ static void *dial_main(void *arg)
 		ccb_stream_free(j->it->s);
 		j->it->s = NULL;
 		j->it->failed = true;
+		j->it->fail_text = dialed ? TXT_SEND_FAILED : TXT_REVERSE_FAILED;
 	} else {
 		ccb_stream_set_deadline(j->it->s, INT64_MAX);
 	}
@@ -697,11 +729,13 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 	size_t sessions = b->handshaking;
 	ccb__relay_stats rs;
 	bool started = false;
+	unsigned dialing = 0;
 
 	/* "5#42" -> route "5 42" (head 5 here, the rest down the tunnel). */
+	/* A malformed id and an unknown head get the same answer (srv:1600-1620). */
 	if (strlen(ccbid) >= sizeof route) {
 		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_BAD_ROUTE);
+		bk_reply_close(b, c, false, TXT_NO_ROUTE);
 		return;
 	}
 	snprintf(route, sizeof route, "%s", ccbid);
@@ -711,7 +745,7 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 	if (strstr(ccbid, "##") || ccbid[0] == '#' || ccbid[strlen(ccbid) - 1] == '#' ||
 	    !bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
 		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_BAD_ROUTE);
+		bk_reply_close(b, c, false, TXT_NO_ROUTE);
 		return;
 	}
 	if (!bk_map_get(&b->regs, strtoull(head, NULL, 10))) {
@@ -720,9 +754,12 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 		bk_reply_close(b, c, false, TXT_NO_ROUTE);
 		return;
 	}
-	if (b->cfg.streaming_disabled || !my_address[0]) {
+	/* HTCondor checks MyAddress against the outbound allow/deny lists here
+	 * ("target not permitted"); those lists are not part of this broker
+	 * yet, so only an address that cannot be dialed is refused. */
+	if (!my_address[0]) {
 		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_NOT_PERMITTED);
+		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
 		return;
 	}
 	ccb__relay_engine_stats(b->relay, &rs);
@@ -732,7 +769,13 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 		bk_reply_close(b, c, false, TXT_OLD_SESSION_CAP);
 		return;
 	}
-	if (b->cfg.max_streaming_handshakes && b->handshaking >= b->cfg.max_streaming_handshakes) {
+	if (t) {
+		pthread_mutex_lock(&t->mu);
+		dialing = t->dialers;
+		pthread_mutex_unlock(&t->mu);
+	}
+	if (b->cfg.max_streaming_handshakes &&
+	    b->handshaking + dialing >= b->cfg.max_streaming_handshakes) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_OLD_HANDSHAKE_CAP);
 		return;

@@ -328,6 +328,14 @@ static void test_old_client(void)
 	CU_ASSERT_EQUAL_FATAL(ccb_stream_new(afd, &rev, &e), CCB_OK);
 	ccb_stream_set_timeout(rev, 10000);
 	CU_ASSERT_EQUAL(ccb_hello_read(rev, "oldclientid", &hello, &e), CCB_OK);
+	/* {ClaimId, MyAddress = the broker} and nothing else (srv:1730-1745). */
+	{
+		const char *ma = ccb_ad_string_or(hello, CCB_ATTR_MY_ADDRESS, "");
+		char want[64];
+		snprintf(want, sizeof want, "<127.0.0.1:%d", outer.port);
+		CU_ASSERT_EQUAL(strncmp(ma, want, strlen(want)), 0);
+		CU_ASSERT_PTR_NULL(ccb_ad_string_or(hello, CCB_ATTR_REQUEST_ID, NULL));
+	}
 	ccb_classad_free(hello);
 	CU_ASSERT_EQUAL(bkt_reply(req, &ok, text, sizeof text), CCB_OK);
 	CU_ASSERT(ok);
@@ -345,6 +353,14 @@ static void test_old_client(void)
 	CU_ASSERT_FALSE(ok);
 	CU_ASSERT_STRING_EQUAL(text, "no route to tunneled target");
 	ccb_stream_free(req);
+	/* A malformed nested id: the same answer (srv:1600-1620). */
+	CU_ASSERT_EQUAL_FATAL(bkt_request(outer.port, "1#x#2", my, "oldclient3", false, &req), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(req, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT_FALSE(ok);
+	CU_ASSERT_STRING_EQUAL(text, "no route to tunneled target");
+	ccb_stream_free(req);
+	/* The entry broker counts no tunnel relay of its own for old clients. */
+	CU_ASSERT_EQUAL(bkt_stat(outer.b, "CCBTunnelRelays"), 0);
 	close(lfd);
 	ccb_listener_free(l);
 	free(contact);
