@@ -15,6 +15,8 @@
 #   broker   `ccbctl broker`
 #   pool C   a condor_master registered with `ccbctl broker`
 #   pool D   a condor_master behind condor_shared_port, registered with `ccbctl broker`
+#   inside   `ccbctl broker` as an inside CCB: CCB_OUTBOUND_NEXT_HOP = A's collector
+#   pool F   a condor_master registered with the inside CCB (nested contact through A)
 # and runs these cells:
 #   htcondor/condor_ping         reference: condor_ping through A's CCB to B
 #   htcondor/condor_ping-stream  reference: the same, relayed by the collector
@@ -32,6 +34,11 @@
 #   broker/shared_port-stream    the same, relayed
 #   broker/restart               SIGKILL and restart of `ccbctl broker`: C
 #                                re-registers with its old CCBID and is reached
+#   tunnel/inside-register       F's master gets a nested CCBID through A's collector
+#   tunnel/condor_ping-stream    condor_ping (TOOLS_ASSUME_FIREWALLS) to F: one
+#                                streaming request to the collector with CCBRoute,
+#                                relayed by the inside `ccbctl broker`
+#   tunnel/ccbctl-ping           `ccbctl ping` to F through the same tunnel
 #   token/ccbctl-to-condor       (token setup) a token from `ccbctl token create`
 #                                authenticates condor_ping to the collector
 #   token/condor-to-ccbctl       (token setup) a token from condor_token_create
@@ -458,6 +465,32 @@ c_config_val() {
 	[ "$out" = poolC ]
 }
 
+# Tunnels (ccb-protocol.md §9.2-9.3): ccbctl broker as an inside CCB registered
+# with pool A's genuine collector (CCB_OUTBOUND_NEXT_HOP), pool F's genuine
+# master registered with it; its advertised CCBID must be nested through the
+# collector.
+c_tunnel_register() {
+	"$ccbctl" broker -c "$sd/ccb-inside.json" --debug --log "$sd/inside.log" \
+		>>"$sd/inside.out" 2>>"$sd/inside.err" &
+	ccb_pids+=($!)
+	wait_for 15 grep -q "^listening .*$port_inside" "$sd/inside.out" ||
+		{ echo "the inside ccbctl broker did not start"; cat "$sd/inside.err"; return 1; }
+	start_pool F
+	wait_for 60 master_sinful F || { echo "pool F's master never registered"; tail -n 40 "$sd/F/log/MasterLog"; tail -n 20 "$sd/inside.log"; return 1; }
+	local s
+	s=$(master_sinful F)
+	echo "$s"
+	case "$s" in *"CCBID=127.0.0.1%3a$port_a"*"#"*"#"*|*"CCBID=127.0.0.1:$port_a"*"#"*"#"*) ;;
+	*) echo "pool F's CCBID is not nested through the collector"; return 1 ;; esac
+}
+
+c_tunnel_ccbctl() { # ccbctl ping (a nested contact is always streamed)
+	local s
+	s=$(master_sinful F) || { echo "pool F not registered"; return 1; }
+	echo "target: $s"
+	"$ccbctl" ping -c "$sd/ccb-client.json" --level READ "$s"
+}
+
 registrations_at_least() { # N POOL
 	[ "$(master_ccbids "$2" | wc -l)" -ge "$1" ]
 }
@@ -526,6 +559,12 @@ run_setup() {
 	ccb_json "$sd/ccb-broker.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_broker" \
 		"CCB_RECONNECT_FILE=$sd/broker.reconnect" "ALLOW_READ=*" "ALLOW_WRITE=*" \
 		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*"
+	port_inside=$(free_port)
+	ccb_json "$sd/ccb-inside.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_inside" \
+		"CCB_OUTBOUND_NEXT_HOP=127.0.0.1:$port_a" "ALLOW_READ=*" "ALLOW_WRITE=*" \
+		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*"
+	condor_pool F "DAEMON_LIST=MASTER" "MASTER_NAME=poolF" "CCB_ADDRESS=127.0.0.1:$port_inside" \
+		"PRIVATE_NETWORK_NAME=poolF.private" "CCB_HEARTBEAT_INTERVAL=30"
 	condor_pool A "DAEMON_LIST = MASTER, COLLECTOR" "COLLECTOR_NAME=interop-$setup" \
 		"ENABLE_CCB_SERVER=True" "CCB_SERVER_STREAMING=True"
 	condor_pool B "DAEMON_LIST=MASTER" "MASTER_NAME=poolB" "CCB_ADDRESS=127.0.0.1:$port_a" \
@@ -567,6 +606,9 @@ run_setup() {
 	cell broker/shared_port c_condor_ping "$(master_sinful D)"
 	$fs_relay broker/shared_port-stream c_condor_ping "$(master_sinful D)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
 	cell broker/restart c_broker_restart
+	cell tunnel/inside-register c_tunnel_register
+	$fs_relay tunnel/condor_ping-stream c_condor_ping "$(master_sinful F)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
+	$fs_relay tunnel/ccbctl-ping c_tunnel_ccbctl
 	if [ "$setup" = token ]; then
 		cell token/ccbctl-to-condor c_token_ccbctl_to_condor
 		cell token/condor-to-ccbctl c_token_condor_to_ccbctl
