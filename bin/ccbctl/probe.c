@@ -396,6 +396,8 @@ static json_t *sec_json(const ccb_sec_info *i)
 			 "encryption", i->encrypted, "version", i->peer_version);
 }
 
+static size_t path_hops(const ppath *pp, json_t *arr, FILE *f);
+
 static json_t *path_json(const ppath *pp)
 {
 	json_t *o = json_object(), *steps = json_array();
@@ -418,6 +420,13 @@ static json_t *path_json(const ppath *pp)
 		json_array_append_new(steps, j);
 	}
 	json_object_set_new(o, "steps", steps);
+	{
+		json_t *hops = json_array();
+		if (path_hops(pp, hops, NULL))
+			json_object_set_new(o, "hops", hops);
+		else
+			json_decref(hops);
+	}
 	if (pp->have_bsec)
 		json_object_set_new(o, "broker_security", sec_json(&pp->bsec));
 	if (pp->have_tsec) {
@@ -425,6 +434,75 @@ static json_t *path_json(const ppath *pp)
 		json_object_set_new(o, "authorized", json_boolean(pp->authorized));
 	}
 	return o;
+}
+
+/* Time spent in the steps named in `names` (NULL-terminated). */
+static int64_t steps_ms(const ppath *pp, const char *const *names)
+{
+	int64_t ms = 0;
+
+	for (int i = 0; i < pp->n; i++)
+		for (const char *const *n = names; *n; n++)
+			if (!strcmp(pp->steps[i].name, *n))
+				ms += pp->steps[i].ms;
+	return ms;
+}
+
+/* A nested contact's hops (ccb-protocol.md §3.2, §9.3): the entry broker,
+ * then one inside CCB per further id. The requester sees the inner hops
+ * only as one wait (request to hello): their reverse connects happen
+ * between brokers, so that time is shown once, for the tunnel as a whole.
+ * Returns the number of ids (0 when the contact does not split). */
+static size_t path_hops(const ppath *pp, json_t *arr, FILE *f)
+{
+	static const char *const entry[] = {"resolve", "connect", "authenticate", NULL};
+	static const char *const tunnel[] = {"request", "callback", "hello", NULL};
+	static const char *const target[] = {"target handshake", "authorization", NULL};
+	ccb_contact c = {0};
+	size_t n;
+
+	if (!pp->contact || ccb_contact_split(pp->contact, &c, NULL) != CCB_OK || c.n_ids < 2) {
+		ccb_contact_clear(&c);
+		return 0;
+	}
+	n = c.n_ids;
+	for (size_t i = 0; i < n; i++) {
+		char role[160];
+		int64_t ms = -1;
+		if (i == 0) {
+			snprintf(role, sizeof role, "entry broker %s, ccbid %s (an inside CCB)", pp->broker,
+				 c.ids[0]);
+			ms = steps_ms(pp, entry);
+		} else if (i + 1 < n) {
+			snprintf(role, sizeof role, "inside CCB #%zu -> ccbid %s (an inside CCB)", i, c.ids[i]);
+		} else {
+			snprintf(role, sizeof role, "inside CCB #%zu -> ccbid %s (the target)", i, c.ids[i]);
+			ms = steps_ms(pp, tunnel);
+		}
+		if (f) {
+			if (i == 0)
+				fprintf(f, "  hops:\n");
+			if (ms >= 0)
+				fprintf(f, "    %zu  %-58s %6lld ms%s\n", i + 1, role, (long long)ms,
+					i == 0 ? "  (resolve, connect, authenticate)"
+					       : n > 2 ? "  (request to hello: every tunnel hop together)"
+						       : "  (request to hello through the tunnel)");
+			else
+				fprintf(f, "    %zu  %s\n", i + 1, role);
+		}
+		if (arr) {
+			json_t *h = json_pack("{s:I,s:s,s:s}", "hop", (json_int_t)(i + 1), "ccbid", c.ids[i],
+					      "role", role);
+			if (ms >= 0)
+				json_object_set_new(h, "ms", json_integer((json_int_t)ms));
+			json_array_append_new(arr, h);
+		}
+	}
+	if (f)
+		fprintf(f, "    -  %-58s %6lld ms\n", "target, end to end through the relays",
+			(long long)steps_ms(pp, target));
+	ccb_contact_clear(&c);
+	return n;
 }
 
 static void path_text(const ppath *pp, FILE *f)
@@ -444,6 +522,7 @@ static void path_text(const ppath *pp, FILE *f)
 			fprintf(f, "  %-17s            hint:  %s\n", "", hint(pp, st, buf, sizeof buf));
 		}
 	}
+	path_hops(pp, NULL, f);
 	if (pp->have_bsec)
 		fprintf(f, "  broker security:  method %s, identity %s, encryption %s, version %s\n",
 			pp->bsec.authenticated ? pp->bsec.method : "none",

@@ -115,6 +115,24 @@ typedef struct ccb_broker_config {
 	 * that many lines). Beyond it the records of absent targets are
 	 * dropped oldest first, with a log line. 0: 100000. */
 	size_t max_reconnect_records;
+	/** CCB_OUTBOUND_NEXT_HOP: brokers (a CCB_ADDRESS-style list) this broker
+	 * registers with as an "inside CCB" (ccb-protocol.md §9.2). Its own
+	 * registrants are then given nested contacts through those brokers
+	 * ("<next hop>#<our id>#<their id>", one per next hop), their
+	 * registration replies are held until the first upstream registration
+	 * succeeds, and routed reverse connects from upstream are relayed to
+	 * the next local registrant. NULL or "": no tunnel. */
+	const char *outbound_next_hop;
+	/** Client security of the upstream registrations (copied, strings
+	 * included); NULL: CLAIMTOBE-free defaults of ccb_listener. */
+	const ccb_sec_client_config *upstream_security;
+	/** CCB_TUNNEL_REGISTRATION_TIMEOUT: how long a registration reply is
+	 * held while the tunnel is not up before the registrant is hung up on;
+	 * 0: 300 s; < 0: wait forever. */
+	long tunnel_registration_timeout_ms;
+	/** FOR TESTS: reconnect interval of the upstream registrations in
+	 * milliseconds (0: CCB_RECONNECT_TIME, 60 s). */
+	int upstream_reconnect_ms;
 } ccb_broker_config;
 
 /**

@@ -84,6 +84,14 @@ typedef struct ccb_listener_conn_info {
 				   * requester are "" */
 	const char *peer;         /**< direct connections: the client's address
 				   * ("<ip:port>"); NULL for reverse connects */
+	const char *route;        /**< the request's CCBRoute: the CCBIDs still to
+				   * follow beyond us ("" when none). Non-empty
+				   * only when this listener is an inside CCB's
+				   * upstream registration (ccb-protocol.md §9.3):
+				   * a plain daemon just serves the connection. */
+	const char *original_requester; /**< CCBOriginalRequester ("" when absent;
+					 * for logs only, never trust it) */
+	const char *prior_hop;    /**< CCBPriorHop ("" when absent; logs only) */
 } ccb_listener_conn_info;
 
 /**

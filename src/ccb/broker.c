@@ -188,6 +188,11 @@ static bk_conn *conn_new(int fd, bk_state st)
 	return c;
 }
 
+bk_conn *bk_conn_new(int fd, bk_state st)
+{
+	return conn_new(fd, st);
+}
+
 bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
 {
 	struct epoll_event ev = {.events = events, .data.ptr = c};
@@ -901,6 +906,8 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	}
 	if ((rc = bk_store_open(b, err)))
 		goto fail;
+	if ((rc = bk_tunnel_start(b, err)))
+		goto fail;
 
 	b->relay = ccb__relay_engine_new(cfg->relay_threads, 0, err);
 	if (!b->relay) {
@@ -979,6 +986,7 @@ void ccb_broker_free(ccb_broker *b)
 {
 	if (!b)
 		return;
+	bk_tunnel_free(b);
 	workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
@@ -1385,6 +1393,8 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 			case BK_EVENT:
 				if (c == b->done_conn)
 					drain_done(b);
+				else
+					bk_tunnel_event(b, c);
 				break;
 			case BK_NEW:
 				on_new_readable(b, c);

@@ -154,6 +154,8 @@ typedef struct bk_reg {
 	bk_list lru;      /* b->lru, least recently heard first */
 	bk_list pending;  /* standard requests waiting on this target */
 	size_t npending;
+	bool held;        /* inside CCB: reply held until the tunnel is up */
+	int64_t held_ms;
 	char name[];      /* the register ad's Name */
 } bk_reg;
 
@@ -167,6 +169,9 @@ typedef struct bk_req {
 	bk_list fifo;       /* std_fifo or sess_fifo: creation order = deadline order */
 	bk_list tnode;      /* target->pending */
 	uint64_t target_id; /* the CCBID asked for (streaming requests too) */
+	bool inbound;       /* inside CCB relay hop: `c` is the upstream pipe (or
+			     * an old client's dialed socket); nothing is ever
+			     * replied on it, it is only spliced (§9.3) */
 } bk_req;
 
 typedef struct bk_rec {
@@ -184,6 +189,7 @@ typedef struct bk_stats {
 	uint64_t requests_timed_out, streaming_handshakes_timed_out, targets_idle_dropped;
 	uint64_t records_pruned, record_file_errors;
 	uint64_t handshakes_source_refused;
+	uint64_t tunnel_relays, tunnel_relays_failed; /* CCBTunnelRelays[Failed] */
 } bk_stats;
 
 struct ccb_broker {
@@ -250,6 +256,7 @@ struct ccb_broker {
 	int64_t next_sweep_ms;
 	int store_fd;
 	bk_stats st;
+	struct bk_tunnel *tun; /* broker_tunnel.c; NULL without a next hop */
 };
 
 /* broker_store.c: reconnect records (ccb-protocol.md §11.1). */
@@ -268,6 +275,7 @@ void bk_timers(ccb_broker *b, int64_t now);
 void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply);
 
 /* broker.c: connection plumbing used by the protocol code. */
+bk_conn *bk_conn_new(int fd, bk_state st);
 void bk_conn_close(ccb_broker *b, bk_conn *c);
 bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
 
@@ -284,6 +292,31 @@ void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
+/* broker_proto.c, for broker_tunnel.c */
+bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
+void bk_req_free(ccb_broker *b, bk_req *q);
+bool bk_route_ok(const char *route);
+/* Send a registration's reply (its contact stamped with the tunnel paths
+ * when there are some); false when it failed (the registration is dropped). */
+bool bk_send_reg_reply(ccb_broker *b, bk_reg *r);
+
+/* broker_tunnel.c: the inside CCB (ccb-protocol.md §9.2-9.4). */
+ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err);
+void bk_tunnel_free(ccb_broker *b);
+bool bk_tunnel_event(ccb_broker *b, bk_conn *c);
+/* The space-separated paths local contacts are stamped with, or NULL. */
+const char *bk_tunnel_paths(ccb_broker *b);
+/* Whether the reply to `r` must wait for the tunnel (then it is held). */
+bool bk_tunnel_hold(ccb_broker *b, bk_reg *r);
+void bk_tunnel_timers(ccb_broker *b, int64_t now);
+/* Split a route "head tail..." (head copied into head[hn], *tail points
+ * into route); false for an empty route or a head that does not fit. */
+bool bk_route_split(const char *route, char *head, size_t hn, const char **tail);
+/* A non-streaming request for a nested CCBID ("5#42", §9.4); takes `c`. */
+void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
+			  const char *connect_id);
+/* Status fields of the tunnel (jansson object, borrowed). */
+void bk_tunnel_status(ccb_broker *b, void *json_obj);
 
 /* broker_status.c */
 char *bk_status_json_locked(ccb_broker *b, bool pretty);

@@ -109,7 +109,6 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	const char *cookie = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CLAIM_ID, NULL);
 	bk_rec *rec = NULL;
 	bk_reg *r;
-	ccb_classad *reply = NULL;
 	uint64_t id = 0;
 	bool reclaimed = false;
 	char contact[320];
@@ -179,30 +178,77 @@ static void handle_register(ccb_broker *b, bk_conn *c)
 	if (b->regs.n > b->st.connected_peak)
 		b->st.connected_peak = b->regs.n;
 
+	/* An inside CCB whose tunnel is not up yet holds the reply (§9.2). */
+	if (!bk_tunnel_hold(b, r) && !bk_send_reg_reply(b, r))
+		return;
+	CCB_LOG(CCB_LOG_INFO, "broker: %s ccbid %" PRIu64 " for %s (%s)%s",
+		reclaimed ? "reconnected" : "registered", id, bk_peer(c), r->name,
+		r->held ? "; reply held until the tunnel is up" : "");
+	/* A registration keeps nothing of its handshake. */
+	free(c->hs);
+	c->hs = NULL;
+	if (!bk_epoll_add(b, c, BK_EDGE))
+		bk_drop_reg(b, r, "epoll");
+}
+
+bool bk_send_reg_reply(ccb_broker *b, bk_reg *r)
+{
+	const char *paths = bk_tunnel_paths(b);
+	bk_rec *rec = bk_map_get(&b->recs, r->id);
+	ccb_classad *reply = NULL;
+	char own[320], *list = NULL;
+
+	r->held = false;
+	if (!rec) {
+		bk_drop_reg(b, r, "reconnect record lost");
+		return false;
+	}
+	/* A tunnelling inside CCB stamps every tunnel path + "#<id>" (srv:157-171
+	 * CCBIDToContactString over the tunnel list, §9.2); otherwise the
+	 * contact is our own address + "#<id>". Built for the reply only: a
+	 * registration does not keep it (docs/performance.md). */
+	if (paths && *paths) {
+		size_t cap = strlen(paths) * 2 + 64, len = 0;
+		char *dup = ccb_strdup(paths), *save = NULL, *tok;
+		if (!(list = malloc(cap)) || !dup) {
+			free(list);
+			free(dup);
+			bk_drop_reg(b, r, "out of memory");
+			return false;
+		}
+		list[0] = '\0';
+		for (tok = strtok_r(dup, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+			int n = snprintf(list + len, cap - len, "%s%s#%" PRIu64, len ? " " : "", tok,
+					 r->id);
+			if (n < 0 || (size_t)n >= cap - len)
+				break;
+			len += (size_t)n;
+		}
+		free(dup);
+	} else if (!bk_contact(b, r->id, own, sizeof own)) {
+		bk_drop_reg(b, r, "contact");
+		return false;
+	}
 	/* Reply: CCBID = full contact, Command = 67, ClaimId = cookie
 	 * (srv:831-863, capture S1 conn 1 message 10), plus golang-ccb's
 	 * streaming advertisement (§7.8). Never a reply without CCBID. */
 	{
-		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, contact),
+		ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CCBID, list ? list : own),
 				    CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
 				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, rec->cookie),
 				    CCB_AD_BOOL(CCB_ATTR_CCB_STREAMING, true)};
 		size_t nf = CCB_AD_NFIELDS(f) - (b->cfg.streaming_disabled ? 1 : 0);
-		if (ccb_ad_new(f, nf, &reply, NULL) || !bk_send_ad(b, c, reply)) {
+		bool sent = ccb_ad_new(f, nf, &reply, NULL) == CCB_OK && bk_send_ad(b, r->c, reply);
+		free(list);
+		if (!sent) {
 			ccb_classad_free(reply);
 			bk_drop_reg(b, r, "registration reply failed");
-			return;
+			return false;
 		}
 	}
 	ccb_classad_free(reply);
-	ccb__stream_trim(c->s);
-	/* A registration keeps nothing of its handshake. */
-	free(c->hs);
-	c->hs = NULL;
-	CCB_LOG(CCB_LOG_INFO, "broker: %s ccbid %" PRIu64 " for %s (%s)",
-		reclaimed ? "reconnected" : "registered", id, bk_peer(c), r->name);
-	if (!bk_epoll_add(b, c, BK_EDGE))
-		bk_drop_reg(b, r, "epoll");
+	ccb__stream_trim(r->c->s);
+	return true;
 }
 
 /* ---- requests ---------------------------------------------------------------------- */
@@ -229,6 +275,11 @@ void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply)
 {
 	bk_conn *c = q->c;
 
+	/* A relay hop never answers on its pipe (§9.3). */
+	if (q->inbound) {
+		reply = false;
+		b->st.tunnel_relays_failed++;
+	}
 	req_free(b, q);
 	b->st.requests_failed++;
 	if (!c)
@@ -265,6 +316,23 @@ static bool route_ok(const char *route)
 		if (ccb_ccbid_parse(tok, NULL, NULL) != CCB_OK || ++n > 8)
 			return false;
 	return n > 0;
+}
+
+bool bk_route_ok(const char *route)
+{
+	return route_ok(route);
+}
+
+static bk_req *req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
+
+bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming)
+{
+	return req_new(b, c, connect_id, streaming);
+}
+
+void bk_req_free(ccb_broker *b, bk_req *q)
+{
+	req_free(b, q);
 }
 
 static bk_req *req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming)
@@ -330,6 +398,12 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		return;
 	}
 	route = ccb_ad_string_or(c->hs->ad, CCB_ATTR_CCB_ROUTE, "");
+	/* A pre-25.13 requester's nested CCBID ("5#42") without streaming (§9.4,
+	 * srv:925-945: the test is CCBStreamingRequired alone). */
+	if (strchr(ccbid, '#') && !ccb_ad_bool_or(c->hs->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false)) {
+		bk_tunnel_old_client(b, c, ccbid, my_address, connect_id);
+		return;
+	}
 	if (ccb_ccbid_parse(ccbid, &tid, &e) != CCB_OK) {
 		/* C++ answers "invalid CCBID" (srv:927-944); the reason follows. */
 		char text[CCB_ERROR_DETAIL_SIZE + 32];
@@ -504,6 +578,18 @@ void bk_requester_readable(ccb_broker *b, bk_conn *c)
 
 	if (!q) {
 		bk_conn_close(b, c);
+		return;
+	}
+	if (q->inbound) {
+		/* The upstream pipe may carry the requester's first bytes for
+		 * the target already: they wait in the kernel; only EOF ends the
+		 * hop. */
+		char byte;
+		ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+			return;
+		CCB_LOG(CCB_LOG_INFO, "broker: upstream pipe of tunnel relay %" PRIu64 " closed", q->id);
+		bk_fail_request(b, q, NULL, false);
 		return;
 	}
 	if (q->streaming) {
@@ -694,10 +780,12 @@ static void handle_hello(ccb_broker *b, bk_conn *t)
 	{
 		ccb_ad_field f[] = {CCB_AD_BOOL(CCB_ATTR_RESULT, true),
 				    CCB_AD_BOOL(CCB_ATTR_PROXY_MODE, true)};
-		bool sent = ccb_ad_new(f, CCB_AD_NFIELDS(f), &reply, NULL) == CCB_OK &&
-			    bk_send_ad(b, rq, reply);
+		/* A relay hop only splices (srv:1501-1557, reply_to_requester
+		 * false). */
+		bool sent = q->inbound || (ccb_ad_new(f, CCB_AD_NFIELDS(f), &reply, NULL) == CCB_OK &&
+					   bk_send_ad(b, rq, reply));
 		ccb_classad_free(reply);
-		if (sent) {
+		if (sent && !q->inbound) {
 			ccb_stream_set_deadline(rq->s, ccb_deadline_in(500));
 			sent = ccb_hello_write(rq->s, t->hs->ad, rq->peer_version, &e) == CCB_OK;
 		}
@@ -816,6 +904,7 @@ void bk_timers(ccb_broker *b, int64_t now)
 			b->st.targets_idle_dropped++;
 			bk_drop_reg(b, r, "silent past the heartbeat window");
 		}
+	bk_tunnel_timers(b, now);
 	if (now >= b->next_sweep_ms) {
 		bk_store_sweep(b);
 		b->next_sweep_ms = now + b->sweep_ms;

@@ -47,6 +47,7 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(st, "CCBStreamingHandshakesActivePeak",
 			    json_integer((json_int_t)b->st.handshakes_peak));
 	json_object_set_new(st, "CCBStreamingBytes", json_integer((json_int_t)rs.bytes));
+	bk_tunnel_status(b, st);
 	/* libccb's own. */
 	json_object_set_new(st, "PendingRequests", json_integer((json_int_t)b->reqs.n));
 	json_object_set_new(st, "Connections", json_integer((json_int_t)b->nconns));
@@ -236,6 +237,10 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 	if (v < 0)
 		return ccb_error_set(err, CCB_ERR_CONFIG, "CCB_SERVER_MAX_MESSAGE must not be negative");
 	out->max_message = (size_t)v;
+	out->outbound_next_hop = ccb_config_get(c, "CCB_OUTBOUND_NEXT_HOP");
+	if ((rc = get_ms(c, "CCB_TUNNEL_REGISTRATION_TIMEOUT", true,
+			 &out->tunnel_registration_timeout_ms, err)))
+		return rc;
 #undef UINT_KNOB
 	return CCB_OK;
 }

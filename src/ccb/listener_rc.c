@@ -113,6 +113,9 @@ static void *job_main(void *arg)
 	info.requester = j->requester ? j->requester : "";
 	info.my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
 	info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
+	info.route = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_ROUTE, "");
+	info.original_requester = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_ORIGINAL_REQUESTER, "");
+	info.prior_hop = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, "");
 	handler_of = l;
 	l->handler(j->conn, &info, l->user);
 	handler_of = NULL;
@@ -172,6 +175,7 @@ static void *direct_main(void *arg)
 	info.my_address = l->base_text;
 	info.direct = true;
 	info.peer = j->peer;
+	info.route = info.original_requester = info.prior_hop = "";
 	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
 	handler_of = l;
 	l->handler(j->conn, &info, l->user);

@@ -202,6 +202,11 @@ static const struct {
 	 "libccb: requests one requester IP may have pending at a broker for one CCBID; beyond it the request is refused at once."},
 	{"CCB_SERVER_MAX_RECONNECT_RECORDS", K_INT, "100000",
 	 "libccb: reconnect records a broker keeps (memory and file); beyond it the oldest of absent targets are dropped, with a warning."},
+	/* Inside CCB (tunnels, ccb-protocol.md §9.2). */
+	{"CCB_OUTBOUND_NEXT_HOP", K_STRING, "unset",
+	 "Broker: the brokers this broker registers with as an inside CCB (CCB_ADDRESS syntax); its registrants then get nested contacts through them."},
+	{"CCB_TUNNEL_REGISTRATION_TIMEOUT", K_INT, "300",
+	 "Broker: seconds an inside CCB holds a registration reply while its tunnel is not up before hanging up on the registrant (0 = wait forever)."},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 

@@ -15,6 +15,10 @@
 #   broker   `ccbctl broker`
 #   pool C   a condor_master registered with `ccbctl broker`
 #   pool D   a condor_master behind condor_shared_port, registered with `ccbctl broker`
+#   inside   `ccbctl broker` as an inside CCB: CCB_OUTBOUND_NEXT_HOP = A's collector
+#   pool F   a condor_master registered with the inside CCB (nested contact through A)
+#   pool G   condor_master + condor_collector as an inside CCB of `ccbctl broker`
+#   pool H   a condor_master registered with G's collector
 # and runs these cells:
 #   htcondor/condor_ping         reference: condor_ping through A's CCB to B
 #   htcondor/condor_ping-stream  reference: the same, relayed by the collector
@@ -34,6 +38,16 @@
 #                                `ccbctl broker` (when the install has it)
 #   broker/restart               SIGKILL and restart of `ccbctl broker`: C
 #                                re-registers with its old CCBID and is reached
+#   tunnel/inside-register       F's master gets a nested CCBID through A's collector
+#   tunnel/condor_ping-stream    condor_ping (TOOLS_ASSUME_FIREWALLS) to F: one
+#                                streaming request to the collector with CCBRoute,
+#                                relayed by the inside `ccbctl broker`
+#   tunnel/ccbctl-ping           `ccbctl ping` to F through the same tunnel
+#   tunnel/entry-register        a genuine collector (pool G) as inside CCB registered
+#                                with `ccbctl broker`; H's master behind it gets a
+#                                nested CCBID through `ccbctl broker`
+#   tunnel/entry-condor_ping     condor_ping to H: `ccbctl broker` validates and
+#                                forwards CCBRoute to G's collector, which relays
 #   token/ccbctl-to-condor       (token setup) a token from `ccbctl token create`
 #                                authenticates condor_ping to the collector
 #   token/condor-to-ccbctl       (token setup) a token from condor_token_create
@@ -460,6 +474,48 @@ c_config_val() {
 	[ "$out" = poolC ]
 }
 
+# Tunnels (ccb-protocol.md §9.2-9.3): ccbctl broker as an inside CCB registered
+# with pool A's genuine collector (CCB_OUTBOUND_NEXT_HOP), pool F's genuine
+# master registered with it; its advertised CCBID must be nested through the
+# collector.
+c_tunnel_register() {
+	"$ccbctl" broker -c "$sd/ccb-inside.json" --debug --log "$sd/inside.log" \
+		>>"$sd/inside.out" 2>>"$sd/inside.err" &
+	ccb_pids+=($!)
+	wait_for 15 grep -q "^listening .*$port_inside" "$sd/inside.out" ||
+		{ echo "the inside ccbctl broker did not start"; cat "$sd/inside.err"; return 1; }
+	start_pool F
+	wait_for 60 master_sinful F || { echo "pool F's master never registered"; tail -n 40 "$sd/F/log/MasterLog"; tail -n 20 "$sd/inside.log"; return 1; }
+	local s
+	s=$(master_sinful F)
+	echo "$s"
+	case "$s" in *"CCBID=127.0.0.1%3a$port_a"*"#"*"#"*|*"CCBID=127.0.0.1:$port_a"*"#"*"#"*) ;;
+	*) echo "pool F's CCBID is not nested through the collector"; return 1 ;; esac
+}
+
+# The other way round: a genuine collector as the inside CCB (pool G, its
+# CCB_OUTBOUND_NEXT_HOP = `ccbctl broker`), pool H's master registered with it.
+# `ccbctl broker` is then the entry broker that validates and forwards CCBRoute.
+c_tunnel_entry_register() {
+	start_pool G
+	wait_for 60 grep -q "registered with next-hop CCB" "$sd/G/log/CollectorLog" ||
+		{ echo "G's collector never registered with ccbctl broker"; tail -n 30 "$sd/G/log/CollectorLog"; return 1; }
+	start_pool H
+	wait_for 90 master_sinful H || { echo "pool H's master never registered"; tail -n 40 "$sd/H/log/MasterLog"; return 1; }
+	local s
+	s=$(master_sinful H)
+	echo "$s"
+	case "$s" in *"CCBID=127.0.0.1%3a$port_broker"*"#"*"#"*|*"CCBID=127.0.0.1:$port_broker"*"#"*"#"*) ;;
+	*) echo "pool H's CCBID is not nested through ccbctl broker"; return 1 ;; esac
+}
+
+c_tunnel_ccbctl() { # ccbctl ping (a nested contact is always streamed)
+	local s
+	s=$(master_sinful F) || { echo "pool F not registered"; return 1; }
+	echo "target: $s"
+	"$ccbctl" ping -c "$sd/ccb-client.json" --level READ "$s"
+}
+
 registrations_at_least() { # N POOL
 	[ "$(master_ccbids "$2" | wc -l)" -ge "$1" ]
 }
@@ -536,6 +592,18 @@ run_setup() {
 	ccb_json "$sd/ccb-broker.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_broker" \
 		"CCB_RECONNECT_FILE=$sd/broker.reconnect" "ALLOW_READ=*" "ALLOW_WRITE=*" \
 		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*"
+	port_inside=$(free_port)
+	ccb_json "$sd/ccb-inside.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_inside" \
+		"CCB_OUTBOUND_NEXT_HOP=127.0.0.1:$port_a" "ALLOW_READ=*" "ALLOW_WRITE=*" \
+		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*"
+	condor_pool F "DAEMON_LIST=MASTER" "MASTER_NAME=poolF" "CCB_ADDRESS=127.0.0.1:$port_inside" \
+		"PRIVATE_NETWORK_NAME=poolF.private" "CCB_HEARTBEAT_INTERVAL=30"
+	port_g=$(free_port)
+	condor_pool G "DAEMON_LIST = MASTER, COLLECTOR" "COLLECTOR_HOST=127.0.0.1:$port_g" \
+		"COLLECTOR_NAME=inside-$setup" "ENABLE_CCB_SERVER=True" "CCB_SERVER_STREAMING=True" \
+		"CCB_OUTBOUND_NEXT_HOP=127.0.0.1:$port_broker"
+	condor_pool H "DAEMON_LIST=MASTER" "MASTER_NAME=poolH" "CCB_ADDRESS=127.0.0.1:$port_g" \
+		"PRIVATE_NETWORK_NAME=poolH.private" "CCB_HEARTBEAT_INTERVAL=30"
 	condor_pool A "DAEMON_LIST = MASTER, COLLECTOR" "COLLECTOR_NAME=interop-$setup" \
 		"ENABLE_CCB_SERVER=True" "CCB_SERVER_STREAMING=True"
 	condor_pool B "DAEMON_LIST=MASTER" "MASTER_NAME=poolB" "CCB_ADDRESS=127.0.0.1:$port_a" \
@@ -582,6 +650,11 @@ run_setup() {
 		skip_cell broker/ccb_proxy_bench "no libexec/ccb_proxy_bench in this install"
 	fi
 	cell broker/restart c_broker_restart
+	cell tunnel/inside-register c_tunnel_register
+	$fs_relay tunnel/condor_ping-stream c_condor_ping "$(master_sinful F)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
+	$fs_relay tunnel/ccbctl-ping c_tunnel_ccbctl
+	cell tunnel/entry-register c_tunnel_entry_register
+	$fs_relay tunnel/entry-condor_ping c_condor_ping "$(master_sinful H)" _CONDOR_TOOLS_ASSUME_FIREWALLS=True
 	if [ "$setup" = token ]; then
 		cell token/ccbctl-to-condor c_token_ccbctl_to_condor
 		cell token/condor-to-ccbctl c_token_condor_to_ccbctl
