@@ -120,6 +120,7 @@ int ccbctl_broker(int argc, char **argv)
 	ccb_config *cfg = NULL;
 	ccb_broker_config bc;
 	ccb_sec_server_config sec;
+	ccb_sec_client_config out_sec;
 	ccb_broker *b = NULL;
 	ccb_error err = {0};
 	struct sigaction sa;
@@ -146,7 +147,10 @@ int ccbctl_broker(int argc, char **argv)
 	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
 			    logf);
 	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &sec, &err) ||
-	    ccb_broker_new(&bc, &b, &err)) {
+	    /* The broker's own outbound connections (CCB_OUTBOUND_NEXT_HOP,
+	     * CCB-routed targets) authenticate with the SEC_CLIENT_* knobs. */
+	    ccb_config_client_security(cfg, &out_sec, &err) ||
+	    (bc.outbound_security = &out_sec, ccb_broker_new(&bc, &b, &err))) {
 		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
 		goto out;
 	}

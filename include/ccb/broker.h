@@ -96,6 +96,30 @@ typedef struct ccb_broker_config {
 	unsigned relay_threads;
 	/** Registrations listed one by one in the status (beyond: a count); 0: 1000. */
 	size_t status_detail_max;
+	/** CCB_OUTBOUND_PROXY: serve CCB_PROXY_CONNECT (82, DAEMON): dial a
+	 * target for the requester and splice (ccb-protocol.md §9.1). Implied
+	 * by outbound_next_hop. */
+	bool outbound_proxy;
+	/** CCB_OUTBOUND_TARGET_ALLOWLIST: CIDR, IP, or host glob entries, space
+	 * or comma separated; NULL: "*"; "": nothing is permitted. */
+	const char *outbound_target_allowlist;
+	/** CCB_OUTBOUND_TARGET_DENYLIST, consulted first; NULL: HTCondor's
+	 * "127.0.0.0/8 ::1 fe80::/10 169.254.0.0/16 localhost"; "": none. */
+	const char *outbound_target_denylist;
+	/** CCB_OUTBOUND_TTL: this broker's hop budget (a request's CCBTTL only
+	 * lowers it); 0: 8. */
+	int outbound_ttl;
+	/** CCB_OUTBOUND_NEXT_HOP: brokers (space/comma list) to which
+	 * CCB_PROXY_CONNECT is forwarded with CCBTTL decremented, instead of
+	 * dialing the target. NULL or "": dial directly. */
+	const char *outbound_next_hop;
+	/** Client security for the broker's own outbound connections (the next
+	 * hop's CCB_PROXY_CONNECT, a CCB-routed target's broker). NULL:
+	 * defaults. Copied shallowly: its strings must outlive the broker. */
+	const ccb_sec_client_config *outbound_security;
+	/** Concurrent outbound dials (each on its own thread); 0: 64. Beyond,
+	 * requests are refused with the handshake-limit text. */
+	unsigned outbound_max_dials;
 } ccb_broker_config;
 
 /**
@@ -107,7 +131,8 @@ typedef struct ccb_broker_config {
  * CCB_SERVER_MAX_STREAMING_SESSIONS, CCB_SERVER_MAX_STREAMING_HANDSHAKES,
  * CCB_SERVER_MAX_CONNECTIONS, CCB_SERVER_MAX_MESSAGE,
  * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_HANDSHAKE_TIMEOUT (all times in
- * seconds, as HTCondor) plus the server security knobs
+ * seconds, as HTCondor), CCB_OUTBOUND_PROXY, CCB_OUTBOUND_TARGET_ALLOWLIST,
+ * CCB_OUTBOUND_TARGET_DENYLIST, CCB_OUTBOUND_TTL, CCB_OUTBOUND_NEXT_HOP plus the server security knobs
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.
  */

@@ -80,6 +80,7 @@ typedef enum bk_state {
 	BK_REQ,        /* standard request waiting for the target's result */
 	BK_PROXY_REQ,  /* streaming request waiting for the target's hello */
 	BK_DEAD,       /* closed; freed at the end of the event batch */
+	BK_OUTBOUND,   /* CCB_PROXY_CONNECT requester; its dial runs on a thread */
 } bk_state;
 
 struct bk_reg;
@@ -145,6 +146,8 @@ typedef struct bk_stats {
 	uint64_t records_pruned, record_file_errors;
 } bk_stats;
 
+typedef struct bk_outbound bk_outbound;
+
 struct ccb_broker {
 	/* configuration (strings owned) */
 	ccb_broker_config cfg;
@@ -195,6 +198,7 @@ struct ccb_broker {
 	int64_t next_sweep_ms;
 	int store_fd;
 	bk_stats st;
+	bk_outbound *ob; /* broker_outbound.c */
 };
 
 /* broker_store.c: reconnect records (ccb-protocol.md §11.1). */
@@ -226,6 +230,17 @@ void bk_queue_job(ccb_broker *b, bk_conn *c);
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* broker_outbound.c: CCB_PROXY_CONNECT (ccb-protocol.md §9.1). */
+ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err);
+bool bk_outbound_enabled(const ccb_broker *b);
+void bk_outbound_handle(ccb_broker *b, bk_conn *c);
+bool bk_outbound_has_id(ccb_broker *b, const char *connect_id);
+void bk_outbound_drain(ccb_broker *b);
+void bk_outbound_stop(ccb_broker *b);
+void bk_outbound_free(ccb_broker *b);
+struct json_t;
+void bk_outbound_status(ccb_broker *b, struct json_t *st, struct json_t *lim);
 
 /* broker_status.c */
 char *bk_status_json_locked(ccb_broker *b, bool pretty);
