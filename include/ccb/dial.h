@@ -98,7 +98,10 @@ typedef struct ccb_dial_event {
 	const char *step;     /**< "connect", "authenticate", "authenticated",
 			       * "request", "listen", "private network",
 			       * "reverse connect", "impostor", "broker reply", "proxy",
-			       * "hello", "shared port", "failed", "cancelled", "won" */
+			       * "hello", "shared port", "failed", "cancelled", "won";
+			       * through an outbound broker: "connect",
+			       * "authenticate", "authenticated", "request",
+			       * "relay" (CCB_PROXY_CONNECT accepted), "failed" */
 	int64_t elapsed_ms;   /**< since the dial started */
 	ccb_err code;         /**< CCB_OK, or the failure of this step */
 	const char *detail;   /**< human-readable; never contains a connect id */

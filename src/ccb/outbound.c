@@ -154,7 +154,7 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 		ccb_error_set(err, CCB_ERR_PROTOCOL, "relay: %s", ccb_stream_error(bs)->detail);
 		goto out;
 	}
-	ev(q, attempt, broker, "proxy", CCB_OK, "relayed connection to %s ready", q->target);
+	ev(q, attempt, broker, "relay", CCB_OK, "the broker dialed %s; relayed connection ready", q->target);
 out:
 	if (rc)
 		ev(q, attempt, broker, "failed", rc, "%s", err ? err->detail : "");
