@@ -459,6 +459,12 @@ static bool list_matches(const char *list, const char *host, const addr_t *addrs
 bool ccb__outbound_target_allowed(const char *target, const char *allow, const char *deny,
 				  char *why, size_t why_size)
 {
+	return ccb__outbound_target_check(target, allow, deny, true, why, why_size);
+}
+
+bool ccb__outbound_target_check(const char *target, const char *allow, const char *deny,
+				bool may_resolve, char *why, size_t why_size)
+{
 	ccb_sinful *s = NULL;
 	const char *host;
 	addr_t addrs[32];
@@ -484,7 +490,7 @@ bool ccb__outbound_target_allowed(const char *target, const char *allow, const c
 	} else {
 		/* A name: every address it resolves to is checked; none refuses. */
 		struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-		if (getaddrinfo(host, NULL, &hints, &res) == 0) {
+		if (may_resolve && getaddrinfo(host, NULL, &hints, &res) == 0) {
 			for (struct addrinfo *ai = res; ai && n < 32; ai = ai->ai_next) {
 				if (ai->ai_family == AF_INET) {
 					addrs[n].fam = AF_INET;

@@ -67,6 +67,10 @@ const char *ccb__outbound_parse(const ccb_classad *ad, int local_ttl, const char
  * refusal. Blocking (DNS): never on the broker's loop thread. */
 bool ccb__outbound_target_allowed(const char *target, const char *allow, const char *deny,
 				  char *why, size_t why_size);
+/* The same; with !may_resolve a host name is refused without a lookup
+ * (the fuzz target: no DNS traffic). */
+bool ccb__outbound_target_check(const char *target, const char *allow, const char *deny,
+				bool may_resolve, char *why, size_t why_size);
 
 /* ccb_dial_sinful()'s hook: whether opts route `address` through an
  * outbound broker, and doing it (progress events, info filled). */
