@@ -29,7 +29,7 @@ json="$out/bench-results.json"
 txt="$out/bench-results.txt"
 
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_cedar bench_dial bench_broker bench_relay ccb_load ccbctl >/dev/null
+cmake --build "$build" -j"$(nproc)" --target bench_cedar bench_dial bench_broker bench_relay bench_outbound ccb_load ccbctl >/dev/null
 bench="$build/test/bench"
 ccbctl="$build/bin/ccbctl/ccbctl"
 
@@ -57,6 +57,7 @@ run cedar "$bench/bench_cedar"
 run dial "$bench/bench_dial" -n 200
 run bkbench "$bench/bench_broker" 10000
 run relay "$bench/bench_relay" -t 2
+run outbound "$bench/bench_outbound" -t 2
 
 # ccb_load against a real `ccbctl broker`.
 cat >"$tmp/brokercfg.json" <<JSON
@@ -89,9 +90,9 @@ esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 	printf '{"machine": {"nproc": %s, "cpu": "%s", "kernel": "%s", "date": "%s", "commit": "%s"},\n' \
 		"$(nproc)" "$(esc "$cpu")" "$(esc "$(uname -sr)")" "$(date -u +%FT%TZ)" \
 		"$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "load": [' \
+	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "outbound": %s,\n "load": [' \
 		"$(cat "$tmp/cedar.json")" "$(cat "$tmp/dial.json")" "$(cat "$tmp/bkbench.json")" \
-		"$(cat "$tmp/relay.json")"
+		"$(cat "$tmp/relay.json")" "$(cat "$tmp/outbound.json")"
 	sep=
 	for l in "${loads[@]}"; do printf '%s%s' "$sep" "$l"; sep=', '; done
 	printf ']}\n'
