@@ -343,7 +343,7 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 	b->handshaking++;
 	if (b->handshaking > b->st.handshakes_peak)
 		b->st.handshakes_peak = b->handshaking;
-	b->st.streaming_requests++;
+	/* Not CCBStreamingRequests: C++ counts that in StartProxyRequest only. */
 	if (j->forward)
 		ob->forwarded++;
 	CCB_LOG(CCB_LOG_INFO, "broker: %s %s for outbound proxy request id %" PRIu64 " from %s (TTL %lld)",
