@@ -104,6 +104,12 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 		if (rc)
 			return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	}
+	/* b->cfg keeps pointing at our copies (valid until bk_outbound_free),
+	 * so other broker code may read cfg.outbound_next_hop. */
+	b->cfg.outbound_target_allowlist = ob->allow;
+	b->cfg.outbound_target_denylist = ob->deny;
+	b->cfg.outbound_next_hop = ob->next_hop;
+	b->cfg.outbound_security = &ob->sec;
 	/* An inside CCB forwards by definition (ccb_server.cpp: the next hop
 	 * implies the command). */
 	ob->enabled = cfg->outbound_proxy || ob->next_hop;
@@ -471,6 +477,9 @@ void bk_outbound_free(ccb_broker *b)
 	bk_outbound_stop(b);
 	pthread_mutex_destroy(&ob->mu);
 	pthread_cond_destroy(&ob->cv);
+	b->cfg.outbound_target_allowlist = b->cfg.outbound_target_denylist = NULL;
+	b->cfg.outbound_next_hop = NULL;
+	b->cfg.outbound_security = NULL;
 	free(ob->allow);
 	free(ob->deny);
 	free(ob->next_hop);
