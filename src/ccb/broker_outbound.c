@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -50,6 +51,8 @@ typedef struct ob_job {
 	long long ttl;
 	bool forward, check_target;
 	ccb_dial_cancel *cancel;
+	int fwd_fd; /* the next hop's socket while forwarding (under ob->mu) */
+	bool stopping;
 	pthread_t th;
 	/* result (thread -> loop) */
 	int fd;
@@ -141,6 +144,20 @@ static void job_free(ob_job *j)
 
 /* ---- the dial thread ------------------------------------------------------------- */
 
+/* Forwarding: publish the next hop's socket so bk_outbound_stop() can
+ * shut it down (the exchange itself has no cancellation token). */
+static void fwd_socket(int fd, void *user)
+{
+	ob_job *j = user;
+	bk_outbound *ob = j->b->ob;
+
+	pthread_mutex_lock(&ob->mu);
+	j->fwd_fd = fd;
+	if (fd >= 0 && j->stopping)
+		shutdown(fd, SHUT_RDWR);
+	pthread_mutex_unlock(&ob->mu);
+}
+
 static void *dial_main(void *arg)
 {
 	ob_job *j = arg;
@@ -162,6 +179,8 @@ static void *dial_main(void *arg)
 			.deadline_ms = ccb_now_ms() + OB_DIAL_MS,
 			.t0_ms = ccb_now_ms(),
 			.cancel = j->cancel,
+			.on_socket = fwd_socket,
+			.socket_user = j,
 		};
 		if (ccb__outbound_connect(&q, &j->fd, &e))
 			snprintf(j->detail, sizeof j->detail, "%s", e.detail);
@@ -310,6 +329,7 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 	j = calloc(1, sizeof *j);
 	if (j) {
 		j->fd = -1;
+		j->fwd_fd = -1;
 		j->b = b;
 		j->c = c;
 		j->id = ob->next_id++;
@@ -450,8 +470,13 @@ void bk_outbound_stop(ccb_broker *b)
 	if (!ob)
 		return;
 	pthread_mutex_lock(&ob->mu);
-	for (bk_list *n = ob->running.next; n != &ob->running; n = n->next)
-		ccb_dial_cancel_fire(bk_container(n, ob_job, node)->cancel);
+	for (bk_list *n = ob->running.next; n != &ob->running; n = n->next) {
+		ob_job *j = bk_container(n, ob_job, node);
+		ccb_dial_cancel_fire(j->cancel);
+		j->stopping = true;
+		if (j->fwd_fd >= 0)
+			shutdown(j->fwd_fd, SHUT_RDWR);
+	}
 	while (ob->nrunning)
 		pthread_cond_wait(&ob->cv, &ob->mu);
 	while (!bk_list_empty(&ob->done)) {

@@ -75,6 +75,8 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 		rc = rc == CCB_ERR_TIMEOUT ? rc : CCB_ERR_NO_BROKER;
 		goto out;
 	}
+	if (q->on_socket)
+		q->on_socket(bfd, q->socket_user);
 	if ((rc = ccb_stream_new(bfd, &bs, err)))
 		goto out;
 	bfd = -1;
@@ -158,6 +160,8 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 out:
 	if (rc)
 		ev(q, attempt, broker, "failed", rc, "%s", err ? err->detail : "");
+	if (q->on_socket)
+		q->on_socket(-1, q->socket_user);
 	if (bfd >= 0)
 		close(bfd);
 	ccb_stream_free(bs);

@@ -36,6 +36,10 @@ typedef struct ccb__outbound_req {
 	void *progress_user;
 	char *won;            /* out: the broker that accepted (optional) */
 	size_t won_size;
+	/* Optional: told the broker socket's fd once connected and -1 when it
+	 * is given up, so another thread may shutdown() it to cancel. */
+	void (*on_socket)(int fd, void *user);
+	void *socket_user;
 } ccb__outbound_req;
 
 /* Ask the brokers to dial req->target; on success *fd is the raw relayed

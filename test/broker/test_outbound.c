@@ -508,6 +508,25 @@ static void test_caps_and_duplicates(void)
 	ccb_stream_free(pending);
 	pending = NULL;
 
+	/* A forward whose next hop accepts and never answers: pending until
+	 * the broker stops and shuts the next hop's socket down. */
+	{
+		char hop[64];
+		snprintf(hop, sizeof hop, "127.0.0.1:%u", sport);
+		ob_config(&cfg, &k.sec);
+		cfg.outbound_security = &sc;
+		cfg.outbound_next_hop = hop;
+		bkt_start(&k, &cfg);
+		ccb_connect_id_new(cid, NULL);
+		CU_ASSERT_EQUAL_FATAL(proxy_request(k.port, "condor", "<127.0.0.1:9>", cid, 8, &pending),
+				      CCB_OK);
+		CU_ASSERT(bkt_wait_stat(k.b, "OutboundDialsActive", 1));
+		CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBOutboundForwarded"), 1);
+		bkt_stop(&k);
+		ccb_stream_free(pending);
+		pending = NULL;
+	}
+
 	/* Session cap. */
 	ob_config(&cfg, &k.sec);
 	cfg.outbound_security = &sc;
