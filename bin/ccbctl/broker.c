@@ -95,7 +95,8 @@ static void broker_usage(FILE *f)
 		"(methods, ALLOW/DENY, keys and certificates) for new connections.\n"
 		"FILE is a JSON config: CCB_SERVER_LISTEN,\n"
 		"CCB_SERVER_PUBLIC_ADDRESS, CCB_RECONNECT_FILE, CCB_SERVER_* limits and\n"
-		"timeouts, SEC_* / ALLOW_* security knobs. Once listening it prints\n"
+		"timeouts, CCB_OUTBOUND_* (the outbound proxy), SEC_* / ALLOW_* security\n"
+		"knobs. Once listening it prints\n"
 		"\"listening <public address> ports P[,P...]\" on standard output.\n"
 		"\n"
 		"  -c, --config FILE  the JSON config (required)\n"
@@ -120,7 +121,7 @@ int ccbctl_broker(int argc, char **argv)
 	ccb_config *cfg = NULL;
 	ccb_broker_config bc;
 	ccb_sec_server_config sec;
-	ccb_sec_client_config usec = {0};
+	ccb_sec_client_config csec = {0};
 	ccb_broker *b = NULL;
 	ccb_error err = {0};
 	struct sigaction sa;
@@ -147,8 +148,12 @@ int ccbctl_broker(int argc, char **argv)
 	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
 			    logf);
 	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &sec, &err) ||
-	    (bc.outbound_next_hop && ccb_config_client_security(cfg, &usec, &err)) ||
-	    (bc.upstream_security = &usec, ccb_broker_new(&bc, &b, &err))) {
+	    /* The broker's own outbound connections (the upstream registrations
+	     * of an inside CCB, CCB_PROXY_CONNECT forwarded to a next hop,
+	     * CCB-routed targets) authenticate with the SEC_CLIENT_* knobs. */
+	    ccb_config_client_security(cfg, &csec, &err) ||
+	    (bc.upstream_security = &csec, bc.outbound_security = &csec,
+	     ccb_broker_new(&bc, &b, &err))) {
 		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
 		goto out;
 	}

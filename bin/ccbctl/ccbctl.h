@@ -29,5 +29,8 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 				 const ccb_sec_client_config *sc, bool streaming,
 				 const char *proxy_return, int timeout_s);
 void ccbctl_dial_print_step(const ccb_dial_event *ev, void *user);
+/* --outbound BROKER: every connection through that outbound broker
+ * (CCB_PROXY_CONNECT), HTCondor's exceptions not applied. NULL: no change. */
+void ccbctl_dial_set_outbound(ccb_dial_opts *o, const char *broker);
 
 #endif

@@ -20,7 +20,8 @@
  * HTCondor), CCB_PROXY_RETURN_ADDRESS (streaming with that MyAddress) and
  * TOOLS_ASSUME_FIREWALLS (streaming with an empty MyAddress, required, as
  * HTCondor tools do: ccb-protocol.md §6.7, §7.4) and PRIVATE_NETWORK_NAME
- * (a target with that PrivNet is dialed directly). Command-line choices
+ * (a target with that PrivNet is dialed directly), OUTBOUND_CCB_ADDRESS and
+ * CCB_OUTBOUND_TTL (every connection through an outbound broker, §9.1). Command-line choices
  * (`streaming`, `proxy_return`, `timeout_s` > 0) win. Returns 0, or prints
  * the problem and returns CCBCTL_EXIT_FAIL.
  */
@@ -28,7 +29,7 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 				 const ccb_sec_client_config *sc, bool streaming,
 				 const char *proxy_return, int timeout_s)
 {
-	long long timeout = 30, stagger = CCB_DIAL_DEFAULT_STAGGER_MS;
+	long long timeout = 30, stagger = CCB_DIAL_DEFAULT_STAGGER_MS, ttl = 8;
 	bool client_streaming = true, firewalls = false;
 	const char *ret = ccb_config_get(cfg, "CCB_PROXY_RETURN_ADDRESS");
 	ccb_error err;
@@ -37,7 +38,8 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 	if (ccb_config_int(cfg, "CCB_DIAL_TIMEOUT", 30, &timeout, &err) ||
 	    ccb_config_int(cfg, "CCB_DIAL_STAGGER_MS", CCB_DIAL_DEFAULT_STAGGER_MS, &stagger, &err) ||
 	    ccb_config_bool(cfg, "CCB_CLIENT_STREAMING", true, &client_streaming, &err) ||
-	    ccb_config_bool(cfg, "TOOLS_ASSUME_FIREWALLS", false, &firewalls, &err)) {
+	    ccb_config_bool(cfg, "TOOLS_ASSUME_FIREWALLS", false, &firewalls, &err) ||
+	    ccb_config_int(cfg, "CCB_OUTBOUND_TTL", 8, &ttl, &err)) {
 		fprintf(stderr, "ccbctl %s: %s\n", who, err.detail);
 		return CCBCTL_EXIT_FAIL;
 	}
@@ -47,6 +49,12 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 		fprintf(stderr, "ccbctl %s: CCB_DIAL_TIMEOUT must be 1..86400 seconds\n", who);
 		return CCBCTL_EXIT_FAIL;
 	}
+	if (ttl < 1 || ttl > 1000) {
+		fprintf(stderr, "ccbctl %s: CCB_OUTBOUND_TTL must be 1..1000\n", who);
+		return CCBCTL_EXIT_FAIL;
+	}
+	o->outbound_ccb_address = ccb_config_get(cfg, "OUTBOUND_CCB_ADDRESS");
+	o->outbound_ttl = (int)ttl;
 	o->broker_sec = sc;
 	o->private_network_name = ccb_config_get(cfg, "PRIVATE_NETWORK_NAME");
 	o->timeout_ms = (int)timeout * 1000;
@@ -67,6 +75,16 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 	return 0;
 }
 
+void ccbctl_dial_set_outbound(ccb_dial_opts *o, const char *broker)
+{
+	if (!broker)
+		return;
+	/* Explicitly asked for: HTCondor's exceptions (loopback, this host)
+	 * do not apply. */
+	o->outbound_ccb_address = broker;
+	o->outbound_force = true;
+}
+
 /* Print each dial step with its time (stderr for dial, stdout for ping). */
 void ccbctl_dial_print_step(const ccb_dial_event *ev, void *user)
 {
@@ -84,7 +102,7 @@ static void dial_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ccbctl dial [-c FILE] [--streaming] [--proxy-return ADDR] [--timeout SECONDS]\n"
-		"                   [-v] SINFUL\n"
+		"                   [--outbound BROKER] [-v] SINFUL\n"
 		"\n"
 		"Connect to a daemon (through CCB when its sinful carries CCBID, through\n"
 		"shared port when it carries sock=, directly otherwise) and copy stdin to\n"
@@ -96,6 +114,8 @@ static void dial_usage(FILE *f)
 		"                        CCB_PROXY_RETURN_ADDRESS, TOOLS_ASSUME_FIREWALLS\n"
 		"  --streaming           ask the broker to relay (proxy mode)\n"
 		"  --proxy-return ADDR   proxy mode with MyAddress ADDR\n"
+		"  --outbound BROKER     ask BROKER (CCB_PROXY_CONNECT) to dial SINFUL and relay;\n"
+		"                        also OUTBOUND_CCB_ADDRESS / CCB_OUTBOUND_TTL in the config\n"
 		"  --timeout SECONDS     whole dial (default CCB_DIAL_TIMEOUT, 30)\n"
 		"  -v, --verbose         print each dial step with its time on stderr\n"
 		"\n"
@@ -165,10 +185,11 @@ int ccbctl_dial(int argc, char **argv)
 					     {"streaming", no_argument, NULL, 's'},
 					     {"proxy-return", required_argument, NULL, 'p'},
 					     {"timeout", required_argument, NULL, 't'},
+					     {"outbound", required_argument, NULL, 'o'},
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *proxy_return = NULL;
+	const char *cfg_path = NULL, *proxy_return = NULL, *outbound = NULL;
 	bool streaming = false, verbose = false;
 	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, fd;
 	ccb_config *cfg = NULL;
@@ -184,6 +205,7 @@ int ccbctl_dial(int argc, char **argv)
 		case 's': streaming = true; break;
 		case 'p': proxy_return = optarg; break;
 		case 't': timeout_s = atoi(optarg); if (timeout_s <= 0) timeout_s = -1; break;
+		case 'o': outbound = optarg; break;
 		case 'v': verbose = true; break;
 		case 'h': dial_usage(stdout); return CCBCTL_EXIT_OK;
 		default: dial_usage(stderr); return CCBCTL_EXIT_USAGE;
@@ -200,6 +222,7 @@ int ccbctl_dial(int argc, char **argv)
 	}
 	if (ccbctl_dial_opts_from_config("dial", cfg, &o, &sc, streaming, proxy_return, timeout_s))
 		goto out;
+	ccbctl_dial_set_outbound(&o, outbound);
 	if (verbose) {
 		o.progress = ccbctl_dial_print_step;
 		o.progress_user = stderr;

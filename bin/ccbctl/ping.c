@@ -33,7 +33,7 @@ static void ping_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: ccbctl ping [-c FILE] [--level LEVEL] [--timeout SECONDS] [--streaming]\n"
-		"                   [--proxy-return ADDR] [--json] ADDRESS\n"
+		"                   [--proxy-return ADDR] [--outbound BROKER] [--json] ADDRESS\n"
 		"\n"
 		"Connect to a daemon, run HTCondor's security handshake and ask, as\n"
 		"condor_ping does, whether we are authorized at LEVEL (default READ).\n"
@@ -51,6 +51,8 @@ static void ping_usage(FILE *f)
 		"  --timeout SECONDS  for each step (default 20; the dial: CCB_DIAL_TIMEOUT)\n"
 		"  --streaming        through CCB: ask the broker to relay (proxy mode)\n"
 		"  --proxy-return ADDR  proxy mode with MyAddress ADDR\n"
+		"  --outbound BROKER  ask BROKER (CCB_PROXY_CONNECT) to dial the daemon and relay;\n"
+		"                     also OUTBOUND_CCB_ADDRESS / CCB_OUTBOUND_TTL in the config\n"
 		"  --json             machine-readable result\n"
 		"\n"
 		"Exit status: 0 authorized, 1 not authorized or failed, 2 usage.\n");
@@ -80,9 +82,10 @@ int ccbctl_ping(int argc, char **argv)
 					     {"json", no_argument, NULL, 'j'},
 					     {"streaming", no_argument, NULL, 's'},
 					     {"proxy-return", required_argument, NULL, 'p'},
+					     {"outbound", required_argument, NULL, 'o'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *level = "READ", *proxy_return = NULL;
+	const char *cfg_path = NULL, *level = "READ", *proxy_return = NULL, *outbound = NULL;
 	int timeout_s = 20, nop = -1, opt, rc = CCBCTL_EXIT_FAIL;
 	bool as_json = false, authorized = false, streaming = false, timeout_given = false;
 	ccb_dial_opts dopts;
@@ -105,6 +108,7 @@ int ccbctl_ping(int argc, char **argv)
 		case 't': timeout_s = atoi(optarg); timeout_given = true; break;
 		case 's': streaming = true; break;
 		case 'p': proxy_return = optarg; break;
+		case 'o': outbound = optarg; break;
 		case 'j': as_json = true; break;
 		case 'h': ping_usage(stdout); return CCBCTL_EXIT_OK;
 		default: ping_usage(stderr); return CCBCTL_EXIT_USAGE;
@@ -133,6 +137,7 @@ int ccbctl_ping(int argc, char **argv)
 	if (ccbctl_dial_opts_from_config("ping", cfg, &dopts, &bsc, streaming, proxy_return,
 					 timeout_given ? timeout_s : 0))
 		goto out;
+	ccbctl_dial_set_outbound(&dopts, outbound);
 	if (as_json) {
 		dopts.progress = collect_step;
 		dopts.progress_user = dial_steps;
@@ -140,7 +145,7 @@ int ccbctl_ping(int argc, char **argv)
 		dopts.progress = ccbctl_dial_print_step;
 		dopts.progress_user = stdout;
 	}
-	if (!ccb_sinful_ccbid(addr) && !timeout_given)
+	if (!ccb_sinful_ccbid(addr) && !timeout_given && !dopts.outbound_ccb_address)
 		dopts.timeout_ms = timeout_s * 1000; /* a plain connect: one step */
 	/* SSL checks the server certificate against the alias, else the host
 	 * (security-handshake.md §7.5 step 3). */

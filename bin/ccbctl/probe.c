@@ -161,6 +161,9 @@ static void on_event(const ccb_dial_event *ev, void *user)
 		/* The streaming gate fell back to a standard request: a note. */
 		open_step(pp, "streaming", NULL);
 		close_step(pp, cur_open(pp), CCB_OK, "%s", ev->detail);
+	} else if (!strcmp(s, "relay")) {
+		/* Outbound broker: CCB_PROXY_CONNECT accepted, the relay is up. */
+		close_step(pp, st, CCB_OK, "%s", ev->detail);
 	} else if (!strcmp(s, "listen")) {
 		const char *at = strstr(ev->detail, " at ");
 		snprintf(pp->my_address, sizeof pp->my_address, "%s", at ? at + 4 : ev->detail);
@@ -554,7 +557,8 @@ static void spin(const ppath *paths, size_t n, int64_t t0, int tick)
 static void probe_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ccbctl probe [-c FILE] [--json] [--timeout SECONDS] [--streaming] SINFUL\n"
+		"usage: ccbctl probe [-c FILE] [--json] [--timeout SECONDS] [--streaming]\n"
+		"                    [--outbound BROKER] SINFUL\n"
 		"\n"
 		"Walk the whole path to a daemon behind CCB, step by step, once per broker\n"
 		"contact of its sinful (all brokers in parallel): parse the contact, resolve\n"
@@ -571,6 +575,9 @@ static void probe_usage(FILE *f)
 		"  --json                print the steps as JSON on stdout\n"
 		"  --timeout SECONDS     per broker path (default CCB_DIAL_TIMEOUT, 30)\n"
 		"  --streaming           ask the brokers to relay (proxy mode)\n"
+		"  --outbound BROKER     one path through BROKER (CCB_PROXY_CONNECT): connect,\n"
+		"                        authenticate, request, relay, then the target's steps;\n"
+		"                        also OUTBOUND_CCB_ADDRESS in the config\n"
 		"\n"
 		"On a terminal a progress line is shown on stderr while waiting.\n"
 		"Exit status: 0 the whole path works through at least one broker,\n"
@@ -583,9 +590,10 @@ int ccbctl_probe(int argc, char **argv)
 					     {"timeout", required_argument, NULL, 't'},
 					     {"json", no_argument, NULL, 'j'},
 					     {"streaming", no_argument, NULL, 's'},
+					     {"outbound", required_argument, NULL, 'o'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL;
+	const char *cfg_path = NULL, *outbound = NULL;
 	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, tick = 0;
 	bool as_json = false, streaming = false, any_ok = false, tty;
 	ccb_config *cfg = NULL;
@@ -605,6 +613,7 @@ int ccbctl_probe(int argc, char **argv)
 		case 't': timeout_s = atoi(optarg); if (timeout_s <= 0) timeout_s = -1; break;
 		case 'j': as_json = true; break;
 		case 's': streaming = true; break;
+		case 'o': outbound = optarg; break;
 		case 'h': probe_usage(stdout); return CCBCTL_EXIT_OK;
 		default: probe_usage(stderr); return CCBCTL_EXIT_USAGE;
 		}
@@ -628,6 +637,11 @@ int ccbctl_probe(int argc, char **argv)
 	if (ccbctl_dial_opts_from_config("probe", cfg, &p.dopts, &bsc, streaming, NULL, timeout_s))
 		goto out;
 	p.dopts.stagger_ms = -1; /* one contact per dial anyway */
+	ccbctl_dial_set_outbound(&p.dopts, outbound);
+	/* Through an outbound broker: one path, the broker dials the sinful
+	 * (ccb_dial_sinful decides, with HTCondor's exceptions). */
+	if (p.dopts.outbound_ccb_address && *p.dopts.outbound_ccb_address)
+		n = 0;
 	p.address = argv[optind];
 	p.target_sock = ccb_sinful_shared_port_id(addr);
 	p.timeout_ms = p.dopts.timeout_ms;

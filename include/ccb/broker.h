@@ -116,12 +116,14 @@ typedef struct ccb_broker_config {
 	 * dropped oldest first, with a log line. 0: 100000. */
 	size_t max_reconnect_records;
 	/** CCB_OUTBOUND_NEXT_HOP: brokers (a CCB_ADDRESS-style list) this broker
-	 * registers with as an "inside CCB" (ccb-protocol.md §9.2). Its own
-	 * registrants are then given nested contacts through those brokers
-	 * ("<next hop>#<our id>#<their id>", one per next hop), their
-	 * registration replies are held until the first upstream registration
-	 * succeeds, and routed reverse connects from upstream are relayed to
-	 * the next local registrant. NULL or "": no tunnel. */
+	 * registers with as an "inside CCB" (ccb-protocol.md §9.2), and to
+	 * which it forwards CCB_PROXY_CONNECT with CCBTTL decremented instead
+	 * of dialing the target (§9.1; implies outbound_proxy), as HTCondor's
+	 * broker does with the same knob. Its own registrants are given nested
+	 * contacts through those brokers ("<next hop>#<our id>#<their id>", one
+	 * per next hop), their registration replies are held until the first
+	 * upstream registration succeeds, and routed reverse connects from
+	 * upstream are relayed to the next local registrant. NULL or "": none. */
 	const char *outbound_next_hop;
 	/** Client security of the upstream registrations (copied, strings
 	 * included); NULL: CLAIMTOBE-free defaults of ccb_listener. */
@@ -133,6 +135,26 @@ typedef struct ccb_broker_config {
 	/** FOR TESTS: reconnect interval of the upstream registrations in
 	 * milliseconds (0: CCB_RECONNECT_TIME, 60 s). */
 	int upstream_reconnect_ms;
+	/** CCB_OUTBOUND_PROXY: serve CCB_PROXY_CONNECT (82, DAEMON): dial a
+	 * target for the requester and splice (ccb-protocol.md §9.1). Implied
+	 * by outbound_next_hop. */
+	bool outbound_proxy;
+	/** CCB_OUTBOUND_TARGET_ALLOWLIST: CIDR, IP, or host glob entries, space
+	 * or comma separated; NULL: "*"; "": nothing is permitted. */
+	const char *outbound_target_allowlist;
+	/** CCB_OUTBOUND_TARGET_DENYLIST, consulted first; NULL: HTCondor's
+	 * "127.0.0.0/8 ::1 fe80::/10 169.254.0.0/16 localhost"; "": none. */
+	const char *outbound_target_denylist;
+	/** CCB_OUTBOUND_TTL: this broker's hop budget (a request's CCBTTL only
+	 * lowers it); 0: 8. */
+	int outbound_ttl;
+	/** Client security for the broker's own outbound connections (the next
+	 * hop's CCB_PROXY_CONNECT, a CCB-routed target's broker). NULL:
+	 * defaults. Copied shallowly: its strings must outlive the broker. */
+	const ccb_sec_client_config *outbound_security;
+	/** Concurrent outbound dials (each on its own thread); 0: 64. Beyond,
+	 * requests are refused with the handshake-limit text. */
+	unsigned outbound_max_dials;
 } ccb_broker_config;
 
 /**
@@ -145,8 +167,10 @@ typedef struct ccb_broker_config {
  * CCB_SERVER_MAX_CONNECTIONS, CCB_SERVER_MAX_MESSAGE,
  * CCB_SERVER_HANDSHAKE_WORKERS, CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE,
  * CCB_SERVER_HANDSHAKE_TIMEOUT, CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET,
- * CCB_SERVER_MAX_RECONNECT_RECORDS (all times in
- * seconds, as HTCondor) plus the server security knobs
+ * CCB_SERVER_MAX_RECONNECT_RECORDS (all times in seconds, as HTCondor),
+ * CCB_OUTBOUND_PROXY, CCB_OUTBOUND_TARGET_ALLOWLIST,
+ * CCB_OUTBOUND_TARGET_DENYLIST, CCB_OUTBOUND_TTL, CCB_OUTBOUND_NEXT_HOP,
+ * CCB_TUNNEL_REGISTRATION_TIMEOUT plus the server security knobs
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.
  */

@@ -98,7 +98,10 @@ typedef struct ccb_dial_event {
 	const char *step;     /**< "connect", "authenticate", "authenticated",
 			       * "request", "listen", "private network",
 			       * "reverse connect", "impostor", "broker reply", "proxy",
-			       * "hello", "shared port", "failed", "cancelled", "won" */
+			       * "hello", "shared port", "failed", "cancelled", "won";
+			       * through an outbound broker: "connect",
+			       * "authenticate", "authenticated", "request",
+			       * "relay" (CCB_PROXY_CONNECT accepted), "failed" */
 	int64_t elapsed_ms;   /**< since the dial started */
 	ccb_err code;         /**< CCB_OK, or the failure of this step */
 	const char *detail;   /**< human-readable; never contains a connect id */
@@ -121,6 +124,9 @@ typedef struct ccb_dial_info {
 	bool via_shared_port;  /**< SHARED_PORT_CONNECT was sent to reach the target */
 	int attempts;          /**< attempts started */
 	int64_t elapsed_ms;
+	/** The connection goes through an outbound broker (CCB_PROXY_CONNECT,
+	 * opts->outbound_ccb_address); `broker` names it. */
+	bool outbound;
 } ccb_dial_info;
 
 /** Dial options. Zero-initialise; zero / NULL fields take the default. */
@@ -188,6 +194,24 @@ typedef struct ccb_dial_opts {
 	 * PrivAddr when it has one, else at its host:port with the CCBID
 	 * ignored; no fall-back to CCB. NULL or "": never. */
 	const char *private_network_name;
+	/** OUTBOUND_CCB_ADDRESS (ccb-protocol.md §9.1): brokers (space or comma
+	 * separated sinfuls / host:port) through which ccb_dial_sinful() and
+	 * ccb_dial_command() make every connection: a broker is asked with
+	 * CCB_PROXY_CONNECT (DAEMON authorization, broker_sec or defaults) to
+	 * dial the target's sinful itself (directly, through its shared port or
+	 * through its own CCB) and splice; the returned stream is the raw relay,
+	 * on which the caller's CEDAR handshake runs end to end. Brokers are
+	 * tried in random order, one at a time; there is no fall-back to a
+	 * direct or CCB connection. HTCondor's exceptions are dialed directly:
+	 * a loopback or local-interface target, this host's name, or one of the
+	 * brokers themselves (unless outbound_force). NULL or "": off. ccb_dial()
+	 * (contacts, not a sinful) ignores it. */
+	const char *outbound_ccb_address;
+	/** CCBTTL sent with CCB_PROXY_CONNECT (CCB_OUTBOUND_TTL); 0: 8. */
+	int outbound_ttl;
+	/** Route through outbound_ccb_address even for HTCondor's exceptions
+	 * (ccbctl --outbound). */
+	bool outbound_force;
 } ccb_dial_opts;
 
 /**

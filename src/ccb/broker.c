@@ -333,6 +333,7 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 		switch (c->hs->cmd) {
 		case CCB_CMD_CCB_REGISTER:
 		case CCB_CMD_CCB_REQUEST:
+		case CCB_CMD_CCB_PROXY_CONNECT:
 			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
 			break;
 		case CCB_CMD_CCB_REVERSE_CONNECT:
@@ -769,6 +770,7 @@ static int broker_perm(int command, void *user)
 	case CCB_CMD_DC_NOP: return CCB_PERM_ALLOW;
 	case CCB_CMD_DC_SEC_QUERY: return CCB_PERM_ALLOW;
 	case CCB_CMD_LIBCCB_STATUS: return CCB_PERM_READ;
+	case CCB_CMD_CCB_PROXY_CONNECT: return bk_outbound_enabled(b) ? CCB_PERM_DAEMON : -1;
 	/* DC_NOP_READ .. DC_NOP_DAEMON, as daemon core registers them. */
 	case 60020: return CCB_PERM_READ;
 	case 60021: return CCB_PERM_WRITE;
@@ -914,6 +916,8 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		rc = err ? err->code : CCB_ERR_NOMEM;
 		goto fail;
 	}
+	if ((rc = bk_outbound_init(b, cfg, err)))
+		goto fail;
 	/* Workers only run the CPU-bound steps (a handshake waiting for its
 	 * peer sleeps on a fiber), so one per CPU is enough; more only contend
 	 * for OpenSSL's and our locks. */
@@ -959,6 +963,7 @@ static void close_all(ccb_broker *b)
 	bk_list *n;
 
 	drain_queues(b);
+	bk_outbound_stop(b);
 	/* Requests first (their replies would go to closing sockets anyway). */
 	while (!bk_list_empty(&b->std_fifo)) {
 		bk_req *q = bk_container(b->std_fifo.next, bk_req, fifo);
@@ -992,6 +997,7 @@ void ccb_broker_free(ccb_broker *b)
 	close_all(b);
 	reap(b);
 	pthread_mutex_unlock(&b->lock);
+	bk_outbound_free(b);
 	ccb__relay_engine_free(b->relay);
 	bk_store_close(b);
 	{
@@ -1312,6 +1318,7 @@ static void drain_done(ccb_broker *b)
 	if (read(b->done_efd, &v, sizeof v) < 0) {
 		/* EAGAIN: nothing new */
 	}
+	bk_outbound_drain(b);
 	bk_list_init(&got);
 	pthread_mutex_lock(&b->qlock);
 	if (!bk_list_empty(&b->done)) {

@@ -83,6 +83,7 @@ typedef enum bk_state {
 	BK_REQ,        /* standard request waiting for the target's result */
 	BK_PROXY_REQ,  /* streaming request waiting for the target's hello */
 	BK_DEAD,       /* closed; freed at the end of the event batch */
+	BK_OUTBOUND,   /* CCB_PROXY_CONNECT requester; its dial runs on a thread */
 } bk_state;
 
 struct bk_reg;
@@ -192,6 +193,8 @@ typedef struct bk_stats {
 	uint64_t tunnel_relays, tunnel_relays_failed; /* CCBTunnelRelays[Failed] */
 } bk_stats;
 
+typedef struct bk_outbound bk_outbound;
+
 struct ccb_broker {
 	/* configuration (strings owned) */
 	ccb_broker_config cfg;
@@ -257,6 +260,7 @@ struct ccb_broker {
 	int store_fd;
 	bk_stats st;
 	struct bk_tunnel *tun; /* broker_tunnel.c; NULL without a next hop */
+	bk_outbound *ob; /* broker_outbound.c */
 };
 
 /* broker_store.c: reconnect records (ccb-protocol.md §11.1). */
@@ -317,6 +321,16 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 			  const char *connect_id);
 /* Status fields of the tunnel (jansson object, borrowed). */
 void bk_tunnel_status(ccb_broker *b, void *json_obj);
+/* broker_outbound.c: CCB_PROXY_CONNECT (ccb-protocol.md §9.1). */
+ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err);
+bool bk_outbound_enabled(const ccb_broker *b);
+void bk_outbound_handle(ccb_broker *b, bk_conn *c);
+bool bk_outbound_has_id(ccb_broker *b, const char *connect_id);
+void bk_outbound_drain(ccb_broker *b);
+void bk_outbound_stop(ccb_broker *b);
+void bk_outbound_free(ccb_broker *b);
+struct json_t;
+void bk_outbound_status(ccb_broker *b, struct json_t *st, struct json_t *lim);
 
 /* broker_status.c */
 char *bk_status_json_locked(ccb_broker *b, bool pretty);

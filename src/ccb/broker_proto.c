@@ -486,6 +486,11 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 				bk_reply_close(b, c, false, TXT_DUP_ID);
 				return;
 			}
+		if (bk_outbound_has_id(b, connect_id)) {
+			b->st.requests_failed++;
+			bk_reply_close(b, c, false, TXT_DUP_ID);
+			return;
+		}
 		q = req_new(b, c, connect_id, true);
 		if (!q) {
 			bk_conn_close(b, c);
@@ -833,6 +838,9 @@ void bk_handle_command(ccb_broker *b, bk_conn *c)
 		return;
 	case CCB_CMD_CCB_REVERSE_CONNECT:
 		handle_hello(b, c);
+		return;
+	case CCB_CMD_CCB_PROXY_CONNECT:
+		bk_outbound_handle(b, c);
 		return;
 	case CCB_CMD_LIBCCB_STATUS:
 		c->hs->send_text = bk_status_json_locked(b, false);

@@ -78,6 +78,7 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	json_object_set_new(lim, "max_message", json_integer((json_int_t)b->max_message));
 	json_object_set_new(lim, "max_handshakes_per_source", json_integer(b->hs_per_source));
 	json_object_set_new(lim, "streaming", json_boolean(!b->cfg.streaming_disabled));
+	bk_outbound_status(b, st, lim);
 	json_object_set_new(o, "limits", lim);
 	if (b->regs.n > max) {
 		json_object_set_new(o, "registrations_truncated", json_true());
@@ -242,5 +243,17 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 			 &out->tunnel_registration_timeout_ms, err)))
 		return rc;
 #undef UINT_KNOB
+	/* Outbound proxy (ccb-protocol.md §9.1, §13). */
+	if ((rc = ccb_config_bool(c, "CCB_OUTBOUND_PROXY", false, &bv, err)))
+		return rc;
+	out->outbound_proxy = bv;
+	out->outbound_target_allowlist = ccb_config_get(c, "CCB_OUTBOUND_TARGET_ALLOWLIST");
+	out->outbound_target_denylist = ccb_config_get(c, "CCB_OUTBOUND_TARGET_DENYLIST");
+	out->outbound_next_hop = ccb_config_get(c, "CCB_OUTBOUND_NEXT_HOP");
+	if ((rc = ccb_config_int(c, "CCB_OUTBOUND_TTL", 8, &v, err)))
+		return rc;
+	if (v < 1 || v > 1000)
+		return ccb_error_set(err, CCB_ERR_CONFIG, "CCB_OUTBOUND_TTL must be 1..1000 (is %lld)", v);
+	out->outbound_ttl = (int)v;
 	return CCB_OK;
 }

@@ -32,6 +32,7 @@
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/wire.h"
+#include "ccb/outbound.h"
 #include "security/policy.h"
 #include "util/util.h"
 
@@ -1193,6 +1194,10 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	deadline = t0 + (o->timeout_ms > 0 ? o->timeout_ms : CCB_DIAL_DEFAULT_TIMEOUT_MS);
 	if ((rc = ccb_sinful_parse_address(address, &s, err)))
 		return rc;
+	if (ccb__dial_outbound_wanted(o, address)) {
+		rc = ccb__dial_outbound(address, o, t0, deadline, out, err);
+		goto out;
+	}
 	if ((rc = apply_privnet(o, t0, &s, err)))
 		goto out;
 	if (ccb_sinful_ccbid(s)) {

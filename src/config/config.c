@@ -203,10 +203,21 @@ static const struct {
 	{"CCB_SERVER_MAX_RECONNECT_RECORDS", K_INT, "100000",
 	 "libccb: reconnect records a broker keeps (memory and file); beyond it the oldest of absent targets are dropped, with a warning."},
 	/* Inside CCB (tunnels, ccb-protocol.md §9.2). */
-	{"CCB_OUTBOUND_NEXT_HOP", K_STRING, "unset",
-	 "Broker: the brokers this broker registers with as an inside CCB (CCB_ADDRESS syntax); its registrants then get nested contacts through them."},
 	{"CCB_TUNNEL_REGISTRATION_TIMEOUT", K_INT, "300",
 	 "Broker: seconds an inside CCB holds a registration reply while its tunnel is not up before hanging up on the registrant (0 = wait forever)."},
+	/* Outbound proxy (CCB_PROXY_CONNECT), ccb-protocol.md §9.1, §13. */
+	{"OUTBOUND_CCB_ADDRESS", K_STRING, "unset",
+	 "Requester: brokers (space separated) asked with CCB_PROXY_CONNECT to dial every target for this process and relay; loopback, same-host and broker targets are dialed directly; no fall-back."},
+	{"CCB_OUTBOUND_PROXY", K_BOOL, "false",
+	 "Broker: serve CCB_PROXY_CONNECT (DAEMON authorization): dial a target on the requester's behalf and splice."},
+	{"CCB_OUTBOUND_TARGET_ALLOWLIST", K_STRING, "*",
+	 "Broker: CIDR, IP or host-glob entries an outbound proxy may dial (empty: nothing)."},
+	{"CCB_OUTBOUND_TARGET_DENYLIST", K_STRING, "127.0.0.0/8 ::1 fe80::/10 169.254.0.0/16 localhost",
+	 "Broker: entries an outbound proxy refuses even when allowed; host names are resolved and every address checked."},
+	{"CCB_OUTBOUND_TTL", K_INT, "8",
+	 "Requester: CCBTTL sent with CCB_PROXY_CONNECT; broker: its own hop budget (a request only lowers it)."},
+	{"CCB_OUTBOUND_NEXT_HOP", K_STRING, "unset",
+	 "Broker: the brokers this broker registers with as an inside CCB (CCB_ADDRESS syntax; its registrants then get nested contacts through them) and forwards CCB_PROXY_CONNECT to (CCBTTL decremented) instead of dialing; implies CCB_OUTBOUND_PROXY."},
 };
 #define N_KNOBS (sizeof knobs / sizeof knobs[0])
 

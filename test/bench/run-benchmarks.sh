@@ -41,7 +41,7 @@ json="$out/bench-results.json"
 txt="$out/bench-results.txt"
 
 cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j"$(nproc)" --target bench_cedar bench_dial bench_broker bench_relay bench_ecdh bench_hostile bench_revflood \
+cmake --build "$build" -j"$(nproc)" --target bench_cedar bench_dial bench_broker bench_relay bench_ecdh bench_hostile bench_revflood bench_outbound \
 	ccb_load ccbctl >/dev/null
 bench="$build/test/bench"
 ccbctl="$build/bin/ccbctl/ccbctl"
@@ -76,6 +76,7 @@ run relay "$bench/bench_relay" -t 2
 run ecdh "$bench/bench_ecdh" 3000
 run hostile "$bench/bench_hostile" -n 200 64 1000
 run revflood "$bench/bench_revflood" -n 200
+run outbound "$bench/bench_outbound" -t 2
 
 # ccb_load against a real `ccbctl broker`. The plaintext run needs a broker
 # that lets unauthenticated peers register (ALLOW_DAEMON = *) and does not
@@ -136,10 +137,10 @@ esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 	printf '{"machine": {"nproc": %s, "cpu": "%s", "kernel": "%s", "date": "%s", "commit": "%s"},\n' \
 		"$(nproc)" "$(esc "$cpu")" "$(esc "$(uname -sr)")" "$(date -u +%FT%TZ)" \
 		"$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "ecdh": %s,\n "hostile": %s,\n "revflood": %s,\n "load": [' \
+	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "ecdh": %s,\n "hostile": %s,\n "revflood": %s,\n "outbound": %s,\n "load": [' \
 		"$(cat "$tmp/cedar.json")" "$(cat "$tmp/dial.json")" "$(cat "$tmp/bkbench.json")" \
 		"$(cat "$tmp/relay.json")" "$(cat "$tmp/ecdh.json")" "$(cat "$tmp/hostile.json")" \
-		"$(cat "$tmp/revflood.json")"
+		"$(cat "$tmp/revflood.json")" "$(cat "$tmp/outbound.json")"
 	sep=
 	for l in "${loads[@]}"; do printf '%s%s' "$sep" "$l"; sep=', '; done
 	printf ']}\n'

@@ -48,6 +48,13 @@
 #                                nested CCBID through `ccbctl broker`
 #   tunnel/entry-condor_ping     condor_ping to H: `ccbctl broker` validates and
 #                                forwards CCBRoute to G's collector, which relays
+#   outbound/requester           ccbctl ping --outbound through A's collector
+#                                (CCB_OUTBOUND_PROXY) to `ccbctl broker`
+#   outbound/broker              HTCondor's ccb_proxy_bench --outbound through
+#                                `ccbctl broker` (skipped without libexec/ccb_proxy_bench)
+#   outbound/broker-ttl0         the same with --ttl 0 through `ccbctl broker`
+#                                forwarding to A's collector: refused with
+#                                "outbound proxy TTL expired"
 #   token/ccbctl-to-condor       (token setup) a token from `ccbctl token create`
 #                                authenticates condor_ping to the collector
 #   token/condor-to-ccbctl       (token setup) a token from condor_token_create
@@ -525,7 +532,37 @@ registrations_at_least() { # N POOL
 c_proxy_bench() {
 	local bench="$prefix/libexec/ccb_proxy_bench"
 	[ -x "$bench" ] || { echo "no $bench in this HTCondor install"; return 1; }
-	tool "$bench" "<127.0.0.1:$port_broker>" 2 "$@" || return 1
+	tool "$bench" "<127.0.0.1:$port_broker>" 2 "$@"
+}
+
+c_outbound_requester() {
+	# The target is `ccbctl broker` itself (a direct sinful). Not a CCB-routed
+	# one: HTCondor 25.14's collector, dialing a CCB-routed target as an
+	# outbound exit, registers CCB_REVERSE_CONNECT (69) a second time and
+	# dies ("DaemonCore: Same command registered twice (id=69)").
+	local s="<127.0.0.1:$port_broker>"
+	echo "target: $s"
+	"$ccbctl" ping -c "$sd/ccb-client.json" --level READ --outbound "127.0.0.1:$port_a" "$s" || return 1
+	grep -q "dialing target" "$sd/A/log/CollectorLog" || { echo "the collector did not dial"; return 1; }
+}
+
+c_outbound_broker() { # $1: extra ccb_proxy_bench options; $2: broker port
+	local out rc
+	out=$(cd "$sd" && tool timeout -s KILL 60 "$prefix/libexec/ccb_proxy_bench" \
+		"<127.0.0.1:$2>" 2 --outbound $1 2>&1)
+	rc=$?
+	echo "$out"
+	return $rc
+}
+
+c_outbound_ttl0() {
+	"$ccbctl" broker -c "$sd/ccb-forward.json" --debug --log "$sd/forward.log" \
+		>>"$sd/forward.out" 2>>"$sd/forward.err" &
+	ccb_pids+=($!)
+	wait_for 15 grep -q "^listening .*$port_fwd" "$sd/forward.out" ||
+		{ echo "forwarding ccbctl broker did not start"; cat "$sd/forward.err"; return 1; }
+	c_outbound_broker "--ttl 0" "$port_fwd" && { echo "expected a refusal"; return 1; }
+	grep -q "outbound TTL expired" "$sd/forward.log" || { echo "no TTL refusal in the log"; return 1; }
 }
 
 c_broker_restart() {
@@ -579,6 +616,7 @@ run_setup() {
 	port_a=$(free_port)
 	port_broker=$(free_port)
 	port_d=$(free_port)
+	port_fwd=$(free_port)
 	ccb_json "$sd/ccb-client.json"
 	if ! make_material; then
 		failed=$((failed + 1)); failures+=("$setup/setup")
@@ -591,7 +629,11 @@ run_setup() {
 		"CCB_HEARTBEAT_INTERVAL=30"
 	ccb_json "$sd/ccb-broker.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_broker" \
 		"CCB_RECONNECT_FILE=$sd/broker.reconnect" "ALLOW_READ=*" "ALLOW_WRITE=*" \
-		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*"
+		"ALLOW_DAEMON=*" "ALLOW_ADMINISTRATOR=*" "CCB_OUTBOUND_PROXY=true" \
+		"CCB_OUTBOUND_TARGET_DENYLIST=::2"
+	ccb_json "$sd/ccb-forward.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_fwd" "ALLOW_READ=*" \
+		"ALLOW_DAEMON=*" "CCB_OUTBOUND_NEXT_HOP=127.0.0.1:$port_a" \
+		"CCB_OUTBOUND_TARGET_DENYLIST=::2"
 	port_inside=$(free_port)
 	ccb_json "$sd/ccb-inside.json" "CCB_SERVER_LISTEN=127.0.0.1:$port_inside" \
 		"CCB_OUTBOUND_NEXT_HOP=127.0.0.1:$port_a" "ALLOW_READ=*" "ALLOW_WRITE=*" \
@@ -605,7 +647,8 @@ run_setup() {
 	condor_pool H "DAEMON_LIST=MASTER" "MASTER_NAME=poolH" "CCB_ADDRESS=127.0.0.1:$port_g" \
 		"PRIVATE_NETWORK_NAME=poolH.private" "CCB_HEARTBEAT_INTERVAL=30"
 	condor_pool A "DAEMON_LIST = MASTER, COLLECTOR" "COLLECTOR_NAME=interop-$setup" \
-		"ENABLE_CCB_SERVER=True" "CCB_SERVER_STREAMING=True"
+		"ENABLE_CCB_SERVER=True" "CCB_SERVER_STREAMING=True" "CCB_OUTBOUND_PROXY=True" \
+		"CCB_OUTBOUND_TARGET_DENYLIST=::2"
 	condor_pool B "DAEMON_LIST=MASTER" "MASTER_NAME=poolB" "CCB_ADDRESS=127.0.0.1:$port_a" \
 		"PRIVATE_NETWORK_NAME=poolB.private" "CCB_HEARTBEAT_INTERVAL=30"
 	condor_pool C "DAEMON_LIST=MASTER" "MASTER_NAME=poolC" "CCB_ADDRESS=127.0.0.1:$port_broker" \
@@ -648,6 +691,14 @@ run_setup() {
 		cell broker/ccb_proxy_bench c_proxy_bench
 	else
 		skip_cell broker/ccb_proxy_bench "no libexec/ccb_proxy_bench in this install"
+	fi
+	$fs_relay outbound/requester c_outbound_requester
+	if [ -x "$prefix/libexec/ccb_proxy_bench" ]; then
+		$fs_relay outbound/broker c_outbound_broker "" "$port_broker"
+		cell outbound/broker-ttl0 c_outbound_ttl0
+	else
+		skip_cell outbound/broker "no $prefix/libexec/ccb_proxy_bench"
+		skip_cell outbound/broker-ttl0 "no $prefix/libexec/ccb_proxy_bench"
 	fi
 	cell broker/restart c_broker_restart
 	cell tunnel/inside-register c_tunnel_register
