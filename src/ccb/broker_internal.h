@@ -300,6 +300,10 @@ bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
 bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
 void bk_req_free(ccb_broker *b, bk_req *q);
 bool bk_route_ok(const char *route);
+/* Send target `t` the forwarded CCB_REQUEST of a streaming request or a
+ * tunnel relay hop: dial this broker with connect id `connect_id`. */
+bool bk_forward_proxy_request(ccb_broker *b, bk_reg *t, const char *connect_id, const char *rid,
+			      const char *name, const char *orig, const char *route);
 /* Send a registration's reply (its contact stamped with the tunnel paths
  * when there are some); false when it failed (the registration is dropped). */
 bool bk_send_reg_reply(ccb_broker *b, bk_reg *r);

@@ -251,6 +251,28 @@ bool bk_send_reg_reply(ccb_broker *b, bk_reg *r)
 	return true;
 }
 
+/* Ask target `t` to dial this broker for a streaming request or a tunnel
+ * relay hop (§7.5 step 3, capture S5 conn 1 msg 13; §9.3): the forwarded
+ * CCB_REQUEST with the audit attributes (empty ones left out) and the
+ * rest of the route. False when it could not be sent. */
+bool bk_forward_proxy_request(ccb_broker *b, bk_reg *t, const char *connect_id, const char *rid,
+			      const char *name, const char *orig, const char *route)
+{
+	ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REQUEST),
+			    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, b->pub_sinful),
+			    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, connect_id),
+			    CCB_AD_STRING(CCB_ATTR_REQUEST_ID, rid),
+			    CCB_AD_STRING(CCB_ATTR_NAME, name),
+			    CCB_AD_STRING(CCB_ATTR_CCB_ORIGINAL_REQUESTER, orig && *orig ? orig : NULL),
+			    CCB_AD_STRING(CCB_ATTR_CCB_PRIOR_HOP, b->pub_bare),
+			    CCB_AD_STRING(CCB_ATTR_CCB_ROUTE, route && *route ? route : NULL)};
+	ccb_classad *fwd = NULL;
+	bool ok = ccb_ad_new(f, CCB_AD_NFIELDS(f), &fwd, NULL) == CCB_OK && bk_send_ad(b, t->c, fwd);
+
+	ccb_classad_free(fwd);
+	return ok;
+}
+
 /* ---- requests ---------------------------------------------------------------------- */
 
 static void req_free(ccb_broker *b, bk_req *q)
@@ -501,25 +523,13 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
 		/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is
 		 * to dial the broker itself. */
-		{
-			ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REQUEST),
-					    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, b->pub_sinful),
-					    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, connect_id),
-					    CCB_AD_STRING(CCB_ATTR_REQUEST_ID, rid),
-					    CCB_AD_STRING(CCB_ATTR_NAME, name),
-					    CCB_AD_STRING(CCB_ATTR_CCB_ORIGINAL_REQUESTER, orig),
-					    CCB_AD_STRING(CCB_ATTR_CCB_PRIOR_HOP, b->pub_bare),
-					    CCB_AD_STRING(CCB_ATTR_CCB_ROUTE, *route ? route : NULL)};
-			if (ccb_ad_new(f, CCB_AD_NFIELDS(f), &fwd, NULL) || !bk_send_ad(b, t->c, fwd)) {
-				ccb_classad_free(fwd);
-				req_free(b, q);
-				b->st.requests_failed++;
-				bk_drop_reg(b, t, "forwarding a proxy request failed");
-				bk_reply_close(b, c, false, TXT_PROXY_FORWARD_FAILED);
-				return;
-			}
+		if (!bk_forward_proxy_request(b, t, connect_id, rid, name, orig, route)) {
+			req_free(b, q);
+			b->st.requests_failed++;
+			bk_drop_reg(b, t, "forwarding a proxy request failed");
+			bk_reply_close(b, c, false, TXT_PROXY_FORWARD_FAILED);
+			return;
 		}
-		ccb_classad_free(fwd);
 		b->st.streaming_requests++;
 		b->handshaking++;
 		if (b->handshaking > b->st.handshakes_peak)

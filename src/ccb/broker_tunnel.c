@@ -478,7 +478,6 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 	uint8_t raw[20];
 	bk_reg *t = NULL;
 	bk_req *q;
-	ccb_classad *fwd = NULL;
 
 	if (!bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
 		CCB_LOG(CCB_LOG_WARNING, "broker: tunnel relay with an invalid route '%.64s' from %s; dropped",
@@ -543,28 +542,15 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 		"broker: relaying inbound tunnel to next-hop ccbid %s (remaining route '%s') for "
 		"original requester %s via prior hop %s",
 		head, tail, orig && *orig ? orig : "(unknown)", prior && *prior ? prior : "(unknown)");
-	{
-		/* The audit attributes pass on unchanged, except that we are now
-		 * the prior hop; logged, never trusted. */
-		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REQUEST),
-				    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, b->pub_sinful),
-				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, cid),
-				    CCB_AD_STRING(CCB_ATTR_REQUEST_ID, rid),
-				    CCB_AD_STRING(CCB_ATTR_NAME, name),
-				    CCB_AD_STRING(CCB_ATTR_CCB_ORIGINAL_REQUESTER,
-						  orig && *orig ? orig : NULL),
-				    CCB_AD_STRING(CCB_ATTR_CCB_PRIOR_HOP, b->pub_bare),
-				    CCB_AD_STRING(CCB_ATTR_CCB_ROUTE, *tail ? tail : NULL)};
-		if (ccb_ad_new(f, CCB_AD_NFIELDS(f), &fwd, NULL) || !bk_send_ad(b, t->c, fwd)) {
-			ccb_classad_free(fwd);
-			bk_req_free(b, q);
-			b->st.tunnel_relays_failed++;
-			bk_drop_reg(b, t, "forwarding a tunnel relay failed");
-			bk_conn_close(b, c);
-			return;
-		}
+	/* The audit attributes pass on unchanged, except that we are now the
+	 * prior hop; logged, never trusted. */
+	if (!bk_forward_proxy_request(b, t, cid, rid, name, orig, tail)) {
+		bk_req_free(b, q);
+		b->st.tunnel_relays_failed++;
+		bk_drop_reg(b, t, "forwarding a tunnel relay failed");
+		bk_conn_close(b, c);
+		return;
 	}
-	ccb_classad_free(fwd);
 	if (!old_client)
 		b->st.tunnel_relays++;
 	b->st.streaming_requests++;

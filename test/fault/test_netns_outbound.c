@@ -32,26 +32,13 @@ static char ns[4][32], cfgs[4][128];
 static bool ns_made;
 static const char *const role[4] = {"R", "I", "G", "T"};
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void ns_cleanup(void)
 {
 	if (!ns_made)
 		return;
 	for (int i = 0; i < 4; i++)
-		sh(IP " netns del %s >/dev/null 2>&1", ns[i]);
+		ccbt_sh(IP " netns del %s >/dev/null 2>&1", ns[i]);
 	ns_made = false;
 }
 
@@ -63,10 +50,10 @@ static int link_ns(int a, const char *addr_a, int b, const char *addr_b, int k)
 
 	snprintf(va, sizeof va, "co%d%c", id, 'a' + k);
 	snprintf(vb, sizeof vb, "cp%d%c", id, 'a' + k);
-	return sh(IP " link add %s netns %s type veth peer name %s netns %s", va, ns[a], vb, ns[b]) ||
-	       sh(IP " -n %s addr add %s dev %s", ns[a], addr_a, va) ||
-	       sh(IP " -n %s addr add %s dev %s", ns[b], addr_b, vb) ||
-	       sh(IP " -n %s link set %s up", ns[a], va) || sh(IP " -n %s link set %s up", ns[b], vb);
+	return ccbt_sh(IP " link add %s netns %s type veth peer name %s netns %s", va, ns[a], vb, ns[b]) ||
+	       ccbt_sh(IP " -n %s addr add %s dev %s", ns[a], addr_a, va) ||
+	       ccbt_sh(IP " -n %s addr add %s dev %s", ns[b], addr_b, vb) ||
+	       ccbt_sh(IP " -n %s link set %s up", ns[a], va) || ccbt_sh(IP " -n %s link set %s up", ns[b], vb);
 }
 
 static const char *ns_setup(void)
@@ -79,17 +66,17 @@ static const char *ns_setup(void)
 		return "no ip";
 	for (int i = 0; i < 4; i++)
 		snprintf(ns[i], sizeof ns[i], "ccbo%s%d", role[i], id);
-	if (sh(IP " netns add %s >/dev/null 2>&1", ns[0]) != 0)
+	if (ccbt_sh(IP " netns add %s >/dev/null 2>&1", ns[0]) != 0)
 		return "cannot create a network namespace";
 	ns_made = true;
 	atexit(ns_cleanup);
 	for (int i = 1; i < 4; i++)
-		if (sh(IP " netns add %s", ns[i])) {
+		if (ccbt_sh(IP " netns add %s", ns[i])) {
 			ns_cleanup();
 			return "cannot create a network namespace";
 		}
 	for (int i = 0; i < 4; i++)
-		if (sh(IP " -n %s link set lo up", ns[i])) {
+		if (ccbt_sh(IP " -n %s link set lo up", ns[i])) {
 			ns_cleanup();
 			return "cannot bring up lo";
 		}

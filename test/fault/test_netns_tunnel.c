@@ -26,24 +26,11 @@
 static char ns[MAXK + 1][32];
 static int nns;
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...)
-{
-	char cmd[512];
-	va_list ap;
-	int st;
-
-	va_start(ap, fmt);
-	vsnprintf(cmd, sizeof cmd, fmt, ap);
-	va_end(ap);
-	st = system(cmd);
-	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void ns_cleanup(void)
 {
 	for (int i = 0; i < nns; i++)
-		sh(IP " netns del %s >/dev/null 2>&1", ns[i]);
+		ccbt_sh(IP " netns del %s >/dev/null 2>&1", ns[i]);
 	nns = 0;
 }
 
@@ -63,19 +50,19 @@ static const char *ns_setup(int k)
 	}
 	for (int i = 0; i <= k; i++) {
 		snprintf(ns[i], sizeof ns[i], "ccbtun%d_%d", id, i);
-		if (sh(IP " netns add %s >/dev/null 2>&1", ns[i]) != 0)
+		if (ccbt_sh(IP " netns add %s >/dev/null 2>&1", ns[i]) != 0)
 			return i ? "cannot create more network namespaces" : "cannot create a network namespace";
 		nns = i + 1;
-		if (sh(IP " -n %s link set lo up", ns[i]))
+		if (ccbt_sh(IP " -n %s link set lo up", ns[i]))
 			return "cannot bring lo up";
 	}
 	for (int i = 0; i < k; i++)
-		if (sh(IP " link add ctu%d_%da netns %s type veth peer name ctu%d_%db netns %s", id, i,
+		if (ccbt_sh(IP " link add ctu%d_%da netns %s type veth peer name ctu%d_%db netns %s", id, i,
 		       ns[i], id, i, ns[i + 1]) ||
-		    sh(IP " -n %s addr add 10.204.%d.1/30 dev ctu%d_%da", ns[i], i, id, i) ||
-		    sh(IP " -n %s addr add 10.204.%d.2/30 dev ctu%d_%db", ns[i + 1], i, id, i) ||
-		    sh(IP " -n %s link set ctu%d_%da up", ns[i], id, i) ||
-		    sh(IP " -n %s link set ctu%d_%db up", ns[i + 1], id, i))
+		    ccbt_sh(IP " -n %s addr add 10.204.%d.1/30 dev ctu%d_%da", ns[i], i, id, i) ||
+		    ccbt_sh(IP " -n %s addr add 10.204.%d.2/30 dev ctu%d_%db", ns[i + 1], i, id, i) ||
+		    ccbt_sh(IP " -n %s link set ctu%d_%da up", ns[i], id, i) ||
+		    ccbt_sh(IP " -n %s link set ctu%d_%db up", ns[i + 1], id, i))
 			return "cannot make the veth links";
 	return NULL;
 }

@@ -2,7 +2,9 @@
 #include <dirent.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -198,4 +200,17 @@ void ccbt_send_hex(int fd, const char *hex)
 
 	CU_ASSERT_FATAL(send(fd, b, n, MSG_NOSIGNAL) == (ssize_t)n);
 	free(b);
+}
+
+int ccbt_sh(const char *fmt, ...)
+{
+	char cmd[512];
+	va_list ap;
+	int st;
+
+	va_start(ap, fmt);
+	vsnprintf(cmd, sizeof cmd, fmt, ap);
+	va_end(ap);
+	st = system(cmd);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }

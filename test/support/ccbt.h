@@ -39,6 +39,9 @@ int ccbt_count_fds(void);
 
 /* Number of threads of this process. */
 int ccbt_count_threads(void);
+/* Run a shell command made from fmt (at most 511 bytes); its exit status,
+ * -1 when it did not exit normally. */
+int ccbt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* Raw loopback I/O for golden-byte tests: read exactly n bytes (fails the
  * test on EOF), check the next bytes equal `hex` (printing both on a
