@@ -39,6 +39,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/broker_internal.h"
+#include "ccb/outbound.h"
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/listener.h"
@@ -57,6 +58,7 @@
 #define TXT_SEND_FAILED "failed to send reverse-connect"
 #define TXT_OLD_SESSION_CAP "CCB session limit reached on the broker"
 #define TXT_OLD_HANDSHAKE_CAP "CCB handshake limit reached on the broker"
+#define TXT_NOT_PERMITTED "target not permitted" /* srv:1620-1634 */
 
 typedef struct tun_item {
 	struct tun_item *next;
@@ -668,7 +670,21 @@ static void *dial_main(void *arg)
 	 * {ClaimId = its connect id, MyAddress = this broker}. */
 	ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CLAIM_ID, j->connect_id),
 			    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, j->b->pub_sinful)};
-	bool dialed = ccb_dial_sinful(j->my_address, &o, &j->it->s, &e) == CCB_OK;
+	char why[256];
+	bool permitted, dialed;
+
+	/* MyAddress comes from the requester: the same guard as the outbound
+	 * proxy's before the broker dials it (srv:1620-1634, OutboundTargetAllowed;
+	 * by default loopback and link-local addresses are refused). Names are
+	 * resolved, so this runs here, off the loop thread. */
+	permitted = ccb__outbound_target_allowed(j->my_address, j->b->cfg.outbound_target_allowlist,
+						 j->b->cfg.outbound_target_denylist, why, sizeof why);
+	if (!permitted) {
+		CCB_LOG(CCB_LOG_WARNING, "broker: refusing old-client tunnel request: reverse-connect "
+			"target %s is not permitted by this broker (%s)", j->my_address, why);
+		snprintf(e.detail, sizeof e.detail, "target not permitted");
+	}
+	dialed = permitted && ccb_dial_sinful(j->my_address, &o, &j->it->s, &e) == CCB_OK;
 
 	/* The hello is {ClaimId, MyAddress} (srv:1730-1745). */
 	if (!dialed || ccb_ad_new(f, CCB_AD_NFIELDS(f), &hello, &e) ||
@@ -679,7 +695,9 @@ static void *dial_main(void *arg)
 		ccb_stream_free(j->it->s);
 		j->it->s = NULL;
 		j->it->failed = true;
-		j->it->fail_text = dialed ? TXT_SEND_FAILED : TXT_REVERSE_FAILED;
+		j->it->fail_text = !permitted ? TXT_NOT_PERMITTED
+				   : dialed   ? TXT_SEND_FAILED
+					      : TXT_REVERSE_FAILED;
 	} else {
 		ccb_stream_set_deadline(j->it->s, INT64_MAX);
 	}
@@ -740,9 +758,8 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 		bk_reply_close(b, c, false, TXT_NO_ROUTE);
 		return;
 	}
-	/* HTCondor checks MyAddress against the outbound allow/deny lists here
-	 * ("target not permitted"); those lists are not part of this broker
-	 * yet, so only an address that cannot be dialed is refused. */
+	/* MyAddress is checked against the outbound allow/deny lists by the
+	 * dial thread (dial_main); an empty one cannot be dialed at all. */
 	if (!my_address[0]) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);

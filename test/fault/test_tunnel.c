@@ -5,6 +5,7 @@
  * registration replies and their timeout, a dropped inner broker, and a
  * pre-25.13 requester's "5#42" request (§9.4). The namespace version, where
  * the path exists only through the tunnel, is test_netns_tunnel.c. */
+#include <poll.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -15,11 +16,16 @@ static ccb_sec_client_config up_sec = {
 	.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor", .uid_domain = "vm"};
 
 /* A broker registered upstream with `next_hop` (NULL: a plain one). */
+/* CCB_OUTBOUND_TARGET_DENYLIST of the next hop started (NULL: HTCondor's
+ * default, which refuses loopback requesters on the old-client path). */
+static const char *hop_denylist;
+
 static void start_hop(bkt_broker *k, const char *next_hop, long hold_ms)
 {
 	ccb_broker_config c;
 
 	bkt_config(&c, &k->sec);
+	c.outbound_target_denylist = hop_denylist;
 	k->sec.allow[CCB_PERM_READ] = "*";
 	c.outbound_next_hop = next_hop;
 	c.upstream_security = &up_sec;
@@ -312,7 +318,11 @@ static void test_old_client(void)
 	char text[256];
 	int64_t v = 0;
 
+	/* Our requester is on loopback, which the default deny list refuses
+	 * (test_old_client_not_permitted). */
+	hop_denylist = "::2";
 	start_hop(&outer, NULL, 0);
+	hop_denylist = NULL;
 	up = addr_of(&outer);
 	start_hop(&inner, up, 0);
 	l = listen_at(&inner, &contact);
@@ -323,6 +333,7 @@ static void test_old_client(void)
 	snprintf(my, sizeof my, "<127.0.0.1:%d>", ntohs(sa.sin_port));
 	snprintf(ccbid, sizeof ccbid, "%s", strchr(contact, '#') + 1);
 	CU_ASSERT_EQUAL_FATAL(bkt_request(outer.port, ccbid, my, "oldclientid", false, &req), CCB_OK);
+	CU_ASSERT_FATAL(poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 10000) == 1);
 	afd = accept(lfd, NULL, NULL);
 	CU_ASSERT_FATAL(afd >= 0);
 	CU_ASSERT_EQUAL_FATAL(ccb_stream_new(afd, &rev, &e), CCB_OK);
@@ -369,6 +380,45 @@ static void test_old_client(void)
 	free(up);
 }
 
+/* The old-client path dials the requester's MyAddress: the outbound deny
+ * and allow lists guard it (srv:1620-1634), so with HTCondor's default
+ * deny list a loopback requester is refused, not dialed. */
+static void test_old_client_not_permitted(void)
+{
+	bkt_broker outer = {0}, inner = {0};
+	ccb_listener *l;
+	char *contact = NULL, *up, my[64], ccbid[64], text[256];
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t len = sizeof sa;
+	ccb_stream *req = NULL;
+	bool ok = true;
+
+	start_hop(&outer, NULL, 0);
+	up = addr_of(&outer);
+	start_hop(&inner, up, 0);
+	l = listen_at(&inner, &contact);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	CU_ASSERT_EQUAL_FATAL(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+	listen(lfd, 4);
+	getsockname(lfd, (struct sockaddr *)&sa, &len);
+	snprintf(my, sizeof my, "<127.0.0.1:%d>", ntohs(sa.sin_port));
+	snprintf(ccbid, sizeof ccbid, "%s", strchr(contact, '#') + 1);
+	CU_ASSERT_EQUAL_FATAL(bkt_request(outer.port, ccbid, my, "oldclient4", false, &req), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_reply(req, &ok, text, sizeof text), CCB_OK);
+	CU_ASSERT_FALSE(ok);
+	CU_ASSERT_STRING_EQUAL(text, "target not permitted");
+	/* Nothing dialed us. */
+	CU_ASSERT_EQUAL(poll(&(struct pollfd){.fd = lfd, .events = POLLIN}, 1, 0), 0);
+	ccb_stream_free(req);
+	close(lfd);
+	ccb_listener_free(l);
+	free(contact);
+	bkt_stop(&inner);
+	bkt_stop(&outer);
+	free(up);
+}
+
 static const ccbt_test tests[] = {
 	{"two levels: nested contact, relays, unknown route head", test_two_levels},
 	{"three levels", test_three_levels},
@@ -376,6 +426,7 @@ static const ccbt_test tests[] = {
 	{"registration replies held until the tunnel is up", test_held_replies},
 	{"inner broker dropped: outer recovers, nothing leaks", test_inner_dropped},
 	{"pre-25.13 requester: nested CCBID without streaming", test_old_client},
+	{"pre-25.13 requester: MyAddress refused by the deny list", test_old_client_not_permitted},
 	{NULL, NULL},
 };
 
