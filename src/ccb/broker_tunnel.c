@@ -285,7 +285,7 @@ static ccb_err tunnel_new(ccb_broker *b, ccb_error *err)
 	b->tun = t;
 	if (t->efd < 0 || !(t->econn = bk_conn_new(t->efd, BK_EVENT)) ||
 	    !bk_epoll_add(b, t->econn, EPOLLIN))
-		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", ccb__strerror(errno));
 	return CCB_OK;
 }
 

@@ -306,7 +306,7 @@ static ccb_err connect_cancellable(race *r, const char *host, int port, int *out
 		socklen_t len = sizeof soerr;
 
 		if (fd < 0) {
-			rc = ccb_error_set(err, CCB_ERR_IO, "socket: %s", strerror(errno));
+			rc = ccb_error_set(err, CCB_ERR_IO, "socket: %s", ccb__strerror(errno));
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
@@ -335,7 +335,7 @@ static ccb_err connect_cancellable(race *r, const char *host, int port, int *out
 		}
 		if (soerr) {
 			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_IO, "%s", strerror(soerr));
+			rc = ccb_error_set(err, CCB_ERR_IO, "%s", ccb__strerror(soerr));
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -422,7 +422,7 @@ static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **
 		freeaddrinfo(res);
 		if (fd >= 0)
 			close(fd);
-		return fail(a, CCB_ERR_IO, "listen on %s:%d: %s", host, port, strerror(e));
+		return fail(a, CCB_ERR_IO, "listen on %s:%d: %s", host, port, ccb__strerror(e));
 	}
 	freeaddrinfo(res);
 	if (o->my_address)
@@ -531,7 +531,7 @@ static ccb_err wait_callback(attempt *a, ccb_stream *bs, int lfd, ccb_sharedport
 			return fail(a, CCB_ERR_NO_CALLBACK, "the target did not call back in time");
 		prc = poll(p, 3, left);
 		if (prc < 0 && errno != EINTR)
-			return fail(a, CCB_ERR_IO, "poll: %s", strerror(errno));
+			return fail(a, CCB_ERR_IO, "poll: %s", ccb__strerror(errno));
 		if (prc <= 0)
 			continue;
 		if (p[1].revents)
@@ -556,7 +556,7 @@ static ccb_err wait_callback(attempt *a, ccb_stream *bs, int lfd, ccb_sharedport
 				if (fd < 0) {
 					if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 						continue;
-					return fail(a, CCB_ERR_IO, "accept: %s", strerror(errno));
+					return fail(a, CCB_ERR_IO, "accept: %s", ccb__strerror(errno));
 				}
 				if (ccb_stream_new(fd, &hs, &e))
 					return fail(a, e.code, "reverse connection: %s", e.detail);

@@ -149,12 +149,12 @@ static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, 
 
 		if (fd < 0) {
 			ccb_error_set(err, CCB_ERR_IO, "socket for %s %s:%d: %s", what, host, port,
-				      strerror(errno));
+				      ccb__strerror(errno));
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
 			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      strerror(errno));
+				      ccb__strerror(errno));
 			close(fd);
 			continue;
 		}
@@ -173,7 +173,7 @@ static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, 
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
 			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      strerror(soerr ? soerr : errno));
+				      ccb__strerror(soerr ? soerr : errno));
 			close(fd);
 			continue;
 		}
@@ -650,7 +650,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", strerror(errno));
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", ccb__strerror(errno));
 		ccb_listener_free(l);
 		return CCB_ERR_IO;
 	}
@@ -659,7 +659,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
 		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
 		}
@@ -692,7 +692,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		}
 		r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (r->wakefd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", ccb__strerror(errno));
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
 		}
@@ -747,7 +747,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: reverse-connect thread: %s",
-					     strerror(e));
+					     ccb__strerror(e));
 		}
 		l->rc_thread_started = true;
 	}
@@ -757,7 +757,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: command socket thread: %s",
-					     strerror(e));
+					     ccb__strerror(e));
 		}
 		l->cmd_thread_started = true;
 	}
@@ -767,7 +767,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: thread for broker %s: %s",
-					     l->regs[i].address, strerror(e));
+					     l->regs[i].address, ccb__strerror(e));
 		}
 		l->regs[i].thread_started = true;
 	}

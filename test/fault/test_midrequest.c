@@ -231,12 +231,7 @@ static bool wait_handler(int want, int timeout_ms)
 	pthread_mutex_lock(&R.mu);
 	while (R.done < want && ccb_now_ms() < until) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ccbt_monotonic_deadline(&ts, 20);
 		pthread_cond_timedwait(&R.cv, &R.mu, &ts);
 	}
 	ok = R.done >= want;
@@ -367,6 +362,9 @@ static const ccbt_suite suites[] = {{"fault mid-request", tests}, {NULL, NULL}};
 
 int main(void)
 {
+	/* R.cv is waited on with CLOCK_MONOTONIC deadlines. */
+	pthread_cond_destroy(&R.cv);
+	ccbt_cond_init_monotonic(&R.cv);
 	signal(SIGPIPE, SIG_IGN);
 	return ccbt_run(suites);
 }

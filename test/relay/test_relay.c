@@ -144,7 +144,7 @@ static void donectx_init(struct donectx *d)
 {
 	memset(d, 0, sizeof *d);
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
+	ccbt_cond_init_monotonic(&d->cv);
 }
 
 static void donectx_destroy(struct donectx *d)
@@ -173,12 +173,7 @@ static int wait_done_ms(struct donectx *d, int n, int ms)
 	pthread_mutex_lock(&d->mu);
 	while (d->count < n && ccb_now_ms() < deadline) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ccbt_monotonic_deadline(&ts, 50);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 	}
 	int c = d->count;
