@@ -694,7 +694,7 @@ static void *dial_main(void *arg)
 		pthread_mutex_unlock(&t->mu);
 	}
 	free(j->my_address);
-	free(j->connect_id);
+	ccb__free_secret(j->connect_id);
 	free(j);
 	pthread_mutex_lock(&t->mu);
 	t->dialers--;
@@ -810,7 +810,7 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 				item_free(j->it);
 			}
 			free(j->my_address);
-			free(j->connect_id);
+			ccb__free_secret(j->connect_id);
 			free(j);
 		}
 		b->st.requests_failed++;

@@ -18,6 +18,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -811,7 +813,7 @@ out:
 	free(broker_text);
 	ccb_sinful_free(baddr);
 	ccb_contact_clear(&c);
-	memset(connect_id, 0, sizeof connect_id);
+	OPENSSL_cleanse(connect_id, sizeof connect_id);
 	return rc;
 }
 

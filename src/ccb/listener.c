@@ -396,6 +396,7 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	ccb_stream *s = NULL;
 	const char *ccbid = NULL, *cookie = NULL;
 	char *old_ccbid = NULL, *old_cookie = NULL;
+	char *new_ccbid = NULL, *new_cookie = NULL;
 	unsigned peer_version = 0;
 	bool streaming = false;
 	ccb_err rc;
@@ -426,8 +427,14 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	if (r->ccbid && r->cookie) {
 		old_ccbid = ccb_strdup(r->ccbid);
 		old_cookie = ccb_strdup(r->cookie);
+		if (!old_ccbid || !old_cookie)
+			rc = ccb_error_set(err, CCB_ERR_NOMEM,
+					   "register with %s: out of memory copying the previous CCBID",
+					   r->address);
 	}
 	pthread_mutex_unlock(&l->mu);
+	if (rc)
+		goto out;
 	{
 		/* §4.1: Command, Name, and on re-registration the previous CCBID
 		 * and cookie verbatim (strings; NULL leaves them out). */
@@ -458,11 +465,23 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	}
 	cookie = ccb_ad_string_or(reply, CCB_ATTR_CLAIM_ID, NULL);
 	streaming = ccb_ad_bool_or(reply, CCB_ATTR_CCB_STREAMING, false);
+	/* Copy before touching r: a copy that fails is a failed registration,
+	 * never one marked registered with a NULL CCBID. */
+	new_ccbid = ccb_strdup(ccbid);
+	new_cookie = cookie ? ccb_strdup(cookie) : NULL;
+	if (!new_ccbid || (cookie && !new_cookie)) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM,
+				   "register reply from %s: out of memory copying the CCBID/cookie",
+				   r->address);
+		goto out;
+	}
 	pthread_mutex_lock(&l->mu);
 	free(r->ccbid);
-	r->ccbid = ccb_strdup(ccbid);
-	free(r->cookie);
-	r->cookie = cookie ? ccb_strdup(cookie) : NULL;
+	r->ccbid = new_ccbid;
+	new_ccbid = NULL;
+	ccb__free_secret(r->cookie);
+	r->cookie = new_cookie;
+	new_cookie = NULL;
 	r->streaming = streaming;
 	r->registered = true;
 	r->registered_at = ccb_wall_s();
@@ -484,10 +503,10 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 		old_ccbid && strcmp(old_ccbid, ccbid) ? " (new CCBID)" : "");
 	rc = serve(r, s, peer_version, err);
 out:
-	if (old_cookie)
-		memset(old_cookie, 0, strlen(old_cookie));
-	free(old_cookie);
+	ccb__free_secret(old_cookie);
 	free(old_ccbid);
+	ccb__free_secret(new_cookie);
+	free(new_ccbid);
 	ccb_classad_free(ad);
 	ccb_classad_free(reply);
 	close_stream(l, &r->s);
@@ -567,10 +586,7 @@ static bool sec_copy(ccb_sec_client_config *dst, const ccb_sec_client_config *sr
 static void sec_free(ccb_sec_client_config *c)
 {
 #define FREE(f)                                        \
-	if (c->f) {                                    \
-		memset((char *)c->f, 0, strlen(c->f)); \
-		free((char *)c->f);                    \
-	}
+	ccb__free_secret((char *)c->f);
 	SEC_STRINGS(FREE)
 #undef FREE
 	memset(c, 0, sizeof *c);
@@ -843,9 +859,7 @@ void ccb_listener_free(ccb_listener *l)
 		free(r->spid);
 		free(r->alias);
 		free(r->ccbid);
-		if (r->cookie)
-			memset(r->cookie, 0, strlen(r->cookie));
-		free(r->cookie);
+		ccb__free_secret(r->cookie);
 		free_queue(r);
 		if (r->wakefd >= 0)
 			close(r->wakefd);

@@ -6,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "util.h"
@@ -223,4 +224,12 @@ const char *ccb__strerror(int e)
 	static _Thread_local char buf[128];
 
 	return ccb__strerror_r(e, buf, sizeof buf);
+}
+
+void ccb__free_secret(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
 }

@@ -71,6 +71,11 @@ bool ccb_str_ieq(const char *a, const char *b);
 const char *ccb__strerror_r(int e, char *buf, size_t n);
 const char *ccb__strerror(int e);
 
+/* Wipe a secret NUL-terminated string (cookie, connect id, token, password)
+ * with OPENSSL_cleanse, which the compiler may not drop as a dead store the
+ * way it can drop a memset before free, then free it. NULL is a no-op. */
+void ccb__free_secret(char *s);
+
 /* ---- logging ----------------------------------------------------------- */
 
 bool ccb__log_enabled(ccb_log_level level);
