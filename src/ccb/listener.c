@@ -270,9 +270,25 @@ ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int
 		*alias = ccb_strdup(ccb_sinful_alias(s));
 	if (printed)
 		*printed = ccb_sinful_format(s);
+	if (!*host || (ccb_sinful_shared_port_id(s) && !*spid) ||
+	    (alias && ccb_sinful_alias(s) && !*alias) || (printed && !*printed)) {
+		/* No half-parsed address: a lost shared-port id or alias would
+		 * send us to the wrong endpoint or check the wrong name. */
+		ccb_sinful_free(s);
+		free(*host);
+		free(*spid);
+		*host = *spid = NULL;
+		if (alias) {
+			free(*alias);
+			*alias = NULL;
+		}
+		if (printed) {
+			free(*printed);
+			*printed = NULL;
+		}
+		return ccb_error_set(err, CCB_ERR_NOMEM, "address %s: out of memory", text);
+	}
 	ccb_sinful_free(s);
-	if (!*host || (printed && !*printed))
-		return ccb_error_set(err, CCB_ERR_NOMEM, "address");
 	return CCB_OK;
 }
 
