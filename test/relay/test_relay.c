@@ -561,6 +561,8 @@ static void test_free_live(void)
 	struct peer pa = {.fd = l[0].end_a, .send_seed = 6, .send_len = 64 * MIB, .recv_seed = 7};
 	pthread_t ta;
 	pthread_create(&ta, NULL, peer_run, &pa);
+	/* Deliberate time: let relay 0 queue unsent bytes before the engine
+	 * is freed; the test holds whatever amount is queued. */
 	usleep(100 * 1000);
 
 	int64_t t0 = ccb_now_ms();
