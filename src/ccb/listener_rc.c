@@ -34,6 +34,7 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 {
 	ccb_listener *l = r->l;
 	result_item *it = calloc(1, sizeof *it);
+	bool it_alloc = it != NULL;
 
 	pthread_mutex_lock(&l->mu);
 	if (ok)
@@ -54,6 +55,10 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 		ccb__lst_wake(r->wakefd);
 	}
 	pthread_mutex_unlock(&l->mu);
+	if (!it_alloc)
+		CCB_LOG(CCB_LOG_WARNING,
+			"ccb listener: out of memory queueing a reverse-connect result for %s; "
+			"the broker will not hear of it", r->address);
 	free(it);
 	ccb_classad_free(ad);
 }

@@ -1146,6 +1146,7 @@ static void test_stop_connecting(void)
 	c.timeout_ms = 60000;
 	c.reconnect_interval_ms = 60000;
 	l = start_listener(&c);
+	/* Deliberate time: the registration must stay stuck a while. */
 	usleep(300000);
 	/* Either still connecting (SYN dropped) or, if the kernel let it in,
 	 * waiting in the handshake; both must stop promptly. */

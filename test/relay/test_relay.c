@@ -542,6 +542,14 @@ static void test_many(void)
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
+static bool relay_moved_64k(void *arg)
+{
+	ccb__relay_stats st;
+
+	ccb__relay_engine_stats(arg, &st);
+	return st.bytes > 9 + 64 * 1024;
+}
+
 /* Free with live relays (some idle, one mid-transfer): every fd closed, the
  * ends see EOF, done called for each, and it is prompt. */
 static void test_free_live(void)
@@ -561,9 +569,9 @@ static void test_free_live(void)
 	struct peer pa = {.fd = l[0].end_a, .send_seed = 6, .send_len = 64 * MIB, .recv_seed = 7};
 	pthread_t ta;
 	pthread_create(&ta, NULL, peer_run, &pa);
-	/* Deliberate time: let relay 0 queue unsent bytes before the engine
-	 * is freed; the test holds whatever amount is queued. */
-	usleep(100 * 1000);
+	/* Wait until relay 0 is mid-transfer (it has moved bytes beyond link
+	 * 3's nine) rather than sleeping for it. */
+	CU_ASSERT(ccbt_wait_until(30000, relay_moved_64k, e));
 
 	int64_t t0 = ccb_now_ms();
 	ccb__relay_engine_free(e);
