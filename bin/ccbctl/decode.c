@@ -275,7 +275,7 @@ int ccbctl_decode(int argc, char **argv)
 	}
 	data = slurp(argv[optind], &len);
 	if (!data) {
-		fprintf(stderr, "ccbctl decode: cannot read %s: %s\n", argv[optind], strerror(errno));
+		fprintf(stderr, "ccbctl decode: cannot read %s: %s\n", argv[optind], ccb__strerror(errno));
 		return CCBCTL_EXIT_FAIL;
 	}
 	root = raw ? NULL : json_loadb(data, len, 0, &jerr);

@@ -650,7 +650,14 @@ int ccbctl_probe(int argc, char **argv)
 	if (!p.tsc.ssl_server_host)
 		p.tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
 	pthread_mutex_init(&p.mu, NULL);
-	pthread_cond_init(&p.cv, NULL);
+	{
+		/* Timed waits below run on the monotonic clock. */
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&p.cv, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	paths = calloc(n ? n : 1, sizeof *paths);
 	if (!paths) {
 		fprintf(stderr, "ccbctl probe: out of memory\n");
@@ -677,7 +684,7 @@ int ccbctl_probe(int argc, char **argv)
 	pthread_mutex_lock(&p.mu);
 	while (p.running > 0) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
+		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 150 * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;

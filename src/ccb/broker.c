@@ -198,7 +198,7 @@ bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
 	struct epoll_event ev = {.events = events, .data.ptr = c};
 
 	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), strerror(errno));
+		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), ccb__strerror(errno));
 		return false;
 	}
 	c->in_epoll = true;
@@ -689,12 +689,12 @@ static ccb_err listen_one(ccb_broker *b, const char *text, ccb_error *err)
 	ccb_sinful_free(sf);
 	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "listen %s: socket: %s", text, strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "listen %s: socket: %s", text, ccb__strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (a.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0 || listen(fd, 1024) != 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "listen %s: %s", text, strerror(errno));
+		rc = ccb_error_set(err, CCB_ERR_IO, "listen %s: %s", text, ccb__strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -889,7 +889,7 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	b->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	if (!b->peek || b->epfd < 0 || b->stop_efd < 0 || b->done_efd < 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", strerror(errno));
+		rc = ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", ccb__strerror(errno));
 		goto fail;
 	}
 	b->stop_conn = conn_new(b->stop_efd, BK_EVENT);
@@ -1387,7 +1387,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 
 		if (n < 0 && errno != EINTR) {
 			atomic_store(&b->run_state, 2);
-			return ccb_error_set(err, CCB_ERR_IO, "broker: epoll_wait: %s", strerror(errno));
+			return ccb_error_set(err, CCB_ERR_IO, "broker: epoll_wait: %s", ccb__strerror(errno));
 		}
 		pthread_mutex_lock(&b->lock);
 		for (int i = 0; i < n; i++) {

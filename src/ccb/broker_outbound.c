@@ -135,9 +135,7 @@ static void job_free(ob_job *j)
 		close(j->fd);
 	ccb_dial_cancel_free(j->cancel);
 	free(j->target);
-	if (j->connect_id)
-		memset(j->connect_id, 0, strlen(j->connect_id));
-	free(j->connect_id);
+	ccb__free_secret(j->connect_id);
 	free(j->name);
 	free(j);
 }

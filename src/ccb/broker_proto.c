@@ -287,7 +287,7 @@ static void req_free(ccb_broker *b, bk_req *q)
 		b->handshaking--;
 	if (q->c)
 		q->c->req = NULL;
-	free(q->connect_id);
+	ccb__free_secret(q->connect_id);
 	free(q);
 }
 
@@ -371,7 +371,7 @@ static bk_req *req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool s
 	bk_list_init(&q->fifo);
 	bk_list_init(&q->tnode);
 	if (!q->connect_id || !bk_map_put(&b->reqs, q->id, q)) {
-		free(q->connect_id);
+		ccb__free_secret(q->connect_id);
 		free(q);
 		return NULL;
 	}

@@ -146,7 +146,7 @@ static void load(ccb_broker *b)
 	if (!f) {
 		if (errno != ENOENT)
 			CCB_LOG(CCB_LOG_WARNING, "broker: reconnect file %s: %s", b->record_path,
-				strerror(errno));
+				ccb__strerror(errno));
 		return;
 	}
 	while (fgets(line, sizeof line, f)) {
@@ -217,7 +217,7 @@ static bool rewrite(ccb_broker *b)
 	snprintf(tmp, plen, "%s.new", b->record_path);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0 || !(f = fdopen(fd, "w"))) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: reconnect file %s: %s", tmp, strerror(errno));
+		CCB_LOG(CCB_LOG_WARNING, "broker: reconnect file %s: %s", tmp, ccb__strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		free(tmp);
@@ -234,7 +234,7 @@ static bool rewrite(ccb_broker *b)
 		ok = false;
 	if (!ok) {
 		CCB_LOG(CCB_LOG_WARNING, "broker: rewriting reconnect file %s failed: %s", b->record_path,
-			strerror(errno));
+			ccb__strerror(errno));
 		unlink(tmp);
 	} else if ((dcopy = ccb_strdup(b->record_path))) {
 		int dfd = open(dirname(dcopy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -255,7 +255,7 @@ static void reopen_append(ccb_broker *b)
 	b->store_fd = open(b->record_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
 	if (b->store_fd < 0)
 		CCB_LOG(CCB_LOG_WARNING, "broker: reconnect file %s: %s", b->record_path,
-			strerror(errno));
+			ccb__strerror(errno));
 }
 
 ccb_err bk_store_open(ccb_broker *b, ccb_error *err)
@@ -267,11 +267,11 @@ ccb_err bk_store_open(ccb_broker *b, ccb_error *err)
 	/* Start from a clean copy (drops skipped lines), then append. */
 	if (!rewrite(b))
 		return ccb_error_set(err, CCB_ERR_IO, "reconnect file %s cannot be written: %s",
-				     b->record_path, strerror(errno));
+				     b->record_path, ccb__strerror(errno));
 	reopen_append(b);
 	return b->store_fd >= 0 ? CCB_OK
 				: ccb_error_set(err, CCB_ERR_IO, "reconnect file %s: %s", b->record_path,
-						strerror(errno));
+						ccb__strerror(errno));
 }
 
 void bk_store_append(ccb_broker *b, const bk_rec *r)
@@ -292,7 +292,7 @@ void bk_store_append(ccb_broker *b, const bk_rec *r)
 	if (write(b->store_fd, line, (size_t)n) != n) {
 		b->st.record_file_errors++;
 		CCB_LOG(CCB_LOG_WARNING, "broker: appending to reconnect file %s: %s", b->record_path,
-			strerror(errno));
+			ccb__strerror(errno));
 	}
 	/* A safety net: lines of records dropped since the last rewrite
 	 * stay until the next one; compact before the file outgrows its

@@ -287,7 +287,7 @@ static ccb_err tunnel_new(ccb_broker *b, ccb_error *err)
 	b->tun = t;
 	if (t->efd < 0 || !(t->econn = bk_conn_new(t->efd, BK_EVENT)) ||
 	    !bk_epoll_add(b, t->econn, EPOLLIN))
-		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", ccb__strerror(errno));
 	return CCB_OK;
 }
 
@@ -712,7 +712,7 @@ static void *dial_main(void *arg)
 		pthread_mutex_unlock(&t->mu);
 	}
 	free(j->my_address);
-	free(j->connect_id);
+	ccb__free_secret(j->connect_id);
 	free(j);
 	pthread_mutex_lock(&t->mu);
 	t->dialers--;
@@ -827,7 +827,7 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 				item_free(j->it);
 			}
 			free(j->my_address);
-			free(j->connect_id);
+			ccb__free_secret(j->connect_id);
 			free(j);
 		}
 		b->st.requests_failed++;

@@ -18,6 +18,8 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+
+#include <openssl/crypto.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,7 +308,7 @@ static ccb_err connect_cancellable(race *r, const char *host, int port, int *out
 		socklen_t len = sizeof soerr;
 
 		if (fd < 0) {
-			rc = ccb_error_set(err, CCB_ERR_IO, "socket: %s", strerror(errno));
+			rc = ccb_error_set(err, CCB_ERR_IO, "socket: %s", ccb__strerror(errno));
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
@@ -335,7 +337,7 @@ static ccb_err connect_cancellable(race *r, const char *host, int port, int *out
 		}
 		if (soerr) {
 			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_IO, "%s", strerror(soerr));
+			rc = ccb_error_set(err, CCB_ERR_IO, "%s", ccb__strerror(soerr));
 			continue;
 		}
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -422,7 +424,7 @@ static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **
 		freeaddrinfo(res);
 		if (fd >= 0)
 			close(fd);
-		return fail(a, CCB_ERR_IO, "listen on %s:%d: %s", host, port, strerror(e));
+		return fail(a, CCB_ERR_IO, "listen on %s:%d: %s", host, port, ccb__strerror(e));
 	}
 	freeaddrinfo(res);
 	if (o->my_address)
@@ -531,7 +533,7 @@ static ccb_err wait_callback(attempt *a, ccb_stream *bs, int lfd, ccb_sharedport
 			return fail(a, CCB_ERR_NO_CALLBACK, "the target did not call back in time");
 		prc = poll(p, 3, left);
 		if (prc < 0 && errno != EINTR)
-			return fail(a, CCB_ERR_IO, "poll: %s", strerror(errno));
+			return fail(a, CCB_ERR_IO, "poll: %s", ccb__strerror(errno));
 		if (prc <= 0)
 			continue;
 		if (p[1].revents)
@@ -556,7 +558,7 @@ static ccb_err wait_callback(attempt *a, ccb_stream *bs, int lfd, ccb_sharedport
 				if (fd < 0) {
 					if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
 						continue;
-					return fail(a, CCB_ERR_IO, "accept: %s", strerror(errno));
+					return fail(a, CCB_ERR_IO, "accept: %s", ccb__strerror(errno));
 				}
 				if (ccb_stream_new(fd, &hs, &e))
 					return fail(a, e.code, "reverse connection: %s", e.detail);
@@ -811,7 +813,7 @@ out:
 	free(broker_text);
 	ccb_sinful_free(baddr);
 	ccb_contact_clear(&c);
-	memset(connect_id, 0, sizeof connect_id);
+	OPENSSL_cleanse(connect_id, sizeof connect_id);
 	return rc;
 }
 

@@ -149,12 +149,12 @@ static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, 
 
 		if (fd < 0) {
 			ccb_error_set(err, CCB_ERR_IO, "socket for %s %s:%d: %s", what, host, port,
-				      strerror(errno));
+				      ccb__strerror(errno));
 			continue;
 		}
 		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
 			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      strerror(errno));
+				      ccb__strerror(errno));
 			close(fd);
 			continue;
 		}
@@ -173,7 +173,7 @@ static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, 
 		}
 		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
 			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      strerror(soerr ? soerr : errno));
+				      ccb__strerror(soerr ? soerr : errno));
 			close(fd);
 			continue;
 		}
@@ -270,9 +270,25 @@ ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int
 		*alias = ccb_strdup(ccb_sinful_alias(s));
 	if (printed)
 		*printed = ccb_sinful_format(s);
+	if (!*host || (ccb_sinful_shared_port_id(s) && !*spid) ||
+	    (alias && ccb_sinful_alias(s) && !*alias) || (printed && !*printed)) {
+		/* No half-parsed address: a lost shared-port id or alias would
+		 * send us to the wrong endpoint or check the wrong name. */
+		ccb_sinful_free(s);
+		free(*host);
+		free(*spid);
+		*host = *spid = NULL;
+		if (alias) {
+			free(*alias);
+			*alias = NULL;
+		}
+		if (printed) {
+			free(*printed);
+			*printed = NULL;
+		}
+		return ccb_error_set(err, CCB_ERR_NOMEM, "address %s: out of memory", text);
+	}
 	ccb_sinful_free(s);
-	if (!*host || (printed && !*printed))
-		return ccb_error_set(err, CCB_ERR_NOMEM, "address");
 	return CCB_OK;
 }
 
@@ -396,6 +412,7 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	ccb_stream *s = NULL;
 	const char *ccbid = NULL, *cookie = NULL;
 	char *old_ccbid = NULL, *old_cookie = NULL;
+	char *new_ccbid = NULL, *new_cookie = NULL;
 	unsigned peer_version = 0;
 	bool streaming = false;
 	ccb_err rc;
@@ -426,8 +443,14 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	if (r->ccbid && r->cookie) {
 		old_ccbid = ccb_strdup(r->ccbid);
 		old_cookie = ccb_strdup(r->cookie);
+		if (!old_ccbid || !old_cookie)
+			rc = ccb_error_set(err, CCB_ERR_NOMEM,
+					   "register with %s: out of memory copying the previous CCBID",
+					   r->address);
 	}
 	pthread_mutex_unlock(&l->mu);
+	if (rc)
+		goto out;
 	{
 		/* §4.1: Command, Name, and on re-registration the previous CCBID
 		 * and cookie verbatim (strings; NULL leaves them out). */
@@ -458,11 +481,23 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	}
 	cookie = ccb_ad_string_or(reply, CCB_ATTR_CLAIM_ID, NULL);
 	streaming = ccb_ad_bool_or(reply, CCB_ATTR_CCB_STREAMING, false);
+	/* Copy before touching r: a copy that fails is a failed registration,
+	 * never one marked registered with a NULL CCBID. */
+	new_ccbid = ccb_strdup(ccbid);
+	new_cookie = cookie ? ccb_strdup(cookie) : NULL;
+	if (!new_ccbid || (cookie && !new_cookie)) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM,
+				   "register reply from %s: out of memory copying the CCBID/cookie",
+				   r->address);
+		goto out;
+	}
 	pthread_mutex_lock(&l->mu);
 	free(r->ccbid);
-	r->ccbid = ccb_strdup(ccbid);
-	free(r->cookie);
-	r->cookie = cookie ? ccb_strdup(cookie) : NULL;
+	r->ccbid = new_ccbid;
+	new_ccbid = NULL;
+	ccb__free_secret(r->cookie);
+	r->cookie = new_cookie;
+	new_cookie = NULL;
 	r->streaming = streaming;
 	r->registered = true;
 	r->registered_at = ccb_wall_s();
@@ -484,10 +519,10 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 		old_ccbid && strcmp(old_ccbid, ccbid) ? " (new CCBID)" : "");
 	rc = serve(r, s, peer_version, err);
 out:
-	if (old_cookie)
-		memset(old_cookie, 0, strlen(old_cookie));
-	free(old_cookie);
+	ccb__free_secret(old_cookie);
 	free(old_ccbid);
+	ccb__free_secret(new_cookie);
+	free(new_ccbid);
 	ccb_classad_free(ad);
 	ccb_classad_free(reply);
 	close_stream(l, &r->s);
@@ -567,10 +602,7 @@ static bool sec_copy(ccb_sec_client_config *dst, const ccb_sec_client_config *sr
 static void sec_free(ccb_sec_client_config *c)
 {
 #define FREE(f)                                        \
-	if (c->f) {                                    \
-		memset((char *)c->f, 0, strlen(c->f)); \
-		free((char *)c->f);                    \
-	}
+	ccb__free_secret((char *)c->f);
 	SEC_STRINGS(FREE)
 #undef FREE
 	memset(c, 0, sizeof *c);
@@ -650,7 +682,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", strerror(errno));
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", ccb__strerror(errno));
 		ccb_listener_free(l);
 		return CCB_ERR_IO;
 	}
@@ -659,7 +691,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
 		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
 		}
@@ -692,7 +724,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		}
 		r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (r->wakefd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", ccb__strerror(errno));
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
 		}
@@ -747,7 +779,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: reverse-connect thread: %s",
-					     strerror(e));
+					     ccb__strerror(e));
 		}
 		l->rc_thread_started = true;
 	}
@@ -757,7 +789,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: command socket thread: %s",
-					     strerror(e));
+					     ccb__strerror(e));
 		}
 		l->cmd_thread_started = true;
 	}
@@ -767,7 +799,7 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err)
 			pthread_mutex_unlock(&l->stop_mu);
 			ccb_listener_stop(l);
 			return ccb_error_set(err, CCB_ERR_IO, "listener: thread for broker %s: %s",
-					     l->regs[i].address, strerror(e));
+					     l->regs[i].address, ccb__strerror(e));
 		}
 		l->regs[i].thread_started = true;
 	}
@@ -843,9 +875,7 @@ void ccb_listener_free(ccb_listener *l)
 		free(r->spid);
 		free(r->alias);
 		free(r->ccbid);
-		if (r->cookie)
-			memset(r->cookie, 0, strlen(r->cookie));
-		free(r->cookie);
+		ccb__free_secret(r->cookie);
 		free_queue(r);
 		if (r->wakefd >= 0)
 			close(r->wakefd);

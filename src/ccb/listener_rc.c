@@ -34,6 +34,7 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 {
 	ccb_listener *l = r->l;
 	result_item *it = calloc(1, sizeof *it);
+	bool it_alloc = it != NULL;
 
 	pthread_mutex_lock(&l->mu);
 	if (ok)
@@ -54,6 +55,10 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 		ccb__lst_wake(r->wakefd);
 	}
 	pthread_mutex_unlock(&l->mu);
+	if (!it_alloc)
+		CCB_LOG(CCB_LOG_WARNING,
+			"ccb listener: out of memory queueing a reverse-connect result for %s; "
+			"the broker will not hear of it", r->address);
 	free(it);
 	ccb_classad_free(ad);
 }
@@ -222,7 +227,7 @@ static void accept_one(ccb_listener *l)
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 			CCB_LOG(CCB_LOG_WARNING, "ccb listener: command socket accept: %s",
-				strerror(errno));
+				ccb__strerror(errno));
 			ccb__lst_wait_any(l, -1, 0, -1, 100); /* let descriptors free up */
 		}
 		return;
@@ -438,17 +443,17 @@ static bool pend_connect(ccb_listener *l, pend *p)
 				p->ai->ai_protocol);
 
 		if (fd < 0) {
-			snprintf(p->last_err, sizeof p->last_err, "socket: %s", strerror(errno));
+			snprintf(p->last_err, sizeof p->last_err, "socket: %s", ccb__strerror(errno));
 			continue;
 		}
 		if (connect(fd, p->ai->ai_addr, p->ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
 			snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
-				 strerror(errno));
+				 ccb__strerror(errno));
 			close(fd);
 			continue;
 		}
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-			snprintf(p->last_err, sizeof p->last_err, "epoll: %s", strerror(errno));
+			snprintf(p->last_err, sizeof p->last_err, "epoll: %s", ccb__strerror(errno));
 			close(fd);
 			continue;
 		}
@@ -471,7 +476,7 @@ static void pend_connected(ccb_listener *l, pend *p)
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	if (soerr) {
 		snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
-			 strerror(soerr));
+			 ccb__strerror(soerr));
 		close(p->fd);
 		p->fd = -1;
 		p->ai = p->ai->ai_next;
@@ -554,7 +559,7 @@ static void pend_dispatch(ccb_listener *l, pend *p)
 	pthread_mutex_unlock(&l->mu);
 	if (e) {
 		CCB_LOG(CCB_LOG_WARNING, "ccb listener: request %s: cannot start a handler thread: %s",
-			request_id, strerror(e));
+			request_id, ccb__strerror(e));
 		ccb_stream_free(s);
 		free(j->requester);
 		ccb_classad_free(j->hello);
@@ -601,7 +606,7 @@ static int64_t pend_sweep(ccb_listener *l)
 		if (p->phase == PD_DIRECT_NEW) {
 			struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = p};
 			if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, p->fd, &ev) < 0) {
-				snprintf(text, sizeof text, "epoll: %s", strerror(errno));
+				snprintf(text, sizeof text, "epoll: %s", ccb__strerror(errno));
 				pend_finish(l, p, text);
 				continue;
 			}

@@ -117,19 +117,19 @@ ccb_err ccb__listener_open_command(const char *bind_text, const char *toward_hos
 	sfd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (sfd < 0) {
 		freeaddrinfo(res);
-		return ccb_error_set(err, CCB_ERR_IO, "command socket: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "command socket: %s", ccb__strerror(errno));
 	}
 	setsockopt(sfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (bind(sfd, res->ai_addr, res->ai_addrlen) != 0 || listen(sfd, 128) != 0) {
 		rc = ccb_error_set(err, CCB_ERR_IO, "command socket on %s port %d: %s", ip, port,
-				   strerror(errno));
+				   ccb__strerror(errno));
 		freeaddrinfo(res);
 		close(sfd);
 		return rc;
 	}
 	freeaddrinfo(res);
 	if (getsockname(sfd, (struct sockaddr *)&ss, &len) != 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "command socket: getsockname: %s", strerror(errno));
+		rc = ccb_error_set(err, CCB_ERR_IO, "command socket: getsockname: %s", ccb__strerror(errno));
 		close(sfd);
 		return rc;
 	}

@@ -138,7 +138,7 @@ static bool dir_make_pipe(struct dir *d)
 {
 	int p[2];
 	if (pipe2(p, O_NONBLOCK | O_CLOEXEC) != 0) {
-		CCB_LOG(CCB_LOG_DEBUG, "relay: pipe2 failed (%s), using user-space copy", strerror(errno));
+		CCB_LOG(CCB_LOG_DEBUG, "relay: pipe2 failed (%s), using user-space copy", ccb__strerror(errno));
 		return false;
 	}
 	(void)fcntl(p[1], F_SETPIPE_SZ, RELAY_PIPE_SIZE);
@@ -219,7 +219,7 @@ static enum pump_result pump_splice(struct relay *r, struct dir *d)
 			} else if (errno == EINVAL || errno == ENOSYS) {
 				return dir_to_copy(d) ? PUMP_BUDGET : PUMP_FAIL;
 			} else if (hard_error(errno)) {
-				CCB_LOG(CCB_LOG_DEBUG, "relay: read fd %d: %s", d->src, strerror(errno));
+				CCB_LOG(CCB_LOG_DEBUG, "relay: read fd %d: %s", d->src, ccb__strerror(errno));
 				return PUMP_FAIL;
 			}
 		}
@@ -236,7 +236,7 @@ static enum pump_result pump_splice(struct relay *r, struct dir *d)
 			} else if (n < 0 && hard_error(errno)) {
 				if (errno == EPIPE)
 					eat_sigpipe();
-				CCB_LOG(CCB_LOG_DEBUG, "relay: write fd %d: %s", d->dst, strerror(errno));
+				CCB_LOG(CCB_LOG_DEBUG, "relay: write fd %d: %s", d->dst, ccb__strerror(errno));
 				return PUMP_FAIL;
 			}
 		}
@@ -265,7 +265,7 @@ static bool copy_flush(struct relay *r, struct dir *d, bool *blocked, size_t *mo
 			*blocked = true;
 			return true;
 		}
-		CCB_LOG(CCB_LOG_DEBUG, "relay: send fd %d: %s", d->dst, n < 0 ? strerror(errno) : "sent 0");
+		CCB_LOG(CCB_LOG_DEBUG, "relay: send fd %d: %s", d->dst, n < 0 ? ccb__strerror(errno) : "sent 0");
 		return false;
 	}
 	free(d->buf);
@@ -301,7 +301,7 @@ static enum pump_result pump_copy(struct relay *r, struct dir *d)
 				continue;
 			if (!hard_error(errno))
 				return PUMP_IDLE;
-			CCB_LOG(CCB_LOG_DEBUG, "relay: recv fd %d: %s", d->src, strerror(errno));
+			CCB_LOG(CCB_LOG_DEBUG, "relay: recv fd %d: %s", d->src, ccb__strerror(errno));
 			return PUMP_FAIL;
 		}
 		size_t got = (size_t)n, sent = 0;
@@ -315,7 +315,7 @@ static enum pump_result pump_copy(struct relay *r, struct dir *d)
 				continue;
 			if (m < 0 && !hard_error(errno))
 				break;
-			CCB_LOG(CCB_LOG_DEBUG, "relay: send fd %d: %s", d->dst, m < 0 ? strerror(errno) : "sent 0");
+			CCB_LOG(CCB_LOG_DEBUG, "relay: send fd %d: %s", d->dst, m < 0 ? ccb__strerror(errno) : "sent 0");
 			return PUMP_FAIL;
 		}
 		if (sent > 0) {
@@ -345,7 +345,7 @@ static enum pump_result pump_dir(struct relay *r, struct dir *d)
 	if (d->eof && d->pending == 0) {
 		/* ccb-protocol.md §7.7: source EOF, drained -> half-close the destination. */
 		if (shutdown(d->dst, SHUT_WR) != 0 && errno != ENOTCONN)
-			CCB_LOG(CCB_LOG_DEBUG, "relay: shutdown fd %d: %s", d->dst, strerror(errno));
+			CCB_LOG(CCB_LOG_DEBUG, "relay: shutdown fd %d: %s", d->dst, ccb__strerror(errno));
 		d->done = true;
 		return PUMP_IDLE;
 	}
@@ -431,7 +431,7 @@ static bool socket_failed(int fd)
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &len) != 0)
 		return true;
 	if (soerr != 0)
-		CCB_LOG(CCB_LOG_DEBUG, "relay: fd %d: %s", fd, strerror(soerr));
+		CCB_LOG(CCB_LOG_DEBUG, "relay: fd %d: %s", fd, ccb__strerror(soerr));
 	return soerr != 0;
 }
 
@@ -443,7 +443,7 @@ static void worker_adopt(struct worker *w, struct relay *r)
 			.data.ptr = &r->ep[i],
 		};
 		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, r->fd[i], &ev) != 0) {
-			CCB_LOG(CCB_LOG_WARNING, "relay: epoll_ctl add fd %d: %s", r->fd[i], strerror(errno));
+			CCB_LOG(CCB_LOG_WARNING, "relay: epoll_ctl add fd %d: %s", r->fd[i], ccb__strerror(errno));
 			if (i == 1)
 				(void)epoll_ctl(w->ep, EPOLL_CTL_DEL, r->fd[0], NULL);
 			r->registered = false;
@@ -499,7 +499,7 @@ static void *worker_main(void *arg)
 			w->ready = ready;
 			if (errno == EINTR)
 				continue;
-			CCB_LOG(CCB_LOG_ERROR, "relay: epoll_wait: %s", strerror(errno));
+			CCB_LOG(CCB_LOG_ERROR, "relay: epoll_wait: %s", ccb__strerror(errno));
 			break;
 		}
 		bool woken = false;
@@ -527,7 +527,7 @@ static void *worker_main(void *arg)
 		if (woken) {
 			uint64_t v;
 			if (read(w->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
-				CCB_LOG(CCB_LOG_DEBUG, "relay: eventfd read: %s", strerror(errno));
+				CCB_LOG(CCB_LOG_DEBUG, "relay: eventfd read: %s", ccb__strerror(errno));
 			pthread_mutex_lock(&w->mu);
 			struct relay *q = w->queue;
 			w->queue = NULL;
@@ -582,7 +582,7 @@ static void engine_destroy(ccb__relay_engine *e)
 			atomic_store(&w->stop, true);
 			uint64_t one = 1;
 			if (write(w->evfd, &one, sizeof one) < 0)
-				CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", strerror(errno));
+				CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", ccb__strerror(errno));
 		}
 	}
 	for (unsigned i = 0; i < e->nworkers; i++) {
@@ -642,17 +642,17 @@ ccb__relay_engine *ccb__relay_engine_new(unsigned threads, size_t max_relays, cc
 		w->ep = epoll_create1(EPOLL_CLOEXEC);
 		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 		if (w->ep < 0 || w->evfd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll/eventfd: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll/eventfd: %s", ccb__strerror(errno));
 			goto fail;
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) != 0) {
-			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll_ctl: %s", strerror(errno));
+			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll_ctl: %s", ccb__strerror(errno));
 			goto fail;
 		}
 		int rc = pthread_create(&w->th, NULL, worker_main, w);
 		if (rc != 0) {
-			ccb_error_set(err, CCB_ERR_IO, "relay engine: start thread: %s", strerror(rc));
+			ccb_error_set(err, CCB_ERR_IO, "relay engine: start thread: %s", ccb__strerror(rc));
 			goto fail;
 		}
 		w->started = true;
@@ -689,7 +689,7 @@ ccb_err ccb__relay_start(ccb__relay_engine *e, int fd_a, int fd_b, ccb__relay_do
 	}
 	if (!set_nonblock(fd_a) || !set_nonblock(fd_b)) {
 		atomic_fetch_sub(&e->active, 1);
-		return ccb_error_set(err, CCB_ERR_IO, "relay start: make fds non-blocking: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "relay start: make fds non-blocking: %s", ccb__strerror(errno));
 	}
 	struct relay *r = calloc(1, sizeof *r);
 	if (!r) {
@@ -733,7 +733,7 @@ ccb_err ccb__relay_start(ccb__relay_engine *e, int fd_a, int fd_b, ccb__relay_do
 	}
 	uint64_t one = 1;
 	if (write(w->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-		CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", strerror(errno));
+		CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", ccb__strerror(errno));
 	return CCB_OK;
 }
 

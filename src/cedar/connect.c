@@ -22,7 +22,7 @@ static ccb_err connect_one(const struct addrinfo *ai, int64_t deadline, const ch
 
 	if (fd < 0)
 		return ccb_error_set(err, CCB_ERR_IO, "connect to %s: socket: %s", where,
-				     strerror(errno));
+				     ccb__strerror(errno));
 	if (connect(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
 		struct pollfd p = {.fd = fd, .events = POLLOUT};
 		int rc;
@@ -48,7 +48,7 @@ static ccb_err connect_one(const struct addrinfo *ai, int64_t deadline, const ch
 	return CCB_OK;
 fail:
 	close(fd);
-	return ccb_error_set(err, CCB_ERR_IO, "connect to %s: %s", where, strerror(soerr));
+	return ccb_error_set(err, CCB_ERR_IO, "connect to %s: %s", where, ccb__strerror(soerr));
 }
 
 ccb_err ccb_tcp_connect(const char *host, int port, int64_t deadline_ms, const char *what,

@@ -232,7 +232,7 @@ static ccb_err wait_fd(ccb_stream *s, short events, int64_t deadline, const char
 		if (rc == 0)
 			return fail(s, CCB_ERR_TIMEOUT, "%s: timed out", what);
 		if (errno != EINTR)
-			return fail(s, CCB_ERR_IO, "%s: poll: %s", what, strerror(errno));
+			return fail(s, CCB_ERR_IO, "%s: poll: %s", what, ccb__strerror(errno));
 	}
 }
 
@@ -256,8 +256,8 @@ static ccb_err write_all(ccb_stream *s, const uint8_t *p, size_t n, int64_t dead
 		if (atomic_load(&s->cancelled))
 			return fail(s, CCB_ERR_CANCELLED, "send: cancelled");
 		if (w < 0 && (errno == EPIPE || errno == ECONNRESET))
-			return fail(s, CCB_ERR_CLOSED, "send: %s", strerror(errno));
-		return fail(s, CCB_ERR_IO, "send: %s", w < 0 ? strerror(errno) : "no progress");
+			return fail(s, CCB_ERR_CLOSED, "send: %s", ccb__strerror(errno));
+		return fail(s, CCB_ERR_IO, "send: %s", w < 0 ? ccb__strerror(errno) : "no progress");
 	}
 	return CCB_OK;
 }
@@ -287,7 +287,7 @@ static ccb_err read_exact(ccb_stream *s, uint8_t *p, size_t n, int64_t deadline,
 				    what, got, n);
 		if (errno == ECONNRESET)
 			return fail(s, CCB_ERR_CLOSED, "%s: connection reset", what);
-		return fail(s, CCB_ERR_IO, "%s: recv: %s", what, strerror(errno));
+		return fail(s, CCB_ERR_IO, "%s: recv: %s", what, ccb__strerror(errno));
 	}
 	return CCB_OK;
 }

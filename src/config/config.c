@@ -412,7 +412,7 @@ ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "config");
 	if (path) {
 		if (!(text = read_text(path))) {
-			rc = ccb_error_set(err, CCB_ERR_IO, "%s: %s", path, strerror(errno));
+			rc = ccb_error_set(err, CCB_ERR_IO, "%s: %s", path, ccb__strerror(errno));
 			goto out;
 		}
 		root = json_loads(text, JSON_REJECT_DUPLICATES, &jerr);

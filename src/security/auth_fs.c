@@ -203,7 +203,7 @@ ccb_err ccb__auth_fs_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_
 
 		/* SEC_FS_ENFORCE_CHANNEL_BINDING (default true, fs.cpp:103-134). */
 		if (!endpoint(ccb_stream_fd(s), true, &peer) || !format_endpoint(&peer, ep, sizeof ep)) {
-			snprintf(why, sizeof why, "cannot get the server's address: %s", strerror(errno));
+			snprintf(why, sizeof why, "cannot get the server's address: %s", ccb__strerror(errno));
 			dir[0] = '\0';
 		} else if (dir[strlen(dir) - 1] == '_') {
 			/* Append our view of the server endpoint; report it in F2. */
@@ -235,7 +235,7 @@ ccb_err ccb__auth_fs_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_
 			created = true;
 			client_result = 0;
 		} else {
-			snprintf(why, sizeof why, "mkdir(%.120s, 0700): %s", dir, strerror(errno));
+			snprintf(why, sizeof why, "mkdir(%.120s, 0700): %s", dir, ccb__strerror(errno));
 		}
 	}
 
@@ -330,13 +330,13 @@ ccb_err ccb__auth_fs_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_
 		while (plen > 1 && parent[plen - 1] == '/')
 			plen--;
 		if (!endpoint(ccb_stream_fd(s), false, &mine) || !ip_and_port(&mine, ip, sizeof ip, &port)) {
-			snprintf(why, sizeof why, "cannot get our address: %s", strerror(errno));
+			snprintf(why, sizeof why, "cannot get our address: %s", ccb__strerror(errno));
 		} else if ((w = snprintf(name, sizeof name - 2, "%.*s/FS_%s_%d_XXXXXXXXX", (int)plen,
 					 parent, ip, port)) < 0 || (size_t)w >= sizeof name - 2) {
 			snprintf(why, sizeof why, "FS_LOCAL_DIR too long");
 			name[0] = '\0';
 		} else if ((fd = mkstemp(name)) < 0) {
-			snprintf(why, sizeof why, "mkstemp(%.200s): %s", name, strerror(errno));
+			snprintf(why, sizeof why, "mkstemp(%.200s): %s", name, ccb__strerror(errno));
 			name[0] = '\0';
 		} else {
 			close(fd);
@@ -372,7 +372,7 @@ ccb_err ccb__auth_fs_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_
 		 * directory, not a link, link count 1 (btrfs) or 2, mode exactly
 		 * 0700 (fs.cpp:386-465). */
 		if (lstat(name, &st) != 0)
-			snprintf(why, sizeof why, "cannot lstat %.200s: %s", name, strerror(errno));
+			snprintf(why, sizeof why, "cannot lstat %.200s: %s", name, ccb__strerror(errno));
 		else if (S_ISLNK(st.st_mode) || !S_ISDIR(st.st_mode) ||
 			 (st.st_nlink != 1 && st.st_nlink != 2) || (st.st_mode & 07777) != 0700)
 			snprintf(why, sizeof why, "bad attributes on %.200s (mode %o, links %lu)", name,

@@ -48,7 +48,7 @@ static void tmsg_clear(tmsg *m)
 {
 	free(m->a);
 	free(m->b);
-	free(m->token);
+	ccb__free_secret(m->token);
 	OPENSSL_cleanse(m, sizeof *m);
 }
 

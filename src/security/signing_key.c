@@ -91,7 +91,7 @@ static ccb_err read_all(int fd, const char *path, uint8_t *buf, size_t n, ccb_er
 			continue;
 		if (r <= 0)
 			return ccb_error_set(err, CCB_ERR_IO, "read signing key %s: %s", path,
-					     r < 0 ? strerror(errno) : "short read");
+					     r < 0 ? ccb__strerror(errno) : "short read");
 		got += (size_t)r;
 	}
 	return CCB_OK;
@@ -109,9 +109,9 @@ static ccb_err read_file(const char *path, unsigned flags, uint8_t **out, size_t
 
 	if (fd < 0)
 		return ccb_error_set(err, errno == ENOENT ? CCB_ERR_NOT_FOUND : CCB_ERR_IO,
-				     "open signing key %s: %s", path, strerror(errno));
+				     "open signing key %s: %s", path, ccb__strerror(errno));
 	if (fstat(fd, &st) < 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "stat signing key %s: %s", path, strerror(errno));
+		rc = ccb_error_set(err, CCB_ERR_IO, "stat signing key %s: %s", path, ccb__strerror(errno));
 		goto out;
 	}
 	if ((rc = check_stat(path, &st, flags, err)) != CCB_OK)

@@ -86,7 +86,7 @@ static ccb_err read_token_file(const char *path, unsigned flags, char **data, si
 
 	if (fd < 0)
 		return ccb_error_set(err, errno == ENOENT ? CCB_ERR_NOT_FOUND : CCB_ERR_IO,
-				     "open token file %s: %s", path, strerror(errno));
+				     "open token file %s: %s", path, ccb__strerror(errno));
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
 		rc = ccb_error_set(err, CCB_ERR_IO, "token file %s is not a regular file", path);
 	else if (st.st_size > CCB__TOKEN_FILE_MAX)
@@ -215,7 +215,7 @@ ccb_err ccb__token_dir_files(const char *dir, const char *subsys, char ***paths,
 	*n = 0;
 	if (!d)
 		return ccb_error_set(err, errno == ENOENT ? CCB_ERR_NOT_FOUND : CCB_ERR_IO,
-				     "open token directory %s: %s", dir, strerror(errno));
+				     "open token directory %s: %s", dir, ccb__strerror(errno));
 	while ((e = readdir(d))) {
 		if (excluded(e->d_name))
 			continue;

@@ -66,10 +66,10 @@ static ccb_err ensure_dir(const char *dir, ccb_error *err)
 	}
 	if (errno != ENOENT)
 		return ccb_error_set(err, CCB_ERR_IO, "socket directory %s: %s", dir,
-				     strerror(errno));
+				     ccb__strerror(errno));
 	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
 		return ccb_error_set(err, CCB_ERR_IO, "create socket directory %s: %s", dir,
-				     strerror(errno));
+				     ccb__strerror(errno));
 	return CCB_OK;
 }
 
@@ -104,7 +104,7 @@ static ccb_err remove_stale(const sharedport__unaddr *a, ccb_error *err)
 				     "another endpoint is listening at %s", a->text);
 	if (unlink(a->sa.sun_path) != 0 && errno != ENOENT)
 		return ccb_error_set(err, CCB_ERR_IO, "remove stale socket %s: %s", a->text,
-				     strerror(errno));
+				     ccb__strerror(errno));
 	CCB_LOG(CCB_LOG_INFO, "shared-port endpoint: removed stale socket %s", a->text);
 	return CCB_OK;
 }
@@ -130,14 +130,14 @@ static ccb_err bind_as(int lfd, const ccb_sharedport_endpoint_cfg *cfg, const ch
 	if (bind(lfd, (const struct sockaddr *)&a->sa, a->len) == 0)
 		return CCB_OK;
 	if (errno != EADDRINUSE)
-		return ccb_error_set(err, CCB_ERR_IO, "bind %s: %s", a->text, strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "bind %s: %s", a->text, ccb__strerror(errno));
 	*in_use = true;
 	if (!replace_stale || cfg->cookie)
 		return ccb_error_set(err, CCB_ERR_STATE, "%s is already in use", a->text);
 	if ((rc = remove_stale(a, err)))
 		return rc;
 	if (bind(lfd, (const struct sockaddr *)&a->sa, a->len) != 0)
-		return ccb_error_set(err, CCB_ERR_IO, "bind %s: %s", a->text, strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "bind %s: %s", a->text, ccb__strerror(errno));
 	*in_use = false;
 	return CCB_OK;
 }
@@ -191,7 +191,7 @@ static ccb_err open_listener(ccb_sharedport_endpoint *ep, const ccb_sharedport_e
 		return rc;
 	ep->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (ep->lfd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "endpoint socket: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "endpoint socket: %s", ccb__strerror(errno));
 	if ((rc = bind_endpoint(ep, cfg, &a, err)))
 		return rc;
 	if (!cfg->cookie) {
@@ -203,7 +203,7 @@ static ccb_err open_listener(ccb_sharedport_endpoint *ep, const ccb_sharedport_e
 		}
 	}
 	if (listen(ep->lfd, cfg->backlog > 0 ? cfg->backlog : DEFAULT_BACKLOG) != 0)
-		return ccb_error_set(err, CCB_ERR_IO, "listen on %s: %s", a.text, strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "listen on %s: %s", a.text, ccb__strerror(errno));
 	CCB_LOG(CCB_LOG_INFO, "shared-port endpoint: waiting for connections to named socket %s",
 		a.text);
 	return CCB_OK;
@@ -286,7 +286,7 @@ static ccb_err accept_unix(ccb_sharedport_endpoint *ep, int64_t deadline, int *u
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ||
 		    errno == ECONNABORTED)
 			continue;
-		return ccb_error_set(err, CCB_ERR_IO, "accept on %s: %s", ep->id, strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "accept on %s: %s", ep->id, ccb__strerror(errno));
 	}
 }
 
@@ -382,7 +382,7 @@ static void remove_socket_file(const ccb_sharedport_endpoint *ep)
 		return;
 	if (unlink(ep->path) != 0)
 		CCB_LOG(CCB_LOG_WARNING, "shared-port endpoint: remove %s: %s", ep->path,
-			strerror(errno));
+			ccb__strerror(errno));
 }
 
 void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep)

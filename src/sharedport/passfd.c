@@ -85,7 +85,7 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 			return ccb_error_set(err, CCB_ERR_TIMEOUT, "%s: timed out", what);
 		if (errno != EINTR)
 			return ccb_error_set(err, CCB_ERR_IO, "%s: poll: %s", what,
-					     strerror(errno));
+					     ccb__strerror(errno));
 	}
 }
 
@@ -93,7 +93,7 @@ ccb_err sharedport__wake_init(int wake[2], ccb_error *err)
 {
 	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
 		wake[0] = wake[1] = -1;
-		return ccb_error_set(err, CCB_ERR_IO, "wake-up pipe: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "wake-up pipe: %s", ccb__strerror(errno));
 	}
 	return CCB_OK;
 }
@@ -129,7 +129,7 @@ static ccb_err connect_unix(const sharedport__unaddr *a, int *out, int *sys_errn
 	*out = -1;
 	*sys_errno = 0;
 	if (fd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "socket(AF_UNIX): %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "socket(AF_UNIX): %s", ccb__strerror(errno));
 	/* Non-blocking, so a full listen queue fails at once with EAGAIN
 	 * instead of stalling the server (sp §5 step 2). */
 	while (connect(fd, (const struct sockaddr *)&a->sa, a->len) != 0) {
@@ -140,11 +140,11 @@ static ccb_err connect_unix(const sharedport__unaddr *a, int *out, int *sys_errn
 		*sys_errno = e;
 		if (e == ENOENT || e == ECONNREFUSED)
 			return ccb_error_set(err, CCB_ERR_NOT_FOUND, "no endpoint listening at %s (%s)",
-					     a->text, strerror(e));
+					     a->text, ccb__strerror(e));
 		if (e == EAGAIN || e == EWOULDBLOCK || e == ETIMEDOUT)
 			return ccb_error_set(err, CCB_ERR_LIMIT, "endpoint %s is busy (%s)", a->text,
-					     strerror(e));
-		return ccb_error_set(err, CCB_ERR_IO, "connect to %s: %s", a->text, strerror(e));
+					     ccb__strerror(e));
+		return ccb_error_set(err, CCB_ERR_IO, "connect to %s: %s", a->text, ccb__strerror(e));
 	}
 	*out = fd;
 	return CCB_OK;
@@ -215,7 +215,7 @@ static ccb_err send_fd(int ufd, int fd, int64_t deadline, int wake_fd, const cha
 		}
 		return ccb_error_set(err, w < 0 && errno == EPIPE ? CCB_ERR_CLOSED : CCB_ERR_IO,
 				     "%s: sendmsg(SCM_RIGHTS): %s", where,
-				     w < 0 ? strerror(errno) : "nothing sent");
+				     w < 0 ? ccb__strerror(errno) : "nothing sent");
 	}
 }
 
@@ -234,7 +234,7 @@ ccb_err sharedport__pass_fd(const char *dir, const char *cookie, const char *id,
 	/* The stream gets its own descriptor so `ufd` stays ours for sendmsg. */
 	sfd = fcntl(ufd, F_DUPFD_CLOEXEC, 0);
 	if (sfd < 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "%s: dup: %s", where, strerror(errno));
+		rc = ccb_error_set(err, CCB_ERR_IO, "%s: dup: %s", where, ccb__strerror(errno));
 		goto out;
 	}
 	if ((rc = ccb_stream_new(sfd, &s, err)))
@@ -266,7 +266,7 @@ static ccb_err read_pass_sock(int ufd, int64_t deadline, ccb_error *err)
 	ccb_err rc;
 
 	if (sfd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "dup: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "dup: %s", ccb__strerror(errno));
 	if ((rc = ccb_stream_new(sfd, &s, err)))
 		return rc;
 	ccb_stream_set_peer_name(s, "shared-port server");
@@ -340,7 +340,7 @@ static ccb_err recv_fd(int ufd, int64_t deadline, int wake_fd, int *out, ccb_err
 		if (errno == EINTR)
 			continue;
 		if (errno != EAGAIN && errno != EWOULDBLOCK)
-			return ccb_error_set(err, CCB_ERR_IO, "recvmsg: %s", strerror(errno));
+			return ccb_error_set(err, CCB_ERR_IO, "recvmsg: %s", ccb__strerror(errno));
 		if ((rc = sharedport__wait(ufd, POLLIN, wake_fd, deadline,
 					   "wait for the passed socket", err)))
 			return rc;

@@ -116,7 +116,7 @@ static ccb_err peek_command(ccb_sharedport_server *srv, int fd, int64_t deadline
 			continue;
 		if (n < 0)
 			return ccb_error_set(err, errno == ECONNRESET ? CCB_ERR_CLOSED : CCB_ERR_IO,
-					     "peek at the request: %s", strerror(errno));
+					     "peek at the request: %s", ccb__strerror(errno));
 		if (ccb_now_ms() >= deadline)
 			return ccb_error_set(err, CCB_ERR_TIMEOUT,
 					     "only %zd of %d command bytes before the deadline", n,
@@ -147,7 +147,7 @@ static ccb_err read_request(ccb_sharedport_server *srv, int fd, int64_t deadline
 	ccb_err rc;
 
 	if (sfd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "dup: %s", strerror(errno));
+		return ccb_error_set(err, CCB_ERR_IO, "dup: %s", ccb__strerror(errno));
 	if ((rc = ccb_stream_new(sfd, &s, err)))
 		return rc;
 	ccb_stream_set_peer_name(s, peer);
@@ -296,9 +296,9 @@ static ccb_err accept_tcp(ccb_sharedport_server *srv, int64_t deadline, sharedpo
 			continue;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
 			return ccb_error_set(err, CCB_ERR_LIMIT, "shared-port server: accept: %s",
-					     strerror(errno));
+					     ccb__strerror(errno));
 		return ccb_error_set(err, CCB_ERR_IO, "shared-port server: accept: %s",
-				     strerror(errno));
+				     ccb__strerror(errno));
 	}
 }
 
@@ -402,7 +402,7 @@ static ccb_err start_worker(ccb_sharedport_server *srv, sharedport__conn *c, ccb
 	if (rc == 0)
 		return CCB_OK;
 	return ccb_error_set(err, CCB_ERR_LIMIT, "shared-port server: start worker: %s",
-			     strerror(rc));
+			     ccb__strerror(rc));
 }
 
 /* Accept the next client into a new connection record. */
@@ -530,7 +530,7 @@ static ccb_err listen_tcp(ccb_sharedport_server *srv, const ccb_sharedport_serve
 fail:
 	freeaddrinfo(res);
 	return ccb_error_set(err, CCB_ERR_IO, "shared-port server: listen on %s:%u: %s", host,
-			     cfg->port, strerror(errno));
+			     cfg->port, ccb__strerror(errno));
 }
 
 static ccb_err check_cfg(const ccb_sharedport_server_cfg *cfg, ccb_error *err)

@@ -1,3 +1,4 @@
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -5,6 +6,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 
 #include "util.h"
@@ -191,4 +193,43 @@ char *ccb_strndup(const char *s, size_t n)
 bool ccb_str_ieq(const char *a, const char *b)
 {
 	return strcasecmp(a, b) == 0;
+}
+
+const char *ccb__strerror_r(int e, char *buf, size_t n)
+{
+	static const char none[] = "unknown error";
+	int saved = errno;
+	const char *s;
+
+	if (buf == NULL || n == 0)
+		return none;
+	buf[0] = '\0';
+#if defined(_GNU_SOURCE) && defined(__GLIBC__)
+	/* GNU form: returns either buf or a constant string. */
+	s = strerror_r(e, buf, n);
+#else
+	/* XSI form: fills buf, returns 0 on success. */
+	s = strerror_r(e, buf, n) == 0 ? buf : NULL;
+#endif
+	if (s == NULL || s[0] == '\0') {
+		snprintf(buf, n, "error %d", e);
+		s = buf;
+	}
+	errno = saved;
+	return s;
+}
+
+const char *ccb__strerror(int e)
+{
+	static _Thread_local char buf[128];
+
+	return ccb__strerror_r(e, buf, sizeof buf);
+}
+
+void ccb__free_secret(char *s)
+{
+	if (!s)
+		return;
+	OPENSSL_cleanse(s, strlen(s));
+	free(s);
 }

@@ -62,6 +62,20 @@ char *ccb_strdup(const char *s);
 char *ccb_strndup(const char *s, size_t n);
 bool ccb_str_ieq(const char *a, const char *b);
 
+/* Thread-safe text for an errno value: ccb__strerror() may share one static
+ * buffer between threads, so the library never calls it. ccb__strerror_r
+ * writes into buf (n bytes) when it needs to and returns the text to use,
+ * which is either buf or a constant string; it never returns NULL. Unknown
+ * values give "error N". ccb__strerror uses a per-thread buffer, so its
+ * result stays valid until the same thread calls it again. */
+const char *ccb__strerror_r(int e, char *buf, size_t n);
+const char *ccb__strerror(int e);
+
+/* Wipe a secret NUL-terminated string (cookie, connect id, token, password)
+ * with OPENSSL_cleanse, which the compiler may not drop as a dead store the
+ * way it can drop a memset before free, then free it. NULL is a no-op. */
+void ccb__free_secret(char *s);
+
 /* ---- logging ----------------------------------------------------------- */
 
 bool ccb__log_enabled(ccb_log_level level);

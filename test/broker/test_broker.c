@@ -523,6 +523,7 @@ static void test_record_expiry(void)
 	cfg.sweep_interval_ms = 100;
 	bkt_start(&k, &cfg);
 	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	/* Deliberate time: several sweeps run; the target must survive them. */
 	usleep(400 * 1000);
 	/* Still connected: kept alive. */
 	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBEndpointsRegistered"), 1);

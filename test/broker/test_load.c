@@ -395,6 +395,7 @@ static void test_fd_exhaustion(void)
 				break;
 			held[nheld++] = fd;
 		}
+		/* Deliberate time: the broker keeps running at its fd limit. */
 		usleep(300 * 1000);
 		for (int i = 0; i < 6; i++)
 			if (!bkt_heartbeat(&l[i]))
@@ -451,6 +452,8 @@ static void test_slow_first_message_holds_no_worker(void)
 		loris[i] = raw_connect(k.port);
 		CU_ASSERT(send(loris[i], first_part, sizeof first_part, 0) == sizeof first_part);
 	}
+	/* Deliberate time: the slow peers sit half-sent while a good one
+	 * registers; the test checks they do not block it. */
 	usleep(100 * 1000);
 	CU_ASSERT_EQUAL(bkt_register(k.port, "condor", NULL, NULL, &good), CCB_OK);
 	CU_ASSERT(bkt_heartbeat(&good));
@@ -494,7 +497,7 @@ static void test_bad_peers(void)
 	CU_ASSERT(closed_within(ccb_stream_fd(big.s), 3000));
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT(bkt_heartbeat(&good));
-		usleep(100 * 1000);
+		usleep(100 * 1000); /* deliberate: time passes for the timeouts under test */
 	}
 	CU_ASSERT(closed_within(silent, 3000));
 	CU_ASSERT(closed_within(ccb_stream_fd(loris.s), 3000));
@@ -523,7 +526,7 @@ static void test_idle_target(void)
 	CU_ASSERT_EQUAL_FATAL(bkt_register(k.port, "condor", NULL, NULL, &b2), CCB_OK);
 	for (int i = 0; i < 8; i++) {
 		CU_ASSERT(bkt_heartbeat(&a));
-		usleep(100 * 1000);
+		usleep(100 * 1000); /* deliberate: time passes for the idle timeout under test */
 	}
 	CU_ASSERT(closed_within(ccb_stream_fd(b2.s), 3000));
 	CU_ASSERT(bkt_heartbeat(&a));

@@ -232,6 +232,8 @@ static void test_timeout(void)
 
 static void *shutdown_later(void *p)
 {
+	/* Deliberate time: the main thread should be blocked in its read
+	 * (not observable from here) when the shutdown comes. */
 	usleep(100 * 1000);
 	ccb_stream_shutdown(p);
 	return NULL;

@@ -329,7 +329,7 @@ static void test_slow_loris(void)
 		for (int i = 0; i < N; i++)
 			if (!closed[i] && send(fds[i], msg + b, 1, MSG_NOSIGNAL) != 1)
 				closed[i] = true, nclosed++;
-		usleep(200000);
+		usleep(200000); /* deliberate: a byte every 200 ms is the attack */
 	}
 	for (int i = 0; i < N; i++) {
 		if (!closed[i])

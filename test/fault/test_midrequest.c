@@ -10,6 +10,7 @@
  *   promptly and the broker releases the session). */
 #include <fcntl.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <sys/socket.h>
 
 #include "fault.h"
@@ -148,6 +149,23 @@ static struct {
 	bool error;       /* ended by an error (reset) rather than EOF */
 } R = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, RM_ECHO_TO_EOF, 0, 0, 0, false};
 
+/* Events the test waits for instead of sleeping: bytes the handler has
+ * read so far, and the requester having seen the target's bytes. */
+static atomic_size_t handler_progress;
+static atomic_bool requester_saw_bytes;
+
+static bool progress_reached_1000(void *arg)
+{
+	(void)arg;
+	return atomic_load(&handler_progress) >= 1000;
+}
+
+static bool requester_has_bytes(void *arg)
+{
+	(void)arg;
+	return atomic_load(&requester_saw_bytes);
+}
+
 static int raw_fd(ccb_stream *s)
 {
 	int fd = -1;
@@ -161,7 +179,7 @@ static int raw_fd(ccb_stream *s)
 }
 
 /* Read to EOF or error, bounded at 10 s; returns bytes, -1 on error. */
-static ssize_t read_all(int fd, char *buf, size_t cap, bool *error)
+static ssize_t read_all(int fd, char *buf, size_t cap, bool *error, atomic_size_t *progress)
 {
 	size_t got = 0;
 
@@ -181,6 +199,8 @@ static ssize_t read_all(int fd, char *buf, size_t cap, bool *error)
 			return (ssize_t)got;
 		}
 		got += (size_t)r;
+		if (progress)
+			atomic_store(progress, got);
 		if (got == cap)
 			return (ssize_t)got;
 	}
@@ -203,11 +223,13 @@ static void relay_handler(ccb_stream *conn, const ccb_listener_conn_info *info, 
 		/* Send a little, then reset. */
 		struct linger lg = {1, 0};
 		(void)!send(fd, "abc", 3, MSG_NOSIGNAL);
-		usleep(100000);
+		/* Reset only once the requester has the bytes: a reset that
+		 * reaches the relay first may discard them unread. */
+		ccbt_wait_until(10000, requester_has_bytes, NULL);
 		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 		n = 3;
 	} else if (fd >= 0) {
-		n = read_all(fd, buf, sizeof buf, &error);
+		n = read_all(fd, buf, sizeof buf, &error, &handler_progress);
 		/* After the peer's half-close our direction still works. */
 		if (mode == RM_ECHO_TO_EOF && n > 0 && !error)
 			(void)!send(fd, buf, (size_t)n, MSG_NOSIGNAL);
@@ -231,12 +253,7 @@ static bool wait_handler(int want, int timeout_ms)
 	pthread_mutex_lock(&R.mu);
 	while (R.done < want && ccb_now_ms() < until) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 20000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ccbt_monotonic_deadline(&ts, 20);
 		pthread_cond_timedwait(&R.cv, &R.mu, &ts);
 	}
 	ok = R.done >= want;
@@ -297,7 +314,7 @@ static void test_relay_half_close_and_reset(void)
 	CU_ASSERT(bkt_wait_stat(k.b, "CCBStreamingActive", 1));
 	CU_ASSERT_EQUAL(send(fd, out, sizeof out, MSG_NOSIGNAL), (ssize_t)sizeof out);
 	CU_ASSERT_EQUAL(shutdown(fd, SHUT_WR), 0);
-	n = read_all(fd, in, sizeof in, &error);
+	n = read_all(fd, in, sizeof in, &error, NULL);
 	CU_ASSERT_FALSE(error);
 	CU_ASSERT_EQUAL(n, (ssize_t)sizeof out);
 	CU_ASSERT(n == (ssize_t)sizeof out && memcmp(in, out, sizeof out) == 0);
@@ -310,8 +327,10 @@ static void test_relay_half_close_and_reset(void)
 	R.mode = RM_READ_TO_END;
 	fd = streaming_dial(contact);
 	CU_ASSERT_FATAL(fd >= 0);
+	atomic_store(&handler_progress, 0);
 	CU_ASSERT_EQUAL(send(fd, out, 1000, MSG_NOSIGNAL), 1000);
-	usleep(100000);
+	/* The target has all 1000 bytes before the requester resets. */
+	CU_ASSERT(ccbt_wait_until(10000, progress_reached_1000, NULL));
 	{
 		struct linger lg = {1, 0};
 		int64_t t0 = ccb_now_ms();
@@ -326,10 +345,15 @@ static void test_relay_half_close_and_reset(void)
 	/* 3. The target resets: the requester gets the bytes sent before and
 	 * then the end (EOF or reset), promptly. */
 	R.mode = RM_RESET;
+	atomic_store(&requester_saw_bytes, false);
 	fd = streaming_dial(contact);
 	CU_ASSERT_FATAL(fd >= 0);
-	n = read_all(fd, in, sizeof in, &error);
+	n = read_all(fd, in, 3, &error, NULL);
 	CU_ASSERT(n == 3 && memcmp(in, "abc", 3) == 0);
+	atomic_store(&requester_saw_bytes, true);
+	/* Then the end (EOF or reset), and nothing more. */
+	n = read_all(fd, in, sizeof in, &error, NULL);
+	CU_ASSERT_EQUAL(n, 0);
 	close(fd);
 	CU_ASSERT(wait_handler(3, 10000));
 	CU_ASSERT(bkt_wait_stat(k.b, "CCBStreamingActive", 0));
@@ -343,7 +367,7 @@ static void test_relay_half_close_and_reset(void)
 		CU_ASSERT_FATAL(fd >= 0);
 		CU_ASSERT_EQUAL(send(fd, "xyz", 3, MSG_NOSIGNAL), 3);
 		shutdown(fd, SHUT_WR);
-		n = read_all(fd, in, sizeof in, &error);
+		n = read_all(fd, in, sizeof in, &error, NULL);
 		CU_ASSERT(n == 3 && memcmp(in, "xyz", 3) == 0);
 		close(fd);
 		(void)ct;
@@ -367,6 +391,9 @@ static const ccbt_suite suites[] = {{"fault mid-request", tests}, {NULL, NULL}};
 
 int main(void)
 {
+	/* R.cv is waited on with CLOCK_MONOTONIC deadlines. */
+	pthread_cond_destroy(&R.cv);
+	ccbt_cond_init_monotonic(&R.cv);
 	signal(SIGPIPE, SIG_IGN);
 	return ccbt_run(suites);
 }

@@ -1036,6 +1036,8 @@ static void hostile(enum fb_mode mode)
 	/* Once the broker behaves, the registration holds. */
 	CU_ASSERT(fb_wait_count(&fb, &fb.serve_registrations, 1, 10000));
 	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	/* Deliberate time, not a wait for an event: the registration must
+	 * still hold a while later. */
 	usleep(200000);
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 1);
 	ccb_listener_free(l);
@@ -1136,12 +1138,15 @@ static void test_stop_connecting(void)
 		else
 			close(fd);
 	}
+	/* Deliberate time: let the non-blocking connects settle into the
+	 * full backlog (no observable event from this side). */
 	usleep(100000);
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(a.sin_port));
 	c.broker = addr;
 	c.timeout_ms = 60000;
 	c.reconnect_interval_ms = 60000;
 	l = start_listener(&c);
+	/* Deliberate time: the registration must stay stuck a while. */
 	usleep(300000);
 	/* Either still connecting (SYN dropped) or, if the kernel let it in,
 	 * waiting in the handshake; both must stop promptly. */

@@ -144,7 +144,7 @@ static void donectx_init(struct donectx *d)
 {
 	memset(d, 0, sizeof *d);
 	pthread_mutex_init(&d->mu, NULL);
-	pthread_cond_init(&d->cv, NULL);
+	ccbt_cond_init_monotonic(&d->cv);
 }
 
 static void donectx_destroy(struct donectx *d)
@@ -173,12 +173,7 @@ static int wait_done_ms(struct donectx *d, int n, int ms)
 	pthread_mutex_lock(&d->mu);
 	while (d->count < n && ccb_now_ms() < deadline) {
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 50 * 1000 * 1000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ccbt_monotonic_deadline(&ts, 50);
 		pthread_cond_timedwait(&d->cv, &d->mu, &ts);
 	}
 	int c = d->count;
@@ -547,6 +542,14 @@ static void test_many(void)
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
+static bool relay_moved_64k(void *arg)
+{
+	ccb__relay_stats st;
+
+	ccb__relay_engine_stats(arg, &st);
+	return st.bytes > 9 + 64 * 1024;
+}
+
 /* Free with live relays (some idle, one mid-transfer): every fd closed, the
  * ends see EOF, done called for each, and it is prompt. */
 static void test_free_live(void)
@@ -566,7 +569,9 @@ static void test_free_live(void)
 	struct peer pa = {.fd = l[0].end_a, .send_seed = 6, .send_len = 64 * MIB, .recv_seed = 7};
 	pthread_t ta;
 	pthread_create(&ta, NULL, peer_run, &pa);
-	usleep(100 * 1000);
+	/* Wait until relay 0 is mid-transfer (it has moved bytes beyond link
+	 * 3's nine) rather than sleeping for it. */
+	CU_ASSERT(ccbt_wait_until(30000, relay_moved_64k, e));
 
 	int64_t t0 = ccb_now_ms();
 	ccb__relay_engine_free(e);

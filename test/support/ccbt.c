@@ -214,3 +214,46 @@ int ccbt_sh(const char *fmt, ...)
 	st = system(cmd);
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
+
+static int64_t ccbt_mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+bool ccbt_wait_until(int timeout_ms, bool (*cond)(void *arg), void *arg)
+{
+	int64_t end = ccbt_mono_ms() + timeout_ms;
+
+	for (;;) {
+		if (cond(arg))
+			return true;
+		if (ccbt_mono_ms() >= end)
+			return cond(arg);
+		struct timespec nap = {0, 2 * 1000 * 1000};
+		nanosleep(&nap, NULL);
+	}
+}
+
+void ccbt_cond_init_monotonic(pthread_cond_t *cv)
+{
+	pthread_condattr_t ca;
+
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(cv, &ca);
+	pthread_condattr_destroy(&ca);
+}
+
+void ccbt_monotonic_deadline(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}

@@ -5,8 +5,11 @@
 #ifndef CCBT_H
 #define CCBT_H
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #include <CUnit/CUnit.h>
 
@@ -49,6 +52,18 @@ int ccbt_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void ccbt_read_raw(int fd, uint8_t *buf, size_t n);
 void ccbt_expect_wire(int fd, const char *hex);
 void ccbt_send_hex(int fd, const char *hex);
+
+/* Wait for an event instead of sleeping a fixed time: call cond(arg) every
+ * few milliseconds until it returns true (then true) or timeout_ms pass
+ * (then false, after one last check). Never asserts timing: callers
+ * CU_ASSERT the result, with a generous timeout. */
+bool ccbt_wait_until(int timeout_ms, bool (*cond)(void *arg), void *arg);
+
+/* A condition variable whose timed waits run on CLOCK_MONOTONIC, and the
+ * absolute CLOCK_MONOTONIC time `ms` from now for pthread_cond_timedwait on
+ * it (a wall-clock step then neither shortens nor stretches the wait). */
+void ccbt_cond_init_monotonic(pthread_cond_t *cv);
+void ccbt_monotonic_deadline(struct timespec *ts, long ms);
 
 /* Decode hex (spaces allowed) into a malloc'd buffer; aborts on bad input. */
 uint8_t *ccbt_unhex(const char *hex, size_t *len);

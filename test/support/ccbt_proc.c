@@ -13,6 +13,7 @@
 
 #include <CUnit/CUnit.h>
 
+#include "ccbt.h"
 #include "ccbt_proc.h"
 
 extern char **environ;
@@ -91,7 +92,7 @@ ccbt_proc *ccbt_proc_start(char *const argv[], char *const env[])
 	close(pipefd[1]);
 	p->out_fd = pipefd[0];
 	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->cv, NULL);
+	ccbt_cond_init_monotonic(&p->cv);
 	p->buf = calloc(1, 1);
 	p->cap = 1;
 	pthread_create(&p->reader, NULL, read_output, p);
@@ -141,13 +142,7 @@ bool ccbt_proc_wait_line(ccbt_proc *p, const char *needle, int timeout_ms, char 
 		if (left <= 0)
 			break;
 		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += left / 1000;
-		ts.tv_nsec += (left % 1000) * 1000000;
-		if (ts.tv_nsec >= 1000000000) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000;
-		}
+		ccbt_monotonic_deadline(&ts, (long)left);
 		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
 	}
 	pthread_mutex_unlock(&p->mu);

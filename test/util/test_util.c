@@ -1,4 +1,8 @@
 /* util: errors, buffers, hex, deadlines, logging. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +92,100 @@ static void test_random(void)
 	CU_ASSERT(memcmp(a, b, sizeof a) != 0);
 }
 
+/* ccb__strerror: the errno text, errno left alone, a bounded buffer. */
+static void test_strerror(void)
+{
+	char small[8], buf[64];
+	const char *t;
+
+	errno = EAGAIN;
+	t = ccb__strerror(ENOENT);
+	CU_ASSERT_EQUAL(errno, EAGAIN);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_STRING_EQUAL(t, "No such file or directory");
+	t = ccb__strerror_r(ECONNREFUSED, buf, sizeof buf);
+	CU_ASSERT_STRING_EQUAL(t, "Connection refused");
+	/* An unknown value still names the number. */
+	t = ccb__strerror_r(123456, buf, sizeof buf);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT_PTR_NOT_NULL(strstr(t, "123456"));
+	/* A short buffer is never overrun and the result is a C string. */
+	memset(small, 'x', sizeof small);
+	t = ccb__strerror_r(123456, small, sizeof small);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(t);
+	CU_ASSERT(t != small || memchr(small, '\0', sizeof small) != NULL);
+	CU_ASSERT_PTR_NOT_NULL(ccb__strerror_r(EIO, NULL, 0));
+}
+
+/* Each thread gets its own text for its own (unknown) error value, the
+ * case where strerror() formats into one static buffer shared by all. */
+#define SE_THREADS 4
+#define SE_ROUNDS 20000
+static atomic_int se_bad;
+
+static void *strerror_thread(void *arg)
+{
+	int e = 900000 + (int)(intptr_t)arg;
+	char want[32];
+
+	snprintf(want, sizeof want, "%d", e);
+	for (int i = 0; i < SE_ROUNDS; i++) {
+		const char *t = ccb__strerror(e);
+		if (!t || !strstr(t, want))
+			atomic_fetch_add(&se_bad, 1);
+	}
+	return NULL;
+}
+
+static void test_strerror_threads(void)
+{
+	pthread_t th[SE_THREADS];
+
+	atomic_store(&se_bad, 0);
+	for (intptr_t i = 0; i < SE_THREADS; i++)
+		CU_ASSERT_EQUAL_FATAL(pthread_create(&th[i], NULL, strerror_thread, (void *)i), 0);
+	for (int i = 0; i < SE_THREADS; i++)
+		pthread_join(th[i], NULL);
+	CU_ASSERT_EQUAL(atomic_load(&se_bad), 0);
+}
+
+static void test_free_secret(void)
+{
+	ccb__free_secret(NULL);
+	ccb__free_secret(ccb_strdup("cookie-0123456789"));
+	ccb__free_secret(ccb_strdup(""));
+}
+
+/* ccbt_wait_until: true as soon as the event is seen, false on timeout. */
+static atomic_int wu_flag;
+
+static bool wu_cond(void *arg)
+{
+	return atomic_load((atomic_int *)arg) != 0;
+}
+
+static void *wu_setter(void *arg)
+{
+	struct timespec nap = {0, 20 * 1000 * 1000};
+	nanosleep(&nap, NULL);
+	atomic_store((atomic_int *)arg, 1);
+	return NULL;
+}
+
+static void test_wait_until(void)
+{
+	pthread_t th;
+
+	atomic_store(&wu_flag, 0);
+	CU_ASSERT_FALSE(ccbt_wait_until(10, wu_cond, &wu_flag));
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&th, NULL, wu_setter, &wu_flag), 0);
+	CU_ASSERT(ccbt_wait_until(30000, wu_cond, &wu_flag));
+	pthread_join(th, NULL);
+}
+
 static const ccbt_test tests[] = {
+	{"strerror", test_strerror}, {"strerror from threads", test_strerror_threads},
+	{"free secret", test_free_secret}, {"wait until", test_wait_until},
 	{"errors", test_errors},     {"buffers and hex", test_buf_hex},
 	{"deadlines", test_deadlines}, {"logging", test_logging},
 	{"random", test_random},     {NULL, NULL},
