@@ -39,6 +39,8 @@
 #ifndef CCB_ADDR_H
 #define CCB_ADDR_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -86,7 +88,7 @@ typedef struct ccb_sinful ccb_sinful;
  * CCB_ADDR_MAX_TEXT; the detail says which and where), CCB_ERR_NOMEM.
  * *out is NULL on failure.
  */
-ccb_err ccb_sinful_parse(const char *text, ccb_sinful **out, ccb_error *err);
+CCB_API ccb_err ccb_sinful_parse(const char *text, ccb_sinful **out, ccb_error *err);
 
 /**
  * Parse an address as HTCondor's Sinful constructor does (sinful.md §6):
@@ -96,7 +98,7 @@ ccb_err ccb_sinful_parse(const char *text, ccb_sinful **out, ccb_error *err);
  * entries and the broker part of contacts. A v1 "{...}" address gives
  * CCB_ERR_UNSUPPORTED. Otherwise as ccb_sinful_parse().
  */
-ccb_err ccb_sinful_parse_address(const char *text, ccb_sinful **out, ccb_error *err);
+CCB_API ccb_err ccb_sinful_parse_address(const char *text, ccb_sinful **out, ccb_error *err);
 
 /**
  * New sinful with `host` (host name, IPv4 literal, or IPv6 literal with or
@@ -104,13 +106,13 @@ ccb_err ccb_sinful_parse_address(const char *text, ccb_sinful **out, ccb_error *
  * Caller frees *out with ccb_sinful_free().
  * Errors: CCB_ERR_INVALID_ARG (bad host or port), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_new(const char *host, int port, ccb_sinful **out, ccb_error *err);
+CCB_API ccb_err ccb_sinful_new(const char *host, int port, ccb_sinful **out, ccb_error *err);
 
 /** Deep copy; caller frees *out with ccb_sinful_free(). CCB_ERR_NOMEM. */
-ccb_err ccb_sinful_dup(const ccb_sinful *s, ccb_sinful **out, ccb_error *err);
+CCB_API ccb_err ccb_sinful_dup(const ccb_sinful *s, ccb_sinful **out, ccb_error *err);
 
 /** Free a sinful. NULL is allowed. */
-void ccb_sinful_free(ccb_sinful *s);
+CCB_API void ccb_sinful_free(ccb_sinful *s);
 
 /**
  * Print as "<host[:port][?params]>" (sinful.md §3): IPv6 hosts in brackets,
@@ -120,14 +122,14 @@ void ccb_sinful_free(ccb_sinful *s);
  * Returns a malloc'd string the caller frees with free(); NULL only when
  * out of memory.
  */
-char *ccb_sinful_format(const ccb_sinful *s);
+CCB_API char *ccb_sinful_format(const ccb_sinful *s);
 
 /**
  * As ccb_sinful_format() without the enclosing "<" ">" (HTCondor's
  * getCCBAddressString, sinful.md §6). Caller frees with free(); NULL when
  * out of memory.
  */
-char *ccb_sinful_format_bare(const ccb_sinful *s);
+CCB_API char *ccb_sinful_format_bare(const ccb_sinful *s);
 
 /**
  * The text a broker puts before "#<ccbid>" in the contacts it hands out:
@@ -135,31 +137,31 @@ char *ccb_sinful_format_bare(const ccb_sinful *s);
  * (ccb-protocol.md §3.1, srv:361-375). Caller frees with free(); NULL when
  * out of memory.
  */
-char *ccb_sinful_broker_address(const ccb_sinful *s);
+CCB_API char *ccb_sinful_broker_address(const ccb_sinful *s);
 
 /* ---- host, port, parameters ------------------------------------------- */
 
 /** The host as stored: IPv6 without brackets. Never NULL. */
-const char *ccb_sinful_host(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_host(const ccb_sinful *s);
 
 /**
  * Replace the host (same rules as ccb_sinful_new()). On error the sinful is
  * unchanged. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_set_host(ccb_sinful *s, const char *host, ccb_error *err);
+CCB_API ccb_err ccb_sinful_set_host(ccb_sinful *s, const char *host, ccb_error *err);
 
 /** The port, or -1 if the sinful has none. */
-int ccb_sinful_port(const ccb_sinful *s);
+CCB_API int ccb_sinful_port(const ccb_sinful *s);
 
 /** Set the port (0..65535) or remove it (-1). Errors: CCB_ERR_INVALID_ARG. */
-ccb_err ccb_sinful_set_port(ccb_sinful *s, int port, ccb_error *err);
+CCB_API ccb_err ccb_sinful_set_port(ccb_sinful *s, int port, ccb_error *err);
 
 /**
  * Decoded value of parameter `key` (exact, case-sensitive, except that
  * "ccbid" means "CCBID"); "" for a flag such as noUDP; NULL if absent.
  * The string belongs to the sinful.
  */
-const char *ccb_sinful_param(const ccb_sinful *s, const char *key);
+CCB_API const char *ccb_sinful_param(const ccb_sinful *s, const char *key);
 
 /**
  * Set parameter `key` to the (unencoded) `value`; "" makes a flag, NULL
@@ -169,30 +171,30 @@ const char *ccb_sinful_param(const ccb_sinful *s, const char *key);
  * sinful is unchanged.
  * Errors: CCB_ERR_INVALID_ARG (NULL or empty key, bad addrs), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_set_param(ccb_sinful *s, const char *key, const char *value,
+CCB_API ccb_err ccb_sinful_set_param(ccb_sinful *s, const char *key, const char *value,
 	ccb_error *err);
 
 /** Number of parameters. */
-size_t ccb_sinful_param_count(const ccb_sinful *s);
+CCB_API size_t ccb_sinful_param_count(const ccb_sinful *s);
 
 /**
  * The i-th parameter in output order (decoded; strings belong to the
  * sinful). Returns false if i is out of range. key or value may be NULL.
  */
-bool ccb_sinful_param_at(const ccb_sinful *s, size_t i, const char **key,
+CCB_API bool ccb_sinful_param_at(const ccb_sinful *s, size_t i, const char **key,
 	const char **value);
 
 /** Reorder the parameters byte-wise by key, as HTCondor prints them. */
-void ccb_sinful_sort_params(ccb_sinful *s);
+CCB_API void ccb_sinful_sort_params(ccb_sinful *s);
 
 /** Shortcuts for ccb_sinful_param() with the keys of sinful.md §4. */
-const char *ccb_sinful_ccbid(const ccb_sinful *s);
-const char *ccb_sinful_shared_port_id(const ccb_sinful *s);
-const char *ccb_sinful_alias(const ccb_sinful *s);
-const char *ccb_sinful_private_network(const ccb_sinful *s);
-const char *ccb_sinful_private_addr(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_ccbid(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_shared_port_id(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_alias(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_private_network(const ccb_sinful *s);
+CCB_API const char *ccb_sinful_private_addr(const ccb_sinful *s);
 /** True if the noUDP flag is present (sinful.md §4). */
-bool ccb_sinful_no_udp(const ccb_sinful *s);
+CCB_API bool ccb_sinful_no_udp(const ccb_sinful *s);
 
 /**
  * The CCB contacts carried by the CCBID parameter (sinful.md §7), in
@@ -204,7 +206,7 @@ bool ccb_sinful_no_udp(const ccb_sinful *s);
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE (value longer than
  * CCB_ADDR_MAX_TEXT), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_ccb_contacts(const ccb_sinful *s, char ***out, size_t *n,
+CCB_API ccb_err ccb_sinful_ccb_contacts(const ccb_sinful *s, char ***out, size_t *n,
 	ccb_error *err);
 
 /**
@@ -212,7 +214,7 @@ ccb_err ccb_sinful_ccb_contacts(const ccb_sinful *s, char ***out, size_t *n,
  * remove it when n is 0. Each contact must be non-empty and free of white
  * space. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_set_ccb_contacts(ccb_sinful *s, const char *const *contacts,
+CCB_API ccb_err ccb_sinful_set_ccb_contacts(ccb_sinful *s, const char *const *contacts,
 	size_t n, ccb_error *err);
 
 /* ---- the "addrs" parameter and CCB-safe addresses ----------------------- */
@@ -229,7 +231,7 @@ typedef struct ccb_hostport {
  * IPv6 optionally bracketed; sinful.md §5.1), e.g. "10.0.0.7-9618" or
  * "[2001-db8--5]-9618". Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE.
  */
-ccb_err ccb_addr_ccb_safe_parse(const char *text, ccb_hostport *out, ccb_error *err);
+CCB_API ccb_err ccb_addr_ccb_safe_parse(const char *text, ccb_hostport *out, ccb_error *err);
 
 /**
  * Write `ip` (IPv4 or IPv6 literal, brackets optional) and `port` in
@@ -237,7 +239,7 @@ ccb_err ccb_addr_ccb_safe_parse(const char *text, ccb_hostport *out, ccb_error *
  * Caller frees *out with free().
  * Errors: CCB_ERR_INVALID_ARG (not an IP literal, bad port), CCB_ERR_NOMEM.
  */
-ccb_err ccb_addr_ccb_safe_format(const char *ip, int port, char **out, ccb_error *err);
+CCB_API ccb_err ccb_addr_ccb_safe_format(const char *ip, int port, char **out, ccb_error *err);
 
 /**
  * The addresses in the "addrs" parameter, in order (empty '+' elements are
@@ -245,7 +247,7 @@ ccb_err ccb_addr_ccb_safe_format(const char *ip, int port, char **out, ccb_error
  * entries the caller frees with free(); NULL with *n 0 if there is no
  * "addrs". Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
-ccb_err ccb_sinful_addrs(const ccb_sinful *s, ccb_hostport **out, size_t *n,
+CCB_API ccb_err ccb_sinful_addrs(const ccb_sinful *s, ccb_hostport **out, size_t *n,
 	ccb_error *err);
 
 /* ---- CCB contacts ------------------------------------------------------- */
@@ -272,7 +274,7 @@ typedef struct ccb_contact {
  * Caller frees *out with free().
  * Errors: CCB_ERR_INVALID_ARG (bad broker), CCB_ERR_NOMEM.
  */
-ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_error *err);
+CCB_API ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_error *err);
 
 /**
  * Parse a CCBID (a contact's "#<id>", a request's CCBID, a reconnect
@@ -283,7 +285,7 @@ ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_err
  * Errors: CCB_ERR_INVALID_ARG (NULL text), CCB_ERR_PARSE (the detail quotes
  * the text, cut at 40 characters, and says what is wrong).
  */
-ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err);
+CCB_API ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err);
 
 /**
  * Split a contact at its first '#' into broker and hop ids (ccb-protocol.md
@@ -294,17 +296,17 @@ ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err);
  * on failure `out` is left empty (safe to clear).
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE, CCB_ERR_NOMEM.
  */
-ccb_err ccb_contact_split(const char *contact, ccb_contact *out, ccb_error *err);
+CCB_API ccb_err ccb_contact_split(const char *contact, ccb_contact *out, ccb_error *err);
 
 /** Free what `c` holds and zero it. NULL is allowed. */
-void ccb_contact_clear(ccb_contact *c);
+CCB_API void ccb_contact_clear(ccb_contact *c);
 
 /**
  * The CCBRoute for a nested contact: ids[1..] joined by single spaces
  * ("" for a plain contact). Caller frees with free(); NULL when out of
  * memory.
  */
-char *ccb_contact_route(const ccb_contact *c);
+CCB_API char *ccb_contact_route(const ccb_contact *c);
 
 /**
  * Split a space-separated contact list (a register reply's CCBID, or the
@@ -313,7 +315,7 @@ char *ccb_contact_route(const ccb_contact *c);
  * ccb_addr_strv_free(); n may be NULL.
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE (too long), CCB_ERR_NOMEM.
  */
-ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n,
+CCB_API ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n,
 	ccb_error *err);
 
 /**
@@ -321,7 +323,7 @@ ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n,
  * white space. Caller frees *out with free().
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
-ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
+CCB_API ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
 	ccb_error *err);
 
 /* ---- broker lists and connect ids --------------------------------------- */
@@ -334,11 +336,11 @@ ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
  * vector freed with ccb_addr_strv_free(); n may be NULL.
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE (too long), CCB_ERR_NOMEM.
  */
-ccb_err ccb_broker_list_split(const char *list, char ***out, size_t *n,
+CCB_API ccb_err ccb_broker_list_split(const char *list, char ***out, size_t *n,
 	ccb_error *err);
 
 /** Free a NULL-terminated vector returned by this header. NULL is allowed. */
-void ccb_addr_strv_free(char **v);
+CCB_API void ccb_addr_strv_free(char **v);
 
 /**
  * Fill `out` with a new connect id: 20 bytes from OpenSSL's CSPRNG as 40
@@ -346,10 +348,10 @@ void ccb_addr_strv_free(char **v);
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_CRYPTO (no randomness); `out` is ""
  * on failure.
  */
-ccb_err ccb_connect_id_new(char out[CCB_CONNECT_ID_SIZE], ccb_error *err);
+CCB_API ccb_err ccb_connect_id_new(char out[CCB_CONNECT_ID_SIZE], ccb_error *err);
 
 /** True if `id` is exactly 40 lower-case hex characters. */
-bool ccb_connect_id_valid(const char *id);
+CCB_API bool ccb_connect_id_valid(const char *id);
 
 #ifdef __cplusplus
 }

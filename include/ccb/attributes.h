@@ -15,6 +15,8 @@
 #ifndef CCB_ATTRIBUTES_H
 #define CCB_ATTRIBUTES_H
 
+#include "ccb/export.h"
+
 /* ---- core protocol (ccb-protocol.md §2, §4-§6) -------------------------- */
 
 /** int: command of a control ad (67 register, 68 forwarded request, 441 ALIVE). */

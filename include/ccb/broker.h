@@ -31,6 +31,8 @@
 #ifndef CCB_BROKER_H
 #define CCB_BROKER_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -174,7 +176,7 @@ typedef struct ccb_broker_config {
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.
  */
-ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
+CCB_API ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 			       ccb_sec_server_config *sec, ccb_error *err);
 
 /**
@@ -186,31 +188,31 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_CONFIG (bad address), CCB_ERR_IO
  * (bind/listen, record file unwritable), CCB_ERR_NOMEM.
  */
-ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err);
+CCB_API ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err);
 
 /**
  * Serve until ccb_broker_stop(). Returns CCB_OK after a stop (every
  * connection closed, records flushed), or CCB_ERR_STATE if already running
  * or stopped, CCB_ERR_IO if epoll fails.
  */
-ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err);
+CCB_API ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err);
 
 /** Ask the loop to stop. Async-signal-safe (one write(2) to an eventfd);
  * callable before run (run then returns at once) and more than once. */
-void ccb_broker_stop(ccb_broker *b);
+CCB_API void ccb_broker_stop(ccb_broker *b);
 
 /** Stop the workers and relays, close everything, free. NULL allowed. */
-void ccb_broker_free(ccb_broker *b);
+CCB_API void ccb_broker_free(ccb_broker *b);
 
 /** The public address as a sinful ("<127.0.0.1:9618?addrs=127.0.0.1-9618>";
  * its bare form, minus CCBID and PrivAddr, starts every contact the broker
  * hands out, as the collector's do); borrowed, valid until
  * ccb_broker_free(). Thread-safe. */
-const char *ccb_broker_address(const ccb_broker *b);
+CCB_API const char *ccb_broker_address(const ccb_broker *b);
 
 /** Number of listen sockets and the bound port of the i-th (-1 if out of range). */
-size_t ccb_broker_listen_count(const ccb_broker *b);
-int ccb_broker_port(const ccb_broker *b, size_t i);
+CCB_API size_t ccb_broker_listen_count(const ccb_broker *b);
+CCB_API int ccb_broker_port(const ccb_broker *b, size_t i);
 
 /**
  * Replace the security and authorization settings (methods, levels,
@@ -221,7 +223,7 @@ int ccb_broker_port(const ccb_broker *b, size_t i);
  * reload). Thread-safe (`ccbctl broker` calls it on SIGHUP). Errors:
  * CCB_ERR_INVALID_ARG.
  */
-ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
+CCB_API ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
 				   ccb_error *err);
 
 /**
@@ -233,7 +235,7 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
  * Returns a malloc'd string the caller frees with free(), NULL when out of
  * memory. Thread-safe (briefly takes the loop's state lock).
  */
-char *ccb_broker_status_json(ccb_broker *b, bool pretty);
+CCB_API char *ccb_broker_status_json(ccb_broker *b, bool pretty);
 
 /**
  * Ask a broker at `address` (sinful or host:port) for its status over the
@@ -242,7 +244,7 @@ char *ccb_broker_status_json(ccb_broker *b, bool pretty);
  * frees). Errors: the dial, handshake and stream errors (CCB_ERR_CLOSED
  * when the peer does not know the command).
  */
-ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
+CCB_API ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
 				int timeout_ms, char **json, ccb_error *err);
 
 #ifdef __cplusplus

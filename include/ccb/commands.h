@@ -7,6 +7,8 @@
 #ifndef CCB_COMMANDS_H
 #define CCB_COMMANDS_H
 
+#include "ccb/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -36,7 +38,7 @@ extern "C" {
 
 /** HTCondor's name for a command integer ("CCB_REGISTER"), or NULL if this
  * table does not know it. Static storage; thread-safe. */
-const char *ccb_command_name(long long cmd);
+CCB_API const char *ccb_command_name(long long cmd);
 
 #ifdef __cplusplus
 }

@@ -53,6 +53,8 @@
 #ifndef CCB_DIAL_H
 #define CCB_DIAL_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -81,15 +83,15 @@ typedef struct ccb_dial_cancel ccb_dial_cancel;
 
 /** New token, not fired. NULL when out of memory. Free with
  * ccb_dial_cancel_free() once no dial uses it. */
-ccb_dial_cancel *ccb_dial_cancel_new(void);
+CCB_API ccb_dial_cancel *ccb_dial_cancel_new(void);
 /** Fire the token: any running dial using it stops (its attempts are
  * cancelled and joined before it returns); dials started later fail at once.
  * Any thread; idempotent; permanent. */
-void ccb_dial_cancel_fire(ccb_dial_cancel *c);
+CCB_API void ccb_dial_cancel_fire(ccb_dial_cancel *c);
 /** Whether the token was fired. Any thread. */
-bool ccb_dial_cancel_fired(ccb_dial_cancel *c);
+CCB_API bool ccb_dial_cancel_fired(ccb_dial_cancel *c);
 /** Free the token. No dial may be using it. NULL is allowed. */
-void ccb_dial_cancel_free(ccb_dial_cancel *c);
+CCB_API void ccb_dial_cancel_free(ccb_dial_cancel *c);
 
 /** One step of a dial, for progress reports (ccbctl prints them). */
 typedef struct ccb_dial_event {
@@ -224,7 +226,7 @@ typedef struct ccb_dial_opts {
  * Errors: see the file comment. A contact that does not parse fails its own
  * attempt (CCB_ERR_INVALID_ARG) only. Thread-safe.
  */
-ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
 		 ccb_stream **out, ccb_error *err);
 
 /**
@@ -239,7 +241,7 @@ ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opt
  * ccb_tcp_connect() / ccb_sharedport_dial() (CCB_ERR_IO, CCB_ERR_TIMEOUT,
  * CCB_ERR_NOT_FOUND) for a direct dial. Thread-safe.
  */
-ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
+CCB_API ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
 			ccb_error *err);
 
 /**
@@ -250,7 +252,7 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
  * what the handshake established (may be NULL). Errors: those of
  * ccb_dial_sinful() and of ccb_sec_client_start(). Thread-safe.
  */
-ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
 			 const ccb_sec_client_config *target_sec, int command, int auth_command,
 			 ccb_stream **out, ccb_sec_info *info, ccb_error *err);
 

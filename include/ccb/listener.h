@@ -54,6 +54,8 @@
 #ifndef CCB_LISTENER_H
 #define CCB_LISTENER_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -207,10 +209,10 @@ typedef struct ccb_listener_config {
  * with ccb_listener_config_clear(); other strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG (bad value, no CCB_ADDRESS), CCB_ERR_NOMEM.
  */
-ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
+CCB_API ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
 
 /** Free what ccb_listener_config_from() allocated and zero `cfg`. */
-void ccb_listener_config_clear(ccb_listener_config *cfg);
+CCB_API void ccb_listener_config_clear(ccb_listener_config *cfg);
 
 /**
  * Create a listener: its command socket is bound and listening (see the
@@ -220,11 +222,11 @@ void ccb_listener_config_clear(ccb_listener_config *cfg);
  * command or own address; the detail names it), CCB_ERR_NOMEM, CCB_ERR_IO
  * (eventfd, or the command socket cannot be bound: the detail says where).
  */
-ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
+CCB_API ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
 
 /** Start one worker thread per broker. Errors: CCB_ERR_STATE (already
  * started or stopped), CCB_ERR_IO (thread creation; nothing left running). */
-ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
+CCB_API ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
 
 /**
  * Stop: close every registration, cancel reverse connects in progress, join
@@ -240,23 +242,23 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
  * the handler threads are then joined by ccb_listener_free() (or a stop
  * from any other thread), which must not be called from a handler.
  */
-void ccb_listener_stop(ccb_listener *l);
+CCB_API void ccb_listener_stop(ccb_listener *l);
 
 /** True once ccb_listener_stop() has been called (for handlers). */
-bool ccb_listener_stopping(ccb_listener *l);
+CCB_API bool ccb_listener_stopping(ccb_listener *l);
 
 /** Stop (if needed) and free. NULL is allowed. */
-void ccb_listener_free(ccb_listener *l);
+CCB_API void ccb_listener_free(ccb_listener *l);
 
 /** Number of brokers currently registered. */
-size_t ccb_listener_num_registered(ccb_listener *l);
+CCB_API size_t ccb_listener_num_registered(ccb_listener *l);
 
 /**
  * Wait until at least `n` brokers are registered, or `timeout_ms` passes
  * (< 0: forever). CCB_OK, CCB_ERR_TIMEOUT, or CCB_ERR_CANCELLED if the
  * listener is stopped meanwhile.
  */
-ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
+CCB_API ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
 
 /**
  * The contacts of the currently registered brokers, in configuration order
@@ -264,11 +266,11 @@ ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
  * vector of *n malloc'd strings freed with ccb_addr_strv_free() (addr.h).
  * Empty vector when none. Errors: CCB_ERR_NOMEM.
  */
-ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
+CCB_API ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
 
 /** The same joined by single spaces: the value of a sinful's CCBID
  * parameter. malloc'd (free()); "" when none; NULL when out of memory. */
-char *ccb_listener_contact_list(ccb_listener *l);
+CCB_API char *ccb_listener_contact_list(ccb_listener *l);
 
 /**
  * The command address without CCB parameters: "<ip:port?addrs=ip-port
@@ -276,7 +278,7 @@ char *ccb_listener_contact_list(ccb_listener *l);
  * own_command_address as given. Borrowed: valid until ccb_listener_free().
  * Never changes, so any thread may read it.
  */
-const char *ccb_listener_address(const ccb_listener *l);
+CCB_API const char *ccb_listener_address(const ccb_listener *l);
 
 /**
  * The full sinful to advertise, as an HTCondor daemon writes its own
@@ -291,7 +293,7 @@ const char *ccb_listener_address(const ccb_listener *l);
  * registered yet: there is no CCBID to publish), CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
+CCB_API ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
 
 /**
  * A counter that changes whenever the set of contacts changes. With
@@ -299,11 +301,11 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
  * passes, or the listener stops); *gen is updated and the return value
  * says whether it changed.
  */
-bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
+CCB_API bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
 
 /** Whether broker `index` (configuration order) is registered and its
  * register reply said CCBStreaming = true (golang-ccb, §7.8). */
-bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
+CCB_API bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
 
 /**
  * A JSON status dump: {"registered": N, "command_address": "<...>",
@@ -322,7 +324,7 @@ bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
  * per-requester cap), "handlers_running"}. Returns a malloc'd string the caller frees with free(),
  * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
  */
-char *ccb_listener_status_json(ccb_listener *l);
+CCB_API char *ccb_listener_status_json(ccb_listener *l);
 
 #ifdef __cplusplus
 }

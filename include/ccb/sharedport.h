@@ -38,10 +38,13 @@
 #ifndef CCB_SHAREDPORT_H
 #define CCB_SHAREDPORT_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ccb/clock.h"
 #include "ccb/error.h"
 #include "ccb/stream.h"
 
@@ -62,7 +65,7 @@ extern "C" {
  * characters from A-Z a-z 0-9 . - _ (sp §1). Such an id can never name a
  * path outside the socket directory. NULL gives false. Thread-safe.
  */
-bool ccb_sharedport_id_valid(const char *id);
+CCB_API bool ccb_sharedport_id_valid(const char *id);
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -96,7 +99,7 @@ bool ccb_sharedport_id_valid(const char *id);
  * the send (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, CCB_ERR_IO, ...), prefixed
  * with the step. Not thread-safe with other uses of `s`.
  */
-ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *client_name,
+CCB_API ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *client_name,
 				    int64_t deadline_ms, ccb_error *err);
 
 /**
@@ -119,7 +122,7 @@ ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *c
  * CCB_ERR_IO (connect refused, ...), CCB_ERR_NOMEM, and the errors of
  * ccb_sharedport_send_connect(). Thread-safe (no shared state).
  */
-ccb_err ccb_sharedport_dial(const char *host, uint16_t port, const char *id,
+CCB_API ccb_err ccb_sharedport_dial(const char *host, uint16_t port, const char *id,
 			    const char *client_name, int64_t deadline_ms, ccb_stream **out,
 			    ccb_error *err);
 
@@ -168,20 +171,20 @@ typedef struct ccb_sharedport_endpoint_stats {
  * (cookie on a non-Linux system), CCB_ERR_STATE (a live endpoint already
  * uses the id), CCB_ERR_IO (mkdir, socket, bind, listen), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
 				    ccb_sharedport_endpoint **out, ccb_error *err);
 
 /** The endpoint's shared-port id (owned by the endpoint, valid until free).
  * A daemon advertises `<server host:port?sock=ID>` (sp §6.2). */
-const char *ccb_sharedport_endpoint_id(const ccb_sharedport_endpoint *ep);
+CCB_API const char *ccb_sharedport_endpoint_id(const ccb_sharedport_endpoint *ep);
 
 /** The socket file's path (owned by the endpoint), or NULL for an abstract
  * socket. */
-const char *ccb_sharedport_endpoint_path(const ccb_sharedport_endpoint *ep);
+CCB_API const char *ccb_sharedport_endpoint_path(const ccb_sharedport_endpoint *ep);
 
 /** The listening socket, still owned by the endpoint, for poll(): readable
  * when a hand-off may be waiting. Do not read from it or close it. */
-int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
+CCB_API int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
 
 /**
  * Wait until `deadline_ms` for the next forwarded connection and return its
@@ -202,7 +205,7 @@ int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
  * ccb_sharedport_endpoint_shutdown()), CCB_ERR_IO (accept failed, e.g. out
  * of fds), CCB_ERR_INVALID_ARG. Call from one thread at a time.
  */
-ccb_err ccb_sharedport_endpoint_accept_fd(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_endpoint_accept_fd(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
 					  int *fd, ccb_error *err);
 
 /**
@@ -210,21 +213,21 @@ ccb_err ccb_sharedport_endpoint_accept_fd(ccb_sharedport_endpoint *ep, int64_t d
  * caller frees it with ccb_stream_free()). The stream starts with fresh
  * handshake digests, as the target of a shared-port connect must (sp §6.3).
  */
-ccb_err ccb_sharedport_endpoint_accept(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_endpoint_accept(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
 				       ccb_stream **out, ccb_error *err);
 
 /** Make a blocked or later accept return CCB_ERR_CANCELLED promptly
  * (including one in the middle of a hand-off). Any thread; idempotent; the
  * endpoint must still be freed. */
-void ccb_sharedport_endpoint_shutdown(ccb_sharedport_endpoint *ep);
+CCB_API void ccb_sharedport_endpoint_shutdown(ccb_sharedport_endpoint *ep);
 
 /** Counters; any thread. */
-void ccb_sharedport_endpoint_get_stats(const ccb_sharedport_endpoint *ep,
+CCB_API void ccb_sharedport_endpoint_get_stats(const ccb_sharedport_endpoint *ep,
 				       ccb_sharedport_endpoint_stats *st);
 
 /** Close the socket, remove its file (only if it is still ours) and free.
  * No accept may be running. NULL is allowed. */
-void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep);
+CCB_API void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep);
 
 /* ---- server --------------------------------------------------------------- */
 
@@ -275,11 +278,11 @@ typedef struct ccb_sharedport_server_stats {
  * invalid default_id, bind_host not numeric), CCB_ERR_UNSUPPORTED (cookie
  * off Linux), CCB_ERR_IO (socket/bind/listen), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
 				  ccb_sharedport_server **out, ccb_error *err);
 
 /** The TCP port the server listens on. */
-uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
+CCB_API uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
 
 /**
  * Accept one connection (waiting until `deadline_ms`) and serve it to the
@@ -296,7 +299,7 @@ uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
  * commands of its own), CCB_ERR_CANCELLED (stopped), CCB_ERR_IO.
  * Must not run concurrently with another serve_one or run on `srv`.
  */
-ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t deadline_ms,
 					ccb_error *err);
 
 /**
@@ -306,19 +309,19 @@ ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t dead
  * worker has finished (workers are interrupted, so this is prompt), or
  * CCB_ERR_IO if accepting fails for good, CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err);
+CCB_API ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err);
 
 /** Make run / serve_one return promptly, interrupting connections being
  * served. Any thread; idempotent; permanent. */
-void ccb_sharedport_server_stop(ccb_sharedport_server *srv);
+CCB_API void ccb_sharedport_server_stop(ccb_sharedport_server *srv);
 
 /** Counters; any thread. */
-void ccb_sharedport_server_get_stats(const ccb_sharedport_server *srv,
+CCB_API void ccb_sharedport_server_get_stats(const ccb_sharedport_server *srv,
 				     ccb_sharedport_server_stats *st);
 
 /** Close the listener and free. Call only after run / serve_one returned
  * (stop first). NULL is allowed. */
-void ccb_sharedport_server_free(ccb_sharedport_server *srv);
+CCB_API void ccb_sharedport_server_free(ccb_sharedport_server *srv);
 
 #ifdef __cplusplus
 }

@@ -35,6 +35,8 @@
 #ifndef CCB_WIRE_H
 #define CCB_WIRE_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -83,7 +85,7 @@ typedef struct ccb_ad_field {
  * type, unsendable string; the detail names the field), CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_error *err);
+CCB_API ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_error *err);
 
 /* ---- reading attributes with protocol errors -------------------------------
  * ccb_classad_get_* already tell an absent attribute (CCB_ERR_NOT_FOUND)
@@ -96,12 +98,12 @@ ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_
  */
 
 /** Required string attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_string(const ccb_classad *ad, const char *name, const char **v,
+CCB_API ccb_err ccb_ad_need_string(const ccb_classad *ad, const char *name, const char **v,
 			   ccb_error *err);
 /** Required integer attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_int(const ccb_classad *ad, const char *name, int64_t *v, ccb_error *err);
+CCB_API ccb_err ccb_ad_need_int(const ccb_classad *ad, const char *name, int64_t *v, ccb_error *err);
 /** Required boolean attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_bool(const ccb_classad *ad, const char *name, bool *v, ccb_error *err);
+CCB_API ccb_err ccb_ad_need_bool(const ccb_classad *ad, const char *name, bool *v, ccb_error *err);
 
 /**
  * A decimal id such as RequestID or a request's bare CCBID: the wire form is
@@ -110,17 +112,17 @@ ccb_err ccb_ad_need_bool(const ccb_classad *ad, const char *name, bool *v, ccb_e
  * value must fit in 64 bits. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL
  * (absent, another type, not all digits, too large; detail says which).
  */
-ccb_err ccb_ad_need_decimal(const ccb_classad *ad, const char *name, uint64_t *v,
+CCB_API ccb_err ccb_ad_need_decimal(const ccb_classad *ad, const char *name, uint64_t *v,
 			    ccb_error *err);
 
 /** The string attribute `name`, or `dflt` when it is absent or not a string
  * (Go's ccb.AdString with a chosen default). For optional, informational
  * fields (Name, ErrorString). `ad` may be NULL. */
-const char *ccb_ad_string_or(const ccb_classad *ad, const char *name, const char *dflt);
+CCB_API const char *ccb_ad_string_or(const ccb_classad *ad, const char *name, const char *dflt);
 /** The boolean attribute `name`, or `dflt` when absent or not a boolean
  * (Go's ccb.AdBool). A reply without Result reads as failed with dflt
  * false, as in C++ and Go. `ad` may be NULL. */
-bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
+CCB_API bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
 
 /* ---- control messages (Go's WriteControlAd / ReadControlAd) ---------------- */
 
@@ -138,7 +140,7 @@ bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
  * built), CCB_ERR_TOO_LARGE, CCB_ERR_NOMEM, and the stream's send errors
  * (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, CCB_ERR_IO, ...).
  */
-ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer_version,
+CCB_API ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer_version,
 			     ccb_error *err);
 
 /**
@@ -155,7 +157,7 @@ ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer
  * (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, ...). Every failure except
  * CCB_ERR_INVALID_ARG and CCB_ERR_STATE leaves the stream broken.
  */
-ccb_err ccb_control_ad_read(ccb_stream *s, ccb_classad **out, ccb_error *err);
+CCB_API ccb_err ccb_control_ad_read(ccb_stream *s, ccb_classad **out, ccb_error *err);
 
 /* ---- the reverse-connect hello (ccb-protocol.md §6.4, §6.7, §7.5) ---------- */
 
@@ -167,7 +169,7 @@ ccb_err ccb_control_ad_read(ccb_stream *s, ccb_classad **out, ccb_error *err);
  * values, G:ccb/ccb.go:139-166). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_hello_ad_new(const char *connect_id, const char *request_id, const char *my_address,
+CCB_API ccb_err ccb_hello_ad_new(const char *connect_id, const char *request_id, const char *my_address,
 			 ccb_classad **out, ccb_error *err);
 
 /**
@@ -180,7 +182,7 @@ ccb_err ccb_hello_ad_new(const char *connect_id, const char *request_id, const c
  * CCB_ERR_PROTOCOL with the attribute named. Errors: CCB_ERR_INVALID_ARG,
  * CCB_ERR_PROTOCOL, CCB_ERR_NOMEM. Thread-safe.
  */
-ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
+CCB_API ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
 				  ccb_error *err);
 
 /**
@@ -206,7 +208,7 @@ ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
  * hello ad), CCB_ERR_STATE (message being built), CCB_ERR_TOO_LARGE,
  * CCB_ERR_NOMEM, and the stream's send errors.
  */
-ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_version,
+CCB_API ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_version,
 			ccb_error *err);
 
 /**
@@ -215,7 +217,7 @@ ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_v
  * the checks of ccb_hello_read_ad(). Must be called between messages. The
  * message cap is handled as in ccb_control_ad_read().
  */
-ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad **out,
+CCB_API ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad **out,
 		       ccb_error *err);
 
 /**
@@ -247,7 +249,7 @@ ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad
  * Every failure except CCB_ERR_INVALID_ARG (and CCB_ERR_STATE from
  * ccb_hello_read()) leaves the stream broken: close it.
  */
-ccb_err ccb_hello_read_ad(ccb_stream *s, int64_t cmd, const char *expect_connect_id,
+CCB_API ccb_err ccb_hello_read_ad(ccb_stream *s, int64_t cmd, const char *expect_connect_id,
 			  ccb_classad **out, ccb_error *err);
 
 /**
@@ -258,7 +260,7 @@ ccb_err ccb_hello_read_ad(ccb_stream *s, int64_t cmd, const char *expect_connect
  * ccb_control_ad_write(). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_result_ad_new(const ccb_classad *hello, bool success, const char *error_string,
+CCB_API ccb_err ccb_result_ad_new(const ccb_classad *hello, bool success, const char *error_string,
 			  ccb_classad **out, ccb_error *err);
 
 #ifdef __cplusplus
