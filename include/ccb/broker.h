@@ -1,7 +1,7 @@
 /*
  * libccb — the CCB broker (server): HTCondor's collector-side Condor
- * Connection Broker, wire-compatible with H:src/ccb/ccb_server.cpp
- * (../shared/spec/ccb-protocol.md §4-§7, §11, §12).
+ * Connection Broker, wire-compatible with the CCB server of HTCondor 25's
+ * collector.
  *
  * What it serves on its listen sockets:
  *   CCB_REGISTER (67, DAEMON)      a listener registers and keeps the socket;
@@ -118,9 +118,9 @@ typedef struct ccb_broker_config {
 	 * dropped oldest first, with a log line. 0: 100000. */
 	size_t max_reconnect_records;
 	/** CCB_OUTBOUND_NEXT_HOP: brokers (a CCB_ADDRESS-style list) this broker
-	 * registers with as an "inside CCB" (ccb-protocol.md §9.2), and to
+	 * registers with as an "inside CCB", and to
 	 * which it forwards CCB_PROXY_CONNECT with CCBTTL decremented instead
-	 * of dialing the target (§9.1; implies outbound_proxy), as HTCondor's
+	 * of dialing the target (implies outbound_proxy), as HTCondor's
 	 * broker does with the same knob. Its own registrants are given nested
 	 * contacts through those brokers ("<next hop>#<our id>#<their id>", one
 	 * per next hop), their registration replies are held until the first
@@ -138,7 +138,7 @@ typedef struct ccb_broker_config {
 	 * milliseconds (0: CCB_RECONNECT_TIME, 60 s). */
 	int upstream_reconnect_ms;
 	/** CCB_OUTBOUND_PROXY: serve CCB_PROXY_CONNECT (82, DAEMON): dial a
-	 * target for the requester and splice (ccb-protocol.md §9.1). Implied
+	 * target for the requester and splice. Implied
 	 * by outbound_next_hop. */
 	bool outbound_proxy;
 	/** CCB_OUTBOUND_TARGET_ALLOWLIST: CIDR, IP, or host glob entries, space
@@ -228,7 +228,7 @@ CCB_API ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_c
 
 /**
  * The status as JSON text: "address", "stats" (HTCondor's CCB* counter and
- * gauge names, ccb-protocol.md §11.3, plus libccb's own), "limits", and
+ * gauge names, plus libccb's own), "limits", and
  * "registrations" (ccbid, peer, name, registered and last-heartbeat wall
  * times, pending requests) — replaced by "registrations_truncated": true
  * when there are more than status_detail_max. `pretty` indents it.

@@ -6,7 +6,7 @@
  * we do not evaluate is forwarded unchanged. Attribute names are
  * case-insensitive and kept in HTCondor's wire order (name length, then
  * case-insensitive name), so an ad put by libccb is byte-identical to the same
- * ad put by HTCondor 25 (../shared/spec/classad-wire.md).
+ * ad put by HTCondor 25.
  *
  * Thread safety: an ad is not thread-safe; distinct ads may be used from
  * distinct threads. Pointers returned by getters borrow from the ad and stay
@@ -96,7 +96,7 @@ CCB_API ccb_err ccb_classad_parse_line(ccb_classad *ad, const char *line, ccb_er
  * malloc'd; caller frees. NULL when out of memory. */
 CCB_API char *ccb_classad_to_text(const ccb_classad *ad);
 
-/* ---- private attributes (classad-wire.md §6) --------------------------- */
+/* ---- private attributes --------------------------- */
 
 /** True for HTCondor's private attribute names: Capability, ChildClaimIds,
  * ClaimId, ClaimIdList, ClaimIds, TransferKey, and any `_condor_priv*`. */
@@ -116,7 +116,7 @@ typedef struct ccb_classad_put_opts {
 	unsigned peer_version;
 	/** Write as a projection ("whitelist") write does: attributes in
 	 * case-insensitive alphabetical order, private V1 attributes unmarked
-	 * (classad-wire.md §7; the session-resume ad is written this way). */
+	 * (the session-resume ad is written this way). */
 	bool projection;
 } ccb_classad_put_opts;
 

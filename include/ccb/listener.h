@@ -2,12 +2,12 @@
  * libccb — CCB listener (target / registrant side).
  *
  * A listener keeps one registration with each configured CCB broker
- * (../shared/spec/ccb-protocol.md §4) and, when a broker forwards a
+ * and, when a broker forwards a
  * CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
  * broker), sends the reverse-connect hello and hands the connection to the
- * caller's handler (§6.3-§6.4, §7.5).
+ * caller's handler.
  *
- * Threads (../shared/ARCHITECTURE.md): one worker thread per broker runs the
+ * Threads: one worker thread per broker runs the
  * register / serve / heartbeat / reconnect loop on blocking sockets with
  * deadlines. Forwarded requests are connected back by one event loop thread
  * per listener (non-blocking connects under epoll, each with a connect
@@ -21,18 +21,18 @@
  * the listener's mutex and the worker is woken to send them, which keeps the
  * writes to one registration serialized.
  *
- * Per broker (§4-§5, ccb-behaviour-notes.md §1.2):
+ * Per broker:
  * - authenticated CCB_REGISTER {Command, Name[, CCBID, ClaimId]}, the last
  *   two being the previous reply's CCBID and cookie, verbatim, so the broker
- *   can give the same CCBID back (§4.1, §4.4); a fresh security session is
+ *   can give the same CCBID back; a fresh security session is
  *   negotiated for every registration;
  * - ALIVE {Command=441} after `heartbeat interval` of silence from the
- *   broker; the broker is declared dead after 3 intervals of silence (C++
- *   rule, §5.2);
+ *   broker; the broker is declared dead after 3 intervals of silence (the C++
+ *   listener's rule);
  * - on any failure: close, wait the reconnect interval with random jitter
  *   (75%-125%), register again. One broker failing never affects another.
  *
- * Command socket and sinful (../shared/spec/sinful.md §4): like an HTCondor
+ * Command socket and sinful: like an HTCondor
  * daemon, a listener has a real TCP command socket, opened by
  * ccb_listener_new() on `command_address` (default: an ephemeral port on
  * the local address that routes toward the first broker), unless the
@@ -89,7 +89,7 @@ typedef struct ccb_listener_conn_info {
 	const char *route;        /**< the request's CCBRoute: the CCBIDs still to
 				   * follow beyond us ("" when none). Non-empty
 				   * only when this listener is an inside CCB's
-				   * upstream registration (ccb-protocol.md §9.3):
+				   * upstream registration:
 				   * a plain daemon just serves the connection. */
 	const char *original_requester; /**< CCBOriginalRequester ("" when absent;
 					 * for logs only, never trust it) */
@@ -132,7 +132,7 @@ typedef struct ccb_listener_config {
 	const char *name;
 	/** CCB_HEARTBEAT_INTERVAL in seconds: default 300 (HTCondor 25's
 	 * effective default), 1-29 raised to 30, CCB_LISTENER_HEARTBEAT_OFF for
-	 * none (§5.2). */
+	 * none. */
 	int heartbeat_interval;
 	/** FOR TESTS: heartbeat interval in milliseconds, no floor; when > 0 it
 	 * overrides heartbeat_interval. */
@@ -198,7 +198,7 @@ typedef struct ccb_listener_config {
 } ccb_listener_config;
 
 /**
- * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
+ * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as by ccb_split_list()),
  * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
  * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_CONNECT_TIMEOUT_MS,
  * CCB_LISTENER_HELLO_TIMEOUT_MS, CCB_LISTENER_MAX_PENDING,
@@ -281,8 +281,8 @@ CCB_API char *ccb_listener_contact_list(ccb_listener *l);
 CCB_API const char *ccb_listener_address(const ccb_listener *l);
 
 /**
- * The full sinful to advertise, as an HTCondor daemon writes its own
- * (sinful.md §2-§7): the command address plus CCBID = the current contacts
+ * The full sinful to advertise, as an HTCondor daemon writes its own:
+ * the command address plus CCBID = the current contacts
  * of every registered broker (ccb_listener_contact_list(), URL-encoded) and
  * PrivNet when configured, parameters in HTCondor's order, e.g.
  * "<10.0.0.7:40123?CCBID=10.0.0.1:9618%3faddrs%3d10.0.0.1-9618#5
@@ -304,7 +304,7 @@ CCB_API ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
 CCB_API bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
 
 /** Whether broker `index` (configuration order) is registered and its
- * register reply said CCBStreaming = true (golang-ccb, §7.8). */
+ * register reply said CCBStreaming = true (golang-ccb). */
 CCB_API bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
 
 /**

@@ -28,7 +28,7 @@
  * nothing is negotiated.
  * Sessions: a server given a ccb_sec_sessions store keeps every session it
  * negotiates (for SessionDuration + 20 s, lease SessionLease + 20 s, as
- * HTCondor) and lets clients resume them (security-handshake.md §9); an
+ * HTCondor) and lets clients resume them; an
  * unknown or expired session is answered with SID_NOT_FOUND. A client
  * given a store (ccb_sec_client_config.sessions) keeps the sessions it
  * negotiates for every command the server lists in ValidCommands, and
@@ -204,7 +204,7 @@ typedef struct ccb_sec_server_config {
 	 * then "FS,TOKEN,SSL" (only implemented methods are used). */
 	const char *auth_methods[CCB_PERM_COUNT];
 	/** SEC_<PERM>_CRYPTO_METHODS; NULL falls back to [CCB_PERM_ALLOW],
-	 * then "AES,BLOWFISH,3DES" (the server's order decides, §2.1). */
+	 * then "AES,BLOWFISH,3DES" (the server's order decides). */
 	const char *crypto_methods[CCB_PERM_COUNT];
 	/** ALLOW_<PERM> / DENY_<PERM>: comma/space lists of identity patterns
 	 * (`user@domain`, `*` wildcards; an entry without '@' matches the peer's

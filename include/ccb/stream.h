@@ -8,12 +8,12 @@
  * ccb_stream_end_of_message() then checks that nothing was left unread, as the
  * C++ reader does.
  *
- * Wire rules (../shared/spec/cedar-stream.md): 5-byte packet header (end flag,
+ * Wire rules: 5-byte packet header (end flag,
  * 32-bit big-endian length 1..1 MiB), every integer 8 bytes big-endian, a
  * double as two integers (frexp form), strings NUL-terminated in plaintext and
  * 8-byte length-prefixed while crypto mode is on (an AES-GCM key, or a
  * BLOWFISH/3DES key with encryption negotiated; legacy ciphers restart at
- * every end of message, §7, and may add the MD5 header of §8), 0xAD as the
+ * every end of message and may add an MD5 integrity header), 0xAD as the
  * NULL string marker.
  *
  * Deadlines: every blocking operation waits at most the stream's timeout
@@ -47,7 +47,7 @@ typedef struct ccb_stream ccb_stream;
 
 /** Default cap on one inbound message (all its packets together). */
 #define CCB_STREAM_DEFAULT_MAX_MESSAGE (1024 * 1024)
-/** Largest packet body CEDAR accepts (cedar-stream.md §2). */
+/** Largest packet body CEDAR accepts. */
 #define CCB_MAX_PACKET_BODY (1024 * 1024)
 /** Default per-operation timeout in milliseconds. */
 #define CCB_STREAM_DEFAULT_TIMEOUT_MS 30000
@@ -166,7 +166,7 @@ CCB_API ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
 /** Bytes of the current inbound message not yet consumed (0 if none loaded). */
 CCB_API size_t ccb_stream_unread(const ccb_stream *s);
 
-/* ---- session crypto (cedar-stream.md §4-§6) --------------------------- */
+/* ---- session crypto --------------------------- */
 
 /**
  * Install an AES-256-GCM key: every later packet in both directions is
@@ -186,13 +186,13 @@ CCB_API bool ccb_stream_crypto_on(const ccb_stream *s);
 CCB_API int ccb_stream_crypto_method(const ccb_stream *s);
 
 /** True when packets carry an integrity check (AES-GCM, or the legacy
- * MD5 header of cedar-stream.md §8). */
+ * MD5 header). */
 CCB_API bool ccb_stream_integrity_on(const ccb_stream *s);
 
 /**
  * Write a string as HTCondor's put_secret does: with a legacy key installed
  * and crypto mode off, crypto is on for this string only (8-byte length and
- * bytes enciphered, cedar-stream.md §7); otherwise a plain put_string.
+ * bytes enciphered); otherwise a plain put_string.
  * Errors as ccb_stream_put_string().
  */
 CCB_API ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str);
