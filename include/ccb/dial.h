@@ -2,9 +2,8 @@
  * libccb — the CCB requester: reach a daemon behind NAT through its broker(s).
  *
  * ccb_dial() asks the target's CCB broker(s) to have the target connect back
- * (connection reversal) and returns the
- * reversed connection once the target's hello (int 69 + ad) has been
- * read and its ClaimId checked. The stream is then ready for the requester's
+ * (connection reversal) and returns the reversed connection once the
+ * target's hello (int 69 + ad) has been read and its ClaimId checked. The stream is then ready for the requester's
  * real command, in which the requester is the CEDAR client (e.g.
  * ccb_sec_client_start()).
  *

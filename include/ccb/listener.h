@@ -1,13 +1,12 @@
 /*
  * libccb — CCB listener (target / registrant side).
  *
- * A listener keeps one registration with each configured CCB broker
- * and, when a broker forwards a
- * CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
+ * A listener keeps one registration with each configured CCB broker and,
+ * when a broker forwards a CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
  * broker), sends the reverse-connect hello and hands the connection to the
  * caller's handler.
  *
- * Threads: one worker thread per broker runs the
+ * Threads (see docs/threading.md): one worker thread per broker runs the
  * register / serve / heartbeat / reconnect loop on blocking sockets with
  * deadlines. Forwarded requests are connected back by one event loop thread
  * per listener (non-blocking connects under epoll, each with a connect
