@@ -41,7 +41,7 @@
  * CCB_ERR_STREAMING_UNSUPPORTED, CCB_ERR_TIMEOUT (the deadline passed before
  * the request could be made), CCB_ERR_CANCELLED, CCB_ERR_PROTOCOL,
  * CCB_ERR_NOMEM, CCB_ERR_IO (local listen socket). With several brokers the
- * detail lists every broker's failure ("broker A: ...; broker B: ...",
+ * detail lists every broker's failure ("broker <first>: ...; broker <second>: ...",
  * truncated to CCB_ERROR_DETAIL_SIZE; the progress callback gets them whole)
  * and the code is that of the attempt that got furthest.
  *
