@@ -1,13 +1,21 @@
 # install(EXPORT) package config, version file and pkg-config file.
 include(CMakePackageConfigHelpers)
 
-install(TARGETS ccb ccb_static EXPORT ccbTargets
+# Two export sets: ccb::ccb (the shared library, needing only Threads) is
+# always loaded by find_package(ccb); ccb::ccb_static needs OpenSSL and jansson
+# at link time, so it is loaded only with find_package(ccb COMPONENTS static).
+install(TARGETS ccb EXPORT ccbTargets
         LIBRARY DESTINATION ${CMAKE_INSTALL_LIBDIR}
         ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
         RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR}
         INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(TARGETS ccb_static EXPORT ccbStaticTargets
+        ARCHIVE DESTINATION ${CMAKE_INSTALL_LIBDIR}
+        INCLUDES DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
 install(DIRECTORY include/ccb DESTINATION ${CMAKE_INSTALL_INCLUDEDIR})
+install(FILES ${PROJECT_BINARY_DIR}/include/ccb/version.h DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/ccb)
 install(EXPORT ccbTargets NAMESPACE ccb:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ccb)
+install(EXPORT ccbStaticTargets NAMESPACE ccb:: DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ccb)
 
 configure_package_config_file(cmake/ccbConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/ccbConfig.cmake

@@ -6,16 +6,15 @@
  * case-insensitive on read, but HTCondor writes these spellings and so do
  * we). Names that HTCondor only writes as string literals (the streaming
  * extension) follow the same pattern. Which message carries which attribute,
- * and with which type, is in ../shared/spec/ccb-protocol.md §2.
- *
- * Sources: H:src/condor_includes/condor_attributes.h:90,108,227,609,739,746,
- * 1234-1244; streaming literals in H:src/ccb/ccb_server.cpp:935,1008,1829 and
- * H:src/ccb/ccb_client.cpp:261,584; Go-only names in G:ccb/ccb.go:34-73.
+ * and with which type, is described with the functions of ccb/wire.h. A few
+ * names come from the Go implementation (golang-ccb) only.
  */
 #ifndef CCB_ATTRIBUTES_H
 #define CCB_ATTRIBUTES_H
 
-/* ---- core protocol (ccb-protocol.md §2, §4-§6) -------------------------- */
+#include "ccb/export.h"
+
+/* ---- core protocol -------------------------- */
 
 /** int: command of a control ad (67 register, 68 forwarded request, 441 ALIVE). */
 #define CCB_ATTR_COMMAND "Command"
@@ -24,7 +23,7 @@
 /** string: contact or contact list (register, reply), bare id (request). */
 #define CCB_ATTR_CCBID "CCBID"
 /** string, private: reconnect cookie or connect id. Travels behind the "ZKM"
- * marker when the peer's version is unknown (classad-wire.md §6). */
+ * marker when the peer's version is unknown. */
 #define CCB_ATTR_CLAIM_ID "ClaimId"
 /** string (sinful): where the target dials back, or the proxy-connect target. */
 #define CCB_ATTR_MY_ADDRESS "MyAddress"
@@ -35,7 +34,7 @@
 /** string: failure text in replies and results. */
 #define CCB_ATTR_ERROR_STRING "ErrorString"
 
-/* ---- tunnelling and outbound proxy (ccb-protocol.md §7.5, §9) ----------- */
+/* ---- tunnelling and outbound proxy ----------- */
 
 /** int: hop budget of a CCB_PROXY_CONNECT. */
 #define CCB_ATTR_CCB_TTL "CCBTTL"
@@ -46,16 +45,16 @@
 /** string: the forwarding broker's own address; audit only. */
 #define CCB_ATTR_CCB_PRIOR_HOP "CCBPriorHop"
 
-/* ---- streaming (ccb-protocol.md §7) ------------------------------------- */
+/* ---- streaming ------------------------------------- */
 
-/** bool: requester asks the broker to proxy (always set it explicitly, §7.2). */
+/** bool: requester asks the broker to proxy (always set it explicitly). */
 #define CCB_ATTR_CCB_STREAMING_REQUIRED "CCBStreamingRequired"
 /** bool: broker reply saying the connection is proxied on this socket. */
 #define CCB_ATTR_PROXY_MODE "ProxyMode"
-/** bool: golang-ccb register reply only; C++ neither sends nor reads it (§7.8). */
+/** bool: golang-ccb register reply only; C++ neither sends nor reads it. */
 #define CCB_ATTR_CCB_STREAMING "CCBStreaming"
 /** bool: understood by the Go requester in a failure reply; emitted by no
- * broker (§7.8). */
+ * broker. */
 #define CCB_ATTR_CCB_STREAMING_UNSUPPORTED "CCBStreamingUnsupported"
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * libccb — the CCB broker (server): HTCondor's collector-side Condor
- * Connection Broker, wire-compatible with H:src/ccb/ccb_server.cpp
- * (../shared/spec/ccb-protocol.md §4-§7, §11, §12).
+ * Connection Broker, wire-compatible with the CCB server of HTCondor 25's
+ * collector.
  *
  * What it serves on its listen sockets:
  *   CCB_REGISTER (67, DAEMON)      a listener registers and keeps the socket;
@@ -30,6 +30,8 @@
  */
 #ifndef CCB_BROKER_H
 #define CCB_BROKER_H
+
+#include "ccb/export.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -116,9 +118,9 @@ typedef struct ccb_broker_config {
 	 * dropped oldest first, with a log line. 0: 100000. */
 	size_t max_reconnect_records;
 	/** CCB_OUTBOUND_NEXT_HOP: brokers (a CCB_ADDRESS-style list) this broker
-	 * registers with as an "inside CCB" (ccb-protocol.md §9.2), and to
+	 * registers with as an "inside CCB", and to
 	 * which it forwards CCB_PROXY_CONNECT with CCBTTL decremented instead
-	 * of dialing the target (§9.1; implies outbound_proxy), as HTCondor's
+	 * of dialing the target (implies outbound_proxy), as HTCondor's
 	 * broker does with the same knob. Its own registrants are given nested
 	 * contacts through those brokers ("<next hop>#<our id>#<their id>", one
 	 * per next hop), their registration replies are held until the first
@@ -136,7 +138,7 @@ typedef struct ccb_broker_config {
 	 * milliseconds (0: CCB_RECONNECT_TIME, 60 s). */
 	int upstream_reconnect_ms;
 	/** CCB_OUTBOUND_PROXY: serve CCB_PROXY_CONNECT (82, DAEMON): dial a
-	 * target for the requester and splice (ccb-protocol.md §9.1). Implied
+	 * target for the requester and splice. Implied
 	 * by outbound_next_hop. */
 	bool outbound_proxy;
 	/** CCB_OUTBOUND_TARGET_ALLOWLIST: CIDR, IP, or host glob entries, space
@@ -174,7 +176,7 @@ typedef struct ccb_broker_config {
  * (ccb_config_server_security()). Strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG.
  */
-ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
+CCB_API ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 			       ccb_sec_server_config *sec, ccb_error *err);
 
 /**
@@ -186,31 +188,31 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_CONFIG (bad address), CCB_ERR_IO
  * (bind/listen, record file unwritable), CCB_ERR_NOMEM.
  */
-ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err);
+CCB_API ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err);
 
 /**
  * Serve until ccb_broker_stop(). Returns CCB_OK after a stop (every
  * connection closed, records flushed), or CCB_ERR_STATE if already running
  * or stopped, CCB_ERR_IO if epoll fails.
  */
-ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err);
+CCB_API ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err);
 
 /** Ask the loop to stop. Async-signal-safe (one write(2) to an eventfd);
  * callable before run (run then returns at once) and more than once. */
-void ccb_broker_stop(ccb_broker *b);
+CCB_API void ccb_broker_stop(ccb_broker *b);
 
 /** Stop the workers and relays, close everything, free. NULL allowed. */
-void ccb_broker_free(ccb_broker *b);
+CCB_API void ccb_broker_free(ccb_broker *b);
 
 /** The public address as a sinful ("<127.0.0.1:9618?addrs=127.0.0.1-9618>";
  * its bare form, minus CCBID and PrivAddr, starts every contact the broker
  * hands out, as the collector's do); borrowed, valid until
  * ccb_broker_free(). Thread-safe. */
-const char *ccb_broker_address(const ccb_broker *b);
+CCB_API const char *ccb_broker_address(const ccb_broker *b);
 
 /** Number of listen sockets and the bound port of the i-th (-1 if out of range). */
-size_t ccb_broker_listen_count(const ccb_broker *b);
-int ccb_broker_port(const ccb_broker *b, size_t i);
+CCB_API size_t ccb_broker_listen_count(const ccb_broker *b);
+CCB_API int ccb_broker_port(const ccb_broker *b, size_t i);
 
 /**
  * Replace the security and authorization settings (methods, levels,
@@ -221,19 +223,19 @@ int ccb_broker_port(const ccb_broker *b, size_t i);
  * reload). Thread-safe (`ccbctl broker` calls it on SIGHUP). Errors:
  * CCB_ERR_INVALID_ARG.
  */
-ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
+CCB_API ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
 				   ccb_error *err);
 
 /**
  * The status as JSON text: "address", "stats" (HTCondor's CCB* counter and
- * gauge names, ccb-protocol.md §11.3, plus libccb's own), "limits", and
+ * gauge names, plus libccb's own), "limits", and
  * "registrations" (ccbid, peer, name, registered and last-heartbeat wall
  * times, pending requests) — replaced by "registrations_truncated": true
  * when there are more than status_detail_max. `pretty` indents it.
  * Returns a malloc'd string the caller frees with free(), NULL when out of
  * memory. Thread-safe (briefly takes the loop's state lock).
  */
-char *ccb_broker_status_json(ccb_broker *b, bool pretty);
+CCB_API char *ccb_broker_status_json(ccb_broker *b, bool pretty);
 
 /**
  * Ask a broker at `address` (sinful or host:port) for its status over the
@@ -242,7 +244,7 @@ char *ccb_broker_status_json(ccb_broker *b, bool pretty);
  * frees). Errors: the dial, handshake and stream errors (CCB_ERR_CLOSED
  * when the peer does not know the command).
  */
-ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
+CCB_API ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
 				int timeout_ms, char **json, ccb_error *err);
 
 #ifdef __cplusplus

@@ -5,6 +5,10 @@
 #ifndef CCB_CCB_H
 #define CCB_CCB_H
 
+#include "ccb/export.h"
+#include "ccb/version.h"
+#include "ccb/clock.h"
+
 #include "ccb/error.h"
 #include "ccb/log.h"
 #include "ccb/stream.h"

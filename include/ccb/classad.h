@@ -6,7 +6,7 @@
  * we do not evaluate is forwarded unchanged. Attribute names are
  * case-insensitive and kept in HTCondor's wire order (name length, then
  * case-insensitive name), so an ad put by libccb is byte-identical to the same
- * ad put by HTCondor 25 (../shared/spec/classad-wire.md).
+ * ad put by HTCondor 25.
  *
  * Thread safety: an ad is not thread-safe; distinct ads may be used from
  * distinct threads. Pointers returned by getters borrow from the ad and stay
@@ -14,6 +14,8 @@
  */
 #ifndef CCB_CLASSAD_H
 #define CCB_CLASSAD_H
+
+#include "ccb/export.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -40,47 +42,47 @@ typedef enum ccb_value_type {
 } ccb_value_type;
 
 /** A new empty ad, or NULL when out of memory. Free with ccb_classad_free(). */
-ccb_classad *ccb_classad_new(void);
+CCB_API ccb_classad *ccb_classad_new(void);
 /** Free an ad and everything in it. NULL is allowed. */
-void ccb_classad_free(ccb_classad *ad);
+CCB_API void ccb_classad_free(ccb_classad *ad);
 /** Deep copy, or NULL when out of memory. */
-ccb_classad *ccb_classad_copy(const ccb_classad *ad);
+CCB_API ccb_classad *ccb_classad_copy(const ccb_classad *ad);
 
 /** Number of attributes. */
-size_t ccb_classad_count(const ccb_classad *ad);
+CCB_API size_t ccb_classad_count(const ccb_classad *ad);
 /** Name of the i-th attribute in wire order (borrowed), NULL if out of range. */
-const char *ccb_classad_name_at(const ccb_classad *ad, size_t i);
+CCB_API const char *ccb_classad_name_at(const ccb_classad *ad, size_t i);
 
 /* ---- setting: each replaces an attribute of the same name (any case) --- */
 /* Errors: CCB_ERR_INVALID_ARG (empty name, name with '=' or whitespace, string
  * with a NUL-free but unsendable byte), CCB_ERR_NOMEM. Strings are copied. */
 
-ccb_err ccb_classad_set_int(ccb_classad *ad, const char *name, int64_t v);
-ccb_err ccb_classad_set_real(ccb_classad *ad, const char *name, double v);
-ccb_err ccb_classad_set_bool(ccb_classad *ad, const char *name, bool v);
-ccb_err ccb_classad_set_string(ccb_classad *ad, const char *name, const char *v);
-ccb_err ccb_classad_set_undefined(ccb_classad *ad, const char *name);
+CCB_API ccb_err ccb_classad_set_int(ccb_classad *ad, const char *name, int64_t v);
+CCB_API ccb_err ccb_classad_set_real(ccb_classad *ad, const char *name, double v);
+CCB_API ccb_err ccb_classad_set_bool(ccb_classad *ad, const char *name, bool v);
+CCB_API ccb_err ccb_classad_set_string(ccb_classad *ad, const char *name, const char *v);
+CCB_API ccb_err ccb_classad_set_undefined(ccb_classad *ad, const char *name);
 /** An expression given as old-syntax text (e.g. `(TARGET.Name == "x")`).
  * Literal text is recognised and stored typed, like a received attribute. */
-ccb_err ccb_classad_set_expr(ccb_classad *ad, const char *name, const char *text);
+CCB_API ccb_err ccb_classad_set_expr(ccb_classad *ad, const char *name, const char *text);
 /** Remove an attribute; CCB_ERR_NOT_FOUND if absent. */
-ccb_err ccb_classad_remove(ccb_classad *ad, const char *name);
+CCB_API ccb_err ccb_classad_remove(ccb_classad *ad, const char *name);
 
 /* ---- getting: CCB_ERR_NOT_FOUND if absent, CCB_ERR_TYPE if another type --- */
 
-ccb_value_type ccb_classad_type(const ccb_classad *ad, const char *name);
-ccb_err ccb_classad_get_int(const ccb_classad *ad, const char *name, int64_t *v);
+CCB_API ccb_value_type ccb_classad_type(const ccb_classad *ad, const char *name);
+CCB_API ccb_err ccb_classad_get_int(const ccb_classad *ad, const char *name, int64_t *v);
 /** Integers are converted to real, as ClassAd evaluation does. */
-ccb_err ccb_classad_get_real(const ccb_classad *ad, const char *name, double *v);
-ccb_err ccb_classad_get_bool(const ccb_classad *ad, const char *name, bool *v);
+CCB_API ccb_err ccb_classad_get_real(const ccb_classad *ad, const char *name, double *v);
+CCB_API ccb_err ccb_classad_get_bool(const ccb_classad *ad, const char *name, bool *v);
 /** *v borrows the ad's copy of the string value. */
-ccb_err ccb_classad_get_string(const ccb_classad *ad, const char *name, const char **v);
+CCB_API ccb_err ccb_classad_get_string(const ccb_classad *ad, const char *name, const char **v);
 
 /**
  * The attribute's right-hand side in old ClassAd syntax, as it goes on the
  * wire (strings quoted and escaped). malloc'd; caller frees.
  */
-ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, char **out);
+CCB_API ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, char **out);
 
 /* ---- text --------------------------------------------------------------- */
 
@@ -88,17 +90,17 @@ ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, char **o
  * Parse one `Name = expression` line (old syntax, as on the wire) into the ad.
  * Errors: CCB_ERR_PARSE (no '=', empty name, unterminated string).
  */
-ccb_err ccb_classad_parse_line(ccb_classad *ad, const char *line, ccb_error *err);
+CCB_API ccb_err ccb_classad_parse_line(ccb_classad *ad, const char *line, ccb_error *err);
 
 /** All attributes as `Name = value` lines, each ending in '\n', in wire order.
  * malloc'd; caller frees. NULL when out of memory. */
-char *ccb_classad_to_text(const ccb_classad *ad);
+CCB_API char *ccb_classad_to_text(const ccb_classad *ad);
 
-/* ---- private attributes (classad-wire.md §6) --------------------------- */
+/* ---- private attributes --------------------------- */
 
 /** True for HTCondor's private attribute names: Capability, ChildClaimIds,
  * ClaimId, ClaimIdList, ClaimIds, TransferKey, and any `_condor_priv*`. */
-bool ccb_attr_is_private(const char *name);
+CCB_API bool ccb_attr_is_private(const char *name);
 
 /* ---- wire ---------------------------------------------------------------- */
 
@@ -114,7 +116,7 @@ typedef struct ccb_classad_put_opts {
 	unsigned peer_version;
 	/** Write as a projection ("whitelist") write does: attributes in
 	 * case-insensitive alphabetical order, private V1 attributes unmarked
-	 * (classad-wire.md §7; the session-resume ad is written this way). */
+	 * (the session-resume ad is written this way). */
 	bool projection;
 } ccb_classad_put_opts;
 
@@ -124,7 +126,7 @@ typedef struct ccb_classad_put_opts {
  * strings. Does not end the message. `opts` may be NULL (peer version
  * unknown, private attributes included).
  */
-ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_opts *opts);
+CCB_API ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_opts *opts);
 
 /**
  * Read an ad from the stream's current inbound message (reading the message
@@ -132,7 +134,7 @@ ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_
  * *out is a new ad owned by the caller. Errors: stream errors,
  * CCB_ERR_PROTOCOL (bad count, malformed attribute line).
  */
-ccb_err ccb_classad_get(ccb_stream *s, ccb_classad **out);
+CCB_API ccb_err ccb_classad_get(ccb_stream *s, ccb_classad **out);
 
 #ifdef __cplusplus
 }

@@ -1,11 +1,12 @@
 /*
  * libccb — HTCondor command integers used by CCB, the security handshake and
  * shared port, spelled as HTCondor's condor_commands.h spells them (with a
- * CCB_CMD_ prefix). Values from H:src/condor_includes/condor_commands.h;
- * the CCB ones are tabled in ../shared/spec/ccb-protocol.md §1.
+ * CCB_CMD_ prefix), with HTCondor's values.
  */
 #ifndef CCB_COMMANDS_H
 #define CCB_COMMANDS_H
+
+#include "ccb/export.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -18,17 +19,16 @@ extern "C" {
 #define CCB_CMD_CCB_REVERSE_CONNECT 69
 #define CCB_CMD_SHARED_PORT_CONNECT 75
 #define CCB_CMD_SHARED_PORT_PASS_SOCK 76
-/* Outbound proxy / tunnel: "dial this target for me and splice" (§9.1). */
+/* Outbound proxy / tunnel: "dial this target for me and splice". */
 #define CCB_CMD_CCB_PROXY_CONNECT 82
-/* Reserved in C++ ("(83 reserved)"); Go's name, served by golang-ccb only
- * (G:commands/commands.go:238; ccb-protocol.md §1). */
+/* Reserved in C++ ("(83 reserved)"); Go's name, served by golang-ccb only. */
 #define CCB_CMD_CCB_GET_TUNNEL_ADDRESS 83
 /* SCHED_VERS + 41; only ever a Command attribute on the registration socket. */
 #define CCB_CMD_ALIVE 441
 #define CCB_CMD_DC_AUTHENTICATE 60010
 #define CCB_CMD_DC_NOP 60011
 #define CCB_CMD_DC_SEC_QUERY 60040
-/* Sent by a tunnelling inside CCB to its master once ready (§9.2). */
+/* Sent by a tunnelling inside CCB to its master once ready. */
 #define CCB_CMD_DC_SET_READY 60043
 /* libccb's own (not HTCondor's): the broker's status query, READ; no
  * payload, reply = one CEDAR string of JSON (include/ccb/broker.h). */
@@ -36,7 +36,7 @@ extern "C" {
 
 /** HTCondor's name for a command integer ("CCB_REGISTER"), or NULL if this
  * table does not know it. Static storage; thread-safe. */
-const char *ccb_command_name(long long cmd);
+CCB_API const char *ccb_command_name(long long cmd);
 
 #ifdef __cplusplus
 }

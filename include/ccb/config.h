@@ -17,6 +17,8 @@
 #ifndef CCB_CONFIG_H
 #define CCB_CONFIG_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -35,26 +37,26 @@ typedef struct ccb_config ccb_config;
  * column, not an object, unknown knob, wrong type, bad level), CCB_ERR_NOMEM.
  * *out is freed with ccb_config_free().
  */
-ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err);
-void ccb_config_free(ccb_config *c);
+CCB_API ccb_err ccb_config_load(const char *path, ccb_config **out, ccb_error *err);
+CCB_API void ccb_config_free(ccb_config *c);
 
 /** A knob's value as text (environment override first), NULL if unset.
  * Integers and booleans are returned in their text form. */
-const char *ccb_config_get(const ccb_config *c, const char *knob);
+CCB_API const char *ccb_config_get(const ccb_config *c, const char *knob);
 
 /**
  * A knob as an integer: `dflt` when unset. Errors: CCB_ERR_CONFIG when the
  * value (e.g. from the environment) is not a decimal integer; *out is then
  * `dflt`.
  */
-ccb_err ccb_config_int(const ccb_config *c, const char *knob, long long dflt, long long *out,
+CCB_API ccb_err ccb_config_int(const ccb_config *c, const char *knob, long long dflt, long long *out,
 		       ccb_error *err);
 
 /**
  * A knob as a boolean (true/false, yes/no, 1/0, any case): `dflt` when
  * unset. Errors: CCB_ERR_CONFIG for any other text; *out is then `dflt`.
  */
-ccb_err ccb_config_bool(const ccb_config *c, const char *knob, bool dflt, bool *out,
+CCB_API ccb_err ccb_config_bool(const ccb_config *c, const char *knob, bool dflt, bool *out,
 			ccb_error *err);
 
 /** One knob as documented: what `ccbctl config` prints. */
@@ -66,12 +68,12 @@ typedef struct ccb_config_knob {
 } ccb_config_knob;
 
 /** Number of knobs libccb knows. */
-size_t ccb_config_knob_count(void);
+CCB_API size_t ccb_config_knob_count(void);
 /** Knob `i` (0 .. count-1) into *out (static strings); false if out of range. */
-bool ccb_config_knob_info(size_t i, ccb_config_knob *out);
+CCB_API bool ccb_config_knob_info(size_t i, ccb_config_knob *out);
 
 /** Whether libccb knows a knob name (any case). */
-bool ccb_config_knob_known(const char *knob);
+CCB_API bool ccb_config_knob_known(const char *knob);
 
 /**
  * Fill client security settings from SEC_CLIENT_* (falling back to
@@ -79,7 +81,7 @@ bool ccb_config_knob_known(const char *knob);
  * SEC_TOKEN_DIRECTORY, AUTH_SSL_CLIENT_*, SSL_SKIP_HOST_CHECK. Strings
  * borrow from `c`. Errors: CCB_ERR_CONFIG for an unparsable level.
  */
-ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *out,
+CCB_API ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *out,
 				   ccb_error *err);
 
 /**
@@ -89,7 +91,7 @@ ccb_err ccb_config_client_security(const ccb_config *c, ccb_sec_client_config *o
  * SEC_TOKEN_POOL_SIGNING_KEY_FILE, SEC_TOKEN_MAX_AGE, AUTH_SSL_SERVER_*.
  * `command_perm` is left for the caller. Strings borrow from `c`.
  */
-ccb_err ccb_config_server_security(const ccb_config *c, ccb_sec_server_config *out,
+CCB_API ccb_err ccb_config_server_security(const ccb_config *c, ccb_sec_server_config *out,
 				   ccb_error *err);
 
 #ifdef __cplusplus

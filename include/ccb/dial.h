@@ -2,35 +2,34 @@
  * libccb — the CCB requester: reach a daemon behind NAT through its broker(s).
  *
  * ccb_dial() asks the target's CCB broker(s) to have the target connect back
- * (connection reversal, ../shared/spec/ccb-protocol.md §6) and returns the
- * reversed connection once the target's hello (int 69 + ad, §6.4) has been
- * read and its ClaimId checked. The stream is then ready for the requester's
+ * (connection reversal) and returns the reversed connection once the
+ * target's hello (int 69 + ad) has been read and its ClaimId checked. The stream is then ready for the requester's
  * real command, in which the requester is the CEDAR client (e.g.
  * ccb_sec_client_start()).
  *
- * Standard mode (§6): the requester opens a reverse-connect listen socket (or
+ * Standard mode: the requester opens a reverse-connect listen socket (or
  * a shared-port endpoint), authenticates to the broker for CCB_REQUEST and
  * sends {CCBID, ClaimId = a fresh connect id, MyAddress, Name}. A hello with
  * the right ClaimId is the success signal: a C++ broker's success reply may
- * come before, after or never (§6.5). Hellos with another ClaimId are closed
+ * come before, after or never. Hellos with another ClaimId are closed
  * and the wait goes on. A reply with Result=false, or the broker closing the
  * request socket, ends that broker's attempt.
  *
- * Streaming / proxy mode (§7): for a requester that cannot accept a
+ * Streaming / proxy mode: for a requester that cannot accept a
  * connection. The request carries CCBStreamingRequired=true (and CCBRoute for
- * a nested contact, §3.2); the broker answers {Result=true, ProxyMode=true}
+ * a nested contact); the broker answers {Result=true, ProxyMode=true}
  * once the target has called it back, replays the hello on the same socket
  * and from then on relays raw bytes. The hello is read under the broker
  * session; then that session is dropped and a fresh plaintext stream over the
- * same socket is returned (§7.6).
+ * same socket is returned.
  *
- * Several contacts (§8): tried in random order with "happy eyeballs": the next
+ * Several contacts: tried in random order with "happy eyeballs": the next
  * broker starts after `stagger_ms`, or at once when an outstanding attempt
  * fails; the first hello wins and the other attempts are cancelled (their
  * sockets shut down, threads joined). Every attempt has its own thread and
  * its own connect id. Everything is bounded by one deadline.
  *
- * Target behind condor_shared_port (§6.7): when the target's sinful has
+ * Target behind condor_shared_port: when the target's sinful has
  * `sock=`, SHARED_PORT_CONNECT for that id is sent on the reversed connection
  * before it is returned.
  *
@@ -42,7 +41,7 @@
  * CCB_ERR_STREAMING_UNSUPPORTED, CCB_ERR_TIMEOUT (the deadline passed before
  * the request could be made), CCB_ERR_CANCELLED, CCB_ERR_PROTOCOL,
  * CCB_ERR_NOMEM, CCB_ERR_IO (local listen socket). With several brokers the
- * detail lists every broker's failure ("broker A: ...; broker B: ...",
+ * detail lists every broker's failure ("broker <first>: ...; broker <second>: ...",
  * truncated to CCB_ERROR_DETAIL_SIZE; the progress callback gets them whole)
  * and the code is that of the attempt that got furthest.
  *
@@ -52,6 +51,8 @@
  */
 #ifndef CCB_DIAL_H
 #define CCB_DIAL_H
+
+#include "ccb/export.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -69,10 +70,10 @@ extern "C" {
 /** Defaults of ccb_dial_opts. */
 #define CCB_DIAL_DEFAULT_TIMEOUT_MS 30000
 #define CCB_DIAL_DEFAULT_STAGGER_MS 250
-/** Oldest broker version trusted to stream (Go cedar's gate, §7.3). */
+/** Oldest broker version trusted to stream (Go cedar's gate). */
 #define CCB_DIAL_DEFAULT_STREAMING_VERSION 251300 /* CCB_VERSION_NUM(25, 13, 0) */
 /** MyAddress of a streaming request when no return address is given: Go's
- * placeholder; golang-ccb refuses an empty one (§7.4). */
+ * placeholder; golang-ccb refuses an empty one. */
 #define CCB_DIAL_PROXY_PLACEHOLDER "<0.0.0.0:0>"
 
 /** A cancellation token: fire it from any thread to make the ccb_dial() (or
@@ -81,15 +82,15 @@ typedef struct ccb_dial_cancel ccb_dial_cancel;
 
 /** New token, not fired. NULL when out of memory. Free with
  * ccb_dial_cancel_free() once no dial uses it. */
-ccb_dial_cancel *ccb_dial_cancel_new(void);
+CCB_API ccb_dial_cancel *ccb_dial_cancel_new(void);
 /** Fire the token: any running dial using it stops (its attempts are
  * cancelled and joined before it returns); dials started later fail at once.
  * Any thread; idempotent; permanent. */
-void ccb_dial_cancel_fire(ccb_dial_cancel *c);
+CCB_API void ccb_dial_cancel_fire(ccb_dial_cancel *c);
 /** Whether the token was fired. Any thread. */
-bool ccb_dial_cancel_fired(ccb_dial_cancel *c);
+CCB_API bool ccb_dial_cancel_fired(ccb_dial_cancel *c);
 /** Free the token. No dial may be using it. NULL is allowed. */
-void ccb_dial_cancel_free(ccb_dial_cancel *c);
+CCB_API void ccb_dial_cancel_free(ccb_dial_cancel *c);
 
 /** One step of a dial, for progress reports (ccbctl prints them). */
 typedef struct ccb_dial_event {
@@ -143,14 +144,14 @@ typedef struct ccb_dial_opts {
 	 * only one attempt at a time, so it makes the brokers sequential. */
 	const char *listen_addr;
 	/** Standard mode alternative to a listen socket: receive the reverse
-	 * connection through a shared-port endpoint with this config (§6.7;
-	 * a NULL id is generated per attempt, a fixed one makes the brokers
+	 * connection through a shared-port endpoint with this config (a
+	 * NULL id is generated per attempt, a fixed one makes the brokers
 	 * sequential) and advertise `sharedport_address` (the shared-port
 	 * server's sinful) plus sock=<endpoint id> as MyAddress. */
 	const ccb_sharedport_endpoint_cfg *sharedport_endpoint;
 	const char *sharedport_address;
-	/** Use streaming (proxy) mode (§7). Implied by proxy_return_addr,
-	 * require_streaming and by nested contacts (§3.2). */
+	/** Use streaming (proxy) mode. Implied by proxy_return_addr,
+	 * require_streaming and by nested contacts. */
 	bool streaming;
 	/** MyAddress of a streaming request: the requester's own CCB sinful
 	 * (ProxyReturnAddr). NULL: CCB_DIAL_PROXY_PLACEHOLDER; "" sends the
@@ -159,7 +160,7 @@ typedef struct ccb_dial_opts {
 	/** Streaming only: a broker that fails the capability gate fails the
 	 * attempt at once with CCB_ERR_STREAMING_UNSUPPORTED and no request is
 	 * sent. Without it such a broker is asked in standard mode instead, as
-	 * C++ falls back (§7.1), except for nested contacts. */
+	 * C++ falls back, except for nested contacts. */
 	bool require_streaming;
 	/** Streaming capability gate: the broker's $CondorVersion$ from the
 	 * handshake must be at least this CCB_VERSION_NUM. 0:
@@ -167,10 +168,10 @@ typedef struct ccb_dial_opts {
 	 * client. An unparsable version fails the gate. */
 	unsigned streaming_min_version;
 	/** The caller knows the brokers stream (a register reply carried
-	 * CCBStreaming=true, §7.8): skip the version gate. */
+	 * CCBStreaming=true): skip the version gate. */
 	bool broker_advertises_streaming;
 	/** Name sent in the request (the target description). NULL: "TOOL",
-	 * as HTCondor tools send (§6.1). */
+	 * as HTCondor tools send. */
 	const char *name;
 	/** Shared-port id of the target (the `sock=` of its sinful): sent as
 	 * SHARED_PORT_CONNECT on the reversed connection. NULL: none. */
@@ -190,11 +191,11 @@ typedef struct ccb_dial_opts {
 	/** Optional output, filled on success. */
 	ccb_dial_info *info;
 	/** Our PRIVATE_NETWORK_NAME. ccb_dial_sinful() dials a target whose
-	 * PrivNet equals it directly, as HTCondor does (sinful.md §4.1): at its
+	 * PrivNet equals it directly, as HTCondor does: at its
 	 * PrivAddr when it has one, else at its host:port with the CCBID
 	 * ignored; no fall-back to CCB. NULL or "": never. */
 	const char *private_network_name;
-	/** OUTBOUND_CCB_ADDRESS (ccb-protocol.md §9.1): brokers (space or comma
+	/** OUTBOUND_CCB_ADDRESS: brokers (space or comma
 	 * separated sinfuls / host:port) through which ccb_dial_sinful() and
 	 * ccb_dial_command() make every connection: a broker is asked with
 	 * CCB_PROXY_CONNECT (DAEMON authorization, broker_sec or defaults) to
@@ -224,7 +225,7 @@ typedef struct ccb_dial_opts {
  * Errors: see the file comment. A contact that does not parse fails its own
  * attempt (CCB_ERR_INVALID_ARG) only. Thread-safe.
  */
-ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
 		 ccb_stream **out, ccb_error *err);
 
 /**
@@ -239,7 +240,7 @@ ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opt
  * ccb_tcp_connect() / ccb_sharedport_dial() (CCB_ERR_IO, CCB_ERR_TIMEOUT,
  * CCB_ERR_NOT_FOUND) for a direct dial. Thread-safe.
  */
-ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
+CCB_API ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
 			ccb_error *err);
 
 /**
@@ -250,7 +251,7 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
  * what the handshake established (may be NULL). Errors: those of
  * ccb_dial_sinful() and of ccb_sec_client_start(). Thread-safe.
  */
-ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
 			 const ccb_sec_client_config *target_sec, int command, int auth_command,
 			 ccb_stream **out, ccb_sec_info *info, ccb_error *err);
 

@@ -14,6 +14,8 @@
 #ifndef CCB_DISSECT_H
 #define CCB_DISSECT_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -75,9 +77,9 @@ typedef struct ccb_dissect_msg {
 typedef struct ccb_dissector ccb_dissector;
 
 /** A new dissector, or NULL when out of memory. */
-ccb_dissector *ccb_dissector_new(void);
+CCB_API ccb_dissector *ccb_dissector_new(void);
 /** Free it and every message it holds. NULL is allowed. */
-void ccb_dissector_free(ccb_dissector *d);
+CCB_API void ccb_dissector_free(ccb_dissector *d);
 
 /**
  * Append captured bytes of one direction. Each message completed by them is
@@ -85,30 +87,30 @@ void ccb_dissector_free(ccb_dissector *d);
  * CCB_ERR_PROTOCOL when the bytes are not CEDAR framing (bad end flag or
  * length); that direction is then ignored. CCB_ERR_NOMEM.
  */
-ccb_err ccb_dissector_feed(ccb_dissector *d, ccb_dissect_dir dir, const uint8_t *p, size_t n,
+CCB_API ccb_err ccb_dissector_feed(ccb_dissector *d, ccb_dissect_dir dir, const uint8_t *p, size_t n,
 			   ccb_error *err);
 
 /** Bytes of `dir` fed but not yet part of a complete message. */
-size_t ccb_dissector_pending(const ccb_dissector *d, ccb_dissect_dir dir);
+CCB_API size_t ccb_dissector_pending(const ccb_dissector *d, ccb_dissect_dir dir);
 
 /** Number of complete messages so far. */
-size_t ccb_dissector_count(const ccb_dissector *d);
+CCB_API size_t ccb_dissector_count(const ccb_dissector *d);
 /** The i-th message (borrowed, valid until the dissector is freed). */
-const ccb_dissect_msg *ccb_dissector_msg(const ccb_dissector *d, size_t i);
+CCB_API const ccb_dissect_msg *ccb_dissector_msg(const ccb_dissector *d, size_t i);
 
 /**
  * Decode one message body (the concatenated packet bodies) on its own.
  * Fills *msg (items only; frames empty). Free with ccb_dissect_msg_clear().
  */
-ccb_err ccb_dissect_body(const uint8_t *body, size_t n, ccb_dissect_msg *msg, ccb_error *err);
-void ccb_dissect_msg_clear(ccb_dissect_msg *msg);
+CCB_API ccb_err ccb_dissect_body(const uint8_t *body, size_t n, ccb_dissect_msg *msg, ccb_error *err);
+CCB_API void ccb_dissect_msg_clear(ccb_dissect_msg *msg);
 
 /**
  * Render message `m` numbered `number` as text, in the layout of the
  * testvectors' decoded.md: a header line `N. c2s [end=1 len=L]`, then one
  * indented line per item. malloc'd, caller frees; NULL when out of memory.
  */
-char *ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number);
+CCB_API char *ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number);
 
 #ifdef __cplusplus
 }

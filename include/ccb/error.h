@@ -12,6 +12,8 @@
 #ifndef CCB_ERROR_H
 #define CCB_ERROR_H
 
+#include "ccb/export.h"
+
 #include <stdarg.h>
 
 #ifdef __cplusplus
@@ -60,28 +62,28 @@ typedef struct ccb_error {
  * Short, static description of a code ("timed out"). Never NULL; unknown codes
  * give "unknown error". The string is owned by the library.
  */
-const char *ccb_strerror(ccb_err code);
+CCB_API const char *ccb_strerror(ccb_err code);
 
 /**
  * Fill `e` (if not NULL) with `code` and a printf-style detail; returns `code`
  * so it can be used as `return ccb_error_set(e, CCB_ERR_IO, "...", ...)`.
  * The detail is truncated to fit CCB_ERROR_DETAIL_SIZE.
  */
-ccb_err ccb_error_set(ccb_error *e, ccb_err code, const char *fmt, ...)
+CCB_API ccb_err ccb_error_set(ccb_error *e, ccb_err code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
 /** va_list form of ccb_error_set(). */
-ccb_err ccb_error_setv(ccb_error *e, ccb_err code, const char *fmt, va_list ap);
+CCB_API ccb_err ccb_error_setv(ccb_error *e, ccb_err code, const char *fmt, va_list ap);
 
 /**
  * Prefix the existing detail of `e` with more context ("dial broker A: " +
  * old detail), keeping the code. Returns e->code, or CCB_OK if `e` is NULL.
  */
-ccb_err ccb_error_prefix(ccb_error *e, const char *fmt, ...)
+CCB_API ccb_err ccb_error_prefix(ccb_error *e, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 /** Reset `e` to CCB_OK with an empty detail. `e` may be NULL. */
-void ccb_error_clear(ccb_error *e);
+CCB_API void ccb_error_clear(ccb_error *e);
 
 #ifdef __cplusplus
 }

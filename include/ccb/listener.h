@@ -1,13 +1,12 @@
 /*
  * libccb — CCB listener (target / registrant side).
  *
- * A listener keeps one registration with each configured CCB broker
- * (../shared/spec/ccb-protocol.md §4) and, when a broker forwards a
- * CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
+ * A listener keeps one registration with each configured CCB broker and,
+ * when a broker forwards a CCB_REQUEST, connects back to the requester (or, in streaming mode, to the
  * broker), sends the reverse-connect hello and hands the connection to the
- * caller's handler (§6.3-§6.4, §7.5).
+ * caller's handler.
  *
- * Threads (../shared/ARCHITECTURE.md): one worker thread per broker runs the
+ * Threads (see docs/threading.md): one worker thread per broker runs the
  * register / serve / heartbeat / reconnect loop on blocking sockets with
  * deadlines. Forwarded requests are connected back by one event loop thread
  * per listener (non-blocking connects under epoll, each with a connect
@@ -21,18 +20,18 @@
  * the listener's mutex and the worker is woken to send them, which keeps the
  * writes to one registration serialized.
  *
- * Per broker (§4-§5, ccb-behaviour-notes.md §1.2):
+ * Per broker:
  * - authenticated CCB_REGISTER {Command, Name[, CCBID, ClaimId]}, the last
  *   two being the previous reply's CCBID and cookie, verbatim, so the broker
- *   can give the same CCBID back (§4.1, §4.4); a fresh security session is
+ *   can give the same CCBID back; a fresh security session is
  *   negotiated for every registration;
  * - ALIVE {Command=441} after `heartbeat interval` of silence from the
- *   broker; the broker is declared dead after 3 intervals of silence (C++
- *   rule, §5.2);
+ *   broker; the broker is declared dead after 3 intervals of silence (the C++
+ *   listener's rule);
  * - on any failure: close, wait the reconnect interval with random jitter
  *   (75%-125%), register again. One broker failing never affects another.
  *
- * Command socket and sinful (../shared/spec/sinful.md §4): like an HTCondor
+ * Command socket and sinful: like an HTCondor
  * daemon, a listener has a real TCP command socket, opened by
  * ccb_listener_new() on `command_address` (default: an ephemeral port on
  * the local address that routes toward the first broker), unless the
@@ -53,6 +52,8 @@
  */
 #ifndef CCB_LISTENER_H
 #define CCB_LISTENER_H
+
+#include "ccb/export.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -87,7 +88,7 @@ typedef struct ccb_listener_conn_info {
 	const char *route;        /**< the request's CCBRoute: the CCBIDs still to
 				   * follow beyond us ("" when none). Non-empty
 				   * only when this listener is an inside CCB's
-				   * upstream registration (ccb-protocol.md §9.3):
+				   * upstream registration:
 				   * a plain daemon just serves the connection. */
 	const char *original_requester; /**< CCBOriginalRequester ("" when absent;
 					 * for logs only, never trust it) */
@@ -130,7 +131,7 @@ typedef struct ccb_listener_config {
 	const char *name;
 	/** CCB_HEARTBEAT_INTERVAL in seconds: default 300 (HTCondor 25's
 	 * effective default), 1-29 raised to 30, CCB_LISTENER_HEARTBEAT_OFF for
-	 * none (§5.2). */
+	 * none. */
 	int heartbeat_interval;
 	/** FOR TESTS: heartbeat interval in milliseconds, no floor; when > 0 it
 	 * overrides heartbeat_interval. */
@@ -196,7 +197,7 @@ typedef struct ccb_listener_config {
 } ccb_listener_config;
 
 /**
- * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as in §3.3),
+ * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as by ccb_split_list()),
  * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
  * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_CONNECT_TIMEOUT_MS,
  * CCB_LISTENER_HELLO_TIMEOUT_MS, CCB_LISTENER_MAX_PENDING,
@@ -207,10 +208,10 @@ typedef struct ccb_listener_config {
  * with ccb_listener_config_clear(); other strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG (bad value, no CCB_ADDRESS), CCB_ERR_NOMEM.
  */
-ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
+CCB_API ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
 
 /** Free what ccb_listener_config_from() allocated and zero `cfg`. */
-void ccb_listener_config_clear(ccb_listener_config *cfg);
+CCB_API void ccb_listener_config_clear(ccb_listener_config *cfg);
 
 /**
  * Create a listener: its command socket is bound and listening (see the
@@ -220,11 +221,11 @@ void ccb_listener_config_clear(ccb_listener_config *cfg);
  * command or own address; the detail names it), CCB_ERR_NOMEM, CCB_ERR_IO
  * (eventfd, or the command socket cannot be bound: the detail says where).
  */
-ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
+CCB_API ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err);
 
 /** Start one worker thread per broker. Errors: CCB_ERR_STATE (already
  * started or stopped), CCB_ERR_IO (thread creation; nothing left running). */
-ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
+CCB_API ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
 
 /**
  * Stop: close every registration, cancel reverse connects in progress, join
@@ -240,23 +241,23 @@ ccb_err ccb_listener_start(ccb_listener *l, ccb_error *err);
  * the handler threads are then joined by ccb_listener_free() (or a stop
  * from any other thread), which must not be called from a handler.
  */
-void ccb_listener_stop(ccb_listener *l);
+CCB_API void ccb_listener_stop(ccb_listener *l);
 
 /** True once ccb_listener_stop() has been called (for handlers). */
-bool ccb_listener_stopping(ccb_listener *l);
+CCB_API bool ccb_listener_stopping(ccb_listener *l);
 
 /** Stop (if needed) and free. NULL is allowed. */
-void ccb_listener_free(ccb_listener *l);
+CCB_API void ccb_listener_free(ccb_listener *l);
 
 /** Number of brokers currently registered. */
-size_t ccb_listener_num_registered(ccb_listener *l);
+CCB_API size_t ccb_listener_num_registered(ccb_listener *l);
 
 /**
  * Wait until at least `n` brokers are registered, or `timeout_ms` passes
  * (< 0: forever). CCB_OK, CCB_ERR_TIMEOUT, or CCB_ERR_CANCELLED if the
  * listener is stopped meanwhile.
  */
-ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
+CCB_API ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
 
 /**
  * The contacts of the currently registered brokers, in configuration order
@@ -264,11 +265,11 @@ ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
  * vector of *n malloc'd strings freed with ccb_addr_strv_free() (addr.h).
  * Empty vector when none. Errors: CCB_ERR_NOMEM.
  */
-ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
+CCB_API ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
 
 /** The same joined by single spaces: the value of a sinful's CCBID
  * parameter. malloc'd (free()); "" when none; NULL when out of memory. */
-char *ccb_listener_contact_list(ccb_listener *l);
+CCB_API char *ccb_listener_contact_list(ccb_listener *l);
 
 /**
  * The command address without CCB parameters: "<ip:port?addrs=ip-port
@@ -276,11 +277,11 @@ char *ccb_listener_contact_list(ccb_listener *l);
  * own_command_address as given. Borrowed: valid until ccb_listener_free().
  * Never changes, so any thread may read it.
  */
-const char *ccb_listener_address(const ccb_listener *l);
+CCB_API const char *ccb_listener_address(const ccb_listener *l);
 
 /**
- * The full sinful to advertise, as an HTCondor daemon writes its own
- * (sinful.md §2-§7): the command address plus CCBID = the current contacts
+ * The full sinful to advertise, as an HTCondor daemon writes its own:
+ * the command address plus CCBID = the current contacts
  * of every registered broker (ccb_listener_contact_list(), URL-encoded) and
  * PrivNet when configured, parameters in HTCondor's order, e.g.
  * "<10.0.0.7:40123?CCBID=10.0.0.1:9618%3faddrs%3d10.0.0.1-9618#5
@@ -291,7 +292,7 @@ const char *ccb_listener_address(const ccb_listener *l);
  * registered yet: there is no CCBID to publish), CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
+CCB_API ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
 
 /**
  * A counter that changes whenever the set of contacts changes. With
@@ -299,11 +300,11 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
  * passes, or the listener stops); *gen is updated and the return value
  * says whether it changed.
  */
-bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
+CCB_API bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
 
 /** Whether broker `index` (configuration order) is registered and its
- * register reply said CCBStreaming = true (golang-ccb, §7.8). */
-bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
+ * register reply said CCBStreaming = true (golang-ccb). */
+CCB_API bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
 
 /**
  * A JSON status dump: {"registered": N, "command_address": "<...>",
@@ -322,7 +323,7 @@ bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index);
  * per-requester cap), "handlers_running"}. Returns a malloc'd string the caller frees with free(),
  * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
  */
-char *ccb_listener_status_json(ccb_listener *l);
+CCB_API char *ccb_listener_status_json(ccb_listener *l);
 
 #ifdef __cplusplus
 }

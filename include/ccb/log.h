@@ -13,6 +13,8 @@
 #ifndef CCB_LOG_H
 #define CCB_LOG_H
 
+#include "ccb/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -33,10 +35,10 @@ typedef void (*ccb_log_fn)(ccb_log_level level, const char *msg, void *user);
  * Install `fn` as the process-wide handler, receiving messages at `max_level`
  * and more severe. Pass NULL to silence the library again.
  */
-void ccb_set_log_handler(ccb_log_fn fn, ccb_log_level max_level, void *user);
+CCB_API void ccb_set_log_handler(ccb_log_fn fn, ccb_log_level max_level, void *user);
 
 /** Name of a level ("error", "warning", "info", "debug"). */
-const char *ccb_log_level_name(ccb_log_level level);
+CCB_API const char *ccb_log_level_name(ccb_log_level level);
 
 #ifdef __cplusplus
 }

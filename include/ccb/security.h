@@ -28,7 +28,7 @@
  * nothing is negotiated.
  * Sessions: a server given a ccb_sec_sessions store keeps every session it
  * negotiates (for SessionDuration + 20 s, lease SessionLease + 20 s, as
- * HTCondor) and lets clients resume them (security-handshake.md §9); an
+ * HTCondor) and lets clients resume them; an
  * unknown or expired session is answered with SID_NOT_FOUND. A client
  * given a store (ccb_sec_client_config.sessions) keeps the sessions it
  * negotiates for every command the server lists in ValidCommands, and
@@ -42,6 +42,8 @@
  */
 #ifndef CCB_SECURITY_H
 #define CCB_SECURITY_H
+
+#include "ccb/export.h"
 
 #include <stdbool.h>
 
@@ -72,7 +74,7 @@ typedef enum ccb_perm {
 } ccb_perm;
 
 /** HTCondor's name of a level ("READ"). */
-const char *ccb_perm_name(ccb_perm perm);
+CCB_API const char *ccb_perm_name(ccb_perm perm);
 
 /** Identity given to a peer that did not authenticate. */
 #define CCB_UNAUTHENTICATED_USER "unauthenticated@unmapped"
@@ -149,8 +151,8 @@ typedef struct ccb_sec_info {
  * ccb_sec_info_integrity() gives "AES-GCM", "MD5" (the legacy header) or
  * "none". The strings are static. Thread safety: pure functions.
  */
-const char *ccb_sec_info_encryption(const ccb_sec_info *info);
-const char *ccb_sec_info_integrity(const ccb_sec_info *info);
+CCB_API const char *ccb_sec_info_encryption(const ccb_sec_info *info);
+CCB_API const char *ccb_sec_info_integrity(const ccb_sec_info *info);
 
 /**
  * Run the client side of DC_AUTHENTICATE for `command` on connected stream
@@ -165,13 +167,13 @@ const char *ccb_sec_info_integrity(const ccb_sec_info *info);
  * (POST-AUTH says DENIED), CCB_ERR_PROTOCOL, CCB_ERR_UNSUPPORTED, stream
  * errors. The detail names the step.
  */
-ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
+CCB_API ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
 			     int auth_command, const char *connect_sinful, ccb_sec_info *info,
 			     ccb_error *err);
 
 /** After ccb_sec_client_start() for DC_SEC_QUERY: read the server's
  * [AuthorizationSucceeded = bool] verdict into *authorized. */
-ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err);
+CCB_API ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_error *err);
 
 /** A thread-safe store of security sessions, for a server (sessions it
  * negotiated, to be resumed by clients) or a client (sessions to resume). */
@@ -179,11 +181,11 @@ typedef struct ccb_sec_sessions ccb_sec_sessions;
 
 /** A store for at most `max_sessions` (0: 4096; the least recently used
  * one is dropped when full). NULL when out of memory. */
-ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions);
+CCB_API ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions);
 /** Free the store, wiping every key. NULL is allowed. */
-void ccb_sec_sessions_free(ccb_sec_sessions *s);
+CCB_API void ccb_sec_sessions_free(ccb_sec_sessions *s);
 /** Sessions held (including expired ones not yet noticed). */
-size_t ccb_sec_sessions_count(ccb_sec_sessions *s);
+CCB_API size_t ccb_sec_sessions_count(ccb_sec_sessions *s);
 
 /** Maps a command to its permission level; return -1 for an unknown
  * command (the server then closes, as HTCondor does). */
@@ -202,7 +204,7 @@ typedef struct ccb_sec_server_config {
 	 * then "FS,TOKEN,SSL" (only implemented methods are used). */
 	const char *auth_methods[CCB_PERM_COUNT];
 	/** SEC_<PERM>_CRYPTO_METHODS; NULL falls back to [CCB_PERM_ALLOW],
-	 * then "AES,BLOWFISH,3DES" (the server's order decides, §2.1). */
+	 * then "AES,BLOWFISH,3DES" (the server's order decides). */
 	const char *crypto_methods[CCB_PERM_COUNT];
 	/** ALLOW_<PERM> / DENY_<PERM>: comma/space lists of identity patterns
 	 * (`user@domain`, `*` wildcards; an entry without '@' matches the peer's
@@ -253,7 +255,7 @@ typedef struct ccb_sec_command {
  * CCB_ERR_NOT_AUTHORIZED (DENIED was sent), CCB_ERR_PROTOCOL, stream errors;
  * in every error case the caller closes the stream.
  */
-ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
+CCB_API ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 			      ccb_sec_command *cmd, ccb_error *err);
 
 /**
@@ -264,7 +266,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
  * and DAEMON imply WRITE), so a DAEMON-authorized peer may also run READ
  * commands. Thread-safe.
  */
-bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const char *user,
+CCB_API bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const char *user,
 			const char *peer_ip);
 
 #ifdef __cplusplus

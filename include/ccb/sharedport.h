@@ -2,26 +2,28 @@
  * libccb — shared port: reaching daemons behind condor_shared_port, receiving
  * forwarded connections, and a minimal shared-port server.
  *
- * Wire reference: ../shared/spec/shared-port.md (cited as "sp §n").
+ * The wire format is that of HTCondor 25's condor_shared_port daemon and its
+ * shared-port endpoints (see the HTCondor manual, "Reducing Port Usage with
+ * the condor_shared_port Daemon").
  *
  * Three pieces:
  *
- * - Client (sp §2): on a freshly connected TCP stream to a shared-port
+ * - Client: on a freshly connected TCP stream to a shared-port
  *   server, send SHARED_PORT_CONNECT naming the target's shared-port id (the
  *   `sock=` value of its sinful). No reply comes back; the next bytes in both
  *   directions belong to the target daemon, so the caller continues with its
  *   real protocol on the same stream.
  *
- * - Endpoint (sp §4-§6): a Unix stream socket named after a shared-port id,
+ * - Endpoint: a Unix stream socket named after a shared-port id,
  *   in a socket directory (DAEMON_SOCKET_DIR) or, on Linux, in the abstract
  *   namespace under a cookie. A shared-port server hands each forwarded TCP
  *   connection over it as a file descriptor (int 76, then one byte carrying
  *   SCM_RIGHTS); the endpoint returns it as an accepted connection.
  *
- * - Server (sp §3, §5): accepts TCP connections, reads SHARED_PORT_CONNECT
+ * - Server: accepts TCP connections, reads SHARED_PORT_CONNECT
  *   and passes the socket to the named endpoint exactly as condor_shared_port
  *   does. Connections that start with another command go to a default id, if
- *   one is configured (sp §3.2).
+ *   one is configured.
  *
  * Deadlines: every deadline here is absolute, in milliseconds on the
  * ccb_now_ms() monotonic clock (CLOCK_MONOTONIC), as for
@@ -38,10 +40,13 @@
 #ifndef CCB_SHAREDPORT_H
 #define CCB_SHAREDPORT_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ccb/clock.h"
 #include "ccb/error.h"
 #include "ccb/stream.h"
 
@@ -50,19 +55,19 @@ extern "C" {
 #endif
 
 /** Longest shared-port id or client name condor_shared_port accepts: it
- * reads both into 1024-byte buffers (sp §3.1). */
+ * reads both into 1024-byte buffers. */
 #define CCB_SHAREDPORT_ID_MAX 1023
 
 /** Client name sent when the caller gives none; HTCondor tools send their
- * subsystem name "TOOL" (sp §2, capture S6 conn 13). */
+ * subsystem name "TOOL". */
 #define CCB_SHAREDPORT_DEFAULT_CLIENT_NAME "TOOL"
 
 /**
  * True if `id` is a usable shared-port id: 1..CCB_SHAREDPORT_ID_MAX
- * characters from A-Z a-z 0-9 . - _ (sp §1). Such an id can never name a
+ * characters from A-Z a-z 0-9 . - _. Such an id can never name a
  * path outside the socket directory. NULL gives false. Thread-safe.
  */
-bool ccb_sharedport_id_valid(const char *id);
+CCB_API bool ccb_sharedport_id_valid(const char *id);
 
 /* ---- client ------------------------------------------------------------ */
 
@@ -72,7 +77,7 @@ bool ccb_sharedport_id_valid(const char *id);
  *
  * Sends one plaintext CEDAR message: int 75 (SHARED_PORT_CONNECT), string
  * `id`, string `client_name`, int deadline, int 0 (no extra arguments), end
- * of message (sp §2). The deadline field is the number of whole seconds left
+ * of message. The deadline field is the number of whole seconds left
  * until `deadline_ms` (rounded up, 0 if already past), or -1 when
  * `deadline_ms` is INT64_MAX. HTCondor sends its socket timeout when the
  * socket has no deadline; callers that want that pass
@@ -81,7 +86,7 @@ bool ccb_sharedport_id_valid(const char *id);
  *
  * Then, unless `id` is "self", the stream's handshake digests are reset
  * (ccb_stream_reset_digests()), because the target daemon never sees this
- * message (sp §2; cedar-stream.md §4). Nothing is read: a server that knows
+ * message. Nothing is read: a server that knows
  * no such endpoint simply closes the connection, which the caller sees as
  * CCB_ERR_CLOSED on its first read.
  *
@@ -96,7 +101,7 @@ bool ccb_sharedport_id_valid(const char *id);
  * the send (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, CCB_ERR_IO, ...), prefixed
  * with the step. Not thread-safe with other uses of `s`.
  */
-ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *client_name,
+CCB_API ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *client_name,
 				    int64_t deadline_ms, ccb_error *err);
 
 /**
@@ -119,7 +124,7 @@ ccb_err ccb_sharedport_send_connect(ccb_stream *s, const char *id, const char *c
  * CCB_ERR_IO (connect refused, ...), CCB_ERR_NOMEM, and the errors of
  * ccb_sharedport_send_connect(). Thread-safe (no shared state).
  */
-ccb_err ccb_sharedport_dial(const char *host, uint16_t port, const char *id,
+CCB_API ccb_err ccb_sharedport_dial(const char *host, uint16_t port, const char *id,
 			    const char *client_name, int64_t deadline_ms, ccb_stream **out,
 			    ccb_error *err);
 
@@ -131,21 +136,21 @@ typedef struct ccb_sharedport_endpoint ccb_sharedport_endpoint;
 /** Endpoint options. Zero-initialise; zero / NULL fields take the default. */
 typedef struct ccb_sharedport_endpoint_cfg {
 	/** DAEMON_SOCKET_DIR: the socket is the file <socket_dir>/<id>. Created
-	 * (mode 0755, one level) if missing, as HTCondor does (sp §6.1).
+	 * (mode 0755, one level) if missing, as HTCondor does.
 	 * Required unless `cookie` is set. */
 	const char *socket_dir;
 	/** Linux only: listen on the abstract name "\0<cookie>/<id>" instead of
 	 * a file, as daemons started by condor_master do with
-	 * CONDOR_PRIVATE_SHARED_PORT_COOKIE (sp §4.1). `socket_dir` is then
+	 * CONDOR_PRIVATE_SHARED_PORT_COOKIE. `socket_dir` is then
 	 * ignored. NULL: file socket. */
 	const char *cookie;
-	/** Shared-port id to listen as. NULL: generate "<name>_<pid>_<4 hex>"
-	 * (sp §4.2). A given id whose socket file exists but has no listener
+	/** Shared-port id to listen as. NULL: generate "<name>_<pid>_<4 hex>".
+	 * A given id whose socket file exists but has no listener
 	 * (a stale file) is replaced; one with a live listener is an error. */
 	const char *id;
 	/** Prefix of a generated id. NULL: "ccb". Must itself be a valid id. */
 	const char *name;
-	/** listen() backlog. 0: 4096 (SOCKET_LISTEN_BACKLOG, sp §8). */
+	/** listen() backlog. 0: 4096 (SOCKET_LISTEN_BACKLOG). */
 	int backlog;
 	/** Most time one hand-off (reading int 76 and the fd) may take, in ms.
 	 * A peer that stalls longer is dropped. 0: 10000 (as Go's listener). */
@@ -168,29 +173,29 @@ typedef struct ccb_sharedport_endpoint_stats {
  * (cookie on a non-Linux system), CCB_ERR_STATE (a live endpoint already
  * uses the id), CCB_ERR_IO (mkdir, socket, bind, listen), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
 				    ccb_sharedport_endpoint **out, ccb_error *err);
 
 /** The endpoint's shared-port id (owned by the endpoint, valid until free).
- * A daemon advertises `<server host:port?sock=ID>` (sp §6.2). */
-const char *ccb_sharedport_endpoint_id(const ccb_sharedport_endpoint *ep);
+ * A daemon advertises `<server host:port?sock=ID>`. */
+CCB_API const char *ccb_sharedport_endpoint_id(const ccb_sharedport_endpoint *ep);
 
 /** The socket file's path (owned by the endpoint), or NULL for an abstract
  * socket. */
-const char *ccb_sharedport_endpoint_path(const ccb_sharedport_endpoint *ep);
+CCB_API const char *ccb_sharedport_endpoint_path(const ccb_sharedport_endpoint *ep);
 
 /** The listening socket, still owned by the endpoint, for poll(): readable
  * when a hand-off may be waiting. Do not read from it or close it. */
-int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
+CCB_API int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
 
 /**
  * Wait until `deadline_ms` for the next forwarded connection and return its
  * TCP socket in *fd (blocking mode, close-on-exec; the caller owns and
  * closes it). Its first bytes are whatever the remote client sends after its
  * SHARED_PORT_CONNECT, or the whole connection if the server forwarded it
- * unread (a default id, sp §3.2).
+ * unread (a default id).
  *
- * Each hand-off is checked as HTCondor's endpoint does (sp §5 receiver):
+ * Each hand-off is checked as HTCondor's endpoint does:
  * one CEDAR message holding exactly int 76, then one data byte with one
  * SCM_RIGHTS descriptor; nothing is written back. A hand-off that breaks
  * these rules, passes something that is not a socket, or stalls past the
@@ -202,29 +207,29 @@ int ccb_sharedport_endpoint_fd(const ccb_sharedport_endpoint *ep);
  * ccb_sharedport_endpoint_shutdown()), CCB_ERR_IO (accept failed, e.g. out
  * of fds), CCB_ERR_INVALID_ARG. Call from one thread at a time.
  */
-ccb_err ccb_sharedport_endpoint_accept_fd(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_endpoint_accept_fd(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
 					  int *fd, ccb_error *err);
 
 /**
  * As ccb_sharedport_endpoint_accept_fd(), wrapped in a new stream (the
  * caller frees it with ccb_stream_free()). The stream starts with fresh
- * handshake digests, as the target of a shared-port connect must (sp §6.3).
+ * handshake digests, as the target of a shared-port connect must.
  */
-ccb_err ccb_sharedport_endpoint_accept(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_endpoint_accept(ccb_sharedport_endpoint *ep, int64_t deadline_ms,
 				       ccb_stream **out, ccb_error *err);
 
 /** Make a blocked or later accept return CCB_ERR_CANCELLED promptly
  * (including one in the middle of a hand-off). Any thread; idempotent; the
  * endpoint must still be freed. */
-void ccb_sharedport_endpoint_shutdown(ccb_sharedport_endpoint *ep);
+CCB_API void ccb_sharedport_endpoint_shutdown(ccb_sharedport_endpoint *ep);
 
 /** Counters; any thread. */
-void ccb_sharedport_endpoint_get_stats(const ccb_sharedport_endpoint *ep,
+CCB_API void ccb_sharedport_endpoint_get_stats(const ccb_sharedport_endpoint *ep,
 				       ccb_sharedport_endpoint_stats *st);
 
 /** Close the socket, remove its file (only if it is still ours) and free.
  * No accept may be running. NULL is allowed. */
-void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep);
+CCB_API void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep);
 
 /* ---- server --------------------------------------------------------------- */
 
@@ -243,10 +248,10 @@ typedef struct ccb_sharedport_server_cfg {
 	const char *socket_dir;
 	/** Linux: try the abstract name "\0<cookie>/<id>" first and fall back
 	 * to <socket_dir>/<id> on ENOENT/ECONNREFUSED, as condor_shared_port
-	 * does (sp §5 step 2). NULL: file sockets only. */
+	 * does. NULL: file sockets only. */
 	const char *cookie;
 	/** Id receiving connections whose first command is not
-	 * SHARED_PORT_CONNECT, unread (SHARED_PORT_DEFAULT_ID, sp §3.2).
+	 * SHARED_PORT_CONNECT, unread (SHARED_PORT_DEFAULT_ID).
 	 * NULL: such connections are closed. */
 	const char *default_id;
 	/** Most time a client may take to send its request, in ms. 0: 20000. */
@@ -275,17 +280,16 @@ typedef struct ccb_sharedport_server_stats {
  * invalid default_id, bind_host not numeric), CCB_ERR_UNSUPPORTED (cookie
  * off Linux), CCB_ERR_IO (socket/bind/listen), CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
 				  ccb_sharedport_server **out, ccb_error *err);
 
 /** The TCP port the server listens on. */
-uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
+CCB_API uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
 
 /**
  * Accept one connection (waiting until `deadline_ms`) and serve it to the
- * end on the calling thread: peek at its first command (sp §3.2), read and
- * check SHARED_PORT_CONNECT (sp §3.1), pass the socket to the endpoint (sp
- * §5). Returns CCB_OK once the socket is handed over. Whatever fails, the
+ * end on the calling thread: peek at its first command, read and
+ * check SHARED_PORT_CONNECT, pass the socket to the endpoint. Returns CCB_OK once the socket is handed over. Whatever fails, the
  * client's connection is closed and the error names the client and the
  * step: CCB_ERR_TIMEOUT (no client before the deadline, or the client
  * stalled past the request timeout), CCB_ERR_CLOSED, CCB_ERR_PROTOCOL
@@ -296,7 +300,7 @@ uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv);
  * commands of its own), CCB_ERR_CANCELLED (stopped), CCB_ERR_IO.
  * Must not run concurrently with another serve_one or run on `srv`.
  */
-ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t deadline_ms,
+CCB_API ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t deadline_ms,
 					ccb_error *err);
 
 /**
@@ -306,19 +310,19 @@ ccb_err ccb_sharedport_server_serve_one(ccb_sharedport_server *srv, int64_t dead
  * worker has finished (workers are interrupted, so this is prompt), or
  * CCB_ERR_IO if accepting fails for good, CCB_ERR_NOMEM.
  */
-ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err);
+CCB_API ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err);
 
 /** Make run / serve_one return promptly, interrupting connections being
  * served. Any thread; idempotent; permanent. */
-void ccb_sharedport_server_stop(ccb_sharedport_server *srv);
+CCB_API void ccb_sharedport_server_stop(ccb_sharedport_server *srv);
 
 /** Counters; any thread. */
-void ccb_sharedport_server_get_stats(const ccb_sharedport_server *srv,
+CCB_API void ccb_sharedport_server_get_stats(const ccb_sharedport_server *srv,
 				     ccb_sharedport_server_stats *st);
 
 /** Close the listener and free. Call only after run / serve_one returned
  * (stop first). NULL is allowed. */
-void ccb_sharedport_server_free(ccb_sharedport_server *srv);
+CCB_API void ccb_sharedport_server_free(ccb_sharedport_server *srv);
 
 #ifdef __cplusplus
 }

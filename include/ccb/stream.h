@@ -8,12 +8,12 @@
  * ccb_stream_end_of_message() then checks that nothing was left unread, as the
  * C++ reader does.
  *
- * Wire rules (../shared/spec/cedar-stream.md): 5-byte packet header (end flag,
+ * Wire rules: 5-byte packet header (end flag,
  * 32-bit big-endian length 1..1 MiB), every integer 8 bytes big-endian, a
  * double as two integers (frexp form), strings NUL-terminated in plaintext and
  * 8-byte length-prefixed while crypto mode is on (an AES-GCM key, or a
  * BLOWFISH/3DES key with encryption negotiated; legacy ciphers restart at
- * every end of message, §7, and may add the MD5 header of §8), 0xAD as the
+ * every end of message and may add an MD5 integrity header), 0xAD as the
  * NULL string marker.
  *
  * Deadlines: every blocking operation waits at most the stream's timeout
@@ -30,10 +30,13 @@
 #ifndef CCB_STREAM_H
 #define CCB_STREAM_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ccb/clock.h"
 #include "ccb/error.h"
 
 #ifdef __cplusplus
@@ -44,7 +47,7 @@ typedef struct ccb_stream ccb_stream;
 
 /** Default cap on one inbound message (all its packets together). */
 #define CCB_STREAM_DEFAULT_MAX_MESSAGE (1024 * 1024)
-/** Largest packet body CEDAR accepts (cedar-stream.md §2). */
+/** Largest packet body CEDAR accepts. */
 #define CCB_MAX_PACKET_BODY (1024 * 1024)
 /** Default per-operation timeout in milliseconds. */
 #define CCB_STREAM_DEFAULT_TIMEOUT_MS 30000
@@ -57,7 +60,7 @@ typedef struct ccb_stream ccb_stream;
  * not; the stream makes it non-blocking and uses poll().
  * Errors: CCB_ERR_INVALID_ARG (fd < 0), CCB_ERR_NOMEM.
  */
-ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err);
+CCB_API ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err);
 
 /**
  * Open a TCP connection to `host`:`port` (a name or an IPv4/IPv6 literal),
@@ -69,87 +72,87 @@ ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err);
  * resolve), CCB_ERR_IO (refused, unreachable; errno text in the detail),
  * CCB_ERR_TIMEOUT. Thread-safe.
  */
-ccb_err ccb_tcp_connect(const char *host, int port, int64_t deadline_ms, const char *what,
+CCB_API ccb_err ccb_tcp_connect(const char *host, int port, int64_t deadline_ms, const char *what,
 			int *fd, ccb_error *err);
 
 /** ccb_tcp_connect() with a timeout in ms, wrapped in a new stream whose
  * peer name is "host:port". */
-ccb_err ccb_stream_connect(const char *host, int port, int timeout_ms, ccb_stream **out,
+CCB_API ccb_err ccb_stream_connect(const char *host, int port, int timeout_ms, ccb_stream **out,
 			   ccb_error *err);
 
 /** Close the fd (unless detached) and free everything. NULL is allowed. */
-void ccb_stream_free(ccb_stream *s);
+CCB_API void ccb_stream_free(ccb_stream *s);
 
 /** The socket, still owned by the stream. */
-int ccb_stream_fd(const ccb_stream *s);
+CCB_API int ccb_stream_fd(const ccb_stream *s);
 
 /**
  * Take the socket back: the stream no longer closes it. Fails with
  * CCB_ERR_STATE if a partly read or written message is pending (its bytes
  * would be lost). The stream stays usable only for ccb_stream_free().
  */
-ccb_err ccb_stream_detach_fd(ccb_stream *s, int *fd);
+CCB_API ccb_err ccb_stream_detach_fd(ccb_stream *s, int *fd);
 
 /** Shut the socket down in both directions, from any thread, so a blocked
  * call returns (with CCB_ERR_CANCELLED). */
-void ccb_stream_shutdown(ccb_stream *s);
+CCB_API void ccb_stream_shutdown(ccb_stream *s);
 
 /** Per-operation timeout in ms; < 0 means wait forever (not recommended). */
-void ccb_stream_set_timeout(ccb_stream *s, int timeout_ms);
+CCB_API void ccb_stream_set_timeout(ccb_stream *s, int timeout_ms);
 
 /** Absolute deadline on the ccb_now_ms() monotonic clock (milliseconds,
  * CLOCK_MONOTONIC); INT64_MAX removes it. Operations stop at whichever of
  * timeout and deadline comes first. */
-void ccb_stream_set_deadline(ccb_stream *s, int64_t deadline_ms);
+CCB_API void ccb_stream_set_deadline(ccb_stream *s, int64_t deadline_ms);
 
 /** Cap on one inbound message in bytes (default 1 MiB, minimum 64). */
-void ccb_stream_set_max_message(ccb_stream *s, size_t max_bytes);
+CCB_API void ccb_stream_set_max_message(ccb_stream *s, size_t max_bytes);
 
 /** Text naming the peer in error details (e.g. "broker 127.0.0.1:9618").
  * Copied. Default: the socket's peer address. */
-void ccb_stream_set_peer_name(ccb_stream *s, const char *name);
-const char *ccb_stream_peer_name(const ccb_stream *s);
+CCB_API void ccb_stream_set_peer_name(ccb_stream *s, const char *name);
+CCB_API const char *ccb_stream_peer_name(const ccb_stream *s);
 
 /** Detail of the most recent failure on this stream (code CCB_OK if none). */
-const ccb_error *ccb_stream_error(const ccb_stream *s);
+CCB_API const ccb_error *ccb_stream_error(const ccb_stream *s);
 
 /* ---- writing: append to the current outbound message ---------------- */
 
-ccb_err ccb_stream_put_int(ccb_stream *s, int64_t v);
-ccb_err ccb_stream_put_uint(ccb_stream *s, uint64_t v);
-ccb_err ccb_stream_put_char(ccb_stream *s, uint8_t v);
-ccb_err ccb_stream_put_double(ccb_stream *s, double v);
+CCB_API ccb_err ccb_stream_put_int(ccb_stream *s, int64_t v);
+CCB_API ccb_err ccb_stream_put_uint(ccb_stream *s, uint64_t v);
+CCB_API ccb_err ccb_stream_put_char(ccb_stream *s, uint8_t v);
+CCB_API ccb_err ccb_stream_put_double(ccb_stream *s, double v);
 /** NULL is sent as the empty string, as HTCondor's put(const char *) does. */
-ccb_err ccb_stream_put_string(ccb_stream *s, const char *str);
+CCB_API ccb_err ccb_stream_put_string(ccb_stream *s, const char *str);
 /** The 0xAD NULL-string marker (HTCondor's put_nullstr). */
-ccb_err ccb_stream_put_null_string(ccb_stream *s);
+CCB_API ccb_err ccb_stream_put_null_string(ccb_stream *s);
 /** Raw bytes, no length prefix. */
-ccb_err ccb_stream_put_bytes(ccb_stream *s, const void *p, size_t n);
+CCB_API ccb_err ccb_stream_put_bytes(ccb_stream *s, const void *p, size_t n);
 
 /**
  * Send the buffered message, split into packets of at most 1 MiB, the last
  * with end flag 1. With nothing buffered nothing is sent (HTCondor never
  * sends an empty packet) and CCB_OK is returned.
  */
-ccb_err ccb_stream_end_message(ccb_stream *s);
+CCB_API ccb_err ccb_stream_end_message(ccb_stream *s);
 
 /* ---- reading: consume the current inbound message -------------------- */
 
-ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v);
+CCB_API ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v);
 /** Reads an integer and checks it fits in 32 bits (CCB_ERR_PROTOCOL if not). */
-ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v);
-ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v);
-ccb_err ccb_stream_get_double(ccb_stream *s, double *v);
+CCB_API ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v);
+CCB_API ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v);
+CCB_API ccb_err ccb_stream_get_double(ccb_stream *s, double *v);
 /** *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
-ccb_err ccb_stream_get_string(ccb_stream *s, char **out);
-ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n);
+CCB_API ccb_err ccb_stream_get_string(ccb_stream *s, char **out);
+CCB_API ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n);
 
 /**
  * Finish reading the current message: CCB_ERR_PROTOCOL if bytes were left
  * unread (the message is dropped either way). If no message was started,
  * returns CCB_OK without reading (HTCondor's empty-message case).
  */
-ccb_err ccb_stream_end_of_message(ccb_stream *s);
+CCB_API ccb_err ccb_stream_end_of_message(ccb_stream *s);
 
 /**
  * Wait until bytes of the next message can be read, without consuming
@@ -158,12 +161,12 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s);
  * the next get then reports CCB_ERR_CLOSED. CCB_ERR_TIMEOUT after `timeout_ms`
  * (< 0: the stream's own timeout), never past the stream's deadline.
  */
-ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
+CCB_API ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
 
 /** Bytes of the current inbound message not yet consumed (0 if none loaded). */
-size_t ccb_stream_unread(const ccb_stream *s);
+CCB_API size_t ccb_stream_unread(const ccb_stream *s);
 
-/* ---- session crypto (cedar-stream.md §4-§6) --------------------------- */
+/* ---- session crypto --------------------------- */
 
 /**
  * Install an AES-256-GCM key: every later packet in both directions is
@@ -171,39 +174,39 @@ size_t ccb_stream_unread(const ccb_stream *s);
  * AES key always encrypts; there is no integrity-only mode. Must be called
  * between messages. Errors: CCB_ERR_STATE (message pending), CCB_ERR_CRYPTO.
  */
-ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]);
+CCB_API ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]);
 
 /** True while crypto mode is on: an AES key is installed, or a legacy
  * (BLOWFISH/3DES) key with encryption negotiated. Strings then use the
  * length-prefixed form. */
-bool ccb_stream_crypto_on(const ccb_stream *s);
+CCB_API bool ccb_stream_crypto_on(const ccb_stream *s);
 
 /** The installed key's method: 0 none, 1 BLOWFISH, 2 3DES, 3 AES (the
  * wire's numbering). A legacy key may be installed with crypto mode off. */
-int ccb_stream_crypto_method(const ccb_stream *s);
+CCB_API int ccb_stream_crypto_method(const ccb_stream *s);
 
 /** True when packets carry an integrity check (AES-GCM, or the legacy
- * MD5 header of cedar-stream.md §8). */
-bool ccb_stream_integrity_on(const ccb_stream *s);
+ * MD5 header). */
+CCB_API bool ccb_stream_integrity_on(const ccb_stream *s);
 
 /**
  * Write a string as HTCondor's put_secret does: with a legacy key installed
  * and crypto mode off, crypto is on for this string only (8-byte length and
- * bytes enciphered, cedar-stream.md §7); otherwise a plain put_string.
+ * bytes enciphered); otherwise a plain put_string.
  * Errors as ccb_stream_put_string().
  */
-ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str);
+CCB_API ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str);
 
 /** Read a string written with put_secret (see ccb_stream_put_secret()).
  * *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
-ccb_err ccb_stream_get_secret(ccb_stream *s, char **out);
+CCB_API ccb_err ccb_stream_get_secret(ccb_stream *s, char **out);
 
 /**
  * Forget the handshake digests (HTCondor's resetHeaderMD): traffic before this
  * point no longer counts towards the first encrypted packet's AAD. Required
  * after a shared-port connect and around the CCB reverse-connect hello.
  */
-void ccb_stream_reset_digests(ccb_stream *s);
+CCB_API void ccb_stream_reset_digests(ccb_stream *s);
 
 #ifdef __cplusplus
 }

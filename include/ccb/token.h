@@ -29,6 +29,8 @@
 #ifndef CCB_TOKEN_H
 #define CCB_TOKEN_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -64,7 +66,7 @@ typedef struct ccb_token_params {
  * Mint a token. On success *out_token is a NUL-terminated string the caller
  * frees with free(); on failure it is NULL.
  */
-ccb_err ccb_token_create(const ccb_token_params *p, char **out_token, ccb_error *err);
+CCB_API ccb_err ccb_token_create(const ccb_token_params *p, char **out_token, ccb_error *err);
 
 /** How to verify. */
 typedef struct ccb_token_verify_params {
@@ -95,11 +97,11 @@ typedef struct ccb_token_info {
  * otherwise it is filled on success and zeroed on failure, and the caller
  * releases it with ccb_token_info_clear().
  */
-ccb_err ccb_token_verify(const char *token, const ccb_token_verify_params *p,
+CCB_API ccb_err ccb_token_verify(const char *token, const ccb_token_verify_params *p,
 			 ccb_token_info *info, ccb_error *err);
 
 /** Free what ccb_token_verify() put in `info` and zero it. NULL is fine. */
-void ccb_token_info_clear(ccb_token_info *info);
+CCB_API void ccb_token_info_clear(ccb_token_info *info);
 
 #ifdef __cplusplus
 }

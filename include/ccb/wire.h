@@ -2,19 +2,19 @@
  * libccb — CCB wire helpers: control ads, the reverse-connect hello, result
  * reports, and typed attribute access with protocol-level errors.
  *
- * Message shapes (../shared/spec/ccb-protocol.md §2):
+ * Message shapes:
  *
  * - A control message is one CEDAR message holding exactly one ClassAd
  *   (register ad and reply, forwarded request, result report, ALIVE, broker
  *   replies). It is capped at CCB_CONTROL_MAX_MESSAGE bytes in both
- *   directions, as the Go implementation caps it on read (G:ccb/ccb.go:75).
+ *   directions, as the Go implementation caps it on read.
  *
  * - The reverse-connect hello is ONE message: the int CCB_REVERSE_CONNECT
  *   (69) followed by one ClassAd {ClaimId, RequestID, MyAddress[, CCBRoute,
  *   CCBOriginalRequester, CCBPriorHop]}. It is the first message of a fresh
  *   connection with no security handshake, so the C++ target writes ClaimId
- *   behind the "ZKM" marker (peer version unknown; classad-wire.md §6).
- *   After it, both ends reset their handshake digests (cedar-stream.md §4)
+ *   behind the "ZKM" marker (peer version unknown).
+ *   After it, both ends reset their handshake digests
  *   and the connection carries an ordinary CEDAR command exchange in which
  *   the requester is the client. The hello helpers below do the reset.
  *
@@ -35,6 +35,8 @@
 #ifndef CCB_WIRE_H
 #define CCB_WIRE_H
 
+#include "ccb/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,7 +51,7 @@
 extern "C" {
 #endif
 
-/** Cap on one CCB control or hello message body (64 KiB, G:ccb/ccb.go:75).
+/** Cap on one CCB control or hello message body (64 KiB).
  * C++ has no CCB-specific cap; every legitimate message is far smaller. */
 #define CCB_CONTROL_MAX_MESSAGE (64 * 1024)
 
@@ -74,7 +76,7 @@ typedef struct ccb_ad_field {
 /**
  * New ad holding `fields` in order (a later field of the same name wins).
  * String fields with a NULL value are skipped, so optional attributes can be
- * listed unconditionally. Example, the ALIVE heartbeat (ccb-protocol.md §5.1):
+ * listed unconditionally. Example, the ALIVE heartbeat:
  *
  *     ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
  *     ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, &err);
@@ -83,7 +85,7 @@ typedef struct ccb_ad_field {
  * type, unsendable string; the detail names the field), CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_error *err);
+CCB_API ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_error *err);
 
 /* ---- reading attributes with protocol errors -------------------------------
  * ccb_classad_get_* already tell an absent attribute (CCB_ERR_NOT_FOUND)
@@ -91,43 +93,43 @@ ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_
  * peer's ad: both cases become CCB_ERR_PROTOCOL with a detail such as
  * "missing string attribute ClaimId" or "attribute RequestID is int, not
  * string", ready to report or log. C++ lookups are type-strict in the same
- * way (ccb-protocol.md §2). All are thread-safe for distinct ads; returned
+ * way. All are thread-safe for distinct ads; returned
  * strings borrow from the ad.
  */
 
 /** Required string attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_string(const ccb_classad *ad, const char *name, const char **v,
+CCB_API ccb_err ccb_ad_need_string(const ccb_classad *ad, const char *name, const char **v,
 			   ccb_error *err);
 /** Required integer attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_int(const ccb_classad *ad, const char *name, int64_t *v, ccb_error *err);
+CCB_API ccb_err ccb_ad_need_int(const ccb_classad *ad, const char *name, int64_t *v, ccb_error *err);
 /** Required boolean attribute. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL. */
-ccb_err ccb_ad_need_bool(const ccb_classad *ad, const char *name, bool *v, ccb_error *err);
+CCB_API ccb_err ccb_ad_need_bool(const ccb_classad *ad, const char *name, bool *v, ccb_error *err);
 
 /**
  * A decimal id such as RequestID or a request's bare CCBID: the wire form is
- * a ClassAd string of 1-20 digits (ccb-protocol.md §2, §6.1, §6.3); a
+ * a ClassAd string of 1-20 digits; a
  * non-negative ClassAd integer is accepted as well, for lenient peers. The
  * value must fit in 64 bits. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PROTOCOL
  * (absent, another type, not all digits, too large; detail says which).
  */
-ccb_err ccb_ad_need_decimal(const ccb_classad *ad, const char *name, uint64_t *v,
+CCB_API ccb_err ccb_ad_need_decimal(const ccb_classad *ad, const char *name, uint64_t *v,
 			    ccb_error *err);
 
 /** The string attribute `name`, or `dflt` when it is absent or not a string
  * (Go's ccb.AdString with a chosen default). For optional, informational
  * fields (Name, ErrorString). `ad` may be NULL. */
-const char *ccb_ad_string_or(const ccb_classad *ad, const char *name, const char *dflt);
+CCB_API const char *ccb_ad_string_or(const ccb_classad *ad, const char *name, const char *dflt);
 /** The boolean attribute `name`, or `dflt` when absent or not a boolean
  * (Go's ccb.AdBool). A reply without Result reads as failed with dflt
  * false, as in C++ and Go. `ad` may be NULL. */
-bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
+CCB_API bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
 
 /* ---- control messages (Go's WriteControlAd / ReadControlAd) ---------------- */
 
 /**
- * Send `ad` as one control message: the ad, then end of message
- * (ccb-protocol.md §2). Private attributes (ClaimId) are sent, wrapped per
- * `peer_version` as C++ does (classad-wire.md §6): pass the version the peer
+ * Send `ad` as one control message: the ad, then end of message.
+ * Private attributes (ClaimId) are sent, wrapped per
+ * `peer_version` as C++ does: pass the version the peer
  * announced in the security handshake (CCB_VERSION_NUM), or 0 if unknown,
  * which puts ClaimId behind the "ZKM" marker.
  *
@@ -138,7 +140,7 @@ bool ccb_ad_bool_or(const ccb_classad *ad, const char *name, bool dflt);
  * built), CCB_ERR_TOO_LARGE, CCB_ERR_NOMEM, and the stream's send errors
  * (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, CCB_ERR_IO, ...).
  */
-ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer_version,
+CCB_API ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer_version,
 			     ccb_error *err);
 
 /**
@@ -155,45 +157,45 @@ ccb_err ccb_control_ad_write(ccb_stream *s, const ccb_classad *ad, unsigned peer
  * (CCB_ERR_TIMEOUT, CCB_ERR_CLOSED, ...). Every failure except
  * CCB_ERR_INVALID_ARG and CCB_ERR_STATE leaves the stream broken.
  */
-ccb_err ccb_control_ad_read(ccb_stream *s, ccb_classad **out, ccb_error *err);
+CCB_API ccb_err ccb_control_ad_read(ccb_stream *s, ccb_classad **out, ccb_error *err);
 
-/* ---- the reverse-connect hello (ccb-protocol.md §6.4, §6.7, §7.5) ---------- */
+/* ---- the reverse-connect hello ---------- */
 
 /**
  * Build a hello ad {ClaimId = connect_id, RequestID = request_id, MyAddress =
  * my_address} (all strings). `connect_id` is required and non-empty;
  * `request_id` and `my_address` may be NULL to leave them out (the C++
- * broker's old-client hello has no RequestID, §9.4; Go leaves out empty
- * values, G:ccb/ccb.go:139-166). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
+ * broker's old-client hello has no RequestID; the Go implementation leaves
+ * out empty values). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_hello_ad_new(const char *connect_id, const char *request_id, const char *my_address,
+CCB_API ccb_err ccb_hello_ad_new(const char *connect_id, const char *request_id, const char *my_address,
 			 ccb_classad **out, ccb_error *err);
 
 /**
- * Build the hello a listener sends for a forwarded CCB_REQUEST, as C++ does
- * (H:src/ccb/ccb_listener.cpp:440-499): ClaimId, RequestID and MyAddress
+ * Build the hello a listener sends for a forwarded CCB_REQUEST, as C++ does:
+ * ClaimId, RequestID and MyAddress
  * (the address to dial, not the listener's own) copied from `request`, plus
  * CCBRoute when non-empty and CCBOriginalRequester / CCBPriorHop when
  * present as strings. C++ aborts the whole daemon when the request lacks a
- * string MyAddress, ClaimId or RequestID (lst:446-455); here that is
+ * string MyAddress, ClaimId or RequestID; here that is
  * CCB_ERR_PROTOCOL with the attribute named. Errors: CCB_ERR_INVALID_ARG,
  * CCB_ERR_PROTOCOL, CCB_ERR_NOMEM. Thread-safe.
  */
-ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
+CCB_API ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
 				  ccb_error *err);
 
 /**
  * Send the hello on a freshly connected `s`: int CCB_REVERSE_CONNECT, the
  * ad, end of message, all in one message with no security handshake before
- * it (H:src/ccb/ccb_listener.cpp:544-575). `peer_version` is 0 on a fresh
+ * it. `peer_version` is 0 on a fresh
  * reverse connection, which puts ClaimId behind the "ZKM" marker exactly as
- * the C++ target does (capture S1 conn 7 message 1); a broker replaying a
+ * the C++ target does; a broker replaying a
  * target's hello to a requester on an authenticated socket passes that
- * peer's version instead (H:src/ccb/ccb_server.cpp:1839-1850).
+ * peer's version instead.
  *
  * After a successful send the stream's handshake digests are reset
- * (ccb_stream_reset_digests(); cedar-stream.md §4, lst:573), so the
+ * (ccb_stream_reset_digests(), as the C++ listener does), so the
  * following exchange, in which this side is the server, authenticates as if
  * the connection had started here. (On a stream that already has an AES key,
  * as in the broker's replay, the reset also changes the AAD of its later
@@ -206,7 +208,7 @@ ccb_err ccb_hello_ad_from_request(const ccb_classad *request, ccb_classad **out,
  * hello ad), CCB_ERR_STATE (message being built), CCB_ERR_TOO_LARGE,
  * CCB_ERR_NOMEM, and the stream's send errors.
  */
-ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_version,
+CCB_API ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_version,
 			ccb_error *err);
 
 /**
@@ -215,7 +217,7 @@ ccb_err ccb_hello_write(ccb_stream *s, const ccb_classad *hello, unsigned peer_v
  * the checks of ccb_hello_read_ad(). Must be called between messages. The
  * message cap is handled as in ccb_control_ad_read().
  */
-ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad **out,
+CCB_API ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad **out,
 		       ccb_error *err);
 
 /**
@@ -223,23 +225,22 @@ ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad
  * taken from the current message (Go's ReadReverseConnectAd): the ad and end
  * of message, from the SAME message.
  *
- * Checks, as the C++ requester and broker (H:src/ccb/ccb_client.cpp:
- * 1200-1265, H:src/ccb/ccb_server.cpp:1790-1812; ccb-protocol.md §6.7):
+ * Checks, as the C++ requester and broker make them:
  * `cmd` is CCB_REVERSE_CONNECT; exactly one ad fills the message; ClaimId is
  * a non-empty string; RequestID, MyAddress, CCBRoute, CCBOriginalRequester
  * and CCBPriorHop are strings when present (every implementation writes
  * them so; a C++ listener aborts on anything else). When `expect_connect_id`
  * is not NULL, ClaimId must equal it. A broker that looks sessions up by
  * connect id passes NULL and does its own lookup. Requesters must not rely
- * on other attributes: golang-ccb synthesizes the replayed hello (§7.5).
+ * on other attributes: golang-ccb synthesizes the replayed hello.
  *
- * On success the stream's handshake digests have been reset
- * (cedar-stream.md §4; H:src/ccb/ccb_client.cpp:1261): the caller can
+ * On success the stream's handshake digests have been reset:
+ * the caller can
  * start its real command (DC_AUTHENTICATE ...) on `s` as the client. A
  * caller that rejects the hello afterwards just closes the stream. A
  * streaming requester reads the broker's replayed hello under the broker
  * session's key and then starts a fresh plaintext exchange over the same
- * fd, e.g. ccb_stream_detach_fd() and a new stream (§7.6 step 4).
+ * fd, e.g. ccb_stream_detach_fd() and a new stream.
  *
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_TOO_LARGE, CCB_ERR_PROTOCOL (wrong
  * command, malformed or missing/mistyped attribute, connect id mismatch,
@@ -247,18 +248,18 @@ ccb_err ccb_hello_read(ccb_stream *s, const char *expect_connect_id, ccb_classad
  * Every failure except CCB_ERR_INVALID_ARG (and CCB_ERR_STATE from
  * ccb_hello_read()) leaves the stream broken: close it.
  */
-ccb_err ccb_hello_read_ad(ccb_stream *s, int64_t cmd, const char *expect_connect_id,
+CCB_API ccb_err ccb_hello_read_ad(ccb_stream *s, int64_t cmd, const char *expect_connect_id,
 			  ccb_classad **out, ccb_error *err);
 
 /**
  * The result report a listener sends up its registration socket after a
- * reverse connect (H:src/ccb/ccb_listener.cpp:607-638): a copy of `hello`
+ * reverse connect: a copy of `hello`
  * plus Result = `success` and, when `error_string` is not NULL,
  * ErrorString. C++ sends no ErrorString on success. Send it with
  * ccb_control_ad_write(). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  * Thread-safe.
  */
-ccb_err ccb_result_ad_new(const ccb_classad *hello, bool success, const char *error_string,
+CCB_API ccb_err ccb_result_ad_new(const ccb_classad *hello, bool success, const char *error_string,
 			  ccb_classad **out, ccb_error *err);
 
 #ifdef __cplusplus

@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "ccb/error.h"
+#include "ccb/clock.h"
 #include "ccb/log.h"
 
 /* ---- growable byte buffer ---------------------------------------------- */
@@ -35,12 +36,9 @@ void ccb_buf_reset(ccb_buf *b);
 
 /* ---- time and deadlines ------------------------------------------------ */
 
-/* Monotonic clock in milliseconds. */
-int64_t ccb_now_ms(void);
+/* ccb_now_ms() and ccb_deadline_in() are public: ccb/clock.h. */
 /* Wall clock, seconds since the epoch. */
 int64_t ccb_wall_s(void);
-/* Deadline `ms` from now; ms < 0 means "no deadline" (INT64_MAX). */
-int64_t ccb_deadline_in(int64_t ms);
 /* Milliseconds left before `deadline`, clamped to [0, INT32_MAX] for poll();
  * -1 for "no deadline". */
 int ccb_deadline_left(int64_t deadline);

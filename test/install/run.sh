@@ -29,14 +29,36 @@ libdir=$(cd "$prefix" && find . -name 'libccb.so*' | head -1 | xargs dirname)
 test -n "$libdir" || fail "libccb.so not installed"
 export LD_LIBRARY_PATH="$prefix/$libdir"
 
-# 1. consumers
+# 0. the installed libccb.so exports only the public ccb_* functions
+so=$(find "$prefix/$libdir" -name 'libccb.so.*.*.*' | head -1)
+test -n "$so" || fail "versioned libccb.so not installed"
+"$here/test/install/check-symbols.sh" "$so" "$prefix/include" >/dev/null || fail "exported symbols of $so"
+test -f "$prefix/include/ccb/version.h" || fail "ccb/version.h not installed"
+ok
+
+# 1. consumers; the shared-library ones link neither OpenSSL nor jansson
+no_private_deps() {
+	if readelf -d "$1" | grep NEEDED | grep -Eq 'libssl|libcrypto|libjansson'; then
+		fail "$1 links OpenSSL or jansson directly: $(readelf -d "$1" | grep NEEDED)"
+	fi
+}
+! grep -q 'OpenSSL\|JANSSON' "$prefix/$libdir/cmake/ccb/ccbTargets.cmake" ||
+	fail "ccbTargets.cmake references OpenSSL or jansson"
 cmake -S "$here/test/install" -B "$prefix/consumer-build" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$prefix/consumer-build" >/dev/null
 "$prefix/consumer-build/consumer" | grep -q '^Command = 67$' || fail "find_package consumer"
+no_private_deps "$prefix/consumer-build/consumer"
+cmake -S "$here/test/install" -B "$prefix/consumer-static" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" \
+	-DCONSUMER_STATIC=ON >/dev/null
+cmake --build "$prefix/consumer-static" >/dev/null
+"$prefix/consumer-static/consumer" | grep -q '^Command = 67$' || fail "find_package static consumer"
+readelf -d "$prefix/consumer-static/consumer" | grep NEEDED | grep -q libccb && fail "static consumer needs libccb.so"
 ok
 export PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig"
+test -z "$(pkg-config --print-requires libccb)" || fail "libccb.pc has Requires"
 cc -o "$prefix/consumer-pc" "$here/test/install/consumer.c" $(pkg-config --cflags --libs libccb)
 "$prefix/consumer-pc" | grep -q 'timed out' || fail "pkg-config consumer"
+no_private_deps "$prefix/consumer-pc"
 ok
 
 # 2. ccbctl
