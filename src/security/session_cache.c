@@ -69,7 +69,8 @@ struct ccb__sess_cache {
 	size_t heap_cap;
 	map_item **mtab;
 	size_t mnb, nm;
-	map_item mlist;     /* sentinel of the insertion-order list */
+	map_item *mlist;    /* sentinel of the insertion-order list (its own
+			     * allocation: map_item ends in a flexible array) */
 	uint64_t seq;
 	pol **ptab;         /* interned policy texts */
 	size_t pnb, np;
@@ -163,8 +164,13 @@ ccb__sess_cache *ccb__sess_cache_new(size_t max_entries)
 	c->max = max_entries ? max_entries : CCB_SESS_DEFAULT_MAX;
 	if (c->max > UINT32_MAX)
 		c->max = UINT32_MAX;
-	c->mlist.prev = c->mlist.next = &c->mlist;
+	if (!(c->mlist = calloc(1, sizeof *c->mlist))) {
+		free(c);
+		return NULL;
+	}
+	c->mlist->prev = c->mlist->next = c->mlist;
 	if (pthread_mutex_init(&c->lock, NULL) != 0) {
+		free(c->mlist);
 		free(c);
 		return NULL;
 	}
@@ -319,9 +325,9 @@ static void map_unlink(ccb__sess_cache *c, map_item *m);
  * H:condor_secman.cpp:3170-3207). Only clients have mappings. */
 static void unmap_sid(ccb__sess_cache *c, const char *sid, uint64_t sid_h)
 {
-	map_item *m = c->mlist.next, *next;
+	map_item *m = c->mlist->next, *next;
 
-	for (; c->nm && m != &c->mlist; m = next) {
+	for (; c->nm && m != c->mlist; m = next) {
 		next = m->next;
 		if (m->sid_h == sid_h && !strcmp(m->sid, sid))
 			map_unlink(c, m);
@@ -363,11 +369,12 @@ void ccb__sess_cache_free(ccb__sess_cache *c)
 	while (c->n)
 		drop(c, c->heap[c->n - 1]);
 	while (c->nm)
-		map_unlink(c, c->mlist.next);
+		map_unlink(c, c->mlist->next);
 	free(c->heap);
 	free(c->tab);
 	free(c->mtab);
 	free(c->ptab);
+	free(c->mlist);
 	pthread_mutex_destroy(&c->lock);
 	free(c);
 }
@@ -642,17 +649,17 @@ static ccb_err map_set_locked(ccb__sess_cache *c, const char *addr, int64_t cmd,
 		map_unlink(c, old);
 	/* Bounded: the oldest mapping goes first. */
 	else if (c->nm >= c->max * MAP_PER_SESSION)
-		map_unlink(c, c->mlist.next);
+		map_unlink(c, c->mlist->next);
 	if (!map_reserve(c)) {
 		free(m);
 		return CCB_ERR_NOMEM;
 	}
 	m->hnext = *mbucket(c, h);
 	*mbucket(c, h) = m;
-	m->prev = c->mlist.prev;
-	m->next = &c->mlist;
-	c->mlist.prev->next = m;
-	c->mlist.prev = m;
+	m->prev = c->mlist->prev;
+	m->next = c->mlist;
+	c->mlist->prev->next = m;
+	c->mlist->prev = m;
 	c->nm++;
 	return CCB_OK;
 }
