@@ -174,7 +174,8 @@ static void test_setup(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(G.l);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000), CCB_OK);
 	G.contact = ccb_listener_contact_list(G.l);
-	CU_ASSERT_FATAL(G.contact && (h = strrchr(G.contact, '#')));
+	h = G.contact ? strrchr(G.contact, '#') : NULL;
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	snprintf(G.ccbid, sizeof G.ccbid, "%s", h + 1);
 }
 
