@@ -3,6 +3,7 @@
  * an inaccessible page at its low end, so an overflow faults instead of
  * overwriting the heap.
  */
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -57,6 +58,66 @@ struct ccb__fiber {
 	void *tsan_self, *tsan_caller;
 };
 
+/*
+ * Stacks of finished fibers are kept for the next ones (a broker starts a
+ * fiber per handshake: mapping, guarding and unmapping a stack each time
+ * cost more than the plaintext handshake itself). A few dozen are kept; the
+ * pages a handshake touched stay resident, about 20 KiB each. Under the
+ * sanitizers every stack is new, so their bookkeeping of it stays simple.
+ */
+#if !defined(FIB_ASAN) && !defined(FIB_TSAN)
+#define FIB_POOL_MAX 32
+static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	void *map;
+	size_t len;
+} pool[FIB_POOL_MAX];
+static size_t npool;
+
+static void *pool_take(size_t len)
+{
+	void *map = NULL;
+
+	pthread_mutex_lock(&pool_mu);
+	for (size_t i = npool; i-- > 0;)
+		if (pool[i].len == len) {
+			map = pool[i].map;
+			pool[i] = pool[--npool];
+			break;
+		}
+	pthread_mutex_unlock(&pool_mu);
+	return map;
+}
+
+static bool pool_put(void *map, size_t len)
+{
+	bool kept = false;
+
+	pthread_mutex_lock(&pool_mu);
+	if (npool < FIB_POOL_MAX) {
+		pool[npool].map = map;
+		pool[npool].len = len;
+		npool++;
+		kept = true;
+	}
+	pthread_mutex_unlock(&pool_mu);
+	return kept;
+}
+#else
+static void *pool_take(size_t len)
+{
+	(void)len;
+	return NULL;
+}
+
+static bool pool_put(void *map, size_t len)
+{
+	(void)map;
+	(void)len;
+	return false;
+}
+#endif
+
 static void fib_entry(unsigned hi, unsigned lo)
 {
 	ccb__fiber *f = (ccb__fiber *)(((uintptr_t)hi << 32) | (uintptr_t)lo);
@@ -96,16 +157,19 @@ ccb__fiber *ccb__fiber_new(size_t stack, void (*fn)(void *), void *arg)
 		stack = FIB_DEFAULT_STACK;
 	stack = (stack + page - 1) / page * page;
 	f->map_len = stack + page;
-	f->map = mmap(NULL, f->map_len, PROT_READ | PROT_WRITE,
-		      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-	if (f->map == MAP_FAILED) {
-		free(f);
-		return NULL;
-	}
-	if (mprotect(f->map, page, PROT_NONE) != 0) {
-		munmap(f->map, f->map_len);
-		free(f);
-		return NULL;
+	/* A pooled stack already has its guard page. */
+	if (!(f->map = pool_take(f->map_len))) {
+		f->map = mmap(NULL, f->map_len, PROT_READ | PROT_WRITE,
+			      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+		if (f->map == MAP_FAILED) {
+			free(f);
+			return NULL;
+		}
+		if (mprotect(f->map, page, PROT_NONE) != 0) {
+			munmap(f->map, f->map_len);
+			free(f);
+			return NULL;
+		}
 	}
 	f->stack = (char *)f->map + page;
 	f->stack_len = stack;
@@ -171,6 +235,7 @@ void ccb__fiber_free(ccb__fiber *f)
 	/* Frames left poisoned on this stack must not outlive the mapping. */
 	__asan_unpoison_memory_region(f->stack, f->stack_len);
 #endif
-	munmap(f->map, f->map_len);
+	if (!pool_put(f->map, f->map_len))
+		munmap(f->map, f->map_len);
 	free(f);
 }
