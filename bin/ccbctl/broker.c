@@ -58,12 +58,9 @@ static void log_line(ccb_log_level level, const char *msg, void *user)
 
 /* SIGHUP: read the config file again and apply its security settings
  * (methods, ALLOW/DENY lists, key and certificate files) to new
- * handshakes. Configs stay alive until exit: a handshake may still use one. */
+ * handshakes. The broker copies them, so each config is freed at once. */
 struct reload {
 	const char *path;
-	ccb_config *configs[64];
-	ccb_sec_server_config secs[64];
-	int n;
 	pthread_t t;
 };
 
@@ -76,20 +73,16 @@ static void *reload_main(void *arg)
 		ccb_config *cfg = NULL;
 		ccb_broker_config bc;
 		ccb_error err = {0};
+		bool ok = ccb_config_load(r->path, &cfg, &err) == CCB_OK &&
+			  ccb_broker_config_load(cfg, &bc, &err) == CCB_OK &&
+			  ccb_broker_reload_security(running, &bc.security, &err) == CCB_OK;
 
-		if (r->n == (int)(sizeof r->configs / sizeof r->configs[0])) {
-			fprintf(stderr, "ccbctl broker: too many reloads; restart to reload again\n");
-			continue;
-		}
-		if (ccb_config_load(r->path, &cfg, &err) ||
-		    ccb_broker_config_load(cfg, &bc, &r->secs[r->n], &err) ||
-		    ccb_broker_reload_security(running, &r->secs[r->n], &err)) {
+		ccb_config_free(cfg);
+		if (!ok)
 			fprintf(stderr, "ccbctl broker: SIGHUP: %s (settings unchanged)\n", err.detail);
-			ccb_config_free(cfg);
-			continue;
-		}
-		r->configs[r->n++] = cfg;
-		fprintf(stderr, "ccbctl broker: SIGHUP: security settings reloaded from %s\n", r->path);
+		else
+			fprintf(stderr, "ccbctl broker: SIGHUP: security settings reloaded from %s\n",
+				r->path);
 	}
 	return NULL;
 }
@@ -129,8 +122,6 @@ int ccbctl_broker(int argc, char **argv)
 	struct reload *rl = NULL;
 	ccb_config *cfg = NULL;
 	ccb_broker_config bc;
-	ccb_sec_server_config sec;
-	ccb_sec_client_config csec = {0};
 	ccb_broker *b = NULL;
 	ccb_error err = {0};
 	struct sigaction sa;
@@ -156,13 +147,8 @@ int ccbctl_broker(int argc, char **argv)
 	}
 	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
 			    logf);
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &sec, &err) ||
-	    /* The broker's own outbound connections (the upstream registrations
-	     * of an inside CCB, CCB_PROXY_CONNECT forwarded to a next hop,
-	     * CCB-routed targets) authenticate with the SEC_CLIENT_* knobs. */
-	    ccb_config_client_security(cfg, &csec, &err) ||
-	    (bc.upstream_security = &csec, bc.outbound_security = &csec,
-	     ccb_broker_new(&bc, &b, &err))) {
+	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &err) ||
+	    ccb_broker_new(&bc, &b, &err)) {
 		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
 		goto out;
 	}
@@ -212,8 +198,6 @@ out:
 		char c = 'q';
 		if (write(hup_pipe[1], &c, 1) == 1)
 			pthread_join(rl->t, NULL);
-		for (int i = 0; i < rl->n; i++)
-			ccb_config_free(rl->configs[i]);
 		free(rl);
 	}
 	for (int i = 0; i < 2; i++)

@@ -25,12 +25,12 @@ int ccbctl_probe(int argc, char **argv);
  * (CCB_DIAL_TIMEOUT, CCB_DIAL_STAGGER_MS, CCB_CLIENT_STREAMING,
  * CCB_PROXY_RETURN_ADDRESS, TOOLS_ASSUME_FIREWALLS) and the per-step
  * progress printer. */
-int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dial_opts *o,
+int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dial_config *o,
 				 const ccb_sec_client_config *sc, bool streaming,
 				 const char *proxy_return, int timeout_s);
 void ccbctl_dial_print_step(const ccb_dial_event *ev, void *user);
 /* --outbound BROKER: every connection through that outbound broker
  * (CCB_PROXY_CONNECT), HTCondor's exceptions not applied. NULL: no change. */
-void ccbctl_dial_set_outbound(ccb_dial_opts *o, const char *broker);
+void ccbctl_dial_set_outbound(ccb_dial_config *o, const char *broker);
 
 #endif

@@ -118,11 +118,12 @@ static int emit(const ccb_dissector *d, json_t *jmsgs)
 		if (jmsgs) {
 			json_array_append_new(jmsgs, msg_json(m, i + 1));
 		} else {
-			char *t = ccb_dissect_msg_text(m, i + 1);
+			char *t = NULL;
+			ccb_dissect_msg_text(m, i + 1, &t, NULL);
 			if (!t)
 				return CCBCTL_EXIT_FAIL;
 			fputs(t, stdout);
-			free(t);
+			ccb_free(t);
 		}
 	}
 	return CCBCTL_EXIT_OK;
@@ -146,7 +147,8 @@ static void note_pending(const ccb_dissector *d, json_t *jconn)
 static int decode_conn(json_t *conn, json_t *jout)
 {
 	json_t *segs = json_object_get(conn, "segments"), *seg, *jconn = NULL, *jmsgs = NULL;
-	ccb_dissector *d = ccb_dissector_new();
+	ccb_dissector *d = NULL;
+	ccb_dissector_new(&d, NULL);
 	ccb_error err = {0};
 	size_t i;
 	int rc = CCBCTL_EXIT_OK;
@@ -211,7 +213,8 @@ static int decode_conn(json_t *conn, json_t *jout)
 
 static int decode_raw(const uint8_t *p, size_t n, bool as_json)
 {
-	ccb_dissector *d = ccb_dissector_new();
+	ccb_dissector *d = NULL;
+	ccb_dissector_new(&d, NULL);
 	ccb_error err = {0};
 	json_t *jmsgs = as_json ? json_array() : NULL;
 	int rc = CCBCTL_EXIT_OK;

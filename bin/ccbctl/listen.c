@@ -92,10 +92,11 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 		/* `ccbctl status --listener SINFUL`: the status as one string,
 		 * as the broker answers it. */
 		if (cmd.command == CCB_CMD_LIBCCB_STATUS) {
-			char *st = ccb_listener_status_json(status_source);
+			char *st = NULL;
+			ccb_listener_status_json(status_source, &st, NULL);
 			if (st && ccb_stream_put_string(conn, st) == CCB_OK)
 				ccb_stream_end_message(conn);
-			free(st);
+			ccb_free(st);
 		}
 	}
 	/* DC_NOP has no payload and DC_SEC_QUERY is answered: just close. */
@@ -104,12 +105,13 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 
 static void print_status(ccb_listener *l)
 {
-	char *st = ccb_listener_status_json(l);
+	char *st = NULL;
+	ccb_listener_status_json(l, &st, NULL);
 	if (st) {
 		printf("%s\n", st);
 		fflush(stdout);
 	}
-	free(st);
+	ccb_free(st);
 }
 
 int ccbctl_listen(int argc, char **argv)
@@ -148,7 +150,7 @@ int ccbctl_listen(int argc, char **argv)
 		listen_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_listener_config_from(cfg, &lc, &err) ||
+	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_listener_config_load(cfg, &lc, &err) ||
 	    ccb_config_server_security(cfg, &sc, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
@@ -195,7 +197,7 @@ int ccbctl_listen(int argc, char **argv)
 
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
-		if (ccb_listener_wait_change(l, &gen, 0)) {
+		if (ccb_listener_wait_change(l, &gen, 0, NULL) == CCB_OK) {
 			char *sinful = NULL;
 			ccb_listener_sinful(l, &sinful, NULL); /* NULL while unregistered */
 			if (sinful && (!last || strcmp(last, sinful))) {
@@ -204,7 +206,7 @@ int ccbctl_listen(int argc, char **argv)
 				free(last);
 				last = sinful;
 			} else {
-				free(sinful);
+				ccb_free(sinful);
 			}
 		}
 		if (ccb_now_ms() >= next_status) {

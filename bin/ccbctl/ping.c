@@ -88,7 +88,7 @@ int ccbctl_ping(int argc, char **argv)
 	const char *cfg_path = NULL, *level = "READ", *proxy_return = NULL, *outbound = NULL;
 	int timeout_s = 20, nop = -1, opt, rc = CCBCTL_EXIT_FAIL;
 	bool as_json = false, authorized = false, streaming = false, timeout_given = false;
-	ccb_dial_opts dopts;
+	ccb_dial_config dopts;
 	json_t *dial_steps = NULL;
 	ccb_config *cfg = NULL;
 	ccb_sec_client_config sc, bsc;

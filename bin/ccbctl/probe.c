@@ -62,7 +62,7 @@ struct probe {
 	pthread_cond_t cv;
 	int running;
 	const char *address;
-	ccb_dial_opts dopts;           /* template; each path copies it */
+	ccb_dial_config dopts;           /* template; each path copies it */
 	ccb_sec_client_config tsc;     /* for the target */
 	const char *target_sock;       /* sock= of the target's sinful */
 	int timeout_ms;
@@ -322,7 +322,7 @@ static void *path_main(void *arg)
 {
 	ppath *pp = arg;
 	probe *p = pp->p;
-	ccb_dial_opts o = p->dopts;
+	ccb_dial_config o = p->dopts;
 	ccb_stream *s = NULL;
 	ccb_error e = {0};
 	bool authorized = false;
@@ -729,7 +729,7 @@ out_sync:
 	pthread_mutex_destroy(&p.mu);
 out:
 	free(paths);
-	ccb_addr_strv_free(contacts);
+	ccb_strv_free(contacts);
 	ccb_sinful_free(addr);
 	ccb_config_free(cfg);
 	return rc;

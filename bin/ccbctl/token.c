@@ -83,18 +83,18 @@ int ccbctl_token(int argc, char **argv)
 	if (!issuer)
 		issuer = ccb_config_get(cfg, "TRUST_DOMAIN");
 	if (create) {
-		ccb_token_params p = {.keys = keys, .kid = kid, .issuer = issuer, .subject = identity,
+		ccb_token_config p = {.keys = keys, .kid = kid, .issuer = issuer, .subject = identity,
 				      .lifetime = lifetime, .authz = nauthz ? authz : NULL};
 		char *tok = NULL;
 		if (ccb_token_create(&p, &tok, &err) == CCB_OK) {
 			printf("%s\n", tok);
 			rc = CCBCTL_EXIT_OK;
 		}
-		free(tok);
+		ccb_free(tok);
 	} else {
 		char buf[16384];
 		const char *tok = argv[optind];
-		ccb_token_verify_params vp = {.keys = keys, .trust_domain = issuer};
+		ccb_token_verify_config vp = {.keys = keys, .trust_domain = issuer};
 		ccb_token_info info = {0};
 		if (!strcmp(tok, "-")) {
 			size_t n = fread(buf, 1, sizeof buf - 1, stdin);

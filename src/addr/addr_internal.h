@@ -9,7 +9,16 @@
 
 #include "ccb/addr.h"
 
-/* Growable NULL-terminated string vector, the form ccb_addr_strv_free()
+/* Convenience forms of the public formatters for the library's own callers
+ * (any layer): the string, or NULL when out of memory (or s is NULL). The
+ * public ccb_sinful_format() etc. return a ccb_err and fill an
+ * out-parameter. Not exported. */
+char *ccb__sinful_format(const ccb_sinful *s);
+char *ccb__sinful_format_bare(const ccb_sinful *s);
+char *ccb__sinful_broker_address(const ccb_sinful *s);
+char *ccb__contact_route(const ccb_contact *c);
+
+/* Growable NULL-terminated string vector, the form ccb_strv_free()
  * releases. */
 typedef struct addr__strv {
 	char **v;

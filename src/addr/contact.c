@@ -173,13 +173,26 @@ void ccb_contact_clear(ccb_contact *c)
 	if (!c)
 		return;
 	free(c->broker);
-	ccb_addr_strv_free(c->ids);
+	ccb_strv_free(c->ids);
 	memset(c, 0, sizeof *c);
 }
 
 /* ccb-protocol.md §3.2: the ids after the first form the CCBRoute of a
  * streaming request to the entry broker (cli:200-227, 473-519). */
-char *ccb_contact_route(const ccb_contact *c)
+ccb_err ccb_contact_route(const ccb_contact *c, char **out, ccb_error *err)
+{
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "contact route: NULL out");
+	*out = NULL;
+	if (!c)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "contact route: NULL contact");
+	if (!(*out = ccb__contact_route(c)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "contact route of %zu ids: out of memory",
+				     c->n_ids);
+	return CCB_OK;
+}
+
+char *ccb__contact_route(const ccb_contact *c)
 {
 	ccb_buf b;
 	bool ok = true;

@@ -640,19 +640,47 @@ static char *format(const ccb_sinful *s, bool brackets, bool broker)
 	return res;
 }
 
-char *ccb_sinful_format(const ccb_sinful *s)
+char *ccb__sinful_format(const ccb_sinful *s)
 {
 	return format(s, true, false);
 }
 
-char *ccb_sinful_format_bare(const ccb_sinful *s)
+char *ccb__sinful_format_bare(const ccb_sinful *s)
 {
 	return format(s, false, false);
 }
 
-char *ccb_sinful_broker_address(const ccb_sinful *s)
+char *ccb__sinful_broker_address(const ccb_sinful *s)
 {
 	return format(s, false, true);
+}
+
+static ccb_err format_public(const ccb_sinful *s, bool brackets, bool broker, const char *what,
+			     char **out, ccb_error *err)
+{
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "%s: NULL out", what);
+	*out = NULL;
+	if (!s)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "%s: NULL sinful", what);
+	if (!(*out = format(s, brackets, broker)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "%s: out of memory", what);
+	return CCB_OK;
+}
+
+ccb_err ccb_sinful_format(const ccb_sinful *s, char **out, ccb_error *err)
+{
+	return format_public(s, true, false, "format sinful", out, err);
+}
+
+ccb_err ccb_sinful_format_bare(const ccb_sinful *s, char **out, ccb_error *err)
+{
+	return format_public(s, false, false, "format bare sinful", out, err);
+}
+
+ccb_err ccb_sinful_broker_address(const ccb_sinful *s, char **out, ccb_error *err)
+{
+	return format_public(s, false, true, "broker address of sinful", out, err);
 }
 
 /* ---- public: host, port, parameters ------------------------------------ */

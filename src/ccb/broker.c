@@ -42,6 +42,8 @@
 #include "ccb/fiber.h"
 #include "cedar/stream_internal.h"
 #include "security/policy.h"
+#include "addr/addr_internal.h"
+#include "ccb/sec_copy.h"
 #include "util/util.h"
 
 #define BK_SEND_TIMEOUT_MS 500
@@ -306,18 +308,42 @@ void bk_queue_job(ccb_broker *b, bk_conn *c)
 	pthread_mutex_unlock(&b->qlock);
 }
 
+static bk_sec *sec_new(const ccb_sec_server_config *cfg)
+{
+	bk_sec *s = calloc(1, sizeof *s);
+
+	if (s && !ccb__sec_server_copy(&s->cfg, cfg)) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		atomic_init(&s->refs, 1);
+	return s;
+}
+
+static void sec_release(bk_sec *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+		ccb__sec_server_clear(&s->cfg);
+		free(s);
+	}
+}
+
 static void worker_handshake(ccb_broker *b, bk_conn *c)
 {
 	ccb_sec_command cmd;
 	ccb_error e = {0};
-	ccb_sec_server_config sec;
+	bk_sec *sec;
 	ccb_err rc;
 
-	/* The settings of the moment (ccb_broker_reload_security() swaps them). */
+	/* The settings of the moment (ccb_broker_reload_security() swaps them;
+	 * our reference keeps this block alive until the handshake is done). */
 	pthread_mutex_lock(&b->qlock);
 	sec = b->sec;
+	atomic_fetch_add(&sec->refs, 1);
 	pthread_mutex_unlock(&b->qlock);
-	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
+	rc = ccb_sec_server_accept(c->s, &sec->cfg, &cmd, &e);
+	sec_release(sec);
 	if (rc == CCB_OK) {
 		c->hs->cmd = cmd.command;
 		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
@@ -748,8 +774,8 @@ static ccb_err make_public(ccb_broker *b, ccb_error *err)
 	/* Contacts leave out PrivAddr and CCBID (srv:361-375). */
 	ccb_sinful_set_param(sf, "PrivAddr", NULL, NULL);
 	ccb_sinful_set_param(sf, "CCBID", NULL, NULL);
-	b->pub_sinful = ccb_sinful_format(sf);
-	b->pub_bare = ccb_sinful_broker_address(sf);
+	b->pub_sinful = ccb__sinful_format(sf);
+	b->pub_bare = ccb__sinful_broker_address(sf);
 	ccb_sinful_free(sf);
 	if (!b->pub_sinful || !b->pub_bare)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "public address");
@@ -782,7 +808,7 @@ static int broker_perm(int command, void *user)
 
 /* ---- new / free --------------------------------------------------------------------- */
 
-static long ms_or(long v, long dflt)
+static long ms_or(int v, long dflt)
 {
 	return v == 0 ? dflt : v;
 }
@@ -851,17 +877,22 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		b->max_conns = cfg->max_connections;
 	b->admin_reserve = BK_ADMIN_RESERVE;
 
-	b->sec = cfg->security ? *cfg->security : (ccb_sec_server_config){0};
-	b->sec.command_perm = broker_perm;
-	b->sec.user = b;
-	if (!b->sec.sessions) {
+	if (!(b->sec = sec_new(&cfg->security))) {
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker: copy of the security settings");
+		goto fail;
+	}
+	b->sec->cfg.command_perm = broker_perm;
+	b->sec->cfg.user = b;
+	if (!b->sec->cfg.sessions) {
 		/* Room for a session per connection, as daemons negotiate one
 		 * each (4096 at least). */
 		size_t want = (size_t)b->max_conns + BK_ADMIN_RESERVE;
-		b->own_sessions = ccb_sec_sessions_new(want > 4096 ? want : 0);
-		b->sec.sessions = b->own_sessions;
+		if ((rc = ccb_sec_sessions_new(want > 4096 ? want : 0, &b->own_sessions, err)))
+			goto fail;
+		b->sec->cfg.sessions = b->own_sessions;
 	}
-	b->cfg.security = NULL;
+	/* b->cfg must not keep the caller's strings. */
+	memset(&b->cfg.security, 0, sizeof b->cfg.security);
 
 	if ((rc = ccb_broker_list_split(b->listen_text, &addrs, &naddrs, err)))
 		goto fail;
@@ -947,13 +978,13 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		}
 	}
 	b->next_sweep_ms = ccb_now_ms() + b->sweep_ms;
-	ccb_addr_strv_free(addrs);
+	ccb_strv_free(addrs);
 	CCB_LOG(CCB_LOG_INFO, "broker: listening on %s, public address %s, max %u connections",
 		b->listen_text, b->pub_sinful, b->max_conns);
 	*out = b;
 	return CCB_OK;
 fail:
-	ccb_addr_strv_free(addrs);
+	ccb_strv_free(addrs);
 	ccb_broker_free(b);
 	return rc;
 }
@@ -1027,6 +1058,7 @@ void ccb_broker_free(ccb_broker *b)
 		close(b->done_efd);
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
+	sec_release(b->sec);
 	ccb_sec_sessions_free(b->own_sessions);
 	ccb_classad_free(b->alive_ad);
 	free(b->peek);
@@ -1087,18 +1119,21 @@ static void set_accepting(ccb_broker *b, bool on)
 ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
 				   ccb_error *err)
 {
-	ccb_sec_server_config n;
+	bk_sec *n, *old;
 
 	if (!b || !sec)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_reload_security: NULL argument");
-	n = *sec;
+	if (!(n = sec_new(sec)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "reload security settings: out of memory");
 	pthread_mutex_lock(&b->qlock);
 	/* The broker's own command table and session store stay. */
-	n.command_perm = b->sec.command_perm;
-	n.user = b->sec.user;
-	n.sessions = b->sec.sessions;
+	old = b->sec;
+	n->cfg.command_perm = old->cfg.command_perm;
+	n->cfg.user = old->cfg.user;
+	n->cfg.sessions = old->cfg.sessions;
 	b->sec = n;
 	pthread_mutex_unlock(&b->qlock);
+	sec_release(old);
 	CCB_LOG(CCB_LOG_INFO, "broker: security settings reloaded");
 	return CCB_OK;
 }

@@ -195,11 +195,19 @@ typedef struct bk_stats {
 
 typedef struct bk_outbound bk_outbound;
 
+/* The server security settings of the moment, deep-copied. A handshake holds
+ * a reference while it runs, so ccb_broker_reload_security() can swap in a
+ * new block without freeing strings still in use. */
+typedef struct bk_sec {
+	atomic_int refs;
+	ccb_sec_server_config cfg;
+} bk_sec;
+
 struct ccb_broker {
 	/* configuration (strings owned) */
 	ccb_broker_config cfg;
 	char *listen_text, *public_text, *record_path;
-	ccb_sec_server_config sec;
+	bk_sec *sec; /* under qlock */
 	ccb_sec_sessions *own_sessions;
 	long sweep_ms, idle_ms, req_timeout_ms, hs_timeout_ms, sess_timeout_ms;
 	size_t max_message;

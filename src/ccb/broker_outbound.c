@@ -29,6 +29,7 @@
 #include "ccb/wire.h"
 #include "ccb/broker_internal.h"
 #include "ccb/outbound.h"
+#include "ccb/sec_copy.h"
 #include "util/util.h"
 
 /* Wire texts of the C++ broker (ccb-protocol.md §12). */
@@ -80,7 +81,8 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 
 	b->cfg.outbound_target_allowlist = b->cfg.outbound_target_denylist = NULL;
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.outbound_security = NULL;
+	/* The caller's strings: ob->sec gets a deep copy below. */
+	memset(&b->cfg.client_security, 0, sizeof b->cfg.client_security);
 	if (!ob)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "broker: outbound proxy");
 	b->ob = ob;
@@ -91,9 +93,8 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 	ob->next_id = 1;
 	ob->ttl = cfg->outbound_ttl > 0 ? cfg->outbound_ttl : CCB_OUTBOUND_DEFAULT_TTL;
 	ob->max_dials = cfg->outbound_max_dials ? cfg->outbound_max_dials : 64;
-	if (cfg->outbound_security)
-		ob->sec = *cfg->outbound_security;
-	if ((cfg->outbound_target_allowlist &&
+	if (!ccb__sec_client_copy(&ob->sec, &cfg->client_security) ||
+	    (cfg->outbound_target_allowlist &&
 	     !(ob->allow = ccb_strdup(cfg->outbound_target_allowlist))) ||
 	    (cfg->outbound_target_denylist && !(ob->deny = ccb_strdup(cfg->outbound_target_denylist))) ||
 	    (cfg->outbound_next_hop && *cfg->outbound_next_hop &&
@@ -103,7 +104,7 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 		char **list = NULL;
 		size_t n = 0;
 		ccb_err rc = ccb_broker_list_split(ob->next_hop, &list, &n, err);
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		if (rc)
 			return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	}
@@ -112,7 +113,6 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 	b->cfg.outbound_target_allowlist = ob->allow;
 	b->cfg.outbound_target_denylist = ob->deny;
 	b->cfg.outbound_next_hop = ob->next_hop;
-	b->cfg.outbound_security = &ob->sec;
 	/* An inside CCB forwards by definition (ccb_server.cpp: the next hop
 	 * implies the command). */
 	ob->enabled = cfg->outbound_proxy || ob->next_hop;
@@ -185,7 +185,7 @@ static void *dial_main(void *arg)
 	} else {
 		/* The full connect path; never through an outbound broker again:
 		 * we are the exit point. */
-		ccb_dial_opts o = {.broker_sec = &ob->sec,
+		ccb_dial_config o = {.broker_sec = &ob->sec,
 				   .timeout_ms = OB_DIAL_MS,
 				   .stagger_ms = -1,
 				   .cancel = j->cancel,
@@ -337,7 +337,7 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 		j->target = ccb_strdup(target);
 		j->connect_id = ccb_strdup(cid);
 		j->name = ccb_strdup(ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "CCB outbound proxy"));
-		j->cancel = ccb_dial_cancel_new();
+		ccb_dial_cancel_new(&j->cancel, NULL); /* NULL: checked below */
 		bk_list_init(&j->node);
 	}
 	if (!j || !j->target || !j->connect_id || !j->name || !j->cancel) {
@@ -502,7 +502,7 @@ void bk_outbound_free(ccb_broker *b)
 	pthread_cond_destroy(&ob->cv);
 	b->cfg.outbound_target_allowlist = b->cfg.outbound_target_denylist = NULL;
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.outbound_security = NULL;
+	ccb__sec_client_clear(&ob->sec);
 	free(ob->allow);
 	free(ob->deny);
 	free(ob->next_hop);

@@ -45,6 +45,7 @@
 #include "ccb/listener.h"
 #include "ccb/wire.h"
 #include "cedar/stream_internal.h"
+#include "addr/addr_internal.h"
 #include "util/util.h"
 
 #define TUN_MAX_QUEUE 256
@@ -160,7 +161,7 @@ static void *watcher_main(void *arg)
 	uint64_t gen = 0;
 
 	while (!atomic_load(&t->quit))
-		if (ccb_listener_wait_change(t->up, &gen, 200))
+		if (ccb_listener_wait_change(t->up, &gen, 200, NULL) == CCB_OK)
 			poke(t);
 	return NULL;
 }
@@ -170,10 +171,10 @@ static void *watcher_main(void *arg)
  * part; a contact whose broker part is not a valid address is skipped. */
 static char *paths_from(ccb_listener *up)
 {
-	char *list = ccb_listener_contact_list(up), *save = NULL, *tok, *out;
+	char *list = NULL, *save = NULL, *tok, *out;
 	size_t cap, len = 0;
 
-	if (!list)
+	if (ccb_listener_contact_list(up, &list, NULL))
 		return NULL;
 	cap = strlen(list) + 1;
 	out = malloc(cap);
@@ -196,7 +197,7 @@ static char *paths_from(ccb_listener *up)
 			continue;
 		}
 		if (ccb_sinful_parse_address(c.broker, &sf, NULL) == CCB_OK)
-			bare = ccb_sinful_format_bare(sf);
+			bare = ccb__sinful_format_bare(sf);
 		ccb_sinful_free(sf);
 		if (!bare) {
 			CCB_LOG(CCB_LOG_WARNING,
@@ -294,7 +295,6 @@ static ccb_err tunnel_new(ccb_broker *b, ccb_error *err)
 ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 {
 	const char *hops = b->cfg.outbound_next_hop;
-	const ccb_sec_client_config *usec = b->cfg.upstream_security;
 	struct bk_tunnel *t;
 	ccb_listener_config lc = {0};
 	char **list = NULL, name[600];
@@ -303,17 +303,16 @@ ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 
 	/* Borrowed by the caller only during ccb_broker_new(). */
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.upstream_security = NULL;
 	if (!hops || !*hops)
 		return CCB_OK;
 	if ((rc = ccb_broker_list_split(hops, &list, &n, err)))
 		return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	if (!n) {
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		return CCB_OK;
 	}
 	if ((rc = tunnel_new(b, err))) {
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		return rc;
 	}
 	t = b->tun;
@@ -323,15 +322,14 @@ ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 	snprintf(name, sizeof name, "CCB %s", b->pub_sinful);
 	lc.brokers = (const char *const *)list;
 	lc.n_brokers = n;
-	if (usec)
-		lc.security = *usec;
+	lc.security = b->cfg.client_security; /* copied by ccb_listener_new() */
 	lc.handler = up_handler;
 	lc.user = b;
 	lc.name = name;
 	lc.own_command_address = b->pub_sinful;
-	lc.reconnect_interval_ms = b->cfg.upstream_reconnect_ms;
+	lc.reconnect_interval_ms = b->cfg.upstream_reconnect_interval_ms;
 	rc = ccb_listener_new(&lc, &t->up, err);
-	ccb_addr_strv_free(list);
+	ccb_strv_free(list);
 	if (rc)
 		return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	if ((rc = ccb_listener_start(t->up, err)))
@@ -661,7 +659,7 @@ static void *dial_main(void *arg)
 {
 	dial_job *j = arg;
 	struct bk_tunnel *t = j->b->tun;
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_classad *hello = NULL;
 	ccb_error e = {0};
 

@@ -36,6 +36,7 @@
 #include "ccb/wire.h"
 #include "ccb/outbound.h"
 #include "security/policy.h"
+#include "addr/addr_internal.h"
 #include "util/util.h"
 
 /* Default port of a broker address without one: the collector's (§3.3). */
@@ -80,7 +81,7 @@ struct race {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_mutex_t progress_mu;
-	const ccb_dial_opts *o;
+	const ccb_dial_config *o;
 	int64_t t0, deadline;
 	int stop_pipe[2];
 	/* under mu */
@@ -94,13 +95,16 @@ struct race {
 
 /* ---- cancel tokens ---------------------------------------------------- */
 
-ccb_dial_cancel *ccb_dial_cancel_new(void)
+ccb_err ccb_dial_cancel_new(ccb_dial_cancel **out, ccb_error *err)
 {
-	ccb_dial_cancel *c = calloc(1, sizeof *c);
+	ccb_dial_cancel *c;
 
-	if (c)
-		pthread_mutex_init(&c->mu, NULL);
-	return c;
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_dial_cancel_new: NULL out");
+	if (!(*out = c = calloc(1, sizeof *c)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new dial cancel token: out of memory");
+	pthread_mutex_init(&c->mu, NULL);
+	return CCB_OK;
 }
 
 void ccb_dial_cancel_fire(ccb_dial_cancel *c)
@@ -379,7 +383,7 @@ static char *sinful_of(const char *ip, int port)
 
 	if (ccb_sinful_new(ip, port, &s, NULL))
 		return NULL;
-	txt = ccb_sinful_format(s);
+	txt = ccb__sinful_format(s);
 	ccb_sinful_free(s);
 	return txt;
 }
@@ -389,7 +393,7 @@ static char *sinful_of(const char *ip, int port)
  * connection. */
 static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **my_address)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
@@ -442,7 +446,7 @@ static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **
 /* Shared-port endpoint for the reverse connection (§6.7). */
 static ccb_err open_endpoint(attempt *a, ccb_sharedport_endpoint **ep, char **my_address)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	ccb_sinful *s = NULL;
 	ccb_error e;
 
@@ -454,7 +458,7 @@ static ccb_err open_endpoint(attempt *a, ccb_sharedport_endpoint **ep, char **my
 		return fail(a, e.code, "shared-port endpoint: %s", e.detail);
 	if (ccb_sinful_parse_address(o->sharedport_address, &s, &e) ||
 	    ccb_sinful_set_param(s, CCB_SINFUL_SOCK, ccb_sharedport_endpoint_id(*ep), &e) ||
-	    !(*my_address = ccb_sinful_format(s))) {
+	    !(*my_address = ccb__sinful_format(s))) {
 		ccb_sinful_free(s);
 		ccb_sharedport_endpoint_free(*ep);
 		*ep = NULL;
@@ -639,7 +643,7 @@ static ccb_err map_sec_error(const ccb_error *e)
 static ccb_err run_attempt(attempt *a)
 {
 	race *r = a->r;
-	const ccb_dial_opts *o = r->o;
+	const ccb_dial_config *o = r->o;
 	ccb_contact c = {0};
 	ccb_sinful *baddr = NULL;
 	ccb_stream *bs = NULL;
@@ -705,7 +709,7 @@ static ccb_err run_attempt(attempt *a)
 			goto out;
 		}
 		emit(r, a, "authenticate", CCB_OK, "connected; security handshake for CCB_REQUEST");
-		broker_text = ccb_sinful_format(baddr);
+		broker_text = ccb__sinful_format(baddr);
 		memset(&info, 0, sizeof info);
 		sec = *o->broker_sec;
 		/* SSL names the broker by its alias, else its host (security-handshake.md §7.5). */
@@ -758,7 +762,7 @@ static ccb_err run_attempt(attempt *a)
 	if (streaming) {
 		my_address = ccb_strdup(o->proxy_return_addr ? o->proxy_return_addr
 							     : CCB_DIAL_PROXY_PLACEHOLDER);
-		route = ccb_contact_route(&c);
+		route = ccb__contact_route(&c);
 		if (!my_address || !route) {
 			rc = fail(a, CCB_ERR_NOMEM, "out of memory");
 			goto out;
@@ -917,7 +921,7 @@ static void shuffle(const char **v, size_t n)
 }
 
 /* Whether a fixed local port or endpoint id forces one attempt at a time. */
-static bool fixed_local_resource(const ccb_dial_opts *o)
+static bool fixed_local_resource(const ccb_dial_config *o)
 {
 	if (o->sharedport_endpoint)
 		return o->sharedport_endpoint->id != NULL;
@@ -932,7 +936,7 @@ static bool fixed_local_resource(const ccb_dial_opts *o)
 	return false;
 }
 
-ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_config *opts,
 		 ccb_stream **out, ccb_error *err)
 {
 	race r;
@@ -1131,7 +1135,7 @@ done:
 
 /* ---- conveniences ------------------------------------------------------ */
 
-static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, ccb_err code,
+static void direct_event(const ccb_dial_config *o, int64_t t0, const char *step, ccb_err code,
 			 const char *detail)
 {
 	ccb_dial_event ev = {.attempt = 0, .broker = "", .step = step,
@@ -1144,7 +1148,7 @@ static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, c
  * 2180-2214; sinful.md §4.1): a target on our own private network is dialed
  * at its PrivAddr (alias kept) or, without one, at its public host:port with
  * the CCBID dropped. Like HTCondor, no fall-back to CCB afterwards. */
-static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp, ccb_error *err)
+static ccb_err apply_privnet(const ccb_dial_config *o, int64_t t0, ccb_sinful **sp, ccb_error *err)
 {
 	ccb_sinful *s = *sp, *p = NULL;
 	const char *net = ccb_sinful_private_network(s), *pa = ccb_sinful_private_addr(s);
@@ -1176,11 +1180,11 @@ static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp
 	return CCB_OK;
 }
 
-ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
+ccb_err ccb_dial_sinful(const char *address, const ccb_dial_config *opts, ccb_stream **out,
 			ccb_error *err)
 {
-	static const ccb_dial_opts none;
-	const ccb_dial_opts *o = opts ? opts : &none;
+	static const ccb_dial_config none;
+	const ccb_dial_config *o = opts ? opts : &none;
 	ccb_sinful *s = NULL;
 	char **contacts = NULL;
 	size_t n = 0;
@@ -1203,7 +1207,7 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	if ((rc = apply_privnet(o, t0, &s, err)))
 		goto out;
 	if (ccb_sinful_ccbid(s)) {
-		ccb_dial_opts copy = *o;
+		ccb_dial_config copy = *o;
 
 		if ((rc = ccb_sinful_ccb_contacts(s, &contacts, &n, err)))
 			goto out;
@@ -1244,12 +1248,18 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	if (rc && !ccb_sinful_ccbid(s))
 		direct_event(o, t0, "failed", rc, err ? err->detail : "");
 out:
-	ccb_addr_strv_free(contacts);
+	if (rc == CCB_OK) {
+		/* Every path (CCB, outbound, shared port, direct) hands the
+		 * stream over without the dial's deadline (dial.h). */
+		ccb_stream_set_deadline(*out, INT64_MAX);
+		ccb_stream_set_timeout(*out, CCB_STREAM_DEFAULT_TIMEOUT_MS);
+	}
+	ccb_strv_free(contacts);
 	ccb_sinful_free(s);
 	return rc;
 }
 
-ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
+ccb_err ccb_dial_command(const char *address, const ccb_dial_config *opts,
 			 const ccb_sec_client_config *target_sec, int command, int auth_command,
 			 ccb_stream **out, ccb_sec_info *info, ccb_error *err)
 {
@@ -1292,6 +1302,7 @@ ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
 		return rc;
 	}
 	ccb_stream_set_deadline(st, INT64_MAX);
+	ccb_stream_set_timeout(st, CCB_STREAM_DEFAULT_TIMEOUT_MS);
 	*out = st;
 	return CCB_OK;
 }

@@ -36,8 +36,11 @@
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
 #include "listener_internal.h"
+#include "listener_test.h"
 #include "listener_sock.h"
 #include "security/policy.h"
+#include "addr/addr_internal.h"
+#include "ccb/sec_copy.h"
 #include "util/util.h"
 
 #define DEFAULT_NAME "LISTENER" /* followed by our address, as C++ "<SUBSYS> <sinful>" */
@@ -269,7 +272,7 @@ ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int
 	if (alias && ccb_sinful_alias(s))
 		*alias = ccb_strdup(ccb_sinful_alias(s));
 	if (printed)
-		*printed = ccb_sinful_format(s);
+		*printed = ccb__sinful_format(s);
 	if (!*host || (ccb_sinful_shared_port_id(s) && !*spid) ||
 	    (alias && ccb_sinful_alias(s) && !*alias) || (printed && !*printed)) {
 		/* No half-parsed address: a lost shared-port id or alias would
@@ -581,40 +584,6 @@ static void *reg_main(void *arg)
 
 /* ---- public API ---------------------------------------------------------------- */
 
-#define SEC_STRINGS(X)                                                              \
-	X(auth_methods) X(crypto_methods) X(trust_domain) X(uid_domain) X(claimtobe_user) X(subsystem) \
-	X(token) X(token_file) X(token_directory) X(ssl_ca_file) X(ssl_ca_dir)      \
-	X(ssl_certfile) X(ssl_keyfile) X(ssl_server_host)
-
-static bool sec_copy(ccb_sec_client_config *dst, const ccb_sec_client_config *src)
-{
-	bool ok = true;
-
-	*dst = *src;
-#define COPY(f)                                  \
-	if (src->f && !(dst->f = ccb_strdup(src->f))) \
-		ok = false;
-	SEC_STRINGS(COPY)
-#undef COPY
-	return ok;
-}
-
-static void sec_free(ccb_sec_client_config *c)
-{
-#define FREE(f)                                        \
-	ccb__free_secret((char *)c->f);
-	SEC_STRINGS(FREE)
-#undef FREE
-	memset(c, 0, sizeof *c);
-}
-
-static int pick_ms(int ms, int s, int dflt_s)
-{
-	if (ms > 0)
-		return ms;
-	return (s > 0 ? s : dflt_s) * 1000;
-}
-
 ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err)
 {
 	ccb_listener *l;
@@ -648,18 +617,19 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
-	if (cfg->heartbeat_interval_ms > 0)
-		l->heartbeat_ms = cfg->heartbeat_interval_ms;
-	else if (cfg->heartbeat_interval < 0)
+	/* HTCondor raises a heartbeat of 1-29 s to 30 s; in ms, 1..29999. */
+	if (cfg->heartbeat_interval_ms < 0)
 		l->heartbeat_ms = 0;
-	else if (cfg->heartbeat_interval == 0)
+	else if (cfg->heartbeat_interval_ms == 0)
 		l->heartbeat_ms = DEFAULT_HEARTBEAT_S * 1000;
 	else
-		l->heartbeat_ms = (cfg->heartbeat_interval < MIN_HEARTBEAT_S ? MIN_HEARTBEAT_S
-									: cfg->heartbeat_interval) * 1000LL;
-	l->reconnect_ms = pick_ms(cfg->reconnect_interval_ms, cfg->reconnect_interval, DEFAULT_RECONNECT_S);
-	l->timeout_ms = pick_ms(cfg->timeout_ms, cfg->timeout, DEFAULT_TIMEOUT_S);
-	l->dial_ms = pick_ms(cfg->dial_timeout_ms, cfg->dial_timeout, DEFAULT_DIAL_S);
+		l->heartbeat_ms = cfg->heartbeat_interval_ms < MIN_HEARTBEAT_S * 1000
+					  ? MIN_HEARTBEAT_S * 1000
+					  : cfg->heartbeat_interval_ms;
+	l->reconnect_ms = cfg->reconnect_interval_ms > 0 ? cfg->reconnect_interval_ms
+							 : DEFAULT_RECONNECT_S * 1000;
+	l->timeout_ms = cfg->timeout_ms > 0 ? cfg->timeout_ms : DEFAULT_TIMEOUT_S * 1000;
+	l->dial_ms = cfg->dial_timeout_ms > 0 ? cfg->dial_timeout_ms : DEFAULT_DIAL_S * 1000;
 	l->max_jobs = cfg->max_reverse_connects > 0 ? cfg->max_reverse_connects : DEFAULT_MAX_JOBS;
 	l->connect_ms = cfg->reverse_connect_timeout_ms > 0 ? cfg->reverse_connect_timeout_ms
 							     : DEFAULT_CONNECT_MS;
@@ -673,7 +643,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->regs = calloc(n, sizeof *l->regs);
 	if (cfg->private_network_name && *cfg->private_network_name)
 		l->privnet = ccb_strdup(cfg->private_network_name);
-	if (!l->regs || !sec_copy(&l->sec, &cfg->security) ||
+	if (!l->regs || !ccb__sec_client_copy(&l->sec, &cfg->security) ||
 	    (cfg->private_network_name && *cfg->private_network_name && !l->privnet)) {
 		ccb_listener_free(l);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
@@ -743,7 +713,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		/* CCBID and PrivNet are ours to set in ccb_listener_sinful(). */
 		ccb_sinful_set_param(l->base, CCB_SINFUL_CCBID, NULL, NULL);
 		ccb_sinful_set_param(l->base, CCB_SINFUL_PRIVNET, NULL, NULL);
-		l->base_text = ccb_sinful_format(l->base);
+		l->base_text = ccb__sinful_format(l->base);
 		if (cfg->name)
 			l->name = ccb_strdup(cfg->name);
 		else if (l->base_text && asprintf(&l->name, "%s %s", DEFAULT_NAME, l->base_text) < 0)
@@ -855,6 +825,11 @@ void ccb_listener_stop(ccb_listener *l)
 	pthread_mutex_unlock(&l->stop_mu);
 }
 
+void ccb__listener_set_test_heartbeat(ccb_listener *l, int heartbeat_ms)
+{
+	l->heartbeat_ms = heartbeat_ms > 0 ? heartbeat_ms : 0;
+}
+
 bool ccb_listener_stopping(ccb_listener *l)
 {
 	return l ? is_stopping(l) : true;
@@ -887,7 +862,7 @@ void ccb_listener_free(ccb_listener *l)
 	ccb_sinful_free(l->base);
 	free(l->base_text);
 	free(l->privnet);
-	sec_free(&l->sec);
+	ccb__sec_client_clear(&l->sec);
 	if (l->stopfd >= 0)
 		close(l->stopfd);
 	if (l->epfd >= 0)
@@ -940,14 +915,18 @@ static bool cv_wait_until(ccb_listener *l, int64_t until)
 	return true;
 }
 
-ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms)
+ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms, ccb_error *err)
 {
 	int64_t until = timeout_ms < 0 ? INT64_MAX : ccb_now_ms() + timeout_ms;
 	ccb_err rc = CCB_ERR_TIMEOUT;
+	size_t k = 0;
 
+	if (!l)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "wait for registration: NULL listener");
 	pthread_mutex_lock(&l->mu);
 	for (;;) {
-		size_t k = 0, i;
+		size_t i;
+		k = 0;
 		for (i = 0; i < l->nregs; i++)
 			k += l->regs[i].registered;
 		if (k >= n) {
@@ -962,29 +941,44 @@ ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms)
 			break;
 	}
 	pthread_mutex_unlock(&l->mu);
-	return rc;
+	if (rc == CCB_ERR_TIMEOUT)
+		return ccb_error_set(err, rc, "timed out after %d ms waiting for %zu broker registrations (%zu registered)",
+				     timeout_ms, n, k);
+	if (rc == CCB_ERR_CANCELLED)
+		return ccb_error_set(err, rc, "listener stopped while waiting for %zu broker registrations (%zu registered)",
+				     n, k);
+	return CCB_OK;
 }
 
-bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms)
+ccb_err ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms, ccb_error *err)
 {
 	int64_t until = timeout_ms < 0 ? INT64_MAX : ccb_now_ms() + timeout_ms;
-	bool changed;
+	bool changed, stopping;
 
+	if (!l || !gen)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "wait for a contact change: NULL argument");
 	pthread_mutex_lock(&l->mu);
 	while (l->gen == *gen && timeout_ms != 0 && !l->stopping && cv_wait_until(l, until))
 		;
 	changed = l->gen != *gen;
+	stopping = l->stopping;
 	*gen = l->gen;
 	pthread_mutex_unlock(&l->mu);
-	return changed;
+	if (changed)
+		return CCB_OK;
+	if (stopping)
+		return ccb_error_set(err, CCB_ERR_CANCELLED, "listener stopped while waiting for a contact change");
+	return ccb_error_set(err, CCB_ERR_TIMEOUT, "contacts unchanged after %d ms", timeout_ms);
 }
 
-ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n)
+ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n, ccb_error *err)
 {
 	ccb_buf b;
 	ccb_err rc;
 	size_t i;
 
+	if (!l || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener contacts: NULL argument");
 	ccb_buf_init(&b);
 	pthread_mutex_lock(&l->mu);
 	for (i = 0; i < l->nregs; i++)
@@ -995,26 +989,32 @@ ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n)
 	pthread_mutex_unlock(&l->mu);
 	if (!ccb_buf_terminate(&b)) {
 		ccb_buf_free(&b);
-		return CCB_ERR_NOMEM;
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener contacts: out of memory");
 	}
-	rc = ccb_contact_list_split((const char *)b.data, out, n, NULL);
+	rc = ccb_contact_list_split((const char *)b.data, out, n, err);
 	ccb_buf_free(&b);
+	if (rc)
+		ccb_error_prefix(err, "listener contacts: ");
 	return rc;
 }
 
-char *ccb_listener_contact_list(ccb_listener *l)
+ccb_err ccb_listener_contact_list(ccb_listener *l, char **out, ccb_error *err)
 {
-	char **v = NULL, *s = NULL;
+	char **v = NULL;
 	size_t n = 0;
+	ccb_err rc;
 
-	if (ccb_listener_contacts(l, &v, &n))
-		return NULL;
-	if (n == 0)
-		s = ccb_strdup("");
-	else if (ccb_contact_list_join((const char *const *)v, n, &s, NULL))
-		s = NULL;
-	ccb_addr_strv_free(v);
-	return s;
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener contact list: NULL out");
+	*out = NULL;
+	if ((rc = ccb_listener_contacts(l, &v, &n, err)))
+		return rc;
+	if (n == 0 && !(*out = ccb_strdup("")))
+		rc = ccb_error_set(err, CCB_ERR_NOMEM, "listener contact list: out of memory");
+	else if (n > 0)
+		rc = ccb_contact_list_join((const char *const *)v, n, out, err);
+	ccb_strv_free(v);
+	return rc;
 }
 
 bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index)
@@ -1028,11 +1028,22 @@ bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t index)
 	return b;
 }
 
-char *ccb_listener_status_json(ccb_listener *l)
+ccb_err ccb_listener_status_json(ccb_listener *l, char **out, ccb_error *err)
 {
-	json_t *root = json_object(), *arr = json_array();
-	char *contacts = ccb_listener_contact_list(l), *out;
+	json_t *root, *arr;
+	char *contacts = NULL;
 	size_t i, nreg = 0;
+	ccb_err rc;
+
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener status: NULL out");
+	*out = NULL;
+	if (!l)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener status: NULL listener");
+	if ((rc = ccb_listener_contact_list(l, &contacts, err)))
+		return ccb_error_prefix(err, "listener status: ");
+	root = json_object();
+	arr = json_array();
 
 	pthread_mutex_lock(&l->mu);
 	for (i = 0; i < l->nregs; i++) {
@@ -1069,10 +1080,12 @@ char *ccb_listener_status_json(ccb_listener *l)
 	json_object_set_new(root, "reverse_connects_refused", json_integer((json_int_t)l->refused_busy));
 	json_object_set_new(root, "handlers_running", json_integer(l->active_jobs));
 	pthread_mutex_unlock(&l->mu);
-	out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	*out = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
 	json_decref(root);
 	free(contacts);
-	return out;
+	if (!*out)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener status: out of memory");
+	return CCB_OK;
 }
 
 const char *ccb_listener_address(const ccb_listener *l)
@@ -1091,10 +1104,10 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
 		*out = NULL;
 	if (!l || !out)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener sinful: NULL argument");
-	if (ccb_listener_contacts(l, &v, &n))
-		return ccb_error_set(err, CCB_ERR_NOMEM, "listener sinful");
+	if ((rc = ccb_listener_contacts(l, &v, &n, err)))
+		return ccb_error_prefix(err, "listener sinful: ");
 	if (n == 0) {
-		ccb_addr_strv_free(v);
+		ccb_strv_free(v);
 		return ccb_error_set(err, CCB_ERR_STATE,
 				     "listener sinful: not registered with any CCB broker yet, so "
 				     "there is no CCBID to advertise");
@@ -1107,18 +1120,18 @@ ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err)
 		rc = ccb_sinful_set_ccb_contacts(s, (const char *const *)v, n, err);
 	if (rc == CCB_OK && l->privnet)
 		rc = ccb_sinful_set_param(s, CCB_SINFUL_PRIVNET, l->privnet, err);
-	if (rc == CCB_OK && !(*out = ccb_sinful_format(s)))
+	if (rc == CCB_OK && !(*out = ccb__sinful_format(s)))
 		rc = ccb_error_set(err, CCB_ERR_NOMEM, "listener sinful");
 	if (rc)
 		ccb_error_prefix(err, "listener sinful: ");
 	ccb_sinful_free(s);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 	return rc;
 }
 
 /* ---- configuration (§13) -------------------------------------------------------- */
 
-ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err)
+ccb_err ccb_listener_config_load(const ccb_config *c, ccb_listener_config *out, ccb_error *err)
 {
 	const char *addr;
 	long long hb, rec, to, cto, hto, mp, mpr;
@@ -1149,25 +1162,26 @@ ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, 
 	    (rc = ccb_config_int(c, "CCB_TIMEOUT", DEFAULT_TIMEOUT_S, &to, err)) ||
 	    (rc = ccb_config_client_security(c, &out->security, err)))
 		return rc;
-	if (hb < 0 || hb > 86400 * 365 || rec < 0 || rec > 86400 * 365 || to < 0 || to > 86400 * 365)
+	if (hb < 0 || hb > 86400 * 24 || rec < 0 || rec > 86400 * 24 || to < 0 || to > 86400 * 24)
 		return ccb_error_set(err, CCB_ERR_CONFIG,
 				     "CCB_HEARTBEAT_INTERVAL, CCB_RECONNECT_TIME and CCB_TIMEOUT must be "
-				     "between 0 and one year");
+				     "between 0 and 24 days (2073600 s)");
 	if (!addr || !*addr)
 		return ccb_error_set(err, CCB_ERR_CONFIG, "CCB_ADDRESS is not set");
 	rc = ccb_broker_list_split(addr, &v, &n, err);
 	if (rc == CCB_OK && n == 0)
 		rc = ccb_error_set(err, CCB_ERR_CONFIG, "CCB_ADDRESS names no broker");
 	if (rc) {
-		ccb_addr_strv_free(v);
+		ccb_strv_free(v);
 		memset(out, 0, sizeof *out);
 		return rc == CCB_ERR_NOMEM ? rc : CCB_ERR_CONFIG;
 	}
 	out->brokers = (const char *const *)v;
 	out->n_brokers = n;
-	out->heartbeat_interval = hb == 0 ? CCB_LISTENER_HEARTBEAT_OFF : (int)hb;
-	out->reconnect_interval = (int)rec;
-	out->timeout = (int)to;
+	/* The knobs are in seconds (HTCondor's); the struct in milliseconds. */
+	out->heartbeat_interval_ms = hb == 0 ? CCB_LISTENER_HEARTBEAT_OFF : (int)hb * 1000;
+	out->reconnect_interval_ms = (int)rec * 1000;
+	out->timeout_ms = (int)to * 1000;
 	out->reverse_connect_timeout_ms = (int)cto;
 	out->reverse_hello_timeout_ms = (int)hto;
 	out->max_pending_reverse_connects = (int)mp;
@@ -1182,6 +1196,6 @@ void ccb_listener_config_clear(ccb_listener_config *cfg)
 {
 	if (!cfg)
 		return;
-	ccb_addr_strv_free((char **)cfg->brokers);
+	ccb_strv_free((char **)cfg->brokers);
 	memset(cfg, 0, sizeof *cfg);
 }

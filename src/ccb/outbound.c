@@ -24,6 +24,7 @@
 #include "ccb/wire.h"
 #include "ccb/outbound.h"
 #include "security/policy.h"
+#include "addr/addr_internal.h"
 #include "util/util.h"
 
 #define BROKER_DEFAULT_PORT 9618
@@ -93,7 +94,7 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 		sec = *q->sec;
 	if (!sec.ssl_server_host)
 		sec.ssl_server_host = ccb_sinful_alias(ba) ? ccb_sinful_alias(ba) : ccb_sinful_host(ba);
-	btext = ccb_sinful_format(ba);
+	btext = ccb__sinful_format(ba);
 	memset(&info, 0, sizeof info);
 	if (!btext) {
 		rc = ccb_error_set(err, CCB_ERR_NOMEM, "out of memory");
@@ -185,7 +186,7 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 	if ((rc = ccb_broker_list_split(q->brokers, &list, &n, err)))
 		return rc;
 	if (n == 0) {
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "outbound: empty broker list");
 	}
 	/* Shuffled, then one at a time (sock.cpp: like CCB_ADDRESS). */
@@ -216,7 +217,7 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 		if (rc == CCB_OK) {
 			if (q->won)
 				snprintf(q->won, q->won_size, "%s", list[i]);
-			ccb_addr_strv_free(list);
+			ccb_strv_free(list);
 			return CCB_OK;
 		}
 		if (rc == CCB_ERR_AUTH || rc == CCB_ERR_NOMEM || rc == CCB_ERR_TIMEOUT)
@@ -225,18 +226,18 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 			len += (size_t)snprintf(summary + len, sizeof summary - len, "%soutbound broker %s: %s",
 						len ? "; " : "", list[i], e.detail);
 	}
-	ccb_addr_strv_free(list);
+	ccb_strv_free(list);
 	return ccb_error_set(err, best, "%s", summary);
 }
 
-bool ccb__dial_outbound_wanted(const ccb_dial_opts *o, const char *address)
+bool ccb__dial_outbound_wanted(const ccb_dial_config *o, const char *address)
 {
 	if (!o || !o->outbound_ccb_address || !*o->outbound_ccb_address)
 		return false;
 	return o->outbound_force || !ccb__outbound_bypass(address, o->outbound_ccb_address);
 }
 
-ccb_err ccb__dial_outbound(const char *address, const ccb_dial_opts *o, int64_t t0,
+ccb_err ccb__dial_outbound(const char *address, const ccb_dial_config *o, int64_t t0,
 			   int64_t deadline, ccb_stream **out, ccb_error *err)
 {
 	static const ccb_sec_client_config dflt;
@@ -350,7 +351,7 @@ bool ccb__outbound_bypass(const char *target, const char *brokers)
 			}
 			ccb_sinful_free(b);
 		}
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 	}
 	ccb_sinful_free(t);
 	return bypass;

@@ -78,8 +78,8 @@ bool ccb__outbound_target_check(const char *target, const char *allow, const cha
 
 /* ccb_dial_sinful()'s hook: whether opts route `address` through an
  * outbound broker, and doing it (progress events, info filled). */
-bool ccb__dial_outbound_wanted(const ccb_dial_opts *o, const char *address);
-ccb_err ccb__dial_outbound(const char *address, const ccb_dial_opts *o, int64_t t0,
+bool ccb__dial_outbound_wanted(const ccb_dial_config *o, const char *address);
+ccb_err ccb__dial_outbound(const char *address, const ccb_dial_config *o, int64_t t0,
 			   int64_t deadline, ccb_stream **out, ccb_error *err);
 
 #endif

@@ -155,7 +155,7 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 			     const ccb__sess_entry *e, int command, const char *connect_sinful,
 			     const char *crypto_methods, ccb_sec_info *info, ccb_error *err)
 {
-	ccb_classad *req = ccb_classad_new(), *reply = NULL;
+	ccb_classad *req = ccb__classad_new(), *reply = NULL;
 	char nonce[48];
 	const char *code = NULL;
 	ccb_err rc;
@@ -176,7 +176,7 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 		goto out;
 	}
 	if (ccb_stream_put_int(s, CCB_DC_AUTHENTICATE) ||
-	    ccb_classad_put(s, req, &(ccb_classad_put_opts){.projection = true}) ||
+	    ccb_classad_put(s, req, &(ccb_classad_put_config){.projection = true}) ||
 	    ccb_stream_end_message(s)) {
 		rc = stream_fail(s, err, "send resume request");
 		goto out;
@@ -231,7 +231,7 @@ static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
 	/* Our RESUME always asks for a reply (ResumeResponse = true), which a
 	 * server older than 9.9.0 never sends (security-handshake.md §9.2):
 	 * such sessions are not kept. */
-	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb_classad_new()))
+	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb__classad_new()))
 		return;
 	memcpy(e.key, key, key_len);
 	ccb_classad_set_string(pol, "User", info->user);
@@ -502,15 +502,21 @@ bool ccb_sec_authorized(const ccb_sec_server_config *cfg, ccb_perm perm, const c
 
 /* ---- server ---------------------------------------------------------------- */
 
-ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions)
+ccb_err ccb_sec_sessions_new(size_t max_sessions, ccb_sec_sessions **out, ccb_error *err)
 {
-	ccb_sec_sessions *s = calloc(1, sizeof *s);
+	ccb_sec_sessions *s;
 
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_sec_sessions_new: NULL out");
+	s = calloc(1, sizeof *s);
 	if (s && !(s->cache = ccb__sess_cache_new(max_sessions))) {
 		free(s);
 		s = NULL;
 	}
-	return s;
+	if (!(*out = s))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new session store of %zu sessions: out of memory",
+				     max_sessions ? max_sessions : 4096);
+	return CCB_OK;
 }
 
 void ccb_sec_sessions_free(ccb_sec_sessions *s)
@@ -542,7 +548,7 @@ static void keep_session(const ccb_sec_server_config *cfg, const char *sid, cons
 	ccb__sess_entry e = {.id = (char *)sid, .key_len = key_len, .crypto = crypto};
 	const char *dur = NULL;
 	int64_t lease = 0, now = ccb_wall_s();
-	ccb_classad *pol = ccb_classad_new();
+	ccb_classad *pol = ccb__classad_new();
 
 	if (!cfg->sessions || !pol)
 		goto out;
@@ -666,7 +672,7 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 
 	ccb_classad_get_bool(req, "ResumeResponse", &want_reply);
 	if (want_reply) {
-		ccb_classad *ad = ccb_classad_new();
+		ccb_classad *ad = ccb__classad_new();
 		if (ad && ccb_classad_set_string(ad, "ReturnCode", "SID_NOT_FOUND") == CCB_OK)
 			put_ad(s, ad, NULL, "send SID_NOT_FOUND");
 		ccb_classad_free(ad);
@@ -679,7 +685,7 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 static ccb_err send_resume_reply(ccb_stream *s, ccb_error *err)
 {
 	char nonce[48];
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	ccb_err rc;
 
 	if (!ad)
@@ -755,7 +761,7 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) &&
 			       scopes_allow(scopes, cmd->perm);
 		if (command == CCB_DC_SEC_QUERY) {
-			ccb_classad *reply = ccb_classad_new();
+			ccb_classad *reply = ccb__classad_new();
 			rc = reply && !ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)
 				     ? put_ad(s, reply, err, "send DC_SEC_QUERY answer")
 				     : ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
@@ -957,7 +963,7 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		if (have_key && out.crypto != CCB_SEC_CRYPTO_NONE)
 			keep_session(cfg, sid, key, key_len, out.crypto, resp, cmd, &ar, &out);
 		if (query) {
-			reply = ccb_classad_new();
+			reply = ccb__classad_new();
 			if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed) ||
 			    add_token_attrs(reply, &ar)) {
 				rc = ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");

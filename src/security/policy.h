@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ccb/version.h"
 #include "ccb/classad.h"
 #include "ccb/error.h"
 
@@ -26,7 +27,7 @@
  * >= 23.9.0 (TOKEN naming) and >= 9.9.0 (private attributes), §4.1. */
 #define CCB_SEC_CONDOR_VERSION "25.14.0"
 #define CCB_SEC_VERSION_DATE "2026-11-24"
-#define CCB_SEC_LIBCCB_VERSION "0.1.0"
+#define CCB_SEC_LIBCCB_VERSION CCB_VERSION_STRING /* ccb/version.h */
 
 /* ---- levels and decisions (§2) ------------------------------------------ */
 

@@ -111,9 +111,9 @@ static void test_thousand(void)
 	CU_ASSERT_EQUAL(bkt_stat(k.b, "CCBRequestsFailed"), 0);
 	CU_ASSERT_EQUAL(bkt_stat(k.b, "PendingRequests"), 0);
 	/* Big tables are summarised. */
-	s = ccb_broker_status_json(k.b, false);
+	ccb_broker_status_json(k.b, false, &s, NULL);
 	CU_ASSERT_PTR_NOT_NULL(strstr(s, "\"registrations_truncated\":true"));
-	free(s);
+	ccb_free(s);
 	for (int i = 0; i < NREG; i++)
 		bkt_listener_close(&ls[i]);
 	CU_ASSERT(bkt_wait_stat(k.b, "CCBEndpointsConnected", 0));

@@ -12,6 +12,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/broker_internal.h"
+#include "addr/addr_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,7 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bk_route_split(text, head, sizeof head, &tail);
 	}
 	if (ccb_contact_split(text, &c, NULL) == CCB_OK) {
-		char *route = ccb_contact_route(&c);
+		char *route = ccb__contact_route(&c);
 		if (!route)
 			abort();
 		if (c.n_ids > 1 && c.n_ids <= 9 && !bk_route_ok(route))
