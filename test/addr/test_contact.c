@@ -459,7 +459,24 @@ static void test_connect_id(void)
 	CU_ASSERT_EQUAL(ccb_connect_id_new(NULL, &e), CCB_ERR_INVALID_ARG);
 }
 
+/* ccb_contact_route(): ccb_err, char **out released with ccb_free(). */
+static void test_public_route(void)
+{
+	ccb_contact c = {0};
+	ccb_error err = {0};
+	char *route = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ccb_contact_split("10.0.0.1:9618#5#42#7", &c, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_contact_route(&c, &route, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(route, "42 7");
+	ccb_free(route);
+	CU_ASSERT_EQUAL(ccb_contact_route(NULL, &route, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(route);
+	ccb_contact_clear(&c);
+}
+
 static const ccbt_test tests[] = {
+	{ "public route", test_public_route },
 	{ "both broker contact forms (with and without addrs)", test_both_broker_forms },
 	{ "make contact", test_make },
 	{ "split contact", test_split },

@@ -638,7 +638,34 @@ static void test_truncations(void)
 	}
 }
 
+/* The public formatters: ccb_err, char **out released with ccb_free(). */
+static void test_public_formatters(void)
+{
+	ccb_sinful *s = NULL;
+	ccb_error err = {0};
+	char *out = (char *)1;
+
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse("<10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618%235&noUDP>",
+					       &s, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_sinful_format(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "<10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618#5&noUDP>");
+	ccb_free(out);
+	CU_ASSERT_EQUAL(ccb_sinful_format_bare(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618#5&noUDP");
+	ccb_free(out);
+	CU_ASSERT_EQUAL(ccb_sinful_broker_address(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "10.0.0.1:9618?addrs=10.0.0.1-9618&noUDP");
+	ccb_free(out);
+	out = (char *)1;
+	CU_ASSERT_EQUAL(ccb_sinful_format(NULL, &out, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(out);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL(ccb_sinful_format(s, NULL, NULL), CCB_ERR_INVALID_ARG);
+	ccb_sinful_free(s);
+}
+
 static const ccbt_test tests[] = {
+	{ "public formatters", test_public_formatters },
 	{ "captured round trip", test_captured_roundtrip },
 	{ "spec examples round trip", test_spec_examples_roundtrip },
 	{ "captured fields", test_captured_fields },

@@ -559,7 +559,7 @@ static void test_status_query(void)
 		CU_ASSERT_EQUAL(json_array_size(json_object_get(o, "registrations")), 1);
 		json_decref(o);
 	}
-	free(json);
+	ccb_free(json);
 	CU_ASSERT_STRING_EQUAL(ccb_command_name(CCB_CMD_LIBCCB_STATUS), "CCB_LIBCCB_STATUS");
 	bkt_listener_close(&l);
 	bkt_stop(&k);
@@ -642,7 +642,65 @@ static void test_ipv6(void)
 	bkt_stop(&k);
 }
 
+/* Overwrite a string the caller handed over, then free it: a broker that
+ * kept the pointer would read garbage (ASan: a use after free). */
+static void scrub(char *s)
+{
+	memset(s, 'x', strlen(s));
+	free(s);
+}
+
+/* ccb_broker_new() and ccb_broker_reload_security() deep-copy the security
+ * settings: the caller frees its strings right after each call. */
+static void test_security_deep_copy(void)
+{
+	bkt_broker k = {0};
+	ccb_broker_config cfg;
+	ccb_sec_server_config sec;
+	bkt_listener l;
+	ccb_error err = {0};
+	char *methods = strdup("CLAIMTOBE"), *allow = strdup("condor@vm"), *dom = strdup("vm");
+
+	bkt_config(&cfg, &k.sec);
+	cfg.security.auth_methods[CCB_PERM_ALLOW] = methods;
+	cfg.security.allow[CCB_PERM_DAEMON] = allow;
+	cfg.security.uid_domain = dom;
+	bkt_start(&k, &cfg);
+	scrub(methods);
+	scrub(allow);
+	scrub(dom);
+	memset(&cfg.security, 0, sizeof cfg.security);
+	CU_ASSERT_EQUAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	bkt_listener_close(&l);
+
+	/* Reload: only alice may register now; the strings go at once. */
+	memset(&sec, 0, sizeof sec);
+	sec.auth_methods[CCB_PERM_ALLOW] = methods = strdup("CLAIMTOBE");
+	sec.allow[CCB_PERM_DAEMON] = allow = strdup("alice@vm");
+	sec.uid_domain = dom = strdup("vm");
+	CU_ASSERT_EQUAL(ccb_broker_reload_security(k.b, &sec, &err), CCB_OK);
+	scrub(methods);
+	scrub(allow);
+	scrub(dom);
+	CU_ASSERT_NOT_EQUAL(bkt_register(k.port, "condor", NULL, NULL, &l), CCB_OK);
+	CU_ASSERT_EQUAL(bkt_register(k.port, "alice", NULL, NULL, &l), CCB_OK);
+	bkt_listener_close(&l);
+	/* Many reloads: each config can be freed (ccbctl broker's SIGHUP). */
+	sec.auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
+	sec.uid_domain = "vm";
+	for (int i = 0; i < 100; i++) {
+		sec.allow[CCB_PERM_DAEMON] = allow = strdup(i % 2 ? "alice@vm" : "bob@vm");
+		CU_ASSERT_EQUAL(ccb_broker_reload_security(k.b, &sec, &err), CCB_OK);
+		scrub(allow);
+	}
+	CU_ASSERT_EQUAL(bkt_register(k.port, "alice", NULL, NULL, &l), CCB_OK);
+	bkt_listener_close(&l);
+	CU_ASSERT_EQUAL(ccb_broker_reload_security(k.b, NULL, &err), CCB_ERR_INVALID_ARG);
+	bkt_stop(&k);
+}
+
 static const ccbt_test tests[] = {
+	{"security settings deep-copied (new and reload)", test_security_deep_copy},
 	{"reconnect records bounded", test_record_bounds},
 	{"requests per requester per target capped", test_requests_per_requester_target},
 	{"register, heartbeat, request, hello, result", test_register_request_result},

@@ -189,7 +189,7 @@ static void test_connection_limit(void)
 								   "CCBEndpointsConnected")), 3);
 		json_decref(o);
 	}
-	free(json);
+	ccb_free(json);
 	admin = bkt_stat(k.b, "AdminConnectionsOverLimit");
 	CU_ASSERT_EQUAL(admin, 1);
 	/* A registration is refused cleanly and counted. */
@@ -211,7 +211,7 @@ static void test_connection_limit(void)
 	json = NULL;
 	CU_ASSERT_NOT_EQUAL(ccb_broker_query_status(addr, &sc, 5000, &json, &err), CCB_OK);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "connection limit"));
-	free(json);
+	ccb_free(json);
 	CU_ASSERT(bkt_wait_stat(k.b, "ConnectionsRefusedAtLimit", 2));
 	extra = raw_connect(k.port);
 	CU_ASSERT(closed_within(extra, 3000));

@@ -346,7 +346,7 @@ static void test_dial_command_through(void)
 	CU_ASSERT_PTR_NOT_NULL(json);
 	if (json)
 		CU_ASSERT_PTR_NOT_NULL(strstr(json, ccb_broker_address(target.b)));
-	free(json);
+	ccb_free(json);
 	ccb_stream_free(s);
 	CU_ASSERT_EQUAL(bkt_stat(proxy.b, "CCBOutboundRequests"), 1);
 	/* Without outbound_force the loopback target is reached directly. */

@@ -389,7 +389,37 @@ static void test_capture_reencode(void)
 	CU_ASSERT(projected >= 20 && projected <= 28);
 }
 
+/* The public constructors: ccb_err, out-parameter, ccb_error. */
+static void test_public_constructors(void)
+{
+	ccb_classad *ad = (ccb_classad *)1, *copy = (ccb_classad *)1;
+	ccb_error err = {0};
+	char *text = NULL;
+	int64_t v = 0;
+
+	CU_ASSERT_EQUAL(ccb_classad_new(NULL, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_new(&ad, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_classad_count(ad), 0);
+	ccb_classad_set_int(ad, "Command", 67);
+	ccb_classad_set_string(ad, "Name", "x");
+	CU_ASSERT_EQUAL(ccb_classad_copy(NULL, &copy, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(copy);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_copy(ad, &copy, NULL), CCB_OK);
+	ccb_classad_free(ad);
+	CU_ASSERT(ccb_classad_get_int(copy, "command", &v) == CCB_OK && v == 67);
+	CU_ASSERT_EQUAL(ccb_classad_to_text(copy, NULL, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_to_text(copy, &text, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(text, "Name = \"x\"\nCommand = 67\n");
+	ccb_free(text);
+	CU_ASSERT_EQUAL(ccb_classad_to_text(NULL, &text, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(text, "");
+	ccb_free(text);
+	ccb_classad_free(copy);
+}
+
 static const ccbt_test tests[] = {
+	{"public constructors and text", test_public_constructors},
 	{"worked example 9.1 (plain)", test_worked_example_plain},
 	{"worked example 9.2 (AES string form)", test_worked_example_crypto},
 	{"C++ private ad 9.3", test_cpp_private_ad},

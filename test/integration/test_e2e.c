@@ -262,7 +262,7 @@ static void test_standard_and_streaming(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
@@ -323,7 +323,7 @@ static void test_concurrent_dials(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 }
 
 /* The broker goes away and comes back on the same port with its record
@@ -453,7 +453,7 @@ static void test_sinful_direct_and_ccb(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 

@@ -280,7 +280,7 @@ static void test_command_socket_direct(void)
 	CU_ASSERT_STRING_EQUAL(ccb_sinful_private_network(sf), "poolB.private");
 	CU_ASSERT(ccb_sinful_no_udp(sf));
 	ccb_sinful_free(sf);
-	free(sinful);
+	ccb_free(sinful);
 	/* Registered with its address in the default Name. */
 	pthread_mutex_lock(&fb.mu);
 	{
@@ -407,7 +407,7 @@ static void test_own_address_sinful(void)
 		 "<10.0.0.5:9618?CCBID=127.0.0.1:%u#1&PrivNet=lab&addrs=10.0.0.5-9618&sock=startd_1>",
 		 fb.port);
 	CU_ASSERT_STRING_EQUAL(sinful, want);
-	free(sinful);
+	ccb_free(sinful);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
 }
