@@ -27,6 +27,10 @@
  * ccb_broker_status_json(), ccb_broker_address() and ccb_broker_port() are
  * thread-safe. ccb_broker_free() must not race with run (stop, let run
  * return, then free).
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_BROKER_H
 #define CCB_BROKER_H

@@ -48,6 +48,10 @@
  * Logging: attempts are logged at CCB_LOG_DEBUG, without connect ids.
  * Thread safety: ccb_dial() may run on many threads at once; it has no
  * global state. A ccb_dial_cancel token may be fired from any thread.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_DIAL_H
 #define CCB_DIAL_H

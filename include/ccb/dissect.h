@@ -10,6 +10,10 @@
  * AES-GCM packets are shown as raw bytes.
  *
  * Thread safety: a dissector is used from one thread at a time.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_DISSECT_H
 #define CCB_DISSECT_H

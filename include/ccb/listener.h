@@ -49,6 +49,10 @@
  * Thread safety: every function may be called from any thread, except that
  * ccb_listener_free() must not race with any other call on the same
  * listener. The handler is called from library threads.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_LISTENER_H
 #define CCB_LISTENER_H

@@ -39,6 +39,10 @@
  *
  * Thread safety: the config structs are read-only during a call and may be
  * shared between threads; each stream is used by one thread.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_SECURITY_H
 #define CCB_SECURITY_H

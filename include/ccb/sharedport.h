@@ -36,6 +36,10 @@
  * Threads: no global state. Each handle is used from one thread at a time,
  * except the *_shutdown / *_stop functions and the statistics getters, which
  * may be called from any thread at any time.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_SHAREDPORT_H
 #define CCB_SHAREDPORT_H

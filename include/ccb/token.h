@@ -25,6 +25,10 @@
  * domain). The ccb_error detail says which.
  *
  * Thread safety: all functions are reentrant; they share no state.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_TOKEN_H
 #define CCB_TOKEN_H
