@@ -78,7 +78,7 @@ typedef struct ccb_token_verify_config {
 	const char *trust_domain; /**< if set, "iss" must equal it */
 	int64_t max_age;          /**< SEC_TOKEN_MAX_AGE: reject if now - iat > max_age;
 				   *   <= 0: no limit (HTCondor's default) */
-	int64_t now;              /**< clock override for tests; 0: wall clock */
+	int64_t now;              /**< the time to verify at (Unix seconds); 0: now */
 } ccb_token_verify_config;
 
 /** The claims of a verified token. All strings are owned by the struct. */
