@@ -153,6 +153,7 @@ typedef struct client_hs {
 	size_t key_len;
 	int crypto;
 	bool have_key;
+	char auth_failure[CCB_ERROR_DETAIL_SIZE]; /* why an optional method failed */
 } client_hs;
 
 /* Our policy for permission CLIENT, with security:recommended's values as
@@ -198,16 +199,17 @@ static ccb_err client_send_request(client_hs *h)
 /* The RESPONSE: what the server decided, checked against what we require. */
 static ccb_err client_read_response(client_hs *h)
 {
+	const char *off = NULL;
 	ccb_err rc;
 
-	/* A close here is HTCondor's way of refusing. */
+	/* A C++ server that refuses closes here without saying why (its log
+	 * has the reason), so neither can we. */
 	if ((rc = ccb__sec_get_ad(h->s, &h->resp, h->err, "read security response"))) {
 		if (rc == CCB_ERR_CLOSED)
-			/* HTCondor says no more than that: its log has the reason. */
-			ccb_error_prefix(h->err, "server closed the connection without answering the "
-						 "security request for command %d (it refuses this "
-						 "command, this client's security policy, or more "
-						 "connections; its log says which): ", h->command);
+			ccb_error_set(h->err, CCB_ERR_CLOSED,
+				      "server %s closed the connection after the DC_AUTHENTICATE "
+				      "request for command %d, before answering",
+				      ccb_stream_peer_name(h->s), h->command);
 		return rc;
 	}
 	if ((rc = ccb__sec_parse_response(h->resp, &h->neg, h->err)))
@@ -216,12 +218,15 @@ static ccb_err client_read_response(client_hs *h)
 			   sizeof h->info->peer_version);
 	/* A server that answers NO to what we require is downgrading us: a
 	 * reconciling server gives YES or closes (security-handshake.md §2.1). */
-	if ((h->c.encryption == CCB_SEC_REQUIRED && h->neg.encryption != CCB_SEC_ACT_YES) ||
-	    (h->c.integrity == CCB_SEC_REQUIRED && h->neg.integrity != CCB_SEC_ACT_YES) ||
-	    (h->c.authentication == CCB_SEC_REQUIRED && h->neg.authentication != CCB_SEC_ACT_YES))
-		return ccb_error_set(h->err, CCB_ERR_AUTH,
-				     "server turned off authentication, encryption or integrity "
-				     "that this client requires");
+	if (h->c.encryption == CCB_SEC_REQUIRED && h->neg.encryption != CCB_SEC_ACT_YES)
+		off = "Encryption";
+	else if (h->c.integrity == CCB_SEC_REQUIRED && h->neg.integrity != CCB_SEC_ACT_YES)
+		off = "Integrity";
+	else if (h->c.authentication == CCB_SEC_REQUIRED && h->neg.authentication != CCB_SEC_ACT_YES)
+		off = "Authentication";
+	if (off)
+		return ccb_error_set(h->err, CCB_ERR_UNSUPPORTED,
+				     "server answered %s NO although this client requires it", off);
 	/* With the server's ECDH point the key is derived for the first
 	 * CryptoMethods entry, which must be present (possibly empty: no
 	 * method, the stream stays plaintext); condor_secman.cpp:2372-2391. */
@@ -262,10 +267,11 @@ static ccb_err client_authenticate(client_hs *h)
 	h->info->authenticated = rc == CCB_OK;
 	if (h->info->authenticated)
 		snprintf(h->info->method, sizeof h->info->method, "%s", h->ar.method_name);
-	else
+	else if (h->err) {
+		snprintf(h->auth_failure, sizeof h->auth_failure, "%s", h->err->detail);
 		CCB_LOG(CCB_LOG_DEBUG, "security: %s: authentication failed but was not "
-			"required, going on: %s", ccb_stream_peer_name(h->s),
-			h->err ? h->err->detail : "");
+			"required, going on: %s", ccb_stream_peer_name(h->s), h->auth_failure);
+	}
 	return CCB_OK;
 }
 
@@ -295,6 +301,28 @@ static ccb_err client_install_key(client_hs *h)
 	return CCB_OK;
 }
 
+/* The server's POST-AUTH refusal, saying who it refused: the user it
+ * names and how we authenticated, or why we are unauthenticated. */
+static ccb_err client_denied(client_hs *h)
+{
+	const char *user = h->pa.user && *h->pa.user ? h->pa.user : CCB_UNAUTHENTICATED_USER;
+	const char *code = h->pa.return_code;
+
+	if (h->info->authenticated)
+		return ccb_error_set(h->err, CCB_ERR_NOT_AUTHORIZED,
+				     "server answered %s to command %d: user '%s' (authenticated by "
+				     "%s) not authorized", code, h->command, user, h->info->method);
+	if (h->neg.authentication != CCB_SEC_ACT_YES)
+		return ccb_error_set(h->err, CCB_ERR_NOT_AUTHORIZED,
+				     "server answered %s to command %d: no authentication was "
+				     "negotiated, so the peer is unauthenticated (%s)",
+				     code, h->command, user);
+	return ccb_error_set(h->err, CCB_ERR_NOT_AUTHORIZED,
+			     "server answered %s to command %d: authentication failed and was "
+			     "optional, so the peer is unauthenticated (%s): %s",
+			     code, h->command, user, h->auth_failure);
+}
+
 /* The POST-AUTH answer: the session id, who the server says we are, and
  * whether we may run the command; then keep the session for later. */
 static ccb_err client_read_postauth(client_hs *h)
@@ -302,8 +330,11 @@ static ccb_err client_read_postauth(client_hs *h)
 	const ccb_sec_client_config *cfg = h->cfg;
 	ccb_err rc;
 
-	if ((rc = ccb__sec_get_ad(h->s, &h->post, h->err, "read post-authentication answer")) ||
-	    (rc = ccb__sec_parse_postauth(h->post, &h->pa, h->err)))
+	if ((rc = ccb__sec_get_ad(h->s, &h->post, h->err, "read post-authentication answer")))
+		return rc;
+	if ((rc = ccb__sec_parse_postauth(h->post, &h->pa, h->err)) == CCB_ERR_NOT_AUTHORIZED)
+		return client_denied(h);
+	if (rc)
 		return rc;
 	snprintf(h->info->session_id, sizeof h->info->session_id, "%s", h->pa.sid);
 	snprintf(h->info->user, sizeof h->info->user, "%s", h->pa.user ? h->pa.user : "");

@@ -134,6 +134,33 @@ static void server_policy_config(const ccb_sec_server_config *cfg, ccb_perm perm
 		c->issuer_keys = "POOL";
 }
 
+/* Why the peer may not run the command, naming who it is and how it was
+ * (or was not) authenticated. `how` says why an unauthenticated peer is
+ * one; `session` names a resumed session (NULL for a new one). */
+static ccb_err not_authorized(ccb_error *err, const ccb_sec_command *cmd, bool scopes_ok,
+			      const char *scopes, const char *how, const char *session)
+{
+	const char *perm = ccb_perm_name(cmd->perm);
+	char where[200];
+
+	if (session)
+		snprintf(where, sizeof where, "command %d, resumed session %s", cmd->command, session);
+	else
+		snprintf(where, sizeof where, "command %d", cmd->command);
+	if (!cmd->info.authenticated)
+		return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
+				     "%s, so the peer is unauthenticated (%s) and not authorized "
+				     "for %s (%s)", how, cmd->info.user, perm, where);
+	if (!scopes_ok)
+		return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
+				     "user '%s' (authenticated by %s) not authorized for %s: its "
+				     "token's scopes (%s) do not include it (%s)", cmd->info.user,
+				     cmd->info.method, perm, scopes, where);
+	return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
+			     "user '%s' (authenticated by %s) not authorized for %s (%s)",
+			     cmd->info.user, cmd->info.method, perm, where);
+}
+
 /* A resumption request for a session we do not have (§9.2). */
 static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *err)
 {
@@ -146,7 +173,8 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 			ccb__sec_put_ad(s, ad, NULL, "send SID_NOT_FOUND");
 		ccb_classad_free(ad);
 	}
-	return ccb_error_set(err, CCB_ERR_AUTH, "client asked to resume an unknown session");
+	return ccb_error_set(err, CCB_ERR_SESSION_REFUSED,
+			     "client asked to resume a session this server does not have");
 }
 
 /* The answer to a known session: ReturnCode, our version and a fresh
@@ -227,8 +255,8 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 		cmd->info.crypto[0] ? cmd->info.crypto : "none", cmd->info.encrypted ? "on" : "off",
 		cmd->info.integrity ? "on" : "off");
 	{
-		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) &&
-			       ccb__sec_scopes_allow(scopes, cmd->perm);
+		bool scopes_ok = ccb__sec_scopes_allow(scopes, cmd->perm);
+		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) && scopes_ok;
 		if (command == CCB_DC_SEC_QUERY) {
 			ccb_classad *reply = ccb_classad_new();
 			rc = reply && !ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)
@@ -236,9 +264,8 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 				     : ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
 			ccb_classad_free(reply);
 		} else if (!allowed) {
-			rc = ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED,
-					   "%s is not allowed %s (resumed session, command %lld)", user,
-					   ccb_perm_name(cmd->perm), (long long)command);
+			rc = not_authorized(err, cmd, scopes_ok, scopes,
+					    "the session was not authenticated", sid);
 		} else {
 			rc = CCB_OK;
 		}
@@ -269,6 +296,7 @@ typedef struct server_hs {
 	size_t key_len;
 	bool legacy_key;    /* a random key for a client without ECDH (§6.2) */
 	bool have_key;
+	bool scopes_ok;     /* the token's scopes (if any) include the level */
 	bool allowed;
 } server_hs;
 
@@ -432,8 +460,9 @@ static void server_authorize(server_hs *h)
 
 	snprintf(cmd->info.user, sizeof cmd->info.user, "%s",
 		 cmd->info.authenticated ? h->ar.peer_user : CCB_UNAUTHENTICATED_USER);
+	h->scopes_ok = ccb__sec_scopes_allow(h->ar.token_scopes, cmd->perm);
 	h->allowed = ccb_sec_authorized(h->cfg, cmd->perm, cmd->info.user, cmd->peer_ip) &&
-		     ccb__sec_scopes_allow(h->ar.token_scopes, cmd->perm);
+		     h->scopes_ok;
 	new_session_id(h->sid, sizeof h->sid);
 	snprintf(cmd->info.session_id, sizeof cmd->info.session_id, "%s", h->sid);
 	CCB_LOG(CCB_LOG_DEBUG, "security: %s: command %lld: %s%s%s, identity %s; crypto %s, "
@@ -472,8 +501,11 @@ static ccb_err server_postauth(server_hs *h)
 	    (rc = ccb__sec_put_ad(h->s, post, h->err, "send post-authentication answer")))
 		goto out;
 	if (!h->allowed && !query) {
-		rc = ccb_error_set(h->err, CCB_ERR_NOT_AUTHORIZED, "%s is not allowed %s (command %lld)",
-				   cmd->info.user, ccb_perm_name(cmd->perm), (long long)h->command);
+		rc = not_authorized(h->err, cmd, h->scopes_ok, h->ar.token_scopes,
+				    h->out.authentication == CCB_SEC_ACT_YES
+					    ? "authentication was negotiated but failed (it was optional)"
+					    : "no authentication was negotiated",
+				    NULL);
 		goto out;
 	}
 	if (h->have_key && h->out.crypto != CCB_SEC_CRYPTO_NONE)

@@ -237,9 +237,10 @@ typedef struct ccb__sec_outcome {
 /*
  * ReconcileSecurityPolicyAds plus the additions of daemon_command.cpp:954-1050.
  * On success *response is the RESPONSE ad (the caller sends it when
- * outcome.send_response). Errors: CCB_ERR_AUTH when the policies cannot be
- * reconciled (a FAIL) or no crypto method can be agreed though one is
- * needed (the C++ server closes the connection silently in both cases),
+ * outcome.send_response). Errors: CCB_ERR_UNSUPPORTED when the policies
+ * cannot be reconciled (a FAIL) or no crypto method can be agreed though
+ * one is needed (the C++ server closes the connection silently in both
+ * cases),
  * CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM. The detail says which attribute.
  */
 ccb_err ccb__sec_reconcile(const ccb__sec_server_params *p, const ccb_classad *request,
@@ -269,7 +270,8 @@ typedef struct ccb__sec_negotiated {
  * Authentication, Encryption and Integrity present and YES/NO; with
  * Encryption "YES" a CryptoMethods whose first entry is a supported method.
  * Borrowed pointers live as long as the ad. Errors: CCB_ERR_PROTOCOL
- * (missing/bad decision), CCB_ERR_UNSUPPORTED (crypto method).
+ * (missing/bad decision), CCB_ERR_UNSUPPORTED (a FAIL decision, or the
+ * crypto method).
  */
 ccb_err ccb__sec_parse_response(const ccb_classad *resp, ccb__sec_negotiated *out,
 				ccb_error *err);

@@ -80,7 +80,7 @@ static ccb__sec_level client_level(const ccb_classad *req, const char *attr)
 
 static ccb_err fail_reason(ccb_error *err, const char *attr, ccb__sec_level cl, ccb__sec_level sl)
 {
-	return ccb_error_set(err, CCB_ERR_AUTH,
+	return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
 			     "security policies cannot be reconciled: client %s %s, server %s",
 			     attr, ccb__sec_level_name(cl), ccb__sec_level_name(sl));
 }
@@ -185,7 +185,7 @@ static ccb_err new_session_crypto(ccb_classad *resp, const ccb__sec_server_param
 		return rc ? ccb_error_set(err, rc, "building the security response") : CCB_OK;
 	}
 	if (!lookup_str(resp, "CryptoMethods", &list))
-		return ccb_error_set(err, CCB_ERR_AUTH,
+		return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
 				     "no crypto method to agree on (client or server lists none)");
 	o->crypto = ccb__sec_crypto_parse(list);
 	o->key_len = ccb__sec_crypto_key_len(o->crypto);
@@ -193,7 +193,7 @@ static ccb_err new_session_crypto(ccb_classad *resp, const ccb__sec_server_param
 	 * integrity is on, and the C++ client refuses it (secman.cpp:2128-2136). */
 	if (o->crypto == CCB_SEC_CRYPTO_NONE &&
 	    (o->encryption == CCB_SEC_ACT_YES || o->integrity == CCB_SEC_ACT_YES))
-		return ccb_error_set(err, CCB_ERR_AUTH,
+		return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
 				     "no common crypto method (client \"%s\", server \"%s\")",
 				     lookup_str(req, "CryptoMethods", &peer) ? peer : "",
 				     p->policy->crypto_methods);
@@ -262,7 +262,7 @@ static ccb_err response_action(const ccb_classad *resp, const char *attr, ccb__s
 				     attr);
 	/* C++ never sends FAIL (it closes instead); treat it as a refusal. */
 	if (*a == CCB_SEC_ACT_FAIL)
-		return ccb_error_set(err, CCB_ERR_AUTH, "server refused the security policy (%s)",
+		return ccb_error_set(err, CCB_ERR_UNSUPPORTED, "server answered %s FAIL",
 				     attr);
 	return CCB_OK;
 }
@@ -357,8 +357,9 @@ ccb_err ccb__sec_parse_postauth(const ccb_classad *ad, ccb__sec_postauth *out, c
 	if (!lookup_str(ad, "User", &out->user))
 		out->user = NULL;
 	if (strcmp(out->return_code, "AUTHORIZED") != 0)
-		return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED, "server answered \"%s\" for user %s",
-				     out->return_code, out->user ? out->user : "(none)");
+		return ccb_error_set(err, CCB_ERR_NOT_AUTHORIZED, "server answered %s%s%s%s",
+				     out->return_code, out->user ? " (user '" : " (no user: unauthenticated)",
+				     out->user ? out->user : "", out->user ? "')" : "");
 	if (!lookup_str(ad, "Sid", &out->sid) || !*out->sid)
 		return ccb_error_set(err, CCB_ERR_PROTOCOL, "post-auth ad lacks the session id (Sid)");
 	if (!lookup_str(ad, "ValidCommands", &out->valid_commands) || !*out->valid_commands)
