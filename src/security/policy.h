@@ -1,12 +1,16 @@
 /*
  * Security policy negotiation of DC_AUTHENTICATE (security-handshake.md §1,
  * §2, §4): requirement levels and decisions, local policy construction,
- * method lists, the REQUEST / RESPONSE / POST-AUTH ads and the
- * $CondorVersion string. Internal; independent of configuration parsing
+ * method lists, the REQUEST / RESPONSE / POST-AUTH ads (the
+ * $CondorVersion string: remote_version.h). Internal; independent of configuration parsing
  * (the caller fills a ccb__sec_config) and of the stream (ads in, ads out).
  *
  * Truth: H:src/condor_io/condor_secman.cpp and
  * H:src/condor_daemon_core.V6/daemon_command.cpp at 7491a145.
+ *
+ * Included by: src/security, test/security and test/bench. The layers
+ * above need only security/remote_version.h (which this header includes)
+ * and the public ccb/security.h.
  */
 #ifndef CCB_SECURITY_POLICY_H
 #define CCB_SECURITY_POLICY_H
@@ -17,16 +21,8 @@
 
 #include "ccb/classad.h"
 #include "ccb/error.h"
+#include "security/remote_version.h"
 
-/* Commands that carry the real command in AuthCommand (§1). */
-#define CCB_DC_AUTHENTICATE 60010
-#define CCB_DC_SEC_QUERY 60040
-
-/* What libccb claims to be in RemoteVersion: >= 25.13.0 (streaming CCB),
- * >= 23.9.0 (TOKEN naming) and >= 9.9.0 (private attributes), §4.1. */
-#define CCB_SEC_CONDOR_VERSION "25.14.0"
-#define CCB_SEC_VERSION_DATE "2026-11-24"
-#define CCB_SEC_LIBCCB_VERSION "0.1.0"
 
 /* ---- levels and decisions (§2) ------------------------------------------ */
 
@@ -176,20 +172,6 @@ typedef struct ccb__sec_policy {
  */
 ccb_err ccb__sec_policy_build(const ccb__sec_config *c, ccb__sec_policy *out, ccb_error *err);
 void ccb__sec_policy_clear(ccb__sec_policy *p);
-
-/* ---- RemoteVersion (§4.1) ----------------------------------------------- */
-
-/* "$CondorVersion: 25.14.0 2026-11-24 libccb 0.1.0 $" (static). */
-const char *ccb__sec_version_string(void);
-
-/*
- * Parse a $CondorVersion string as CondorVersionInfo does
- * (H:src/condor_utils/condor_ver_info.cpp:419-466): "$CondorVersion: ",
- * X.Y.Z (X >= 6, Y and Z <= 99), a space, more text, ending in " $".
- * *num = CCB_VERSION_NUM(X, Y, Z). Errors: CCB_ERR_PARSE.
- */
-ccb_err ccb__sec_version_parse(const char *s, int *major, int *minor, int *patch,
-			       unsigned *num, ccb_error *err);
 
 /* ---- REQUEST (§4.1) ----------------------------------------------------- */
 

@@ -280,8 +280,7 @@ static ccb_err check_crypto(const ccb_classad *resp, ccb_error *err)
 		return CCB_OK;
 	if (!lookup_str(resp, "CryptoMethods", &list) || !*list)
 		return ccb_error_set(err, CCB_ERR_PROTOCOL,
-				     "server requires encryption but provided no crypto method "
-				     "(no mutually supported method?)");
+				     "server answered Encryption YES but sent no CryptoMethods");
 	snprintf(first, sizeof first, "%.*s", (int)strcspn(list, ","), list);
 	if (!(filtered = ccb__sec_filter_crypto_methods(first)))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "security response: out of memory");

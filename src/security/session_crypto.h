@@ -1,5 +1,8 @@
 /*
  * Session crypto helpers of the DC_AUTHENTICATE client and server. Internal.
+ *
+ * Included by: src/security (handshake_client.c, handshake_server.c,
+ * session_crypto.c) and test/security. Not by the layers above.
  */
 #ifndef CCB_SECURITY_SESSION_CRYPTO_H
 #define CCB_SECURITY_SESSION_CRYPTO_H
