@@ -85,7 +85,12 @@ CCB_API const char *ccb_perm_name(ccb_perm perm);
 
 /** Client settings (HTCondor's SEC_CLIENT_* knobs). Zero means default. */
 typedef struct ccb_sec_client_config {
-	/** Default OPTIONAL (security:recommended's SEC_CLIENT_AUTHENTICATION). */
+	/** Default OPTIONAL, HTCondor 25's SEC_CLIENT_AUTHENTICATION
+	 * (security:recommended). Against a server's OPTIONAL (its READ
+	 * default) nothing authenticates and the peer is
+	 * CCB_UNAUTHENTICATED_USER, as with HTCondor's tools; against its
+	 * REQUIRED (every other level) a method runs. PREFERRED makes this
+	 * client authenticate wherever the server allows it. */
 	ccb_sec_level authentication;
 	/** Default REQUIRED (security:recommended). */
 	ccb_sec_level encryption;
@@ -166,10 +171,15 @@ CCB_API const char *ccb_sec_info_integrity(const ccb_sec_info *info);
  * the session key is installed as negotiated (info->crypto, ->encrypted,
  * ->integrity say how) and the stream is ready for the command's payload; for
  * DC_SEC_QUERY read the reply with ccb_sec_client_query_reply().
- * Errors: CCB_ERR_CLOSED ("unknown command or policy mismatch" when the
- * server closes after the request), CCB_ERR_AUTH, CCB_ERR_NOT_AUTHORIZED
- * (POST-AUTH says DENIED), CCB_ERR_PROTOCOL, CCB_ERR_UNSUPPORTED, stream
- * errors. The detail names the step.
+ * Errors: CCB_ERR_CLOSED (the server closed the connection; the detail
+ * says after which step — a C++ server refusing a command or a policy
+ * closes after the request without saying why), CCB_ERR_AUTH (an
+ * authentication method ran and failed, or none was in common, while
+ * authentication was required), CCB_ERR_NOT_AUTHORIZED (the server
+ * answered DENIED; the detail names the user and how it authenticated, or
+ * that no authentication was negotiated), CCB_ERR_UNSUPPORTED (the server
+ * turned off what this client requires, or no crypto method in common),
+ * CCB_ERR_SESSION_REFUSED, CCB_ERR_PROTOCOL, stream errors.
  */
 CCB_API ccb_err ccb_sec_client_start(ccb_stream *s, const ccb_sec_client_config *cfg, int command,
 			     int auth_command, const char *connect_sinful, ccb_sec_info *info,
@@ -199,9 +209,12 @@ typedef int (*ccb_sec_command_perm_fn)(int command, void *user);
 /** Server settings. Zero means default. */
 typedef struct ccb_sec_server_config {
 	/** SEC_<PERM>_AUTHENTICATION etc.; DEFAULT falls back to
-	 * [CCB_PERM_ALLOW] (SEC_DEFAULT_*), whose DEFAULT is HTCondor's
+	 * [CCB_PERM_ALLOW] (SEC_DEFAULT_*), whose DEFAULT is HTCondor 25's
 	 * security:recommended: authentication REQUIRED (READ: OPTIONAL),
-	 * encryption and integrity REQUIRED. */
+	 * encryption and integrity REQUIRED. So READ commands (CCB_REQUEST)
+	 * from a default client are not authenticated: an ALLOW_READ that
+	 * names users needs authentication[CCB_PERM_READ] REQUIRED here or
+	 * PREFERRED in the client. */
 	ccb_sec_level authentication[CCB_PERM_COUNT];
 	ccb_sec_level encryption[CCB_PERM_COUNT];
 	ccb_sec_level integrity[CCB_PERM_COUNT];
@@ -256,9 +269,13 @@ typedef struct ccb_sec_command {
  * CCB_OK `cmd->command` is to be run by the caller with its payload still
  * to come; DC_SEC_QUERY has been answered already (cmd->command is 60040 and
  * the caller just closes). Errors: CCB_ERR_NOT_FOUND (unknown command),
- * CCB_ERR_AUTH (policy mismatch, authentication failed),
- * CCB_ERR_NOT_AUTHORIZED (DENIED was sent), CCB_ERR_PROTOCOL, stream errors;
- * in every error case the caller closes the stream.
+ * CCB_ERR_UNSUPPORTED (the policies cannot be reconciled or no crypto
+ * method in common), CCB_ERR_AUTH (a required authentication failed),
+ * CCB_ERR_NOT_AUTHORIZED (DENIED was sent; the detail names the user and
+ * its method, or says the peer is unauthenticated and why),
+ * CCB_ERR_SESSION_REFUSED (resumption of an unknown session),
+ * CCB_ERR_PROTOCOL, stream errors; in every error case the caller closes
+ * the stream.
  */
 CCB_API ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 			      ccb_sec_command *cmd, ccb_error *err);

@@ -111,9 +111,10 @@ ccb_err ccb__auth_client(ccb_stream *s, const char *methods, const ccb__auth_par
 			return stream_err(s, err, "send authentication methods");
 		if (recv_int(s, &chosen)) {
 			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
-				return ccb_error_set(err, CCB_ERR_AUTH,
-						     "server closed the connection: it accepts none of "
-						     "the offered methods (mask %lld)", (long long)mask);
+				return ccb_error_set(err, CCB_ERR_CLOSED,
+						     "server closed the connection after the offer of "
+						     "authentication methods (mask %lld), before choosing "
+						     "one", (long long)mask);
 			return stream_err(s, err, "read chosen authentication method");
 		}
 		if (chosen == 0)
@@ -224,7 +225,8 @@ ccb_err ccb__auth_server(ccb_stream *s, const char *methods, const ccb__auth_par
 		if (recv_int(s, &mask)) {
 			if (ccb_stream_error(s)->code == CCB_ERR_CLOSED)
 				return ccb_error_set(err, CCB_ERR_AUTH,
-						     "client gave up authenticating (closed)%s%s",
+						     "client closed the connection during the "
+						     "choice of authentication method%s%s",
 						     out->failures[0] ? " after: " : "", out->failures);
 			return stream_err(s, err, "read offered authentication methods");
 		}

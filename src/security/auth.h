@@ -2,6 +2,9 @@
  * The authentication sub-protocol of DC_AUTHENTICATE (security-handshake.md
  * §6): the method negotiation loop, the per-method exchanges, and the hasKey
  * message that follows a successful method. Internal.
+ *
+ * Included by: src/security (the handshake and every method) and
+ * test/security. Not by the layers above.
  */
 #ifndef CCB_SECURITY_AUTH_H
 #define CCB_SECURITY_AUTH_H

@@ -452,11 +452,76 @@ static ccb_err refused(tls_side *t, const char *side, const char *step)
 
 /* ---- client (H:authenticate(), client branch, 389-650) ------------------ */
 
+/* Step 2: the TLS handshake; odd rounds send, even ones receive, so the
+ * client speaks first. A side that holds stops calling SSL_connect.
+ * *sst is the server's last status. */
+static ccb_err client_tls_handshake(tls_side *t, int *sst)
+{
+	int cst = ST_OK, ret = 1, round;
+	ccb_err rc;
+
+	for (round = 1;; round++) {
+		if (round > SSL_MAX_ROUNDS)
+			return ccb_error_set(t->err, CCB_ERR_PROTOCOL, "SSL client: handshake does not end");
+		if (cst != ST_HOLDING)
+			ret = SSL_connect(t->ssl);
+		cst = ret == 1 ? ST_HOLDING : step_status(t, ret, "TLS handshake failed");
+		if (round % 2 == 1) {
+			if ((rc = send_msg(t, cst)))
+				return rc;
+		} else if ((rc = recv_msg(t, sst))) {
+			return rc;
+		}
+		if (*sst == ST_ERROR)
+			*sst = ST_QUITTING;
+		if (*sst == ST_HOLDING && cst == ST_HOLDING)
+			return CCB_OK;
+		if (cst == ST_QUITTING || *sst == ST_QUITTING)
+			return refused(t, "client", *sst == ST_QUITTING && cst != ST_QUITTING
+							    ? "server aborted the TLS handshake"
+							    : "TLS handshake");
+	}
+}
+
+/* Step 4: read the 256-byte key; odd rounds receive (server first). */
+static ccb_err client_read_key(tls_side *t, uint8_t *key, size_t key_len)
+{
+	int cst = ST_RECEIVING, sst = ST_RECEIVING, ret = 1, round;
+	ccb_err rc;
+
+	for (round = 1;; round++) {
+		if (round > SSL_MAX_ROUNDS) {
+			cst = ST_QUITTING;
+			break;
+		}
+		if (cst != ST_HOLDING)
+			ret = SSL_read(t->ssl, key, (int)key_len);
+		/* HTCondor takes any successful read as the key; it arrives as
+		 * one 256-byte record. */
+		if (ret >= 1)
+			cst = ST_HOLDING;
+		else if ((cst = step_status(t, ret, "reading the key")) == ST_SENDING)
+			cst = ST_RECEIVING;
+		if (round % 2 == 1) {
+			if ((rc = recv_msg(t, &sst)))
+				return rc;
+		} else if ((rc = send_msg(t, cst))) {
+			return rc;
+		}
+		if ((sst == ST_HOLDING && cst == ST_HOLDING) || sst == ST_QUITTING ||
+		    cst == ST_QUITTING)
+			break;
+	}
+	if (sst == ST_QUITTING || cst == ST_QUITTING)
+		return refused(t, "client", sst == ST_QUITTING ? "server refused" : "key exchange");
+	return CCB_OK;
+}
+
 ccb_err ccb__auth_ssl_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 			     ccb_error *err)
 {
 	tls_side t = {.s = s, .err = err};
-	int cst = ST_OK, sst = ST_OK, ret = 1, round;
+	int cst = ST_OK, sst = ST_OK;
 	uint8_t key[SSL_KEY_LEN];
 	ccb_err rc;
 
@@ -472,35 +537,8 @@ ccb_err ccb__auth_ssl_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth
 						      "SSL client: server cannot do SSL (status %d)", sst);
 		goto out;
 	}
-
-	/* Step 2: the handshake; odd rounds send, even ones receive, so the
-	 * client speaks first. A side that holds stops calling SSL_connect. */
-	for (round = 1;; round++) {
-		if (round > SSL_MAX_ROUNDS) {
-			rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "SSL client: handshake does not end");
-			goto out;
-		}
-		if (cst != ST_HOLDING)
-			ret = SSL_connect(t.ssl);
-		cst = ret == 1 ? ST_HOLDING : step_status(&t, ret, "TLS handshake failed");
-		if (round % 2 == 1) {
-			if ((rc = send_msg(&t, cst)))
-				goto out;
-		} else if ((rc = recv_msg(&t, &sst))) {
-			goto out;
-		}
-		if (sst == ST_ERROR)
-			sst = ST_QUITTING;
-		if (sst == ST_HOLDING && cst == ST_HOLDING)
-			break;
-		if (cst == ST_QUITTING || sst == ST_QUITTING) {
-			rc = refused(&t, "client", sst == ST_QUITTING && cst != ST_QUITTING
-							   ? "server aborted the TLS handshake"
-							   : "TLS handshake");
-			goto out;
-		}
-	}
-
+	if ((rc = client_tls_handshake(&t, &sst)))
+		goto out;
 	/* Step 3: check the server; on failure read the server's next message
 	 * and answer 3, 0 unless the server is quitting too. */
 	if (!client_check(&t, p)) {
@@ -511,37 +549,7 @@ ccb_err ccb__auth_ssl_client(ccb_stream *s, const ccb__auth_params *p, ccb__auth
 		rc = refused(&t, "client", "server certificate check failed");
 		goto out;
 	}
-
-	/* Step 4: read the 256-byte key; odd rounds receive (server first). */
-	cst = sst = ST_RECEIVING;
-	for (round = 1;; round++) {
-		if (round > SSL_MAX_ROUNDS) {
-			cst = ST_QUITTING;
-			break;
-		}
-		if (cst != ST_HOLDING)
-			ret = SSL_read(t.ssl, key, sizeof key);
-		/* HTCondor takes any successful read as the key; it arrives as
-		 * one 256-byte record. */
-		if (ret >= 1)
-			cst = ST_HOLDING;
-		else if ((cst = step_status(&t, ret, "reading the key")) == ST_SENDING)
-			cst = ST_RECEIVING;
-		if (round % 2 == 1) {
-			if ((rc = recv_msg(&t, &sst)))
-				goto out;
-		} else if ((rc = send_msg(&t, cst))) {
-			goto out;
-		}
-		if ((sst == ST_HOLDING && cst == ST_HOLDING) || sst == ST_QUITTING ||
-		    cst == ST_QUITTING)
-			break;
-	}
-	if (sst == ST_QUITTING || cst == ST_QUITTING) {
-		rc = refused(&t, "client", sst == ST_QUITTING ? "server refused" : "key exchange");
-		goto out;
-	}
-	rc = CCB_OK;
+	rc = client_read_key(&t, key, sizeof key);
 out:
 	OPENSSL_cleanse(key, sizeof key);
 	side_free(&t);
@@ -552,14 +560,94 @@ out:
 /* ---- server (H:authenticate(), server branch, and authenticate_server_*,
  *      787-989) ----------------------------------------------------------- */
 
+/* Step 2: the TLS handshake; even rounds receive, odd ones send. */
+static ccb_err server_tls_handshake(tls_side *t)
+{
+	int cst = ST_OK, sst = ST_OK, ret = 1, round;
+	ccb_err rc;
+
+	for (round = 0;; round++) {
+		if (round >= SSL_MAX_ROUNDS)
+			return ccb_error_set(t->err, CCB_ERR_PROTOCOL, "SSL server: handshake does not end");
+		if (sst != ST_HOLDING)
+			ret = SSL_accept(t->ssl);
+		sst = ret == 1 ? ST_HOLDING : step_status(t, ret, "TLS handshake failed");
+		if (round % 2 == 0) {
+			if ((rc = recv_msg(t, &cst)))
+				return rc;
+		} else if ((rc = send_msg(t, sst))) {
+			return rc;
+		}
+		if (cst == ST_ERROR)
+			cst = ST_QUITTING;
+		if (cst == ST_HOLDING && sst == ST_HOLDING)
+			return CCB_OK;
+		if (cst == ST_QUITTING || sst == ST_QUITTING)
+			return refused(t, "server", cst == ST_QUITTING && sst != ST_QUITTING
+							    ? "client aborted the TLS handshake"
+							    : "TLS handshake");
+	}
+}
+
+/* Step 4: write the key; even rounds send (server first). */
+static ccb_err server_send_key(tls_side *t, const uint8_t *key, size_t key_len)
+{
+	int cst = ST_RECEIVING, sst = ST_RECEIVING, ret = 1, round;
+	ccb_err rc;
+
+	for (round = 0;; round++) {
+		if (round > SSL_MAX_ROUNDS) {
+			sst = ST_QUITTING;
+			break;
+		}
+		if (sst != ST_HOLDING)
+			ret = SSL_write(t->ssl, key, (int)key_len);
+		if (ret >= 1)
+			sst = ST_HOLDING;
+		else if ((sst = step_status(t, ret, "writing the key")) == ST_SENDING)
+			sst = ST_RECEIVING;
+		if (round % 2 == 0) {
+			if ((rc = send_msg(t, sst)))
+				return rc;
+		} else if ((rc = recv_msg(t, &cst))) {
+			return rc;
+		}
+		if ((sst == ST_HOLDING && cst == ST_HOLDING) || cst == ST_QUITTING ||
+		    sst == ST_QUITTING)
+			break;
+	}
+	if (sst == ST_QUITTING || cst == ST_QUITTING)
+		return refused(t, "server", cst == ST_QUITTING ? "client refused" : "key exchange");
+	return CCB_OK;
+}
+
+/* The identity (authenticate_finish): domain "unmapped", user
+ * "unauthenticated" without a client certificate, "ssl" with one. The
+ * certificate's subject DN is HTCondor's authenticated name, which only
+ * CERTIFICATE_MAPFILE (not supported here) turns into another identity. */
+static void server_identity(tls_side *t, ccb__auth_result *r)
+{
+	char dn[1024] = "";
+	X509 *peer;
+
+	if ((peer = SSL_get1_peer_certificate(t->ssl))) {
+		X509_NAME_oneline(X509_get_subject_name(peer), dn, sizeof dn);
+		X509_free(peer);
+	}
+	if (dn[0]) {
+		snprintf(r->peer_user, sizeof r->peer_user, "ssl@unmapped");
+		CCB_LOG(CCB_LOG_INFO, "SSL authentication succeeded to %s (ssl@unmapped)", dn);
+	} else {
+		snprintf(r->peer_user, sizeof r->peer_user, "unauthenticated@unmapped");
+	}
+}
+
 ccb_err ccb__auth_ssl_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth_result *r,
 			     ccb_error *err)
 {
 	tls_side t = {.s = s, .err = err};
-	int cst = ST_OK, sst = ST_OK, ret = 1, round;
+	int cst = ST_OK, sst = ST_OK;
 	uint8_t key[SSL_KEY_LEN];
-	char dn[1024] = "";
-	X509 *peer;
 	ccb_err rc;
 
 	if (!side_init(&t, p, true))
@@ -573,34 +661,8 @@ ccb_err ccb__auth_ssl_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth
 						      "SSL server: client cannot do SSL (status %d)", cst);
 		goto out;
 	}
-
-	/* Step 2: even rounds receive, odd ones send. */
-	for (round = 0;; round++) {
-		if (round >= SSL_MAX_ROUNDS) {
-			rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "SSL server: handshake does not end");
-			goto out;
-		}
-		if (sst != ST_HOLDING)
-			ret = SSL_accept(t.ssl);
-		sst = ret == 1 ? ST_HOLDING : step_status(&t, ret, "TLS handshake failed");
-		if (round % 2 == 0) {
-			if ((rc = recv_msg(&t, &cst)))
-				goto out;
-		} else if ((rc = send_msg(&t, sst))) {
-			goto out;
-		}
-		if (cst == ST_ERROR)
-			cst = ST_QUITTING;
-		if (cst == ST_HOLDING && sst == ST_HOLDING)
-			break;
-		if (cst == ST_QUITTING || sst == ST_QUITTING) {
-			rc = refused(&t, "server", cst == ST_QUITTING && sst != ST_QUITTING
-							   ? "client aborted the TLS handshake"
-							   : "TLS handshake");
-			goto out;
-		}
-	}
-
+	if ((rc = server_tls_handshake(&t)))
+		goto out;
 	/* Step 3: check the client; on failure tell it with 3, 0. */
 	if (!server_check(&t, p)) {
 		if ((rc = send_quit(&t)) == CCB_OK)
@@ -613,50 +675,8 @@ ccb_err ccb__auth_ssl_server(ccb_stream *s, const ccb__auth_params *p, ccb__auth
 			rc = refused(&t, "server", "cannot make the key");
 		goto out;
 	}
-
-	/* Step 4: write the key; even rounds send (server first). */
-	cst = sst = ST_RECEIVING;
-	for (round = 0;; round++) {
-		if (round > SSL_MAX_ROUNDS) {
-			sst = ST_QUITTING;
-			break;
-		}
-		if (sst != ST_HOLDING)
-			ret = SSL_write(t.ssl, key, sizeof key);
-		if (ret >= 1)
-			sst = ST_HOLDING;
-		else if ((sst = step_status(&t, ret, "writing the key")) == ST_SENDING)
-			sst = ST_RECEIVING;
-		if (round % 2 == 0) {
-			if ((rc = send_msg(&t, sst)))
-				goto out;
-		} else if ((rc = recv_msg(&t, &cst))) {
-			goto out;
-		}
-		if ((sst == ST_HOLDING && cst == ST_HOLDING) || cst == ST_QUITTING ||
-		    sst == ST_QUITTING)
-			break;
-	}
-	if (sst == ST_QUITTING || cst == ST_QUITTING) {
-		rc = refused(&t, "server", cst == ST_QUITTING ? "client refused" : "key exchange");
-		goto out;
-	}
-
-	/* The identity (authenticate_finish): domain "unmapped", user
-	 * "unauthenticated" without a client certificate, "ssl" with one. The
-	 * certificate's subject DN is HTCondor's authenticated name, which only
-	 * CERTIFICATE_MAPFILE (not supported here) turns into another identity. */
-	if ((peer = SSL_get1_peer_certificate(t.ssl))) {
-		X509_NAME_oneline(X509_get_subject_name(peer), dn, sizeof dn);
-		X509_free(peer);
-	}
-	if (dn[0]) {
-		snprintf(r->peer_user, sizeof r->peer_user, "ssl@unmapped");
-		CCB_LOG(CCB_LOG_INFO, "SSL authentication succeeded to %s (ssl@unmapped)", dn);
-	} else {
-		snprintf(r->peer_user, sizeof r->peer_user, "unauthenticated@unmapped");
-	}
-	rc = CCB_OK;
+	if ((rc = server_send_key(&t, key, sizeof key)) == CCB_OK)
+		server_identity(&t, r);
 out:
 	OPENSSL_cleanse(key, sizeof key);
 	side_free(&t);

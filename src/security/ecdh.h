@@ -7,6 +7,9 @@
  * A key object is immutable after creation and may be used from several
  * threads. Secrets (private scalar, shared secret, derived key) are wiped
  * before their memory is released and never logged.
+ *
+ * Included by: src/security (ecdh.c, handshake_client.c,
+ * handshake_server.c), test/security and test/bench. Not by the layers above.
  */
 #ifndef CCB_SECURITY_ECDH_H
 #define CCB_SECURITY_ECDH_H

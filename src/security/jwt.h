@@ -12,6 +12,9 @@
  *   CCB_ERR_UNSUPPORTED  "alg" other than HS256/HS384/HS512
  *   CCB_ERR_CRYPTO       signature does not match
  *   CCB_ERR_AUTH         claim checks: expired, too old, no iss, no jti
+ *
+ * Included by: src/security (TOKEN method, tokens, token files),
+ * test/security and test/fuzz. Not by the layers above.
  */
 #ifndef CCB_SECURITY_JWT_H
 #define CCB_SECURITY_JWT_H

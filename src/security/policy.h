@@ -1,12 +1,16 @@
 /*
  * Security policy negotiation of DC_AUTHENTICATE (security-handshake.md §1,
  * §2, §4): requirement levels and decisions, local policy construction,
- * method lists, the REQUEST / RESPONSE / POST-AUTH ads and the
- * $CondorVersion string. Internal; independent of configuration parsing
+ * method lists, the REQUEST / RESPONSE / POST-AUTH ads (the
+ * $CondorVersion string: remote_version.h). Internal; independent of configuration parsing
  * (the caller fills a ccb__sec_config) and of the stream (ads in, ads out).
  *
  * Truth: H:src/condor_io/condor_secman.cpp and
  * H:src/condor_daemon_core.V6/daemon_command.cpp at 7491a145.
+ *
+ * Included by: src/security, test/security and test/bench. The layers
+ * above need only security/remote_version.h (which this header includes)
+ * and the public ccb/security.h.
  */
 #ifndef CCB_SECURITY_POLICY_H
 #define CCB_SECURITY_POLICY_H
@@ -15,19 +19,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "ccb/version.h"
 #include "ccb/classad.h"
 #include "ccb/error.h"
+#include "security/remote_version.h"
 
-/* Commands that carry the real command in AuthCommand (§1). */
-#define CCB_DC_AUTHENTICATE 60010
-#define CCB_DC_SEC_QUERY 60040
-
-/* What libccb claims to be in RemoteVersion: >= 25.13.0 (streaming CCB),
- * >= 23.9.0 (TOKEN naming) and >= 9.9.0 (private attributes), §4.1. */
-#define CCB_SEC_CONDOR_VERSION "25.14.0"
-#define CCB_SEC_VERSION_DATE "2026-11-24"
-#define CCB_SEC_LIBCCB_VERSION CCB_VERSION_STRING /* ccb/version.h */
 
 /* ---- levels and decisions (§2) ------------------------------------------ */
 
@@ -178,20 +173,6 @@ typedef struct ccb__sec_policy {
 ccb_err ccb__sec_policy_build(const ccb__sec_config *c, ccb__sec_policy *out, ccb_error *err);
 void ccb__sec_policy_clear(ccb__sec_policy *p);
 
-/* ---- RemoteVersion (§4.1) ----------------------------------------------- */
-
-/* "$CondorVersion: 25.14.0 2026-11-24 libccb 0.1.0 $" (static). */
-const char *ccb__sec_version_string(void);
-
-/*
- * Parse a $CondorVersion string as CondorVersionInfo does
- * (H:src/condor_utils/condor_ver_info.cpp:419-466): "$CondorVersion: ",
- * X.Y.Z (X >= 6, Y and Z <= 99), a space, more text, ending in " $".
- * *num = CCB_VERSION_NUM(X, Y, Z). Errors: CCB_ERR_PARSE.
- */
-ccb_err ccb__sec_version_parse(const char *s, int *major, int *minor, int *patch,
-			       unsigned *num, ccb_error *err);
-
 /* ---- REQUEST (§4.1) ----------------------------------------------------- */
 
 typedef struct ccb__sec_request_params {
@@ -238,9 +219,10 @@ typedef struct ccb__sec_outcome {
 /*
  * ReconcileSecurityPolicyAds plus the additions of daemon_command.cpp:954-1050.
  * On success *response is the RESPONSE ad (the caller sends it when
- * outcome.send_response). Errors: CCB_ERR_AUTH when the policies cannot be
- * reconciled (a FAIL) or no crypto method can be agreed though one is
- * needed (the C++ server closes the connection silently in both cases),
+ * outcome.send_response). Errors: CCB_ERR_UNSUPPORTED when the policies
+ * cannot be reconciled (a FAIL) or no crypto method can be agreed though
+ * one is needed (the C++ server closes the connection silently in both
+ * cases),
  * CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM. The detail says which attribute.
  */
 ccb_err ccb__sec_reconcile(const ccb__sec_server_params *p, const ccb_classad *request,
@@ -270,7 +252,8 @@ typedef struct ccb__sec_negotiated {
  * Authentication, Encryption and Integrity present and YES/NO; with
  * Encryption "YES" a CryptoMethods whose first entry is a supported method.
  * Borrowed pointers live as long as the ad. Errors: CCB_ERR_PROTOCOL
- * (missing/bad decision), CCB_ERR_UNSUPPORTED (crypto method).
+ * (missing/bad decision), CCB_ERR_UNSUPPORTED (a FAIL decision, or the
+ * crypto method).
  */
 ccb_err ccb__sec_parse_response(const ccb_classad *resp, ccb__sec_negotiated *out,
 				ccb_error *err);

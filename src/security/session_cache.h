@@ -19,6 +19,9 @@
  * policy text (see docs/performance.md). The client map holds at most 128
  * mappings per session slot, dropping the oldest. Keys are wiped when an
  * entry is replaced, removed or evicted. All functions are thread-safe.
+ *
+ * Included by: src/security (the handshake behind ccb_sec_sessions) and
+ * test/security. Not by the layers above.
  */
 #ifndef CCB_SECURITY_SESSION_CACHE_H
 #define CCB_SECURITY_SESSION_CACHE_H

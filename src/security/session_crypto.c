@@ -99,7 +99,7 @@ ccb_err ccb__sec_install_key(ccb_stream *s, const uint8_t *key, size_t key_len, 
 {
 	if (!key || crypto == CCB_SEC_CRYPTO_NONE) {
 		if (encrypt || integrity)
-			return ccb_error_set(err, CCB_ERR_AUTH,
+			return ccb_error_set(err, CCB_ERR_UNSUPPORTED,
 					     "%s negotiated but %s", encrypt ? "encryption" : "integrity",
 					     key ? "no crypto method was agreed (CryptoMethods empty)"
 						 : "there is no session key (no ECDH key and none sent)");

@@ -1,5 +1,8 @@
 /*
  * Session crypto helpers of the DC_AUTHENTICATE client and server. Internal.
+ *
+ * Included by: src/security (handshake_client.c, handshake_server.c,
+ * session_crypto.c) and test/security. Not by the layers above.
  */
 #ifndef CCB_SECURITY_SESSION_CRYPTO_H
 #define CCB_SECURITY_SESSION_CRYPTO_H
@@ -28,7 +31,7 @@ const char *ccb__sec_uid_domain(const char *configured);
 /* Install a session key as HTCondor does once a session is settled: AES
  * always encrypts; BLOWFISH/3DES encrypt with `encrypt`, add the MD5
  * header with `integrity`, and otherwise only encipher secrets; no key or
- * no method is plaintext, refused (CCB_ERR_AUTH) if encryption or integrity
+ * no method is plaintext, refused (CCB_ERR_UNSUPPORTED) if encryption or integrity
  * was negotiated. */
 ccb_err ccb__sec_install_key(ccb_stream *s, const uint8_t *key, size_t key_len, int crypto,
 			     bool encrypt, bool integrity, ccb_error *err);

@@ -12,6 +12,9 @@
  * regular file, 1..CCB__SIGNING_KEY_MAX bytes, unchanged (mtime/ctime) while
  * read. Key names coming from a token's "kid" must not contain '/' nor be
  * "." or ".." (HTCondor does not check; a kid is peer input and names a file).
+ *
+ * Included by: src/security (TOKEN method, token.c) and test/security.
+ * Not by the layers above.
  */
 #ifndef CCB_SECURITY_SIGNING_KEY_H
 #define CCB_SECURITY_SIGNING_KEY_H

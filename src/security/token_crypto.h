@@ -6,6 +6,9 @@
  * Pure functions of their inputs; safe from any thread. Internal.
  *
  * Every secret output is the caller's to wipe (OPENSSL_cleanse).
+ *
+ * Included by: src/security (TOKEN method, signing keys), test/security
+ * and test/fuzz. Not by the layers above.
  */
 #ifndef CCB_SECURITY_TOKEN_CRYPTO_H
 #define CCB_SECURITY_TOKEN_CRYPTO_H

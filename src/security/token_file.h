@@ -13,6 +13,9 @@
  * (case-insensitive) is tried first, then all files in byte order of their
  * names; the first usable token wins. Unreadable or (with CHECK_PERMS)
  * insecure files are skipped, like findToken's read_secure_file failures.
+ *
+ * Included by: src/security (TOKEN client), test/security and test/fuzz.
+ * Not by the layers above.
  */
 #ifndef CCB_SECURITY_TOKEN_FILE_H
 #define CCB_SECURITY_TOKEN_FILE_H

@@ -1,6 +1,7 @@
 /* DC_AUTHENTICATE end to end: our client against our server over loopback,
  * plus captured and hand-made requests against our server. */
 #include <pthread.h>
+#include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -14,6 +15,7 @@
 #include "ccb/security.h"
 #include "ccbt.h"
 #include "security/session_cache.h"
+#include "security/session_crypto.h"
 #include "util/util.h"
 #include "classad/classad_internal.h"
 
@@ -154,6 +156,73 @@ static void test_daemon_claimtobe(void)
 	CU_ASSERT_NOT_EQUAL(sv.rc, CCB_OK);
 }
 
+/*
+ * Zero-initialised configs with CLAIMTOBE enabled, as an app embedding a
+ * client and a broker starts (issue 17). The defaults are HTCondor 25's
+ * security:recommended: a DAEMON command authenticates (server REQUIRED
+ * against client OPTIONAL gives YES), a READ command does not (OPTIONAL
+ * against OPTIONAL gives NO), exactly as between HTCondor daemons and tools.
+ * Every refusal names who was refused and why, with one code per outcome.
+ */
+static void test_defaults_claimtobe(void)
+{
+	struct server sv;
+	ccb_sec_client_config cc = {.auth_methods = "CLAIMTOBE"};
+	ccb_sec_info info;
+	ccb_error err;
+	struct passwd *pw = getpwuid(geteuid());
+	char me[300], want[400];
+
+	CU_ASSERT_FATAL(pw != NULL);
+	snprintf(me, sizeof me, "%s@%s", pw->pw_name, ccb__sec_uid_domain(NULL));
+	memset(&sv, 0, sizeof sv);
+	sv.cfg.command_perm = perm_of;
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
+	sv.cfg.allow[CCB_PERM_DAEMON] = me;
+
+	/* DAEMON (CCB_REGISTER): authenticated by CLAIMTOBE as this user. */
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
+	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
+	CU_ASSERT(info.authenticated && sv.cmd.info.authenticated);
+	CU_ASSERT_STRING_EQUAL(info.method, "CLAIMTOBE");
+	CU_ASSERT_STRING_EQUAL(info.user, me);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, me);
+
+	/* READ (CCB_REQUEST) with ALLOW_READ naming the user: nothing
+	 * authenticates, so the peer is refused as unauthenticated, and the
+	 * detail says so rather than "authentication failed". */
+	sv.cfg.allow[CCB_PERM_READ] = me;
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_ERR_NOT_AUTHORIZED);
+	CU_ASSERT(!info.authenticated);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "no authentication was negotiated, so the peer "
+						  "is unauthenticated"));
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_AUTHORIZED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(sv.err.detail, "no authentication was negotiated"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(sv.err.detail, "not authorized for READ"));
+
+	/* The client asks for authentication: CLAIMTOBE runs and READ is granted. */
+	cc.authentication = CCB_SEC_LEVEL_PREFERRED;
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_OK);
+	CU_ASSERT(info.authenticated);
+	CU_ASSERT_STRING_EQUAL(sv.cmd.info.user, me);
+
+	/* Someone else: authenticated, then refused, by name and method. */
+	cc.claimtobe_user = "mallory";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_ERR_NOT_AUTHORIZED);
+	snprintf(want, sizeof want, "user 'mallory@%s' (authenticated by CLAIMTOBE) not authorized",
+		 ccb__sec_uid_domain(NULL));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, want));
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_NOT_AUTHORIZED);
+	CU_ASSERT_PTR_NOT_NULL(strstr(sv.err.detail, want));
+	CU_ASSERT_PTR_NOT_NULL(strstr(sv.err.detail, "for READ"));
+
+	/* A method that runs and fails while required: CCB_ERR_AUTH. */
+	cc = (ccb_sec_client_config){.auth_methods = "TOKEN", .token = "not-a-token"};
+	sv.cfg.auth_methods[CCB_PERM_ALLOW] = "TOKEN";
+	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_ERR_AUTH);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "TOKEN"));
+}
+
 /* condor_ping's question: may I run command X? */
 static void test_sec_query(void)
 {
@@ -183,8 +252,11 @@ static void test_refusals(void)
 	/* Client refuses encryption, server requires it: the server closes. */
 	server_defaults(&sv);
 	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REQUEST, 0, &info, &err), CCB_ERR_CLOSED);
-	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
-	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "without answering the security request"));
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_UNSUPPORTED); /* a policy mismatch, no authentication ran */
+	/* The client says what happened, not why: the server gave no reason. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "closed the connection after the DC_AUTHENTICATE "
+						  "request for command 68, before answering"));
+	CU_ASSERT_PTR_NULL(strstr(err.detail, "mismatch"));
 	/* Unknown command: closed without an answer. */
 	server_defaults(&sv);
 	CU_ASSERT_EQUAL(run(&sv, NULL, 12345, 0, &info, &err), CCB_ERR_CLOSED);
@@ -261,7 +333,7 @@ static void test_resume_refused(void)
 	ccb_classad_set_bool(ad, "ResumeResponse", true);
 	send_msg(raw, ad, 60010);
 	pthread_join(t, NULL);
-	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_SESSION_REFUSED);
 	ccb_stream_new(raw, &c, NULL);
 	CU_ASSERT(ccb_classad_get(c, &reply) == CCB_OK);
 	CU_ASSERT(ccb_classad_get_string(reply, "ReturnCode", &code) == CCB_OK);
@@ -300,7 +372,7 @@ static void test_captured_blowfish_request(void)
 	raw_server(&sv, &raw, &t);
 	CU_ASSERT(send(raw, b, n, 0) == (ssize_t)n);
 	pthread_join(t, NULL);
-	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_AUTH);
+	CU_ASSERT_EQUAL(sv.rc, CCB_ERR_UNSUPPORTED);
 	CU_ASSERT_EQUAL(sv.cmd.command, CCB_CMD_CCB_REGISTER);
 	ccb_stream_free(sv.s);
 	close(raw);
@@ -734,6 +806,7 @@ static const ccbt_test tests[] = {
 	{"TOKEN with real HTCondor tokens, scopes", test_token},
 	{"READ command, unauthenticated, AES", test_read_unauthenticated},
 	{"DAEMON command with CLAIMTOBE and ALLOW_DAEMON", test_daemon_claimtobe},
+	{"zero configs with CLAIMTOBE: HTCondor 25 defaults, honest refusals", test_defaults_claimtobe},
 	{"DC_SEC_QUERY", test_sec_query},
 	{"policy mismatch and unknown command", test_refusals},
 	{"raw commands", test_raw_command},

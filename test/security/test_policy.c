@@ -192,7 +192,7 @@ static void test_reconcile_table(void)
 				ccb_classad_set_string(req, attrs[f], ccb__sec_level_name(L[c]));
 				rc = ccb__sec_reconcile(&sp, req, &resp, &o, NULL);
 				if (TABLE[c][s] == CCB_SEC_ACT_FAIL) {
-					CU_ASSERT_EQUAL(rc, CCB_ERR_AUTH);
+					CU_ASSERT_EQUAL(rc, CCB_ERR_UNSUPPORTED);
 					CU_ASSERT_PTR_NULL(resp);
 				} else {
 					CU_ASSERT_EQUAL_FATAL(rc, CCB_OK);
@@ -768,11 +768,11 @@ static void test_aes_override_and_auth_required(void)
 
 	/* No common crypto method while encryption is on: refused. */
 	resp = reconcile(&p, request("REQUIRED", "REQUIRED", "REQUIRED", "TOKEN", "BLOWFISH"), &o,
-			 CCB_ERR_AUTH);
+			 CCB_ERR_UNSUPPORTED);
 	CU_ASSERT_PTR_NULL(resp);
 	/* No CryptoMethods at all while a key is needed: refused. */
 	resp = reconcile(&p, request("REQUIRED", "REQUIRED", "REQUIRED", "TOKEN", NULL), &o,
-			 CCB_ERR_AUTH);
+			 CCB_ERR_UNSUPPORTED);
 	CU_ASSERT_PTR_NULL(resp);
 	ccb__sec_policy_clear(&p);
 }
@@ -793,7 +793,7 @@ static void test_old_client_authentication(void)
 	ccb_classad_free(resp);
 	/* Old client: NEVER vs REQUIRED -> FAIL. */
 	ccb_classad_remove(r, "AuthenticationNew");
-	resp = reconcile(&p, r, &o, CCB_ERR_AUTH);
+	resp = reconcile(&p, r, &o, CCB_ERR_UNSUPPORTED);
 	CU_ASSERT_PTR_NULL(resp);
 	ccb__sec_policy_clear(&p);
 }
