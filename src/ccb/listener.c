@@ -35,6 +35,7 @@
 #include "ccb/listener.h"
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "cedar/connect.h"
 #include "listener_internal.h"
 #include "listener_sock.h"
 #include "security/policy.h"
@@ -124,70 +125,6 @@ int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int tim
 	return mask;
 }
 
-/* A TCP connect that the stop fd cancels (ccb_tcp_connect cannot be). */
-static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, int64_t deadline,
-				   const char *what, int *out, ccb_error *err)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	struct addrinfo *res = NULL, *ai;
-	char portstr[16];
-	ccb_err rc = CCB_ERR_IO;
-	int gai;
-
-	*out = -1;
-	snprintf(portstr, sizeof portstr, "%d", port);
-	gai = getaddrinfo(host, portstr, &hints, &res);
-	if (gai)
-		return ccb_error_set(err, CCB_ERR_NOT_FOUND, "resolve %s %s: %s", what, host,
-				     gai_strerror(gai));
-	ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: no address", what, host, port);
-	for (ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				ai->ai_protocol);
-		int one = 1, soerr = 0, m;
-		socklen_t sl = sizeof soerr;
-
-		if (fd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "socket for %s %s:%d: %s", what, host, port,
-				      ccb__strerror(errno));
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      ccb__strerror(errno));
-			close(fd);
-			continue;
-		}
-		m = ccb__lst_wait_any(l, fd, POLLOUT, -1, ccb_deadline_left(deadline));
-		if (m & 4) {
-			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_CANCELLED, "connect to %s %s:%d: stopped", what,
-					   host, port);
-			break;
-		}
-		if (!(m & 1)) {
-			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_TIMEOUT, "connect to %s %s:%d: timed out", what,
-					   host, port);
-			break;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      ccb__strerror(soerr ? soerr : errno));
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		*out = fd;
-		rc = CCB_OK;
-		break;
-	}
-	freeaddrinfo(res);
-	if (rc == CCB_OK)
-		ccb_error_clear(err);
-	return rc;
-}
-
 /* Open a stream to `host`:`port` (through shared port when `spid` is set),
  * published in *slot under l->mu so that stop() can shut it down. */
 static ccb_err open_stream(ccb_listener *l, const char *host, int port, const char *spid,
@@ -200,7 +137,8 @@ static ccb_err open_stream(ccb_listener *l, const char *host, int port, const ch
 	ccb_err rc;
 
 	*out = NULL;
-	rc = connect_cancellable(l, host, port, deadline, what, &fd, err);
+	/* The stop fd cuts the connect short (cedar/connect.h). */
+	rc = ccb__tcp_connect(host, port, deadline, what, l->stopfd, &fd, err);
 	if (rc)
 		return rc;
 	rc = ccb_stream_new(fd, &s, err);

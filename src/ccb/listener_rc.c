@@ -25,6 +25,7 @@
 
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "cedar/connect.h"
 #include "listener_internal.h"
 #include "util/util.h"
 
@@ -439,17 +440,11 @@ static bool pend_connect(ccb_listener *l, pend *p)
 {
 	for (; p->ai; p->ai = p->ai->ai_next) {
 		struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = p};
-		int fd = socket(p->ai->ai_family, p->ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				p->ai->ai_protocol);
+		int fd, e = ccb__tcp_connect_start(p->ai, &fd);
 
-		if (fd < 0) {
-			snprintf(p->last_err, sizeof p->last_err, "socket: %s", ccb__strerror(errno));
-			continue;
-		}
-		if (connect(fd, p->ai->ai_addr, p->ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		if (e) {
 			snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
-				 ccb__strerror(errno));
-			close(fd);
+				 ccb__strerror(e));
 			continue;
 		}
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -468,11 +463,8 @@ static bool pend_connect(ccb_listener *l, pend *p)
  * address. Loop thread. */
 static void pend_connected(ccb_listener *l, pend *p)
 {
-	int soerr = 0, one = 1;
-	socklen_t sl = sizeof soerr;
+	int soerr = ccb__tcp_connect_finish(p->fd);
 
-	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		soerr = errno;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	if (soerr) {
 		snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
@@ -487,7 +479,6 @@ static void pend_connected(ccb_listener *l, pend *p)
 		}
 		return;
 	}
-	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	p->phase = PD_READY;
 	p->hello_deadline = ccb_now_ms() + l->hello_ms;
 	if (p->hello_deadline > p->started + l->dial_ms)
