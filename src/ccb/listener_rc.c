@@ -53,7 +53,7 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 		r->q_tail = it;
 		ad = NULL;
 		it = NULL;
-		ccb__lst_wake(r->wakefd);
+		ccb__wakeup_signal(&r->wake);
 	}
 	pthread_mutex_unlock(&l->mu);
 	if (!it_alloc)
@@ -87,8 +87,7 @@ static void job_finished(ccb_listener *l, job *j)
 {
 	j->done = true;
 	l->active_jobs--;
-	if (l->rc_wakefd >= 0)
-		ccb__lst_wake(l->rc_wakefd);
+	ccb__wakeup_signal(&l->rc_wake);
 	pthread_cond_broadcast(&l->cv);
 }
 
@@ -271,7 +270,7 @@ static void accept_one(ccb_listener *l)
 		l->npending++;
 		if ((uint64_t)l->npending > l->pending_peak)
 			l->pending_peak = (uint64_t)l->npending;
-		ccb__lst_wake(l->rc_wakefd);
+		ccb__wakeup_signal(&l->rc_wake);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
@@ -663,10 +662,10 @@ void *ccb__lst_rc_main(void *arg)
 		if (n < 0 && errno != EINTR)
 			break;
 		for (i = 0; i < n; i++) {
-			if (ev[i].data.ptr == &l->stopfd)
+			if (ev[i].data.ptr == &l->stop_signal)
 				return NULL;
-			if (ev[i].data.ptr == &l->rc_wakefd)
-				ccb__lst_drain(l->rc_wakefd);
+			if (ev[i].data.ptr == &l->rc_wake)
+				ccb__wakeup_drain(&l->rc_wake);
 			else if (((pend *)ev[i].data.ptr)->phase == PD_DIRECT_WAIT)
 				pend_readable(l, ev[i].data.ptr);
 			else
@@ -776,7 +775,7 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const
 		l->npending++;
 		if ((uint64_t)l->npending > l->pending_peak)
 			l->pending_peak = (uint64_t)l->npending;
-		ccb__lst_wake(l->rc_wakefd);
+		ccb__wakeup_signal(&l->rc_wake);
 		pthread_mutex_unlock(&l->mu);
 		return true;
 	}
