@@ -89,36 +89,6 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 	}
 }
 
-ccb_err sharedport__wake_init(int wake[2], ccb_error *err)
-{
-	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-		wake[0] = wake[1] = -1;
-		return ccb_error_set(err, CCB_ERR_IO, "wake-up pipe: %s", ccb__strerror(errno));
-	}
-	return CCB_OK;
-}
-
-void sharedport__wake_signal(const int wake[2])
-{
-	static const char b = 1;
-	ssize_t w;
-
-	/* Never drained: once written the read end stays readable, so every
-	 * later wait sees the cancellation too. A full pipe is still readable. */
-	do {
-		w = write(wake[1], &b, 1);
-	} while (w < 0 && errno == EINTR);
-}
-
-void sharedport__wake_close(int wake[2])
-{
-	for (int i = 0; i < 2; i++) {
-		if (wake[i] >= 0)
-			close(wake[i]);
-		wake[i] = -1;
-	}
-}
-
 /* ---- sender ---------------------------------------------------------------- */
 
 static ccb_err connect_unix(const sharedport__unaddr *a, int *out, int *sys_errno,
