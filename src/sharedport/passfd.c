@@ -74,6 +74,7 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 {
 	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake_fd, .events = POLLIN}};
 	nfds_t n = wake_fd >= 0 ? 2 : 1;
+	int64_t t0 = ccb_now_ms();
 
 	for (;;) {
 		int rc = poll(p, n, ccb_deadline_left(deadline));
@@ -82,7 +83,8 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 		if (rc > 0)
 			return CCB_OK;
 		if (rc == 0)
-			return ccb_error_set(err, CCB_ERR_TIMEOUT, "%s: timed out", what);
+			return ccb_error_set(err, CCB_ERR_TIMEOUT, "%s timed out after %lld ms", what,
+					     (long long)(ccb_now_ms() - t0));
 		if (errno != EINTR)
 			return ccb_error_set(err, CCB_ERR_IO, "%s: poll: %s", what,
 					     ccb__strerror(errno));

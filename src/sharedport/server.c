@@ -121,8 +121,8 @@ static ccb_err peek_command(ccb_sharedport_server *srv, int fd, int64_t deadline
 			return ccb_error_set(err, CCB_ERR_TIMEOUT,
 					     "only %zd of %d command bytes before the deadline", n,
 					     SHAREDPORT_PEEK_LEN);
-		rc = sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1, ccb_deadline_in(PEEK_PAUSE_MS),
-				      "pause", NULL);
+		rc = sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1,
+				      ccb_deadline_in(PEEK_PAUSE_MS), "pause", NULL);
 		if (rc == CCB_OK)
 			return ccb_error_set(err, CCB_ERR_CANCELLED, "server stopped");
 	}
@@ -443,8 +443,8 @@ ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err)
 		if (rc == CCB_ERR_LIMIT || rc == CCB_ERR_NOMEM) {
 			/* Out of fds or memory: let workers finish, then retry. */
 			CCB_LOG(CCB_LOG_WARNING, "%s", e.detail);
-			sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1, ccb_deadline_in(ACCEPT_BACKOFF_MS),
-					 "backoff", NULL);
+			sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1,
+					 ccb_deadline_in(ACCEPT_BACKOFF_MS), "backoff", NULL);
 			rc = CCB_OK;
 			continue;
 		}
