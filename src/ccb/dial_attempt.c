@@ -423,7 +423,8 @@ static ccb_err map_sec_error(const ccb_error *e)
 {
 	switch (e->code) {
 	case CCB_ERR_AUTH:
-	case CCB_ERR_NOT_AUTHORIZED: return CCB_ERR_AUTH;
+	case CCB_ERR_NOT_AUTHORIZED:
+	case CCB_ERR_UNSUPPORTED:
 	case CCB_ERR_TIMEOUT:
 	case CCB_ERR_CANCELLED:
 	case CCB_ERR_NOMEM: return e->code;

@@ -105,7 +105,9 @@ static int rank(ccb_err c)
 	case CCB_ERR_UNKNOWN_CCBID: return 9;
 	case CCB_ERR_STREAMING_UNSUPPORTED: return 8;
 	case CCB_ERR_NO_CALLBACK: return 7;
-	case CCB_ERR_AUTH: return 6;
+	case CCB_ERR_NOT_AUTHORIZED:
+	case CCB_ERR_AUTH:
+	case CCB_ERR_UNSUPPORTED: return 6;
 	case CCB_ERR_LIMIT: return 5;
 	case CCB_ERR_PROTOCOL: return 4;
 	case CCB_ERR_TIMEOUT: return 3;

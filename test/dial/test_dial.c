@@ -246,8 +246,9 @@ static void test_dead_broker_and_auth(void)
 	/* READ refused to our identity */
 	fb_start_allow(&b, FB_FORWARD, TG_ECHO, "1", "somebody@else");
 	c[0] = fb_contact(&b);
-	CU_ASSERT_EQUAL(ccb_dial(c, 1, &o, &s, &err), CCB_ERR_AUTH);
+	CU_ASSERT_EQUAL(ccb_dial(c, 1, &o, &s, &err), CCB_ERR_NOT_AUTHORIZED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "authenticate"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "answered DENIED"));
 	fb_stop(&b);
 	CU_ASSERT_EQUAL(b.requests, 0);
 	/* bad arguments */
