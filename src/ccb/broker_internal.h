@@ -288,11 +288,33 @@ bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
 enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
 enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c);
 void bk_epoll_del(ccb_broker *b, bk_conn *c);
-void bk_queue_job(ccb_broker *b, bk_conn *c);
 /* Send one control ad with a short deadline; false on failure (logged). */
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* broker_hs.c: the handshake workers and fibers (the loop's side included). */
+typedef struct {
+	ccb_broker *b;
+	unsigned idx;
+} bk_worker_arg;
+/* Queue a connection for a handshake worker. */
+void bk_queue_job(ccb_broker *b, bk_conn *c);
+/* A worker thread's body; arg is a malloc'd bk_worker_arg it frees. */
+void *bk_worker_main(void *arg);
+/* Loop: a parked fiber's wait is over (res as the stream's wait hook returns). */
+void bk_fiber_wake(ccb_broker *b, bk_conn *c, int res);
+/* Loop: watch a parked fiber's fd until its step deadline. */
+void bk_fiber_park(ccb_broker *b, bk_conn *c);
+/* Loop: fail the fiber waits whose deadline has passed. */
+void bk_fiber_timers(ccb_broker *b, int64_t now);
+/* Loop: count a handshake against its source; false at the source's cap. */
+bool bk_hs_admit(ccb_broker *b, bk_conn *c);
+void bk_hs_release(ccb_broker *b, bk_conn *c);
+/* Cancel every handshake and join the workers. */
+void bk_workers_stop(ccb_broker *b);
+/* Close the connections left on the worker queues once the workers are gone. */
+void bk_drain_queues(ccb_broker *b);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
