@@ -458,7 +458,6 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	bk_list_init(&b->std_fifo);
 	bk_list_init(&b->sess_fifo);
 	bk_list_init(&b->dead);
-	bk_list_init(&b->hs_wait);
 	b->next_id = 1;
 	b->next_req = 1;
 	b->listen_text = ccb_strdup(cfg->listen ? cfg->listen : "0.0.0.0:9618");
@@ -571,25 +570,9 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		b->nworkers = ncpu < 2 ? 2 : ncpu > 8 ? 8 : (unsigned)ncpu;
 	}
-	b->workers = calloc(b->nworkers, sizeof *b->workers);
-	b->wcur = calloc(b->nworkers, sizeof *b->wcur);
-	b->rq = calloc(b->nworkers, sizeof *b->rq);
-	b->wfib = calloc(b->nworkers, sizeof *b->wfib);
 	b->hs_per_source = cfg->max_handshakes_per_source ? cfg->max_handshakes_per_source : 64;
-	if (!b->workers || !b->wcur || !b->rq || !b->wfib) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+	if ((rc = bk_workers_start(b, err)))
 		goto fail;
-	}
-	for (unsigned i = 0; i < b->nworkers; i++)
-		bk_list_init(&b->rq[i]);
-	for (unsigned i = 0; i < b->nworkers; i++) {
-		bk_worker_arg *wa = malloc(sizeof *wa);
-		if (!wa || (*wa = (bk_worker_arg){b, i}, pthread_create(&b->workers[i], NULL, bk_worker_main, wa))) {
-			free(wa);
-			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker: worker thread");
-			goto fail;
-		}
-	}
 	b->next_sweep_ms = ccb_now_ms() + b->sweep_ms;
 	ccb_addr_strv_free(addrs);
 	CCB_LOG(CCB_LOG_INFO, "broker: listening on %s, public address %s, max %u connections",
@@ -679,9 +662,7 @@ void ccb_broker_free(ccb_broker *b)
 	free(b->record_path);
 	free(b->pub_sinful);
 	free(b->pub_bare);
-	free(b->wcur);
-	free(b->rq);
-	free(b->wfib);
+	bk_workers_free(b);
 	bk_map_free(&b->hs_src);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->qlock);
@@ -976,10 +957,6 @@ static void drain_done(ccb_broker *b)
 	while (!bk_list_empty(&got)) {
 		bk_conn *c = bk_container(got.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
-		if (c->hs->waiting) {
-			bk_fiber_park(b, c);
-			continue;
-		}
 		bk_hs_release(b, c);
 		if (c->state == BK_SEND || c->hs->rc) {
 			if (c->state != BK_SEND) {
@@ -1050,11 +1027,6 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 			case BK_NEW:
 				on_new_readable(b, c);
 				break;
-			case BK_HANDSHAKE:
-			case BK_SEND:
-				if (c->hs->waiting)
-					bk_fiber_wake(b, c, 1);
-				break;
 			case BK_REG:
 				bk_reg_readable(b, c);
 				break;
@@ -1069,7 +1041,6 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		now = ccb_now_ms();
 		if (now >= next_tick) {
 			bk_timers(b, now);
-			bk_fiber_timers(b, now);
 			next_tick = now + tick;
 		}
 		if (b->accept_paused && now >= b->accept_resume_ms)
