@@ -119,6 +119,11 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 		ccb_stream_set_max_message(c->s, b->max_message);
 		switch (c->hs->cmd) {
 		case CCB_CMD_CCB_REGISTER:
+			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
+			/* A registration socket never turns encryption on later:
+			 * its plaintext need not be digested any more. */
+			ccb__stream_stop_digests(c->s);
+			break;
 		case CCB_CMD_CCB_REQUEST:
 		case CCB_CMD_CCB_PROXY_CONNECT:
 			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
