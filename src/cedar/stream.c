@@ -388,6 +388,12 @@ void ccb_stream_reset_digests(ccb_stream *s)
 	s->finished_send = s->finished_recv = false;
 }
 
+void ccb__stream_stop_digests(ccb_stream *s)
+{
+	drop_digests(s);
+	s->md_send_bytes = s->md_recv_bytes = DIGEST_LIMIT + 1;
+}
+
 /* ---- packets ------------------------------------------------------------ */
 
 /* A legacy cipher restarts at every end of message, sent or read, in both
