@@ -47,9 +47,6 @@
 #include "util/util.h"
 
 #define BK_SEND_TIMEOUT_MS 500
-/* Longest wait for one message of a security handshake (within the
- * handshake deadline). */
-#define BK_HANDSHAKE_STEP_MS 5000
 #define BK_FD_RESERVE 32
 /* Connections over the limit kept for status/admin commands, so that a full
  * broker can still be observed. */
@@ -277,383 +274,6 @@ void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text)
 	bk_conn_close(b, c);
 }
 
-/* ---- workers ------------------------------------------------------------------- */
-
-/*
- * Every security handshake (and every status reply) runs on a fiber of its
- * own (fiber.h). The blocking stream code stays as it is: when the socket
- * has nothing to read or no room to write, the stream's wait hook yields the
- * fiber back to its worker, which hands the connection to the loop; the
- * loop watches the fd (epoll) and the step's deadline and queues the fiber
- * back on the worker that started it (fibers never move between threads:
- * errno and OpenSSL's error queue are thread-local). A peer that stalls mid
- * handshake thus holds an fd and the touched pages of a fiber stack, never
- * a thread; workers only ever run CPU-bound steps.
- *
- * Shutdown: hs_cancel makes every wait fail at once (without yielding), the
- * fibers the loop is watching are queued back cancelled, and a worker exits
- * only once no fiber it started is left.
- */
-
-typedef struct {
-	ccb_broker *b;
-	unsigned idx;
-} worker_arg;
-
-void bk_queue_job(ccb_broker *b, bk_conn *c)
-{
-	pthread_mutex_lock(&b->qlock);
-	bk_list_add_tail(&b->jobs, &c->qnode);
-	pthread_cond_signal(&b->qcond);
-	pthread_mutex_unlock(&b->qlock);
-}
-
-static bk_sec *sec_new(const ccb_sec_server_config *cfg)
-{
-	bk_sec *s = calloc(1, sizeof *s);
-
-	if (s && !ccb__sec_server_copy(&s->cfg, cfg)) {
-		free(s);
-		return NULL;
-	}
-	if (s)
-		atomic_init(&s->refs, 1);
-	return s;
-}
-
-static void sec_release(bk_sec *s)
-{
-	if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
-		ccb__sec_server_clear(&s->cfg);
-		free(s);
-	}
-}
-
-static void worker_handshake(ccb_broker *b, bk_conn *c)
-{
-	ccb_sec_command cmd;
-	ccb_error e = {0};
-	bk_sec *sec;
-	ccb_err rc;
-
-	/* The settings of the moment (ccb_broker_reload_security() swaps them;
-	 * our reference keeps this block alive until the handshake is done). */
-	pthread_mutex_lock(&b->qlock);
-	sec = b->sec;
-	atomic_fetch_add(&sec->refs, 1);
-	pthread_mutex_unlock(&b->qlock);
-	rc = ccb_sec_server_accept(c->s, &sec->cfg, &cmd, &e);
-	sec_release(sec);
-	if (rc == CCB_OK) {
-		c->hs->cmd = cmd.command;
-		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
-		snprintf(c->hs->peer_ip, sizeof c->hs->peer_ip, "%s", cmd.peer_ip);
-		if (cmd.info.peer_version[0]) {
-			int ma, mi, pa;
-			unsigned num;
-			if (ccb__sec_version_parse(cmd.info.peer_version, &ma, &mi, &pa, &num, NULL) == CCB_OK)
-				c->peer_version = num;
-		}
-		/* The command's first message belongs to the handshake's deadline. */
-		ccb_stream_set_max_message(c->s, b->max_message);
-		switch (c->hs->cmd) {
-		case CCB_CMD_CCB_REGISTER:
-		case CCB_CMD_CCB_REQUEST:
-		case CCB_CMD_CCB_PROXY_CONNECT:
-			rc = ccb_control_ad_read(c->s, &c->hs->ad, &e);
-			break;
-		case CCB_CMD_CCB_REVERSE_CONNECT:
-			rc = ccb_hello_read_ad(c->s, c->hs->cmd, NULL, &c->hs->ad, &e);
-			break;
-		default:
-			break;
-		}
-	}
-	c->hs->rc = rc;
-	if (rc)
-		snprintf(c->hs->err, sizeof c->hs->err, "%s", e.detail);
-}
-
-static void worker_send(ccb_broker *b, bk_conn *c)
-{
-	(void)b;
-	/* The status reply: one string; may be large, so not in the loop. */
-	ccb_stream_set_deadline(c->s, ccb_deadline_in(10000));
-	if (ccb_stream_put_string(c->s, c->hs->send_text) || ccb_stream_end_message(c->s))
-		CCB_LOG(CCB_LOG_INFO, "broker: status reply to %s: %s", bk_peer(c),
-			ccb_stream_error(c->s)->detail);
-	c->hs->rc = CCB_ERR_CLOSED; /* loop closes it */
-}
-
-static void fiber_main(void *arg)
-{
-	bk_conn *c = arg;
-
-	if (c->state == BK_SEND)
-		worker_send(c->hs->owner, c);
-	else
-		worker_handshake(c->hs->owner, c);
-}
-
-/* The stream's wait hook, on the fiber: park until the loop says the fd is
- * ready (> 0), the deadline passed (0) or the broker is stopping (< 0). */
-static int fiber_wait(void *ctx, int fd, short events, int64_t deadline)
-{
-	bk_conn *c = ctx;
-
-	(void)fd;
-	if (atomic_load(&c->hs->owner->hs_cancel))
-		return -1;
-	if (deadline <= ccb_now_ms())
-		return 0;
-	c->hs->wait_events = events;
-	c->hs->wait_deadline = deadline;
-	ccb__fiber_yield(c->hs->fib);
-	return c->hs->wait_res;
-}
-
-/* Next connection for worker idx (qlock held): resumed fibers first, then
- * new handshakes; NULL when it is time to quit. */
-static bk_conn *worker_next(ccb_broker *b, unsigned idx)
-{
-	for (;;) {
-		bk_list *l = NULL;
-		if (!bk_list_empty(&b->rq[idx]))
-			l = &b->rq[idx];
-		else if (b->wquit && !b->wfib[idx])
-			return NULL;
-		else if (!b->wquit && !bk_list_empty(&b->jobs))
-			l = &b->jobs;
-		if (l) {
-			bk_conn *c = bk_container(l->next, bk_conn, qnode);
-			bk_list_del(&c->qnode);
-			return c;
-		}
-		pthread_cond_wait(&b->qcond, &b->qlock);
-	}
-}
-
-static void *worker_main(void *arg)
-{
-	worker_arg *wa = arg;
-	ccb_broker *b = wa->b;
-	unsigned idx = wa->idx;
-
-	free(wa);
-	for (;;) {
-		bk_conn *c;
-		uint64_t one = 1;
-		bool finished, had_fiber;
-
-		pthread_mutex_lock(&b->qlock);
-		if (!(c = worker_next(b, idx))) {
-			pthread_mutex_unlock(&b->qlock);
-			return NULL;
-		}
-		if (!c->s) {
-			ccb_error e;
-			int fd = c->fd;
-			if (ccb_stream_new(fd, &c->s, &e) == CCB_OK) {
-				ccb_stream_set_peer_name(c->s, c->hs->peer);
-				ccb_stream_set_deadline(c->s, c->deadline_ms);
-				/* Each step of the handshake gets a few seconds at most. */
-				ccb_stream_set_timeout(c->s, BK_HANDSHAKE_STEP_MS);
-			} else {
-				c->fd = -1;
-			}
-		}
-		if (c->s && !c->hs->fib) {
-			c->hs->owner = b;
-			c->hs->home = idx;
-			if ((c->hs->fib = ccb__fiber_new(0, fiber_main, c))) {
-				ccb__stream_set_wait_hook(c->s, fiber_wait, c);
-				b->wfib[idx]++;
-			}
-		}
-		b->wcur[idx] = c;
-		pthread_mutex_unlock(&b->qlock);
-
-		had_fiber = c->hs->fib != NULL;
-		if (!c->s || !c->hs->fib) {
-			c->hs->rc = CCB_ERR_NOMEM;
-			snprintf(c->hs->err, sizeof c->hs->err, "out of memory for the handshake");
-			finished = true;
-		} else {
-			finished = ccb__fiber_resume(c->hs->fib);
-		}
-		if (finished && c->hs->fib) {
-			ccb__stream_set_wait_hook(c->s, NULL, NULL);
-			ccb__fiber_free(c->hs->fib);
-			c->hs->fib = NULL;
-		}
-
-		pthread_mutex_lock(&b->qlock);
-		b->wcur[idx] = NULL;
-		if (finished && had_fiber)
-			b->wfib[idx]--;
-		c->hs->waiting = !finished;
-		if (c->hs->waiting && atomic_load(&b->hs_cancel)) {
-			/* Stopping: no one watches the fd any more; run it out. */
-			c->hs->waiting = false;
-			c->hs->wait_res = -1;
-			bk_list_add_tail(&b->rq[idx], &c->qnode);
-		} else {
-			bk_list_add_tail(&b->done, &c->qnode);
-		}
-		pthread_mutex_unlock(&b->qlock);
-		if (write(b->done_efd, &one, sizeof one) < 0) {
-			/* eventfd counter overflow is impossible here */
-		}
-	}
-}
-
-/* Loop: a parked fiber's wait is over (res as fiber_wait returns it). */
-static void fiber_wake(ccb_broker *b, bk_conn *c, int res)
-{
-	bk_epoll_del(b, c);
-	bk_list_del(&c->hs->wnode);
-	if (b->hs_nwait)
-		b->hs_nwait--;
-	c->hs->waiting = false;
-	c->hs->wait_res = res;
-	pthread_mutex_lock(&b->qlock);
-	bk_list_add_tail(&b->rq[c->hs->home], &c->qnode);
-	pthread_cond_broadcast(&b->qcond);
-	pthread_mutex_unlock(&b->qlock);
-}
-
-/* Loop: watch a parked fiber's fd until its step deadline. */
-static void fiber_park(ccb_broker *b, bk_conn *c)
-{
-	uint32_t ev = c->hs->wait_events & POLLOUT ? EPOLLOUT : EPOLLIN | EPOLLRDHUP;
-
-	bk_list_add_tail(&b->hs_wait, &c->hs->wnode);
-	b->hs_nwait++;
-	if (!bk_epoll_add(b, c, ev))
-		fiber_wake(b, c, -1);
-}
-
-/* Loop: fail the waits whose deadline has passed. */
-static void fiber_timers(ccb_broker *b, int64_t now)
-{
-	bk_list *n, *next;
-
-	for (n = b->hs_wait.next; n != &b->hs_wait; n = next) {
-		bk_conn *c = bk_container(n, bk_hs, wnode)->conn;
-		next = n->next;
-		if (c->hs->wait_deadline <= now)
-			fiber_wake(b, c, 0);
-	}
-}
-
-static uint64_t src_key(const char *ip)
-{
-	uint64_t h = 0xcbf29ce484222325ULL;
-
-	for (; *ip; ip++)
-		h = (h ^ (uint8_t)*ip) * 0x100000001b3ULL;
-	return h;
-}
-
-/* Loop: count a handshake against its source; false when the source is at
- * its cap (CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE). */
-static bool hs_admit(ccb_broker *b, bk_conn *c)
-{
-	uint64_t k = src_key(c->hs->peer_ip);
-	uintptr_t n = (uintptr_t)bk_map_get(&b->hs_src, k);
-
-	if (n >= b->hs_per_source) {
-		b->st.handshakes_source_refused++;
-		if (b->st.handshakes_source_refused % 1000 == 1)
-			CCB_LOG(CCB_LOG_WARNING,
-				"broker: %s already has %u security handshakes in progress "
-				"(CCB_SERVER_MAX_HANDSHAKES_PER_SOURCE); refusing %s (%llu refused so far)",
-				c->hs->peer_ip, b->hs_per_source, c->hs->peer,
-				(unsigned long long)b->st.handshakes_source_refused);
-		return false;
-	}
-	if (!bk_map_put(&b->hs_src, k, (void *)(n + 1)))
-		return false;
-	/* The key is kept: the handshake rewrites peer_ip. */
-	c->hs->src_key = k;
-	c->hs->counted = true;
-	b->hs_active++;
-	return true;
-}
-
-static void hs_release(ccb_broker *b, bk_conn *c)
-{
-	uint64_t k;
-	uintptr_t n;
-
-	if (!c->hs->counted)
-		return;
-	c->hs->counted = false;
-	k = c->hs->src_key;
-	n = (uintptr_t)bk_map_get(&b->hs_src, k);
-	if (n > 1)
-		bk_map_put(&b->hs_src, k, (void *)(n - 1));
-	else
-		bk_map_del(&b->hs_src, k);
-	if (b->hs_active)
-		b->hs_active--;
-}
-
-static void workers_stop(ccb_broker *b)
-{
-	if (!b->workers)
-		return;
-	pthread_mutex_lock(&b->qlock);
-	atomic_store(&b->hs_cancel, true);
-	/* Parked fibers (the loop's) and those parked but not yet seen by
-	 * the loop go back to their workers, cancelled. */
-	while (!bk_list_empty(&b->hs_wait)) {
-		bk_conn *c = bk_container(b->hs_wait.next, bk_hs, wnode)->conn;
-		bk_epoll_del(b, c);
-		bk_list_del(&c->hs->wnode);
-		c->hs->waiting = false;
-		c->hs->wait_res = -1;
-		bk_list_add_tail(&b->rq[c->hs->home], &c->qnode);
-	}
-	b->hs_nwait = 0;
-	for (bk_list *n = b->done.next, *next; n != &b->done; n = next) {
-		bk_conn *c = bk_container(n, bk_conn, qnode);
-		next = n->next;
-		if (c->hs->waiting) {
-			bk_list_del(&c->qnode);
-			c->hs->waiting = false;
-			c->hs->wait_res = -1;
-			bk_list_add_tail(&b->rq[c->hs->home], &c->qnode);
-		}
-	}
-	b->wquit = true;
-	for (unsigned i = 0; i < b->nworkers; i++)
-		if (b->wcur[i] && b->wcur[i]->s)
-			ccb_stream_shutdown(b->wcur[i]->s);
-	pthread_cond_broadcast(&b->qcond);
-	pthread_mutex_unlock(&b->qlock);
-	for (unsigned i = 0; i < b->nworkers; i++)
-		if (b->workers[i])
-			pthread_join(b->workers[i], NULL);
-	free(b->workers);
-	b->workers = NULL;
-}
-
-/* Connections left on the worker queues once the workers are gone. */
-static void drain_queues(ccb_broker *b)
-{
-	while (!bk_list_empty(&b->jobs)) {
-		bk_conn *c = bk_container(b->jobs.next, bk_conn, qnode);
-		bk_list_del(&c->qnode);
-		bk_conn_close(b, c);
-	}
-	while (!bk_list_empty(&b->done)) {
-		bk_conn *c = bk_container(b->done.next, bk_conn, qnode);
-		bk_list_del(&c->qnode);
-		bk_conn_close(b, c);
-	}
-}
-
 /* ---- listen sockets -------------------------------------------------------------- */
 
 static void fmt_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, char *peer,
@@ -808,6 +428,27 @@ static int broker_perm(int command, void *user)
 
 /* ---- new / free --------------------------------------------------------------------- */
 
+bk_sec *bk_sec_new(const ccb_sec_server_config *cfg)
+{
+	bk_sec *s = calloc(1, sizeof *s);
+
+	if (s && !ccb__sec_server_copy(&s->cfg, cfg)) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		atomic_init(&s->refs, 1);
+	return s;
+}
+
+void bk_sec_release(bk_sec *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+		ccb__sec_server_clear(&s->cfg);
+		free(s);
+	}
+}
+
 static long ms_or(int v, long dflt)
 {
 	return v == 0 ? dflt : v;
@@ -840,7 +481,6 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	bk_list_init(&b->std_fifo);
 	bk_list_init(&b->sess_fifo);
 	bk_list_init(&b->dead);
-	bk_list_init(&b->hs_wait);
 	b->next_id = 1;
 	b->next_req = 1;
 	b->listen_text = ccb_strdup(cfg->listen ? cfg->listen : "0.0.0.0:9618");
@@ -877,7 +517,7 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		b->max_conns = cfg->max_connections;
 	b->admin_reserve = BK_ADMIN_RESERVE;
 
-	if (!(b->sec = sec_new(&cfg->security))) {
+	if (!(b->sec = bk_sec_new(&cfg->security))) {
 		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker: copy of the security settings");
 		goto fail;
 	}
@@ -958,25 +598,9 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 		b->nworkers = ncpu < 2 ? 2 : ncpu > 8 ? 8 : (unsigned)ncpu;
 	}
-	b->workers = calloc(b->nworkers, sizeof *b->workers);
-	b->wcur = calloc(b->nworkers, sizeof *b->wcur);
-	b->rq = calloc(b->nworkers, sizeof *b->rq);
-	b->wfib = calloc(b->nworkers, sizeof *b->wfib);
 	b->hs_per_source = cfg->max_handshakes_per_source ? cfg->max_handshakes_per_source : 64;
-	if (!b->workers || !b->wcur || !b->rq || !b->wfib) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+	if ((rc = bk_workers_start(b, err)))
 		goto fail;
-	}
-	for (unsigned i = 0; i < b->nworkers; i++)
-		bk_list_init(&b->rq[i]);
-	for (unsigned i = 0; i < b->nworkers; i++) {
-		worker_arg *wa = malloc(sizeof *wa);
-		if (!wa || (*wa = (worker_arg){b, i}, pthread_create(&b->workers[i], NULL, worker_main, wa))) {
-			free(wa);
-			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker: worker thread");
-			goto fail;
-		}
-	}
 	b->next_sweep_ms = ccb_now_ms() + b->sweep_ms;
 	ccb_strv_free(addrs);
 	CCB_LOG(CCB_LOG_INFO, "broker: listening on %s, public address %s, max %u connections",
@@ -993,7 +617,7 @@ static void close_all(ccb_broker *b)
 {
 	bk_list *n;
 
-	drain_queues(b);
+	bk_drain_queues(b);
 	bk_outbound_stop(b);
 	/* Requests first (their replies would go to closing sockets anyway). */
 	while (!bk_list_empty(&b->std_fifo)) {
@@ -1023,7 +647,7 @@ void ccb_broker_free(ccb_broker *b)
 	if (!b)
 		return;
 	bk_tunnel_free(b);
-	workers_stop(b);
+	bk_workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
 	reap(b);
@@ -1058,7 +682,7 @@ void ccb_broker_free(ccb_broker *b)
 		close(b->done_efd);
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
-	sec_release(b->sec);
+	bk_sec_release(b->sec);
 	ccb_sec_sessions_free(b->own_sessions);
 	ccb_classad_free(b->alive_ad);
 	free(b->peek);
@@ -1067,9 +691,7 @@ void ccb_broker_free(ccb_broker *b)
 	free(b->record_path);
 	free(b->pub_sinful);
 	free(b->pub_bare);
-	free(b->wcur);
-	free(b->rq);
-	free(b->wfib);
+	bk_workers_free(b);
 	bk_map_free(&b->hs_src);
 	pthread_mutex_destroy(&b->lock);
 	pthread_mutex_destroy(&b->qlock);
@@ -1123,7 +745,7 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
 
 	if (!b || !sec)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_reload_security: NULL argument");
-	if (!(n = sec_new(sec)))
+	if (!(n = bk_sec_new(sec)))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "reload security settings: out of memory");
 	pthread_mutex_lock(&b->qlock);
 	/* The broker's own command table and session store stay. */
@@ -1133,7 +755,7 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
 	n->cfg.sessions = old->cfg.sessions;
 	b->sec = n;
 	pthread_mutex_unlock(&b->qlock);
-	sec_release(old);
+	bk_sec_release(old);
 	CCB_LOG(CCB_LOG_INFO, "broker: security settings reloaded");
 	return CCB_OK;
 }
@@ -1335,7 +957,7 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 		}
 		b->st.admin_over_limit++;
 	}
-	if (!hs_admit(b, c)) {
+	if (!bk_hs_admit(b, c)) {
 		bk_conn_close(b, c);
 		return;
 	}
@@ -1367,11 +989,7 @@ static void drain_done(ccb_broker *b)
 	while (!bk_list_empty(&got)) {
 		bk_conn *c = bk_container(got.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
-		if (c->hs->waiting) {
-			fiber_park(b, c);
-			continue;
-		}
-		hs_release(b, c);
+		bk_hs_release(b, c);
 		if (c->state == BK_SEND || c->hs->rc) {
 			if (c->state != BK_SEND) {
 				b->st.handshakes_failed++;
@@ -1441,11 +1059,6 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 			case BK_NEW:
 				on_new_readable(b, c);
 				break;
-			case BK_HANDSHAKE:
-			case BK_SEND:
-				if (c->hs->waiting)
-					fiber_wake(b, c, 1);
-				break;
 			case BK_REG:
 				bk_reg_readable(b, c);
 				break;
@@ -1460,7 +1073,6 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		now = ccb_now_ms();
 		if (now >= next_tick) {
 			bk_timers(b, now);
-			fiber_timers(b, now);
 			next_tick = now + tick;
 		}
 		if (b->accept_paused && now >= b->accept_resume_ms)
@@ -1471,7 +1083,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 	pthread_mutex_lock(&b->lock);
 	set_accepting(b, false);
 	pthread_mutex_unlock(&b->lock);
-	workers_stop(b);
+	bk_workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
 	bk_store_sweep(b);

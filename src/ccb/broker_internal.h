@@ -100,9 +100,9 @@ typedef struct bk_hs {
 	char peer_ip[64];
 	char user[128];                  /* authenticated identity */
 	char err[CCB_ERROR_DETAIL_SIZE]; /* handshake failure (worker -> loop) */
-	/* The handshake (or status reply) runs on a fiber (broker.c "workers"):
-	 * while `waiting` the loop watches the fd for wait_events until
-	 * wait_deadline, then hands it back to worker `home` with wait_res. */
+	/* The handshake (or status reply) runs on a fiber (broker_hs.c): while
+	 * `waiting` its worker (`home`) watches the fd for wait_events until
+	 * wait_deadline, then resumes it with wait_res. */
 	struct bk_conn *conn;            /* the connection this block belongs to */
 	struct ccb__fiber *fib;
 	struct ccb_broker *owner;
@@ -112,8 +112,10 @@ typedef struct bk_hs {
 	int64_t wait_deadline;
 	bool waiting;
 	bool counted;                    /* in its source's handshakes in progress */
+	bool counted_fib;                /* in its worker's live fibers */
+	uint32_t wait_registered;        /* epoll events of the fd in its worker's set */
 	uint64_t src_key;                /* that source's key in hs_src */
-	bk_list wnode;                   /* hs_wait */
+	bk_list wnode;                   /* its worker's waits */
 } bk_hs;
 
 /* Kept small: one per registration for its whole life (see
@@ -203,6 +205,11 @@ typedef struct bk_sec {
 	ccb_sec_server_config cfg;
 } bk_sec;
 
+/* A deep copy of `cfg` with one reference, NULL when out of memory; drop a
+ * reference with bk_sec_release() (the last one frees it). */
+bk_sec *bk_sec_new(const ccb_sec_server_config *cfg);
+void bk_sec_release(bk_sec *s);
+
 struct ccb_broker {
 	/* configuration (strings owned) */
 	ccb_broker_config cfg;
@@ -237,21 +244,18 @@ struct ccb_broker {
 	size_t peek_cap, peek_len; /* peek_len: bytes of the last complete message peeked */
 	size_t peek_total;         /* bytes the kernel held at that peek */
 
-	/* workers */
-	pthread_t *workers;
+	/* workers (broker_hs.c) */
+	struct bk_wk *wk;
 	unsigned nworkers;
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
 	bk_list jobs, done;
-	bk_conn **wcur;
 	bool wquit;
-	/* handshake fibers: per-worker resume queues and live fiber counts
-	 * (qlock); waits watched by the loop; per-source counts (loop). */
-	bk_list *rq;
-	unsigned *wfib;
+	/* handshake fibers: waiting for their peer (all workers); per-source
+	 * counts (loop). */
 	atomic_bool hs_cancel;
-	bk_list hs_wait;
-	size_t hs_nwait, hs_active;
+	atomic_size_t hs_nwait;
+	size_t hs_active;
 	bk_map hs_src;
 	unsigned hs_per_source;
 
@@ -296,11 +300,27 @@ bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
 enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
 enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c);
 void bk_epoll_del(ccb_broker *b, bk_conn *c);
-void bk_queue_job(ccb_broker *b, bk_conn *c);
 /* Send one control ad with a short deadline; false on failure (logged). */
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* broker_hs.c: the handshake workers and their fibers. */
+typedef struct bk_wk bk_wk;
+/* Queue a connection for a handshake worker (loop). */
+void bk_queue_job(ccb_broker *b, bk_conn *c);
+/* Create the nworkers workers (their epoll sets and threads). On failure
+ * some may be running: bk_workers_stop then bk_workers_free clean up. */
+ccb_err bk_workers_start(ccb_broker *b, ccb_error *err);
+/* Loop: count a handshake against its source; false at the source's cap. */
+bool bk_hs_admit(ccb_broker *b, bk_conn *c);
+void bk_hs_release(ccb_broker *b, bk_conn *c);
+/* Cancel every handshake and join the workers. */
+void bk_workers_stop(ccb_broker *b);
+/* Free what bk_workers_start made (after bk_workers_stop). */
+void bk_workers_free(ccb_broker *b);
+/* Close the connections left on the worker queues once the workers are gone. */
+void bk_drain_queues(ccb_broker *b);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);

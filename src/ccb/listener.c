@@ -11,8 +11,8 @@
  * max_reverse_connects). All shared state sits behind l->mu. Only the worker
  * touches its registration stream (other threads only shut it down to
  * cancel it); the loop queues result ads and wakes the worker through its
- * eventfd. A listener-wide eventfd, written once by stop() and never
- * drained, wakes every poll() for good.
+ * wake-up (util/wakeup.h). A listener-wide stop signal, raised once by
+ * stop() and never drained, wakes every poll() for good.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -25,7 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -35,6 +34,7 @@
 #include "ccb/listener.h"
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "cedar/connect.h"
 #include "listener_internal.h"
 #include "listener_test.h"
 #include "listener_sock.h"
@@ -61,20 +61,6 @@ static const char *const state_names[] = {"idle", "connecting", "authenticating"
 
 /* ---- small helpers ---------------------------------------------------------- */
 
-void ccb__lst_wake(int fd)
-{
-	uint64_t one = 1;
-	ssize_t n = write(fd, &one, sizeof one);
-	(void)n; /* only fails when the counter is saturated: still readable */
-}
-
-void ccb__lst_drain(int fd)
-{
-	uint64_t v;
-	ssize_t n = read(fd, &v, sizeof v);
-	(void)n;
-}
-
 static bool is_stopping(ccb_listener *l)
 {
 	bool b;
@@ -98,7 +84,7 @@ int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int tim
 	struct pollfd p[3];
 	int n = 0, ifd = -1, iwake = -1, rc, mask = 0;
 
-	p[n].fd = l->stopfd;
+	p[n].fd = ccb__wakeup_fd(&l->stop_signal);
 	p[n].events = POLLIN;
 	n++;
 	if (fd >= 0) {
@@ -127,70 +113,6 @@ int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int tim
 	return mask;
 }
 
-/* A TCP connect that the stop fd cancels (ccb_tcp_connect cannot be). */
-static ccb_err connect_cancellable(ccb_listener *l, const char *host, int port, int64_t deadline,
-				   const char *what, int *out, ccb_error *err)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	struct addrinfo *res = NULL, *ai;
-	char portstr[16];
-	ccb_err rc = CCB_ERR_IO;
-	int gai;
-
-	*out = -1;
-	snprintf(portstr, sizeof portstr, "%d", port);
-	gai = getaddrinfo(host, portstr, &hints, &res);
-	if (gai)
-		return ccb_error_set(err, CCB_ERR_NOT_FOUND, "resolve %s %s: %s", what, host,
-				     gai_strerror(gai));
-	ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: no address", what, host, port);
-	for (ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				ai->ai_protocol);
-		int one = 1, soerr = 0, m;
-		socklen_t sl = sizeof soerr;
-
-		if (fd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "socket for %s %s:%d: %s", what, host, port,
-				      ccb__strerror(errno));
-			continue;
-		}
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
-			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      ccb__strerror(errno));
-			close(fd);
-			continue;
-		}
-		m = ccb__lst_wait_any(l, fd, POLLOUT, -1, ccb_deadline_left(deadline));
-		if (m & 4) {
-			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_CANCELLED, "connect to %s %s:%d: stopped", what,
-					   host, port);
-			break;
-		}
-		if (!(m & 1)) {
-			close(fd);
-			rc = ccb_error_set(err, CCB_ERR_TIMEOUT, "connect to %s %s:%d: timed out", what,
-					   host, port);
-			break;
-		}
-		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-			ccb_error_set(err, CCB_ERR_IO, "connect to %s %s:%d: %s", what, host, port,
-				      ccb__strerror(soerr ? soerr : errno));
-			close(fd);
-			continue;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		*out = fd;
-		rc = CCB_OK;
-		break;
-	}
-	freeaddrinfo(res);
-	if (rc == CCB_OK)
-		ccb_error_clear(err);
-	return rc;
-}
-
 /* Open a stream to `host`:`port` (through shared port when `spid` is set),
  * published in *slot under l->mu so that stop() can shut it down. */
 static ccb_err open_stream(ccb_listener *l, const char *host, int port, const char *spid,
@@ -203,7 +125,9 @@ static ccb_err open_stream(ccb_listener *l, const char *host, int port, const ch
 	ccb_err rc;
 
 	*out = NULL;
-	rc = connect_cancellable(l, host, port, deadline, what, &fd, err);
+	/* The stop fd cuts the connect short (cedar/connect.h). */
+	rc = ccb__tcp_connect(host, port, deadline, what, ccb__wakeup_fd(&l->stop_signal), &fd,
+			      err);
 	if (rc)
 		return rc;
 	rc = ccb_stream_new(fd, &s, err);
@@ -370,12 +294,12 @@ static ccb_err serve(reg *r, ccb_stream *s, unsigned peer_version, ccb_error *er
 			}
 			wait_until = hb_due < dead_at ? hb_due : dead_at;
 		}
-		m = ccb__lst_wait_any(l, fd, POLLIN, r->wakefd,
+		m = ccb__lst_wait_any(l, fd, POLLIN, ccb__wakeup_fd(&r->wake),
 			     wait_until == INT64_MAX ? -1 : ccb_deadline_left(wait_until));
 		if (m & 4)
 			return ccb_error_set(err, CCB_ERR_CANCELLED, "stopped");
 		if (m & 2)
-			ccb__lst_drain(r->wakefd);
+			ccb__wakeup_drain(&r->wake);
 		if (m & 1) {
 			ccb_classad *ad = NULL;
 			int64_t cmd = -1;
@@ -611,9 +535,9 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		pthread_cond_init(&l->cv, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	l->stopfd = -1;
+	l->stop_signal = (ccb__wakeup)CCB__WAKEUP_NONE;
 	l->epfd = -1;
-	l->rc_wakefd = -1;
+	l->rc_wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
@@ -648,19 +572,22 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		ccb_listener_free(l);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	}
-	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ccb__wakeup_init(&l->stop_signal, err) || ccb__wakeup_init(&l->rc_wake, err)) {
+		ccb_error_prefix(err, "listener: ");
+		ccb_listener_free(l);
+		return CCB_ERR_IO;
+	}
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", ccb__strerror(errno));
+	if (l->epfd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
 		ccb_listener_free(l);
 		return CCB_ERR_IO;
 	}
 	{
-		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stopfd};
-		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
-		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
+		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stop_signal};
+		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wake};
+		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, ccb__wakeup_fd(&l->stop_signal), &e1) < 0 ||
+		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, ccb__wakeup_fd(&l->rc_wake), &e2) < 0) {
 			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
@@ -674,7 +601,7 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		l->nregs = i + 1;
 		r->l = l;
 		r->index = i;
-		r->wakefd = -1;
+		r->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 		if (!a || !(r->address = ccb_strdup(a))) {
 			ccb_listener_free(l);
 			return ccb_error_set(err, a ? CCB_ERR_NOMEM : CCB_ERR_INVALID_ARG,
@@ -692,9 +619,8 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 			ccb_listener_free(l);
 			return rc;
 		}
-		r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (r->wakefd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", ccb__strerror(errno));
+		if (ccb__wakeup_init(&r->wake, err)) {
+			ccb_error_prefix(err, "listener: ");
 			ccb_listener_free(l);
 			return CCB_ERR_IO;
 		}
@@ -785,8 +711,7 @@ void ccb_listener_stop(ccb_listener *l)
 		return;
 	pthread_mutex_lock(&l->mu);
 	l->stopping = true;
-	if (l->stopfd >= 0)
-		ccb__lst_wake(l->stopfd);
+	ccb__wakeup_signal(&l->stop_signal);
 	for (i = 0; i < l->nregs; i++)
 		if (l->regs[i].s)
 			ccb_stream_shutdown(l->regs[i].s);
@@ -852,8 +777,7 @@ void ccb_listener_free(ccb_listener *l)
 		free(r->ccbid);
 		ccb__free_secret(r->cookie);
 		free_queue(r);
-		if (r->wakefd >= 0)
-			close(r->wakefd);
+		ccb__wakeup_close(&r->wake);
 	}
 	free(l->regs);
 	free(l->name);
@@ -863,12 +787,10 @@ void ccb_listener_free(ccb_listener *l)
 	free(l->base_text);
 	free(l->privnet);
 	ccb__sec_client_clear(&l->sec);
-	if (l->stopfd >= 0)
-		close(l->stopfd);
+	ccb__wakeup_close(&l->stop_signal);
 	if (l->epfd >= 0)
 		close(l->epfd);
-	if (l->rc_wakefd >= 0)
-		close(l->rc_wakefd);
+	ccb__wakeup_close(&l->rc_wake);
 	pthread_cond_destroy(&l->cv);
 	pthread_mutex_destroy(&l->stop_mu);
 	pthread_mutex_destroy(&l->mu);

@@ -18,6 +18,7 @@
 #include "ccb/security.h"
 #include "ccb/listener.h"
 #include "ccb/stream.h"
+#include "util/wakeup.h"
 
 typedef enum reg_state {
 	ST_IDLE,
@@ -45,7 +46,7 @@ typedef struct reg {
 	char *alias;     /* for the SSL host check */
 	pthread_t thread;
 	bool thread_started;
-	int wakefd;
+	ccb__wakeup wake; /* the reverse-connect loop wakes the worker */
 
 	/* Guarded by l->mu. */
 	reg_state state;
@@ -116,8 +117,9 @@ struct ccb_listener {
 	int connect_ms, hello_ms;
 	int max_jobs;
 	int max_pending, max_pending_per_requester;
-	int stopfd;
-	int epfd, rc_wakefd; /* the reverse-connect loop's epoll and wake-up */
+	ccb__wakeup stop_signal; /* raised once by stop(), never drained */
+	int epfd;                /* the reverse-connect loop's epoll */
+	ccb__wakeup rc_wake;     /* wakes the reverse-connect loop */
 	pthread_t rc_thread;
 	bool rc_thread_started;
 
@@ -145,8 +147,6 @@ struct ccb_listener {
 };
 
 /* listener.c */
-void ccb__lst_wake(int fd);
-void ccb__lst_drain(int fd);
 /* Poll `fd` (may be -1) and `wakefd` (may be -1) plus the stop fd. Returns a
  * mask: 1 fd ready, 2 wakefd readable, 4 stop, 0 timeout. */
 int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int timeout_ms);

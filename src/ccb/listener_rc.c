@@ -25,6 +25,7 @@
 
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
+#include "cedar/connect.h"
 #include "listener_internal.h"
 #include "util/util.h"
 
@@ -52,7 +53,7 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 		r->q_tail = it;
 		ad = NULL;
 		it = NULL;
-		ccb__lst_wake(r->wakefd);
+		ccb__wakeup_signal(&r->wake);
 	}
 	pthread_mutex_unlock(&l->mu);
 	if (!it_alloc)
@@ -86,8 +87,7 @@ static void job_finished(ccb_listener *l, job *j)
 {
 	j->done = true;
 	l->active_jobs--;
-	if (l->rc_wakefd >= 0)
-		ccb__lst_wake(l->rc_wakefd);
+	ccb__wakeup_signal(&l->rc_wake);
 	pthread_cond_broadcast(&l->cv);
 }
 
@@ -270,7 +270,7 @@ static void accept_one(ccb_listener *l)
 		l->npending++;
 		if ((uint64_t)l->npending > l->pending_peak)
 			l->pending_peak = (uint64_t)l->npending;
-		ccb__lst_wake(l->rc_wakefd);
+		ccb__wakeup_signal(&l->rc_wake);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
@@ -439,17 +439,11 @@ static bool pend_connect(ccb_listener *l, pend *p)
 {
 	for (; p->ai; p->ai = p->ai->ai_next) {
 		struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = p};
-		int fd = socket(p->ai->ai_family, p->ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-				p->ai->ai_protocol);
+		int fd, e = ccb__tcp_connect_start(p->ai, &fd);
 
-		if (fd < 0) {
-			snprintf(p->last_err, sizeof p->last_err, "socket: %s", ccb__strerror(errno));
-			continue;
-		}
-		if (connect(fd, p->ai->ai_addr, p->ai->ai_addrlen) < 0 && errno != EINPROGRESS) {
+		if (e) {
 			snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
-				 ccb__strerror(errno));
-			close(fd);
+				 ccb__strerror(e));
 			continue;
 		}
 		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
@@ -468,11 +462,8 @@ static bool pend_connect(ccb_listener *l, pend *p)
  * address. Loop thread. */
 static void pend_connected(ccb_listener *l, pend *p)
 {
-	int soerr = 0, one = 1;
-	socklen_t sl = sizeof soerr;
+	int soerr = ccb__tcp_connect_finish(p->fd);
 
-	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0)
-		soerr = errno;
 	epoll_ctl(l->epfd, EPOLL_CTL_DEL, p->fd, NULL);
 	if (soerr) {
 		snprintf(p->last_err, sizeof p->last_err, "%s:%d: %s", p->host, p->port,
@@ -487,7 +478,6 @@ static void pend_connected(ccb_listener *l, pend *p)
 		}
 		return;
 	}
-	setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	p->phase = PD_READY;
 	p->hello_deadline = ccb_now_ms() + l->hello_ms;
 	if (p->hello_deadline > p->started + l->dial_ms)
@@ -672,10 +662,10 @@ void *ccb__lst_rc_main(void *arg)
 		if (n < 0 && errno != EINTR)
 			break;
 		for (i = 0; i < n; i++) {
-			if (ev[i].data.ptr == &l->stopfd)
+			if (ev[i].data.ptr == &l->stop_signal)
 				return NULL;
-			if (ev[i].data.ptr == &l->rc_wakefd)
-				ccb__lst_drain(l->rc_wakefd);
+			if (ev[i].data.ptr == &l->rc_wake)
+				ccb__wakeup_drain(&l->rc_wake);
 			else if (((pend *)ev[i].data.ptr)->phase == PD_DIRECT_WAIT)
 				pend_readable(l, ev[i].data.ptr);
 			else
@@ -785,7 +775,7 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const
 		l->npending++;
 		if ((uint64_t)l->npending > l->pending_peak)
 			l->pending_peak = (uint64_t)l->npending;
-		ccb__lst_wake(l->rc_wakefd);
+		ccb__wakeup_signal(&l->rc_wake);
 		pthread_mutex_unlock(&l->mu);
 		return true;
 	}

@@ -209,8 +209,9 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 		if (ccb_now_ms() >= q->deadline_ms) {
 			best = CCB_ERR_TIMEOUT;
 			if (len < sizeof summary)
-				len += (size_t)snprintf(summary + len, sizeof summary - len, "%sdeadline passed",
-							len ? "; " : "");
+				len += (size_t)snprintf(summary + len, sizeof summary - len,
+							"%stimed out after %lld ms", len ? "; " : "",
+							(long long)(ccb_now_ms() - q->t0_ms));
 			break;
 		}
 		rc = one_broker(q, (int)i + 1, list[i], fd, &e);

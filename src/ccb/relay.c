@@ -1,9 +1,9 @@
 /*
  * Relay engine for the broker's streaming mode (ccb-protocol.md §7.7).
  *
- * Layout: an engine owns `threads` workers. Each worker has an epoll set, an
- * eventfd (wake-up for new relays and for stop) and the list of relays it
- * owns. ccb__relay_start() prepares a relay on the caller's thread (fds
+ * Layout: an engine owns `threads` workers. Each worker has an epoll set, a
+ * wake-up (util/wakeup.h: new relays, stop) and the list of relays it owns.
+ * ccb__relay_start() prepares a relay on the caller's thread (fds
  * non-blocking, pipes) and queues it on a worker under that worker's mutex;
  * from then on only the worker touches it, so no per-relay locking exists.
  *
@@ -28,13 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "ccb/relay.h"
 #include "util/util.h"
+#include "util/wakeup.h"
 
 /* Pipe size asked for with F_SETPIPE_SZ (default pipes hold 64 KiB). The
  * kernel refuses it past pipe-max-size or the per-user pipe quota
@@ -91,7 +91,7 @@ struct worker {
 	pthread_t th;
 	bool started;
 	int ep;
-	int evfd;
+	ccb__wakeup wake; /* new relays queued, or stop */
 	pthread_mutex_t mu;
 	struct relay *queue;         /* under mu */
 	bool closed;                 /* under mu: no more relays accepted */
@@ -525,9 +525,7 @@ static void *worker_main(void *arg)
 			relay_pump(r);
 		}
 		if (woken) {
-			uint64_t v;
-			if (read(w->evfd, &v, sizeof v) < 0 && errno != EAGAIN)
-				CCB_LOG(CCB_LOG_DEBUG, "relay: eventfd read: %s", ccb__strerror(errno));
+			ccb__wakeup_drain(&w->wake);
 			pthread_mutex_lock(&w->mu);
 			struct relay *q = w->queue;
 			w->queue = NULL;
@@ -580,9 +578,7 @@ static void engine_destroy(ccb__relay_engine *e)
 		struct worker *w = &e->workers[i];
 		if (w->started) {
 			atomic_store(&w->stop, true);
-			uint64_t one = 1;
-			if (write(w->evfd, &one, sizeof one) < 0)
-				CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", ccb__strerror(errno));
+			ccb__wakeup_signal(&w->wake);
 		}
 	}
 	for (unsigned i = 0; i < e->nworkers; i++) {
@@ -590,7 +586,7 @@ static void engine_destroy(ccb__relay_engine *e)
 		if (w->started)
 			pthread_join(w->th, NULL);
 		close_fd(&w->ep);
-		close_fd(&w->evfd);
+		ccb__wakeup_close(&w->wake);
 		pthread_mutex_destroy(&w->mu);
 		free(w->scratch);
 	}
@@ -627,7 +623,7 @@ ccb__relay_engine *ccb__relay_engine_new(unsigned threads, size_t max_relays, cc
 		struct worker *w = &e->workers[i];
 		w->e = e;
 		w->ep = -1;
-		w->evfd = -1;
+		w->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 		atomic_init(&w->stop, false);
 		pthread_mutex_init(&w->mu, NULL);
 	}
@@ -639,14 +635,17 @@ ccb__relay_engine *ccb__relay_engine_new(unsigned threads, size_t max_relays, cc
 			ccb_error_set(err, CCB_ERR_NOMEM, "relay engine: out of memory");
 			goto fail;
 		}
+		if (ccb__wakeup_init(&w->wake, err)) {
+			ccb_error_prefix(err, "relay engine: ");
+			goto fail;
+		}
 		w->ep = epoll_create1(EPOLL_CLOEXEC);
-		w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (w->ep < 0 || w->evfd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll/eventfd: %s", ccb__strerror(errno));
+		if (w->ep < 0) {
+			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll: %s", ccb__strerror(errno));
 			goto fail;
 		}
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
-		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, w->evfd, &ev) != 0) {
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, ccb__wakeup_fd(&w->wake), &ev) != 0) {
 			ccb_error_set(err, CCB_ERR_IO, "relay engine: epoll_ctl: %s", ccb__strerror(errno));
 			goto fail;
 		}
@@ -731,9 +730,7 @@ ccb_err ccb__relay_start(ccb__relay_engine *e, int fd_a, int fd_b, ccb__relay_do
 		atomic_fetch_sub(&e->active, 1);
 		return ccb_error_set(err, CCB_ERR_STATE, "relay start: engine is shutting down");
 	}
-	uint64_t one = 1;
-	if (write(w->evfd, &one, sizeof one) < 0 && errno != EAGAIN)
-		CCB_LOG(CCB_LOG_ERROR, "relay: eventfd write: %s", ccb__strerror(errno));
+	ccb__wakeup_signal(&w->wake);
 	return CCB_OK;
 }
 

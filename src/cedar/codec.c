@@ -37,7 +37,7 @@ ccb_err ccb_dec_char(ccb_cursor *c, uint8_t *v, ccb_error *err)
 
 ccb_err ccb_dec_double(ccb_cursor *c, double *v, ccb_error *err)
 {
-	int64_t frac, ex;
+	int64_t frac = 0, ex = 0;
 	ccb_err rc;
 
 	if ((rc = ccb_dec_int(c, &frac, err)) || (rc = ccb_dec_int(c, &ex, err)))
@@ -72,7 +72,7 @@ ccb_err ccb_dec_string_view(ccb_cursor *c, const char **s, size_t *n, bool *is_n
 	*n = 0;
 	*is_null = false;
 	if (c->crypto) {
-		int64_t len;
+		int64_t len = 0;
 		if ((rc = ccb_dec_int(c, &len, err)))
 			return rc;
 		if (len < 0 || len > CCB_MAX_CRYPTO_STRING)

@@ -25,6 +25,7 @@ struct ccb_stream {
 	bool broken;
 	int timeout_ms;
 	int64_t deadline;
+	int64_t op_start; /* when the current read/write began, for timeout details */
 	size_t max_message;
 	char peer[96];
 	ccb_error err;
@@ -204,10 +205,22 @@ const ccb_error *ccb_stream_error(const ccb_stream *s)
 
 /* ---- socket I/O with deadlines ----------------------------------------- */
 
-static int64_t op_deadline(const ccb_stream *s)
+/* The deadline of an operation starting now (and its start, which timeout
+ * details measure from). */
+static int64_t op_deadline(ccb_stream *s)
 {
 	int64_t d = ccb_deadline_in(s->timeout_ms);
+
+	s->op_start = ccb_now_ms();
 	return d < s->deadline ? d : s->deadline;
+}
+
+/* A timeout says what was waited for and for how long since the operation
+ * began ("reading a message timed out after 30000 ms"). */
+static ccb_err timed_out(ccb_stream *s, const char *what)
+{
+	return fail(s, CCB_ERR_TIMEOUT, "%s timed out after %lld ms", what,
+		    (long long)(ccb_now_ms() - s->op_start));
 }
 
 static ccb_err wait_fd(ccb_stream *s, short events, int64_t deadline, const char *what)
@@ -223,14 +236,14 @@ static ccb_err wait_fd(ccb_stream *s, short events, int64_t deadline, const char
 			if (rc > 0)
 				return CCB_OK;
 			if (rc == 0)
-				return fail(s, CCB_ERR_TIMEOUT, "%s: timed out", what);
+				return timed_out(s, what);
 			return fail(s, CCB_ERR_CANCELLED, "%s: cancelled", what);
 		}
 		rc = poll(&p, 1, ccb_deadline_left(deadline));
 		if (rc > 0)
 			return CCB_OK;
 		if (rc == 0)
-			return fail(s, CCB_ERR_TIMEOUT, "%s: timed out", what);
+			return timed_out(s, what);
 		if (errno != EINTR)
 			return fail(s, CCB_ERR_IO, "%s: poll: %s", what, ccb__strerror(errno));
 	}
@@ -248,7 +261,7 @@ static ccb_err write_all(ccb_stream *s, const uint8_t *p, size_t n, int64_t dead
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			ccb_err rc = wait_fd(s, POLLOUT, deadline, "send");
+			ccb_err rc = wait_fd(s, POLLOUT, deadline, "sending a message");
 			if (rc)
 				return rc;
 			continue;
@@ -306,10 +319,12 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
 		return s->err.code ? s->err.code : CCB_ERR_STATE;
 	if (s->loaded && ccb_cursor_left(&s->cur))
 		return CCB_OK;
-	d = timeout_ms < 0 ? op_deadline(s) : ccb_deadline_in(timeout_ms);
-	if (d > s->deadline)
-		d = s->deadline;
-	return wait_fd(s, POLLIN, d, "wait for message");
+	d = op_deadline(s);
+	if (timeout_ms >= 0) {
+		int64_t t = ccb_deadline_in(timeout_ms);
+		d = t < s->deadline ? t : s->deadline;
+	}
+	return wait_fd(s, POLLIN, d, "waiting for a message");
 }
 
 /* ---- handshake digests -------------------------------------------------- */
@@ -371,6 +386,12 @@ void ccb_stream_reset_digests(ccb_stream *s)
 	s->md_send_bytes = s->md_recv_bytes = 0;
 	s->frozen = false;
 	s->finished_send = s->finished_recv = false;
+}
+
+void ccb__stream_stop_digests(ccb_stream *s)
+{
+	drop_digests(s);
+	s->md_send_bytes = s->md_recv_bytes = DIGEST_LIMIT + 1;
 }
 
 /* ---- packets ------------------------------------------------------------ */
@@ -495,10 +516,10 @@ static ccb_err read_message(ccb_stream *s)
 
 		uint8_t mac[CCB_LEGACY_MAC_LEN];
 
-		rc = read_exact(s, hdr, HDR_LEN, deadline, "read packet header");
+		rc = read_exact(s, hdr, HDR_LEN, deadline, "reading a message");
 		if (rc)
 			return rc;
-		if (s->md_on && (rc = read_exact(s, mac, sizeof mac, deadline, "read packet MAC")))
+		if (s->md_on && (rc = read_exact(s, mac, sizeof mac, deadline, "reading a message")))
 			return rc;
 		/* Receiver checks of H:reli_sock.cpp:831-931. */
 		end = (int8_t)hdr[0];
@@ -518,7 +539,7 @@ static ccb_err read_message(ccb_stream *s)
 			ccb_buf_reset(&s->scratch);
 			if (!ccb_buf_reserve(&s->scratch, len) || !ccb_buf_reserve(&s->in, len))
 				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
-			rc = read_exact(s, s->scratch.data, len, deadline, "read packet body");
+			rc = read_exact(s, s->scratch.data, len, deadline, "reading a message");
 			if (rc)
 				return rc;
 			freeze_digests(s);
@@ -545,7 +566,7 @@ static ccb_err read_message(ccb_stream *s)
 			if (!ccb_buf_reserve(&s->in, len))
 				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
 			rc = read_exact(s, s->in.data + s->in.len, len, deadline,
-					"read packet body");
+					"reading a message");
 			if (rc)
 				return rc;
 			if (s->md_on) {

@@ -46,4 +46,10 @@ void ccb__stream_trim(ccb_stream *s);
 typedef int (*ccb__stream_wait_fn)(void *ctx, int fd, short events, int64_t deadline);
 void ccb__stream_set_wait_hook(ccb_stream *s, ccb__stream_wait_fn fn, void *ctx);
 
+/* Stop digesting plaintext on s for good (as past the 1 MiB limit) and free
+ * the digest contexts: for a connection whose handshake is over and that
+ * will never turn encryption on (a plaintext registration would otherwise
+ * keep two SHA-256 contexts, ~370 bytes, and hash every heartbeat). */
+void ccb__stream_stop_digests(ccb_stream *s);
+
 #endif

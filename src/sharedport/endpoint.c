@@ -23,7 +23,7 @@
 
 struct ccb_sharedport_endpoint {
 	int lfd;
-	int wake[2];
+	ccb__wakeup wake; /* raised by shutdown */
 	char *id;
 	char *path; /* socket file, NULL for an abstract name */
 	dev_t dev;  /* identity of the file we bound, so close removes only ours */
@@ -224,10 +224,11 @@ ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_config *cfg,
 	if (!(ep = calloc(1, sizeof *ep)))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "shared-port endpoint");
 	ep->lfd = ep->cur_fd = -1;
+	ep->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 	ep->handoff_timeout_ms = cfg->handoff_timeout_ms > 0 ? cfg->handoff_timeout_ms
 							     : DEFAULT_HANDOFF_MS;
 	pthread_mutex_init(&ep->mu, NULL);
-	if ((rc = sharedport__wake_init(ep->wake, err)) || (rc = open_listener(ep, cfg, err))) {
+	if ((rc = ccb__wakeup_init(&ep->wake, err)) || (rc = open_listener(ep, cfg, err))) {
 		ccb_sharedport_endpoint_free(ep);
 		return rc;
 	}
@@ -262,7 +263,7 @@ static ccb_err receive_one(ccb_sharedport_endpoint *ep, int ufd, int64_t deadlin
 	pthread_mutex_lock(&ep->mu);
 	ep->cur_fd = ufd;
 	pthread_mutex_unlock(&ep->mu);
-	rc = sharedport__recv_handoff(ufd, d, ep->wake[0], fd, err);
+	rc = sharedport__recv_handoff(ufd, d, ccb__wakeup_fd(&ep->wake), fd, err);
 	/* Unpublish before closing, so shutdown never touches a reused number. */
 	pthread_mutex_lock(&ep->mu);
 	ep->cur_fd = -1;
@@ -277,7 +278,7 @@ static ccb_err accept_unix(ccb_sharedport_endpoint *ep, int64_t deadline, int *u
 	ccb_err rc;
 
 	for (;;) {
-		if ((rc = sharedport__wait(ep->lfd, POLLIN, ep->wake[0], deadline,
+		if ((rc = sharedport__wait(ep->lfd, POLLIN, ccb__wakeup_fd(&ep->wake), deadline,
 					   "wait for a forwarded connection", err)))
 			return rc;
 		*ufd = accept4(ep->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -355,7 +356,7 @@ void ccb_sharedport_endpoint_shutdown(ccb_sharedport_endpoint *ep)
 {
 	if (!ep)
 		return;
-	sharedport__wake_signal(ep->wake);
+	ccb__wakeup_signal(&ep->wake);
 	pthread_mutex_lock(&ep->mu);
 	if (ep->cur_fd >= 0)
 		shutdown(ep->cur_fd, SHUT_RDWR);
@@ -393,7 +394,7 @@ void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep)
 		remove_socket_file(ep);
 		close(ep->lfd);
 	}
-	sharedport__wake_close(ep->wake);
+	ccb__wakeup_close(&ep->wake);
 	pthread_mutex_destroy(&ep->mu);
 	free(ep->path);
 	free(ep->id);

@@ -74,6 +74,7 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 {
 	struct pollfd p[2] = {{.fd = fd, .events = events}, {.fd = wake_fd, .events = POLLIN}};
 	nfds_t n = wake_fd >= 0 ? 2 : 1;
+	int64_t t0 = ccb_now_ms();
 
 	for (;;) {
 		int rc = poll(p, n, ccb_deadline_left(deadline));
@@ -82,40 +83,11 @@ ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, co
 		if (rc > 0)
 			return CCB_OK;
 		if (rc == 0)
-			return ccb_error_set(err, CCB_ERR_TIMEOUT, "%s: timed out", what);
+			return ccb_error_set(err, CCB_ERR_TIMEOUT, "%s timed out after %lld ms", what,
+					     (long long)(ccb_now_ms() - t0));
 		if (errno != EINTR)
 			return ccb_error_set(err, CCB_ERR_IO, "%s: poll: %s", what,
 					     ccb__strerror(errno));
-	}
-}
-
-ccb_err sharedport__wake_init(int wake[2], ccb_error *err)
-{
-	if (pipe2(wake, O_CLOEXEC | O_NONBLOCK) != 0) {
-		wake[0] = wake[1] = -1;
-		return ccb_error_set(err, CCB_ERR_IO, "wake-up pipe: %s", ccb__strerror(errno));
-	}
-	return CCB_OK;
-}
-
-void sharedport__wake_signal(const int wake[2])
-{
-	static const char b = 1;
-	ssize_t w;
-
-	/* Never drained: once written the read end stays readable, so every
-	 * later wait sees the cancellation too. A full pipe is still readable. */
-	do {
-		w = write(wake[1], &b, 1);
-	} while (w < 0 && errno == EINTR);
-}
-
-void sharedport__wake_close(int wake[2])
-{
-	for (int i = 0; i < 2; i++) {
-		if (wake[i] >= 0)
-			close(wake[i]);
-		wake[i] = -1;
 	}
 }
 

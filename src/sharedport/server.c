@@ -40,7 +40,7 @@ typedef struct sharedport__conn {
 struct ccb_sharedport_server {
 	int lfd;
 	uint16_t port;
-	int wake[2];
+	ccb__wakeup wake; /* raised by stop */
 	atomic_bool stopping;
 	char *socket_dir, *cookie, *default_id;
 	int request_timeout_ms, handoff_timeout_ms, max_workers;
@@ -104,7 +104,7 @@ static ccb_err peek_command(ccb_sharedport_server *srv, int fd, int64_t deadline
 	ccb_err rc;
 
 	for (;;) {
-		if ((rc = sharedport__wait(fd, POLLIN, srv->wake[0], deadline,
+		if ((rc = sharedport__wait(fd, POLLIN, ccb__wakeup_fd(&srv->wake), deadline,
 					   "wait for the request", err)))
 			return rc;
 		n = recv(fd, b, sizeof b, MSG_PEEK | MSG_DONTWAIT);
@@ -121,8 +121,8 @@ static ccb_err peek_command(ccb_sharedport_server *srv, int fd, int64_t deadline
 			return ccb_error_set(err, CCB_ERR_TIMEOUT,
 					     "only %zd of %d command bytes before the deadline", n,
 					     SHAREDPORT_PEEK_LEN);
-		rc = sharedport__wait(srv->wake[0], POLLIN, -1, ccb_deadline_in(PEEK_PAUSE_MS),
-				      "pause", NULL);
+		rc = sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1,
+				      ccb_deadline_in(PEEK_PAUSE_MS), "pause", NULL);
 		if (rc == CCB_OK)
 			return ccb_error_set(err, CCB_ERR_CANCELLED, "server stopped");
 	}
@@ -250,7 +250,7 @@ static ccb_err serve_conn(ccb_sharedport_server *srv, sharedport__conn *c, ccb_e
 	if (rc == CCB_OK) {
 		set_blocking(c->own_fd);
 		rc = sharedport__pass_fd(srv->socket_dir, srv->cookie, id, c->own_fd, deadline,
-					 srv->wake[0], err);
+					 ccb__wakeup_fd(&srv->wake), err);
 		if (rc)
 			ccb_error_prefix(err, "pass to %s: ", id);
 	}
@@ -283,7 +283,7 @@ static ccb_err accept_tcp(ccb_sharedport_server *srv, int64_t deadline, sharedpo
 	for (;;) {
 		if (atomic_load(&srv->stopping))
 			return ccb_error_set(err, CCB_ERR_CANCELLED, "shared-port server stopped");
-		if ((rc = sharedport__wait(srv->lfd, POLLIN, srv->wake[0], deadline,
+		if ((rc = sharedport__wait(srv->lfd, POLLIN, ccb__wakeup_fd(&srv->wake), deadline,
 					   "shared-port server: wait for a client", err)))
 			return rc;
 		c->own_fd = accept4(srv->lfd, NULL, NULL, SOCK_CLOEXEC);
@@ -443,8 +443,8 @@ ccb_err ccb_sharedport_server_run(ccb_sharedport_server *srv, ccb_error *err)
 		if (rc == CCB_ERR_LIMIT || rc == CCB_ERR_NOMEM) {
 			/* Out of fds or memory: let workers finish, then retry. */
 			CCB_LOG(CCB_LOG_WARNING, "%s", e.detail);
-			sharedport__wait(srv->wake[0], POLLIN, -1, ccb_deadline_in(ACCEPT_BACKOFF_MS),
-					 "backoff", NULL);
+			sharedport__wait(ccb__wakeup_fd(&srv->wake), POLLIN, -1,
+					 ccb_deadline_in(ACCEPT_BACKOFF_MS), "backoff", NULL);
 			rc = CCB_OK;
 			continue;
 		}
@@ -470,7 +470,7 @@ void ccb_sharedport_server_stop(ccb_sharedport_server *srv)
 	if (!srv)
 		return;
 	atomic_store(&srv->stopping, true);
-	sharedport__wake_signal(srv->wake);
+	ccb__wakeup_signal(&srv->wake);
 	pthread_mutex_lock(&srv->mu);
 	/* Connections still reading their request: make the reads return. */
 	for (sharedport__conn *c = srv->conns; c; c = c->next)
@@ -569,7 +569,8 @@ ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_config *cfg,
 		return rc;
 	if (!(srv = calloc(1, sizeof *srv)))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "shared-port server");
-	srv->lfd = srv->wake[0] = srv->wake[1] = -1;
+	srv->lfd = -1;
+	srv->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 	srv->request_timeout_ms = cfg->request_timeout_ms > 0 ? cfg->request_timeout_ms
 							      : DEFAULT_REQUEST_MS;
 	srv->handoff_timeout_ms = cfg->handoff_timeout_ms > 0 ? cfg->handoff_timeout_ms
@@ -582,7 +583,7 @@ ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_config *cfg,
 		rc = ccb_error_set(err, CCB_ERR_NOMEM, "shared-port server");
 		goto fail;
 	}
-	if ((rc = sharedport__wake_init(srv->wake, err)) || (rc = listen_tcp(srv, cfg, err)))
+	if ((rc = ccb__wakeup_init(&srv->wake, err)) || (rc = listen_tcp(srv, cfg, err)))
 		goto fail;
 	CCB_LOG(CCB_LOG_INFO, "shared-port server: listening on port %u", srv->port);
 	*out = srv;
@@ -599,7 +600,7 @@ void ccb_sharedport_server_free(ccb_sharedport_server *srv)
 	reap_workers(srv, true);
 	if (srv->lfd >= 0)
 		close(srv->lfd);
-	sharedport__wake_close(srv->wake);
+	ccb__wakeup_close(&srv->wake);
 	pthread_cond_destroy(&srv->cv);
 	pthread_mutex_destroy(&srv->mu);
 	free(srv->socket_dir);

@@ -14,6 +14,7 @@
 
 #include "ccb/sharedport.h"
 #include "util/util.h"
+#include "util/wakeup.h"
 
 /* Command integers (sp §1; H:src/condor_includes/condor_commands.h). */
 #define SHAREDPORT_CONNECT 75
@@ -84,10 +85,8 @@ ccb_err sharedport__abstract_addr(const char *cookie, const char *id, sharedport
 ccb_err sharedport__wait(int fd, short events, int wake_fd, int64_t deadline, const char *what,
 			 ccb_error *err);
 
-/* A latched wake-up: a pipe whose read end stays readable once signalled. */
-ccb_err sharedport__wake_init(int wake[2], ccb_error *err);
-void sharedport__wake_signal(const int wake[2]);
-void sharedport__wake_close(int wake[2]);
+/* Stopping a server or an endpoint raises its ccb__wakeup (util/wakeup.h),
+ * never drained, so every later wait sees the cancellation too. */
 
 /* ---- fd passing (sp §5) ------------------------------------------------- */
 

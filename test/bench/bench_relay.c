@@ -18,7 +18,11 @@
  *
  *   bench_relay --broker ADDRESS [--config FILE] [-t seconds] [-s size]
  *
- * Output: one JSON line, then a text table.
+ * Output: one JSON line, then a text table. Besides the wall-clock ratio to
+ * the direct connection, each case gives the CPU per GiB of the ends and of
+ * the relay, and their ratio to the direct case's ("CPU vs direct": the
+ * relayed path's throughput at equal CPU), which does not depend on whether
+ * the machine has a core for each busy thread.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -115,6 +119,7 @@ struct result {
 	size_t size;
 	double a2b, b2a; /* MiB/s */
 	double relay_cpu_s_per_gib; /* the relay process's CPU per GiB moved, -1 direct */
+	double ends_cpu_s_per_gib;  /* the two blasting ends' CPU per GiB moved */
 	bool ok;
 };
 
@@ -133,6 +138,7 @@ static void run_pair(int end_a, int end_b, size_t size, double seconds, struct r
 	struct blaster b = {.fd = end_b, .bufsz = size, .seconds = seconds};
 	a.start = b.start = now_s() + 0.05;
 	pthread_t ta, tb;
+	double cpu0 = rusage_cpu_s(RUSAGE_SELF);
 	pthread_create(&ta, NULL, blast, &a);
 	pthread_create(&tb, NULL, blast, &b);
 	pthread_join(ta, NULL);
@@ -141,6 +147,9 @@ static void run_pair(int end_a, int end_b, size_t size, double seconds, struct r
 	r->a2b = (double)b.received / b.elapsed / (1024.0 * 1024.0);
 	r->b2a = (double)a.received / a.elapsed / (1024.0 * 1024.0);
 	r->ok = !a.error && !b.error;
+	/* This process does nothing else meanwhile: its CPU is the two ends'. */
+	r->ends_cpu_s_per_gib = r->a2b + r->b2a > 0
+		? (rusage_cpu_s(RUSAGE_SELF) - cpu0) / ((r->a2b + r->b2a) * seconds / 1024.0) : -1;
 }
 
 static void local_case(const char *mode, size_t size, double seconds, struct result *r)
@@ -380,6 +389,20 @@ out:
 
 /* ---- main --------------------------------------------------------------- */
 
+/*
+ * Throughput at equal CPU: a direct connection's CPU per GiB (its two ends)
+ * over the relayed path's (its two ends plus the relay). On a machine with
+ * fewer cores than busy threads (2 CPUs: 3 threads relayed, 2 direct) the
+ * wall-clock ratio mostly says how much CPU was left for the third thread;
+ * this one says what the relay costs, whatever the core count and load.
+ */
+static double cpu_ratio(const struct result *direct, const struct result *r)
+{
+	double mine = r->ends_cpu_s_per_gib + (r->relay_cpu_s_per_gib > 0 ? r->relay_cpu_s_per_gib : 0);
+
+	return direct->ends_cpu_s_per_gib > 0 && mine > 0 ? direct->ends_cpu_s_per_gib / mine : 0;
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f,
@@ -472,14 +495,16 @@ int main(int argc, char **argv)
 			struct result *r = &res[i][m];
 			double direct = res[i][0].a2b + res[i][0].b2a;
 			printf("%s{\"mode\":\"%s\",\"size\":%zu,\"a_to_b_mibs\":%.1f,\"b_to_a_mibs\":%.1f,"
-			       "\"ratio_to_direct\":%.3f,\"relay_cpu_s_per_gib\":%.3f,\"ok\":%s}",
+			       "\"ratio_to_direct\":%.3f,\"relay_cpu_s_per_gib\":%.3f,"
+			       "\"ends_cpu_s_per_gib\":%.3f,\"cpu_ratio_to_direct\":%.3f,\"ok\":%s}",
 			       i + m ? "," : "", r->mode, r->size, r->a2b, r->b2a,
 			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, r->relay_cpu_s_per_gib,
-			       r->ok ? "true" : "false");
+			       r->ends_cpu_s_per_gib, cpu_ratio(&res[i][0], r), r->ok ? "true" : "false");
 		}
 	printf("]}\n");
-	printf("%-14s %10s %12s %12s %12s %10s %14s\n", "case", "buffer", "a->b MiB/s", "b->a MiB/s",
-	       "total", "vs direct", "relay CPU s/GiB");
+	printf("%-14s %10s %12s %12s %12s %10s %14s %13s %11s\n", "case", "buffer", "a->b MiB/s",
+	       "b->a MiB/s", "total", "vs direct", "relay CPU s/GiB", "ends CPU s/GiB",
+	       "CPU vs direct");
 	for (int i = 0; i < nsizes; i++)
 		for (int m = 0; m < 3; m++) {
 			struct result *r = &res[i][m];
@@ -487,9 +512,10 @@ int main(int argc, char **argv)
 			char cpu[32] = "-";
 			if (r->relay_cpu_s_per_gib >= 0)
 				snprintf(cpu, sizeof cpu, "%.3f", r->relay_cpu_s_per_gib);
-			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx %14s%s\n", r->mode, r->size, r->a2b,
-			       r->b2a, r->a2b + r->b2a, direct > 0 ? (r->a2b + r->b2a) / direct : 0, cpu,
-			       r->ok ? "" : "  (error)");
+			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx %14s %13.3f %10.2fx%s\n", r->mode,
+			       r->size, r->a2b, r->b2a, r->a2b + r->b2a,
+			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, cpu, r->ends_cpu_s_per_gib,
+			       cpu_ratio(&res[i][0], r), r->ok ? "" : "  (error)");
 		}
 	return 0;
 }

@@ -4,6 +4,8 @@
  * rejections of bad frames, deadlines and cancellation.
  */
 #include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -12,6 +14,25 @@
 #include "ccbt.h"
 #include "cedar/legacy.h"
 #include "cedar/stream_internal.h"
+
+/* `detail` carries "<what> timed out after <N> ms" (error.h). */
+static void expect_waited(const char *detail, const char *what)
+{
+	const char *p = strstr(detail, what), *q;
+	bool ok = false;
+
+	if (p && (q = strstr(p, " timed out after ")) != NULL) {
+		q += strlen(" timed out after ");
+		if (*q >= '0' && *q <= '9') {
+			while (*q >= '0' && *q <= '9')
+				q++;
+			ok = strncmp(q, " ms", 3) == 0;
+		}
+	}
+	if (!ok)
+		fprintf(stderr, "\n  want \"%s ... timed out after <N> ms\" in: %s\n", what, detail);
+	CU_ASSERT(ok);
+}
 
 /* A stream on one end of a loopback pair; the raw other end for the test. */
 static ccb_stream *pair_stream(int *raw)
@@ -215,10 +236,13 @@ static void test_timeout(void)
 	int64_t v, t0;
 
 	ccb_stream_set_timeout(s, 200);
+	ccb_stream_set_peer_name(s, "broker 127.0.0.1:1");
 	t0 = ccb_now_ms();
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_TIMEOUT);
 	/* Bounded by the deadline, not by the peer (generous margin). */
 	CU_ASSERT(ccb_now_ms() - t0 < 5000);
+	/* The detail names the peer, what was waited for, and for how long. */
+	expect_waited(ccb_stream_error(s)->detail, "broker 127.0.0.1:1: reading a message");
 	ccb_stream_free(s);
 
 	/* A peer that sends half a header and stalls (slow loris). */
@@ -227,6 +251,14 @@ static void test_timeout(void)
 	ccb_stream_set_deadline(s, ccb_now_ms() + 200);
 	ccbt_send_hex(raw, "01 00");
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_TIMEOUT);
+	expect_waited(ccb_stream_error(s)->detail, "reading a message");
+	ccb_stream_free(s);
+	close(raw);
+
+	/* Waiting for a message says so. */
+	s = pair_stream(&raw);
+	CU_ASSERT_EQUAL(ccb_stream_wait_readable(s, 100), CCB_ERR_TIMEOUT);
+	expect_waited(ccb_stream_error(s)->detail, "waiting for a message");
 	ccb_stream_free(s);
 	close(raw);
 }
@@ -263,7 +295,48 @@ static void test_closed_peer(void)
 
 	close(raw);
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CLOSED);
+	/* What happened, not a guessed cause. */
+	CU_ASSERT_PTR_NOT_NULL(strstr(ccb_stream_error(s)->detail,
+				      "reading a message: connection closed after 0 of 5 bytes"));
 	ccb_stream_free(s);
+}
+
+/* ccb_tcp_connect: a refused connect names the peer; a connect that the
+ * peer's full backlog leaves unanswered times out and says after how long. */
+static void test_connect_details(void)
+{
+	int before = ccbt_count_fds(), lfd, fd = -1, held[16], nheld = 0;
+	uint16_t port;
+	ccb_error err;
+	ccb_err rc = CCB_OK;
+
+	lfd = ccbt_listen(&port);
+	close(lfd);
+	CU_ASSERT_EQUAL(ccb_tcp_connect("127.0.0.1", port, ccb_deadline_in(5000), "broker", &fd, &err),
+			CCB_ERR_IO);
+	CU_ASSERT_EQUAL(fd, -1);
+	if (!strstr(err.detail, "connection refused by broker 127.0.0.1:"))
+		fprintf(stderr, "\n  detail: %s\n", err.detail);
+	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "connection refused by broker 127.0.0.1:"));
+
+	/* A listener that never accepts, backlog 0: Linux drops the SYNs of
+	 * connects once its accept queue is full, so one of these hangs. */
+	lfd = ccbt_listen(&port);
+	CU_ASSERT_EQUAL_FATAL(listen(lfd, 0), 0);
+	while (nheld < 16) {
+		rc = ccb_tcp_connect("127.0.0.1", port, ccb_deadline_in(150), "target", &fd, &err);
+		if (rc != CCB_OK)
+			break;
+		held[nheld++] = fd;
+	}
+	CU_ASSERT_EQUAL(rc, CCB_ERR_TIMEOUT);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_TIMEOUT);
+	if (rc == CCB_ERR_TIMEOUT)
+		expect_waited(err.detail, "connect to target 127.0.0.1:");
+	for (int i = 0; i < nheld; i++)
+		close(held[i]);
+	close(lfd);
+	CU_ASSERT_EQUAL(ccbt_count_fds(), before);
 }
 
 static const char KAT_KEY[] = "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
@@ -579,6 +652,7 @@ static const ccbt_test tests[] = {
 	{"timeouts and deadlines", test_timeout},
 	{"cancel from another thread", test_cancel},
 	{"closed peer", test_closed_peer},
+	{"connect: refused and timed-out details", test_connect_details},
 	{"AES-GCM known answer (send)", test_aes_known_answer},
 	{"AES-GCM known answer (receive)", test_aes_receive_known_answer},
 	{"AES-GCM round trip and digests", test_aes_roundtrip_and_digests},
