@@ -14,7 +14,6 @@
 #include "ccb/config.h"
 #include "ccb/log.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 static ccb_broker *running;
 static int hup_pipe[2] = {-1, -1};
@@ -151,7 +150,7 @@ int ccbctl_broker(int argc, char **argv)
 		return CCBCTL_EXIT_USAGE;
 	}
 	if (log_path && !(logf = fopen(log_path, "a"))) {
-		fprintf(stderr, "ccbctl broker: --log %s: %s\n", log_path, ccb__strerror(errno));
+		fprintf(stderr, "ccbctl broker: --log %s: %s\n", log_path, ccbctl_strerror(errno));
 		return CCBCTL_EXIT_FAIL;
 	}
 	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
@@ -168,7 +167,7 @@ int ccbctl_broker(int argc, char **argv)
 	}
 	running = b;
 	if (pipe2(hup_pipe, O_CLOEXEC) != 0 || !(rl = calloc(1, sizeof *rl))) {
-		fprintf(stderr, "ccbctl broker: %s\n", ccb__strerror(errno));
+		fprintf(stderr, "ccbctl broker: %s\n", ccbctl_strerror(errno));
 		goto out;
 	}
 	rl->path = cfg_path;

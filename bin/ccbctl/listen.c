@@ -13,12 +13,12 @@
 
 #include "ccb/addr.h"
 #include "ccb/commands.h"
+#include "ccb/clock.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
 #include "ccb/log.h"
 #include "ccb/security.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 static void listen_usage(FILE *f)
 {

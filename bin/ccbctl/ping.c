@@ -8,12 +8,12 @@
 #include <jansson.h>
 
 #include "ccb/addr.h"
+#include "ccb/clock.h"
 #include "ccb/config.h"
 #include "ccb/dial.h"
 #include "ccb/security.h"
 #include "ccb/sharedport.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 /* DC_NOP_<LEVEL>: NOP commands registered at each authorization level
  * (H:src/condor_includes/condor_commands.h, DC_BASE + 20..29; DC_NOP 60011). */

@@ -23,11 +23,11 @@
 
 #include "ccb/addr.h"
 #include "ccb/commands.h"
+#include "ccb/clock.h"
 #include "ccb/config.h"
 #include "ccb/dial.h"
 #include "ccb/security.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 #define PROBE_MAX_STEPS 16
 #define PROBE_DEFAULT_PORT 9618 /* a contact without a port: the collector's */
