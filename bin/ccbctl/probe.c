@@ -584,7 +584,15 @@ static void probe_usage(FILE *f)
 		"1 it works through none, 2 usage or bad sinful.\n");
 }
 
-int ccbctl_probe(int argc, char **argv)
+/* The command line. */
+typedef struct {
+	const char *cfg_path, *outbound, *address;
+	int timeout_s; /* 0: CCB_DIAL_TIMEOUT */
+	bool as_json, streaming;
+} probe_args;
+
+/* Returns -1 to go on, else the exit status. */
+static int probe_parse(int argc, char **argv, probe_args *a)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"timeout", required_argument, NULL, 't'},
@@ -593,96 +601,89 @@ int ccbctl_probe(int argc, char **argv)
 					     {"outbound", required_argument, NULL, 'o'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *outbound = NULL;
-	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, tick = 0;
-	bool as_json = false, streaming = false, any_ok = false, tty;
-	ccb_config *cfg = NULL;
-	ccb_sec_client_config sc, bsc;
-	ccb_sinful *addr = NULL;
-	char **contacts = NULL;
-	size_t n = 0, started = 0;
-	ppath *paths = NULL;
-	ccb_error err = {0};
-	probe p;
-	int64_t t0;
+	int opt;
 
+	memset(a, 0, sizeof *a);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': cfg_path = optarg; break;
-		case 't': timeout_s = atoi(optarg); if (timeout_s <= 0) timeout_s = -1; break;
-		case 'j': as_json = true; break;
-		case 's': streaming = true; break;
-		case 'o': outbound = optarg; break;
+		case 'c': a->cfg_path = optarg; break;
+		case 't': a->timeout_s = atoi(optarg); if (a->timeout_s <= 0) a->timeout_s = -1; break;
+		case 'j': a->as_json = true; break;
+		case 's': a->streaming = true; break;
+		case 'o': a->outbound = optarg; break;
 		case 'h': probe_usage(stdout); return CCBCTL_EXIT_OK;
 		default: probe_usage(stderr); return CCBCTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || timeout_s < 0) {
+	if (optind != argc - 1 || a->timeout_s < 0) {
 		probe_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	if (ccb_sinful_parse_address(argv[optind], &addr, &err) ||
-	    ccb_sinful_ccb_contacts(addr, &contacts, &n, &err)) {
-		fprintf(stderr, "ccbctl probe: step parse failed: %s\n", err.detail);
-		ccb_sinful_free(addr);
-		return CCBCTL_EXIT_USAGE;
-	}
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_config_client_security(cfg, &sc, &err)) {
+	a->address = argv[optind];
+	return -1;
+}
+
+/* The probe's settings from the config and the command line: the dial
+ * template for every path and the security settings for the target.
+ * Clears *n when an outbound broker takes the one path. */
+static int probe_setup(probe *p, const probe_args *a, const ccb_config *cfg, const ccb_sinful *addr,
+		       ccb_sec_client_config *bsc, size_t *n)
+{
+	ccb_sec_client_config sc;
+	ccb_error err = {0};
+
+	memset(p, 0, sizeof *p);
+	if (ccb_config_client_security(cfg, &sc, &err)) {
 		fprintf(stderr, "ccbctl probe: %s\n", err.detail);
-		goto out;
+		return CCBCTL_EXIT_FAIL;
 	}
-	memset(&p, 0, sizeof p);
-	bsc = sc;
-	if (ccbctl_dial_opts_from_config("probe", cfg, &p.dopts, &bsc, streaming, NULL, timeout_s))
-		goto out;
-	p.dopts.stagger_ms = -1; /* one contact per dial anyway */
-	ccbctl_dial_set_outbound(&p.dopts, outbound);
+	*bsc = sc;
+	if (ccbctl_dial_opts_from_config("probe", cfg, &p->dopts, bsc, a->streaming, NULL, a->timeout_s))
+		return CCBCTL_EXIT_FAIL;
+	p->dopts.stagger_ms = -1; /* one contact per dial anyway */
+	ccbctl_dial_set_outbound(&p->dopts, a->outbound);
 	/* Through an outbound broker: one path, the broker dials the sinful
 	 * (ccb_dial_sinful decides, with HTCondor's exceptions). */
-	if (p.dopts.outbound_ccb_address && *p.dopts.outbound_ccb_address)
-		n = 0;
-	p.address = argv[optind];
-	p.target_sock = ccb_sinful_shared_port_id(addr);
-	p.timeout_ms = p.dopts.timeout_ms;
-	p.tsc = sc;
+	if (p->dopts.outbound_ccb_address && *p->dopts.outbound_ccb_address)
+		*n = 0;
+	p->address = a->address;
+	p->target_sock = ccb_sinful_shared_port_id(addr);
+	p->timeout_ms = p->dopts.timeout_ms;
+	p->tsc = sc;
 	/* SSL checks the target by alias, else host (security-handshake.md §7.5). */
-	if (!p.tsc.ssl_server_host)
-		p.tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
-	pthread_mutex_init(&p.mu, NULL);
-	{
-		/* Timed waits below run on the monotonic clock. */
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&p.cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	paths = calloc(n ? n : 1, sizeof *paths);
-	if (!paths) {
-		fprintf(stderr, "ccbctl probe: out of memory\n");
-		goto out_sync;
-	}
-	t0 = ccb_now_ms();
+	if (!p->tsc.ssl_server_host)
+		p->tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
+	return 0;
+}
+
+/* One thread per path (one path when there are no contacts); waits for all
+ * of them, with the spinner on a terminal. Returns how many were started. */
+static size_t probe_run(probe *p, ppath *paths, char **contacts, size_t n)
+{
+	size_t started = 0;
+	int64_t t0 = ccb_now_ms();
+	bool tty = isatty(2) == 1;
+	int tick = 0;
+
 	for (size_t i = 0; i < (n ? n : 1); i++) {
-		paths[i].p = &p;
+		paths[i].p = p;
 		paths[i].contact = n ? contacts[i] : NULL;
 		paths[i].t0 = t0;
-		pthread_mutex_lock(&p.mu);
-		p.running++;
-		pthread_mutex_unlock(&p.mu);
+		pthread_mutex_lock(&p->mu);
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
 		if (pthread_create(&paths[i].th, NULL, path_main, &paths[i]) != 0) {
-			pthread_mutex_lock(&p.mu);
-			p.running--;
-			pthread_mutex_unlock(&p.mu);
+			pthread_mutex_lock(&p->mu);
+			p->running--;
+			pthread_mutex_unlock(&p->mu);
 			fprintf(stderr, "ccbctl probe: cannot start a thread\n");
 			break;
 		}
 		started++;
 	}
-	tty = isatty(2) == 1;
-	pthread_mutex_lock(&p.mu);
-	while (p.running > 0) {
+	pthread_mutex_lock(&p->mu);
+	while (p->running > 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 150 * 1000000L;
@@ -690,41 +691,92 @@ int ccbctl_probe(int argc, char **argv)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&p.cv, &p.mu, &ts);
-		if (tty && p.running > 0 && ccb_now_ms() - t0 >= 300)
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		if (tty && p->running > 0 && ccb_now_ms() - t0 >= 300)
 			spin(paths, started, t0, tick++);
 	}
-	pthread_mutex_unlock(&p.mu);
+	pthread_mutex_unlock(&p->mu);
 	if (tty && tick) {
 		fprintf(stderr, "\r\033[K");
 		fflush(stderr);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(paths[i].th, NULL);
-	for (size_t i = 0; i < started; i++)
+	return started;
+}
+
+/* Every path's steps, as JSON or text; true when one path works. */
+static bool probe_print(const char *address, const ppath *paths, size_t n, bool as_json)
+{
+	bool any_ok = false;
+	size_t good = 0;
+
+	for (size_t i = 0; i < n; i++) {
 		any_ok = any_ok || paths[i].ok;
+		good += paths[i].ok;
+	}
 	if (as_json) {
 		json_t *o = json_object(), *arr = json_array();
-		for (size_t i = 0; i < started; i++)
+		for (size_t i = 0; i < n; i++)
 			json_array_append_new(arr, path_json(&paths[i]));
-		json_object_set_new(o, "address", json_string(argv[optind]));
+		json_object_set_new(o, "address", json_string(address));
 		json_object_set_new(o, "ok", json_boolean(any_ok));
 		json_object_set_new(o, "paths", arr);
 		json_dumpf(o, stdout, JSON_INDENT(2));
 		putchar('\n');
 		json_decref(o);
 	} else {
-		size_t good = 0;
-		printf("probe %s\n", argv[optind]);
-		for (size_t i = 0; i < started; i++) {
+		printf("probe %s\n", address);
+		for (size_t i = 0; i < n; i++)
 			path_text(&paths[i], stdout);
-			good += paths[i].ok;
-		}
 		printf("%s: the path works through %zu of %zu broker path(s)\n", any_ok ? "OK" : "FAILED",
-		       good, started);
+		       good, n);
 	}
-	rc = any_ok ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
-out_sync:
+	return any_ok;
+}
+
+int ccbctl_probe(int argc, char **argv)
+{
+	probe_args a;
+	int rc = probe_parse(argc, argv, &a);
+	ccb_config *cfg = NULL;
+	ccb_sec_client_config bsc;
+	ccb_sinful *addr = NULL;
+	char **contacts = NULL;
+	size_t n = 0, started;
+	ppath *paths = NULL;
+	ccb_error err = {0};
+	pthread_condattr_t ca;
+	probe p;
+
+	if (rc >= 0)
+		return rc;
+	if (ccb_sinful_parse_address(a.address, &addr, &err) ||
+	    ccb_sinful_ccb_contacts(addr, &contacts, &n, &err)) {
+		fprintf(stderr, "ccbctl probe: step parse failed: %s\n", err.detail);
+		ccb_sinful_free(addr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	rc = CCBCTL_EXIT_FAIL;
+	if (ccb_config_load(a.cfg_path, &cfg, &err)) {
+		fprintf(stderr, "ccbctl probe: %s\n", err.detail);
+		goto out;
+	}
+	if (probe_setup(&p, &a, cfg, addr, &bsc, &n))
+		goto out;
+	paths = calloc(n ? n : 1, sizeof *paths);
+	if (!paths) {
+		fprintf(stderr, "ccbctl probe: out of memory\n");
+		goto out;
+	}
+	pthread_mutex_init(&p.mu, NULL);
+	/* The wait for the paths runs on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	started = probe_run(&p, paths, contacts, n);
+	rc = probe_print(a.address, paths, started, a.as_json) ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mu);
 out:
