@@ -12,8 +12,8 @@
 #include <unistd.h>
 
 #include "ccb/addr.h"
-#include "ccb/commands.h"
 #include "ccb/clock.h"
+#include "ccb/commands.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
 #include "ccb/log.h"
