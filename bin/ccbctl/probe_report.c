@@ -32,10 +32,15 @@ static const char *hint(const ppath *pp, const pstep *st, char *buf, size_t n)
 		if (st->code == CCB_ERR_AUTH)
 			return "check SEC_CLIENT_AUTHENTICATION_METHODS / token, and the broker's "
 			       "ALLOW_READ for our identity";
+		if (st->code == CCB_ERR_NOT_AUTHORIZED)
+			return "the broker refused our identity: check its ALLOW_READ, or authenticate "
+			       "(SEC_CLIENT_AUTHENTICATION = PREFERRED and a method it accepts)";
+		if (st->code == CCB_ERR_UNSUPPORTED)
+			return "our security settings and the broker's cannot agree: compare "
+			       "SEC_CLIENT_* with the broker's SEC_READ_* / SEC_DEFAULT_*";
 		if (st->code == CCB_ERR_TIMEOUT)
 			return "the broker did not answer the handshake in time: overloaded, or not a CCB broker?";
-		return "the broker broke off the handshake: not a CCB broker, or a security policy "
-		       "mismatch (see the broker's log)";
+		return "the broker closed the connection during the handshake: its log says why";
 	}
 	if (st->code == CCB_ERR_UNKNOWN_CCBID)
 		return "target not registered (re-advertised sinful stale?)";
