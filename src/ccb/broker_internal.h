@@ -5,6 +5,9 @@
  * below; a conn handed to a worker (jobs queue) belongs to that worker until
  * it is pushed on the done queue. `lock` guards the tables against the
  * status dump; the queues have their own `qlock`.
+ *
+ * Include as "broker_internal.h": only src/ccb/broker*.c and the tests
+ * that look inside the broker (test/broker, test/fuzz/fuzz_route.c).
  */
 #ifndef CCB_BROKER_INTERNAL_H
 #define CCB_BROKER_INTERNAL_H
@@ -17,7 +20,7 @@
 #include "ccb/addr.h"
 #include "ccb/broker.h"
 #include "ccb/classad.h"
-#include "ccb/relay.h"
+#include "relay.h"
 #include "ccb/stream.h"
 
 #define BK_MAX_LISTEN 8

@@ -27,8 +27,8 @@
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/outbound.h"
+#include "broker_internal.h"
+#include "outbound.h"
 #include "util/util.h"
 
 /* Wire texts of the C++ broker (ccb-protocol.md §12). */

@@ -16,7 +16,7 @@
 
 #include "ccb/commands.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 #include "cedar/stream_internal.h"
 #include "util/util.h"
 

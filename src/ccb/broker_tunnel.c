@@ -38,8 +38,8 @@
 #include <jansson.h>
 
 #include "ccb/addr.h"
-#include "ccb/broker_internal.h"
-#include "ccb/outbound.h"
+#include "broker_internal.h"
+#include "outbound.h"
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/listener.h"

@@ -34,7 +34,7 @@
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/wire.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 #include "security/policy.h"
 #include "util/util.h"
 

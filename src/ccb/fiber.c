@@ -10,7 +10,7 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "ccb/fiber.h"
+#include "fiber.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIB_ASAN 1

@@ -3,6 +3,8 @@
  * listener_rc.c: reverse connects and direct connections, the event loop
  * and the handler threads). Not installed. Locking: everything marked
  * "guarded" is under ccb_listener.mu.
+ *
+ * Include as "listener_internal.h": only src/ccb/listener*.c.
  */
 #ifndef CCB_LISTENER_INTERNAL_H
 #define CCB_LISTENER_INTERNAL_H

@@ -22,7 +22,7 @@
 #include "ccb/sharedport.h"
 #include "ccb/stream.h"
 #include "ccb/wire.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 #include "security/policy.h"
 #include "util/util.h"
 

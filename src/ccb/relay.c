@@ -33,7 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccb/relay.h"
+#include "relay.h"
 #include "util/util.h"
 
 /* Pipe size asked for with F_SETPIPE_SZ (default pipes hold 64 KiB). The
