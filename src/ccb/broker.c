@@ -13,9 +13,9 @@
  * by the handshake timeout (slow loris) and the message cap. Sockets are
  * registered edge-triggered so a partial message does not spin the loop.
  *
- * Writes: control messages are small and the kernel send buffer normally
- * has room; they are written with a short deadline (BK_SEND_TIMEOUT_MS) and a
- * registration whose peer does not drain its socket is dropped.
+ * The connection plumbing this relies on (bk_conn_*, bk_epoll_*,
+ * bk_peek_message, bk_send_ad) is in broker_conn.c, the list and map in
+ * broker_map.c.
  */
 
 #include <arpa/inet.h>
@@ -44,7 +44,6 @@
 #include "security/policy.h"
 #include "util/util.h"
 
-#define BK_SEND_TIMEOUT_MS 500
 /* Longest wait for one message of a security handshake (within the
  * handshake deadline). */
 #define BK_HANDSHAKE_STEP_MS 5000
@@ -55,225 +54,6 @@
 /* At most one refusal warning per this many ms (with a count). */
 #define BK_REFUSE_LOG_MS 10000
 #define TXT_AT_LIMIT "broker at its connection limit"
-
-/* ---- map -------------------------------------------------------------------- */
-
-static size_t bk_hash(uint64_t k, size_t nb)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	return (size_t)(k & (nb - 1));
-}
-
-void *bk_map_get(const bk_map *m, uint64_t key)
-{
-	if (!m->nb)
-		return NULL;
-	for (size_t i = bk_hash(key, m->nb);; i = (i + 1) & (m->nb - 1)) {
-		if (!m->s[i].val)
-			return NULL;
-		if (m->s[i].key == key)
-			return m->s[i].val;
-	}
-}
-
-/* Place without checking for the key or room. */
-static void bk_map_place(bk_mnode *s, size_t nb, uint64_t key, void *val)
-{
-	size_t i = bk_hash(key, nb);
-
-	while (s[i].val)
-		i = (i + 1) & (nb - 1);
-	s[i] = (bk_mnode){.key = key, .val = val};
-}
-
-static bool bk_map_grow(bk_map *m)
-{
-	size_t nb = m->nb ? m->nb * 2 : 64;
-	bk_mnode *s = calloc(nb, sizeof *s);
-
-	if (!s)
-		return false;
-	for (size_t i = 0; i < m->nb; i++)
-		if (m->s[i].val)
-			bk_map_place(s, nb, m->s[i].key, m->s[i].val);
-	free(m->s);
-	m->s = s;
-	m->nb = nb;
-	return true;
-}
-
-bool bk_map_put(bk_map *m, uint64_t key, void *val)
-{
-	if (!val)
-		return false;
-	if (m->nb) {
-		for (size_t i = bk_hash(key, m->nb); m->s[i].val; i = (i + 1) & (m->nb - 1))
-			if (m->s[i].key == key) {
-				m->s[i].val = val;
-				return true;
-			}
-	}
-	if ((m->n + 1) * 4 > m->nb * 3 && !bk_map_grow(m))
-		return false;
-	bk_map_place(m->s, m->nb, key, val);
-	m->n++;
-	return true;
-}
-
-void *bk_map_del(bk_map *m, uint64_t key)
-{
-	size_t mask = m->nb - 1, i, j;
-	void *v;
-
-	if (!m->nb)
-		return NULL;
-	for (i = bk_hash(key, m->nb);; i = (i + 1) & mask) {
-		if (!m->s[i].val)
-			return NULL;
-		if (m->s[i].key == key)
-			break;
-	}
-	v = m->s[i].val;
-	/* Backward shift: pull later entries of the run into the hole unless
-	 * their home slot lies cyclically in (hole, their slot]. */
-	for (j = i;;) {
-		size_t k;
-		j = (j + 1) & mask;
-		if (!m->s[j].val)
-			break;
-		k = bk_hash(m->s[j].key, m->nb);
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		m->s[i] = m->s[j];
-		i = j;
-	}
-	m->s[i] = (bk_mnode){0};
-	m->n--;
-	return v;
-}
-
-void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node)
-{
-	for (size_t i = *node ? *bucket + 1 : *bucket; i < m->nb; i++)
-		if (m->s[i].val) {
-			*bucket = i;
-			*node = &m->s[i];
-			return m->s[i].val;
-		}
-	*bucket = m->nb;
-	*node = NULL;
-	return NULL;
-}
-
-void bk_map_free(bk_map *m)
-{
-	free(m->s);
-	*m = (bk_map){0};
-}
-
-/* ---- connections ---------------------------------------------------------------- */
-
-static bk_conn *conn_new(int fd, bk_state st)
-{
-	bk_conn *c = calloc(1, sizeof *c);
-
-	if (!c)
-		return NULL;
-	c->fd = fd;
-	c->state = st;
-	bk_list_init(&c->tnode);
-	bk_list_init(&c->qnode);
-	return c;
-}
-
-bk_conn *bk_conn_new(int fd, bk_state st)
-{
-	return conn_new(fd, st);
-}
-
-bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = c};
-
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), ccb__strerror(errno));
-		return false;
-	}
-	c->in_epoll = true;
-	return true;
-}
-
-void bk_epoll_del(ccb_broker *b, bk_conn *c)
-{
-	if (c->in_epoll) {
-		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		c->in_epoll = false;
-	}
-}
-
-/* Close and free a loop-owned connection (not a registration's bookkeeping:
- * see bk_drop_reg()). */
-void bk_conn_close(ccb_broker *b, bk_conn *c)
-{
-	bk_epoll_del(b, c);
-	bk_list_del(&c->tnode);
-	if (c->s)
-		ccb_stream_free(c->s); /* closes fd */
-	else if (c->fd >= 0)
-		close(c->fd);
-	c->s = NULL;
-	c->fd = -1;
-	if (c->hs) {
-		ccb_classad_free(c->hs->ad);
-		free(c->hs->send_text);
-		free(c->hs);
-		c->hs = NULL;
-	}
-	if (c->state == BK_DEAD)
-		return;
-	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
-		b->nconns--;
-	/* Later events of the current epoll batch may still point here. */
-	c->state = BK_DEAD;
-	bk_list_add_tail(&b->dead, &c->tnode);
-}
-
-static void reap(ccb_broker *b)
-{
-	while (!bk_list_empty(&b->dead)) {
-		bk_conn *c = bk_container(b->dead.next, bk_conn, tnode);
-		bk_list_del(&c->tnode);
-		free(c);
-	}
-}
-
-bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad)
-{
-	ccb_error e;
-
-	(void)b;
-	ccb_stream_set_deadline(c->s, ccb_deadline_in(BK_SEND_TIMEOUT_MS));
-	if (ccb_control_ad_write(c->s, ad, c->peer_version, &e)) {
-		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", bk_peer(c), e.detail);
-		return false;
-	}
-	ccb_stream_set_deadline(c->s, INT64_MAX);
-	return true;
-}
-
-void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text)
-{
-	ccb_ad_field f[] = {CCB_AD_BOOL(CCB_ATTR_RESULT, ok),
-			    CCB_AD_STRING(CCB_ATTR_ERROR_STRING, text ? text : "")};
-	ccb_classad *ad = NULL;
-
-	if (c->s && ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, NULL) == CCB_OK)
-		bk_send_ad(b, c, ad);
-	ccb_classad_free(ad);
-	bk_conn_close(b, c);
-}
 
 /* ---- workers ------------------------------------------------------------------- */
 
@@ -892,15 +672,15 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		rc = ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", ccb__strerror(errno));
 		goto fail;
 	}
-	b->stop_conn = conn_new(b->stop_efd, BK_EVENT);
-	b->done_conn = conn_new(b->done_efd, BK_EVENT);
+	b->stop_conn = bk_conn_new(b->stop_efd, BK_EVENT);
+	b->done_conn = bk_conn_new(b->done_efd, BK_EVENT);
 	if (!b->stop_conn || !b->done_conn || !bk_epoll_add(b, b->stop_conn, EPOLLIN) ||
 	    !bk_epoll_add(b, b->done_conn, EPOLLIN)) {
 		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 		goto fail;
 	}
 	for (size_t i = 0; i < b->nl; i++) {
-		b->lconn[i] = conn_new(b->lfd[i], BK_LISTEN);
+		b->lconn[i] = bk_conn_new(b->lfd[i], BK_LISTEN);
 		if (!b->lconn[i] || !bk_epoll_add(b, b->lconn[i], EPOLLIN)) {
 			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 			goto fail;
@@ -995,7 +775,7 @@ void ccb_broker_free(ccb_broker *b)
 	workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
-	reap(b);
+	bk_conn_reap(b);
 	pthread_mutex_unlock(&b->lock);
 	bk_outbound_free(b);
 	ccb__relay_engine_free(b->relay);
@@ -1181,7 +961,7 @@ static void on_accept(ccb_broker *b, int lfd)
 			note_refusal(b, TXT_AT_LIMIT);
 			continue;
 		}
-		c = conn_new(fd, BK_NEW);
+		c = bk_conn_new(fd, BK_NEW);
 		if (c && !(c->hs = calloc(1, sizeof *c->hs))) {
 			free(c);
 			c = NULL;
@@ -1430,7 +1210,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		}
 		if (b->accept_paused && now >= b->accept_resume_ms)
 			set_accepting(b, true);
-		reap(b);
+		bk_conn_reap(b);
 		pthread_mutex_unlock(&b->lock);
 	}
 	pthread_mutex_lock(&b->lock);
@@ -1440,7 +1220,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
 	bk_store_sweep(b);
-	reap(b);
+	bk_conn_reap(b);
 	pthread_mutex_unlock(&b->lock);
 	atomic_store(&b->run_state, 2);
 	CCB_LOG(CCB_LOG_INFO, "broker: stopped");

@@ -25,54 +25,7 @@
 
 #define BK_MAX_LISTEN 8
 
-/* ---- intrusive doubly linked list ---------------------------------------- */
-
-typedef struct bk_list {
-	struct bk_list *prev, *next;
-} bk_list;
-
-static inline void bk_list_init(bk_list *l) { l->prev = l->next = l; }
-static inline bool bk_list_empty(const bk_list *l) { return l->next == l; }
-static inline bool bk_list_linked(const bk_list *n) { return n->next && n->next != n; }
-static inline void bk_list_add_tail(bk_list *head, bk_list *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-static inline void bk_list_del(bk_list *n)
-{
-	if (!n->next)
-		return;
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-#define bk_container(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-/* ---- uint64 -> pointer map ------------------------------------------------- */
-
-/* Open addressing with linear probing (no allocation per entry: 16 bytes a
- * slot, at most 3/4 full). A NULL value marks an empty slot; values are
- * never NULL. */
-typedef struct bk_mnode {
-	uint64_t key;
-	void *val;
-} bk_mnode;
-
-typedef struct bk_map {
-	bk_mnode *s;
-	size_t nb, n;
-} bk_map;
-
-void *bk_map_get(const bk_map *m, uint64_t key);
-bool bk_map_put(bk_map *m, uint64_t key, void *val);
-void *bk_map_del(bk_map *m, uint64_t key);
-void bk_map_free(bk_map *m);
-/* Iterate: *bucket = 0 and *node = NULL to start; returns NULL at the end.
- * Do not modify the map meanwhile. */
-void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node);
+#include "broker_map.h"
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -281,21 +234,26 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why);
 void bk_timers(ccb_broker *b, int64_t now);
 void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply);
 
-/* broker.c: connection plumbing used by the protocol code. */
+/* broker_conn.c: connection plumbing for the loop and the protocol code
+ * (calls nothing else of the broker). */
 bk_conn *bk_conn_new(int fd, bk_state st);
+/* Close a loop-owned connection; it is freed by bk_conn_reap() at the end
+ * of the event batch. */
 void bk_conn_close(ccb_broker *b, bk_conn *c);
+void bk_conn_reap(ccb_broker *b);
 bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
-
+void bk_epoll_del(ccb_broker *b, bk_conn *c);
 /* What the kernel holds for `c` (MSG_PEEK, nothing consumed): a complete
  * CEDAR message, part of one, nothing, or a dead/bad socket. */
 enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
 enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c);
-void bk_epoll_del(ccb_broker *b, bk_conn *c);
-void bk_queue_job(ccb_broker *b, bk_conn *c);
 /* Send one control ad with a short deadline; false on failure (logged). */
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* broker.c: hand a connection to a handshake worker. */
+void bk_queue_job(ccb_broker *b, bk_conn *c);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);

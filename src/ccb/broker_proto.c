@@ -680,38 +680,6 @@ static void handle_reg_message(ccb_broker *b, bk_reg *r, ccb_classad *ad)
 	handle_result(b, r, ad);
 }
 
-enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c)
-{
-	ssize_t n = recv(c->fd, b->peek, b->peek_cap, MSG_PEEK | MSG_DONTWAIT);
-	size_t off = 0, total = 0;
-
-	if (n == 0)
-		return PK_CLOSED;
-	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ? PK_NONE : PK_CLOSED;
-	while (off + 5 <= (size_t)n) {
-		uint8_t end = b->peek[off];
-		uint32_t len = ((uint32_t)b->peek[off + 1] << 24) | ((uint32_t)b->peek[off + 2] << 16) |
-			       ((uint32_t)b->peek[off + 3] << 8) | b->peek[off + 4];
-		/* cedar-stream.md §2: end flag 0/1, body 1..1 MiB. */
-		if (end > 10 || len == 0 || len > CCB_MAX_PACKET_BODY)
-			return PK_BAD;
-		total += len;
-		if (total > b->max_message + 64)
-			return PK_BAD;
-		if (off + 5 + len > (size_t)n)
-			return PK_PARTIAL;
-		off += 5 + len;
-		if (end) {
-			b->peek_len = off;
-			b->peek_total = (size_t)n;
-			return PK_COMPLETE;
-		}
-	}
-	/* Headers alone filling the peek buffer: absurdly many packets. */
-	return (size_t)n >= b->peek_cap ? PK_BAD : PK_PARTIAL;
-}
-
 void bk_reg_readable(ccb_broker *b, bk_conn *c)
 {
 	bk_reg *r = c->reg;
