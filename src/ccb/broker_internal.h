@@ -252,6 +252,16 @@ bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
 
+/* broker_accept.c: listen sockets, the public address, accepting and
+ * refusing connections. */
+ccb_err bk_listen_all(ccb_broker *b, ccb_error *err);
+void bk_accept(ccb_broker *b, int lfd);
+/* Stop or resume watching the listen sockets. */
+void bk_set_accepting(ccb_broker *b, bool on);
+/* Whether a connection accepted over the limit may stay (its peeked first
+ * message asks for a status or admin command); false counts a refusal. */
+bool bk_reserve_admit(ccb_broker *b, bk_conn *c);
+
 /* broker.c: hand a connection to a handshake worker. */
 void bk_queue_job(ccb_broker *b, bk_conn *c);
 
