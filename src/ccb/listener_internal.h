@@ -1,8 +1,9 @@
 /*
- * Internal to the listener (listener.c: registration workers, public API;
- * listener_rc.c: reverse connects and direct connections, the event loop
- * and the handler threads). Not installed. Locking: everything marked
- * "guarded" is under ccb_listener.mu.
+ * Internal to the listener (listener.c: lifetime and public API;
+ * listener_reg.c: registration workers; listener_status.c: status and
+ * configuration; listener_rc.c: reverse connects and direct connections,
+ * the event loop and the handler threads). Not installed. Locking:
+ * everything marked "guarded" is under ccb_listener.mu.
  *
  * Include as "listener_internal.h": only src/ccb/listener*.c.
  */
@@ -20,6 +21,20 @@
 #include "ccb/security.h"
 #include "ccb/listener.h"
 #include "ccb/stream.h"
+
+/* Defaults, for ccb_listener_new() and ccb_listener_config_from(). */
+#define DEFAULT_NAME "LISTENER" /* followed by our address, as C++ "<SUBSYS> <sinful>" */
+#define DEFAULT_HEARTBEAT_S 300 /* param table, H:src/condor_utils/param_info.in:4390-4396 */
+#define MIN_HEARTBEAT_S 30      /* lst:57-77 */
+#define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
+#define DEFAULT_TIMEOUT_S 300   /* CCB_TIMEOUT, §13 */
+#define DEFAULT_DIAL_S 30       /* Go DialTimeout, §13 */
+#define DEFAULT_MAX_JOBS 64     /* handlers running at once */
+#define DEFAULT_CONNECT_MS 5000 /* reverse connect: TCP connect deadline */
+#define DEFAULT_HELLO_MS 3000   /* then: a free handler and the hello written */
+#define DEFAULT_MAX_PENDING 4096
+#define DEFAULT_MAX_PENDING_PER_REQUESTER 16
+#define COLLECTOR_PORT 9618     /* a CCB_ADDRESS entry without port, §3.3 */
 
 typedef enum reg_state {
 	ST_IDLE,
@@ -156,6 +171,11 @@ int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int tim
  * MyAddress sinful); alias and printed may be NULL. */
 ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int *port,
 			       char **spid, char **alias, char **printed, ccb_error *err);
+
+/* listener_reg.c: a broker's registration worker and its result queue
+ * (l->mu held to free the queue). */
+void *ccb__lst_reg_main(void *arg);
+void ccb__lst_free_queue(reg *r);
 
 /* listener_rc.c */
 /* A forwarded request (§6.3), on the broker's worker thread: queued for the
