@@ -177,23 +177,14 @@ static int pick_ms(int ms, int s, int dflt_s)
 	return (s > 0 ? s : dflt_s) * 1000;
 }
 
-ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err)
+/* An empty listener that ccb_listener_free() can take at any point of
+ * ccb_listener_new(). */
+static ccb_listener *listener_alloc(const ccb_listener_config *cfg)
 {
-	ccb_listener *l;
-	size_t n, i;
+	ccb_listener *l = calloc(1, sizeof *l);
 
-	if (out)
-		*out = NULL;
-	if (!cfg || !out)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: NULL config or out");
-	if (!cfg->handler)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: a connection handler is required");
-	n = cfg->n_brokers + (cfg->broker ? 1 : 0);
-	if (n == 0 || (cfg->n_brokers && !cfg->brokers))
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: no broker address");
-	l = calloc(1, sizeof *l);
 	if (!l)
-		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+		return NULL;
 	pthread_mutex_init(&l->mu, NULL);
 	pthread_mutex_init(&l->stop_mu, NULL);
 	{
@@ -210,6 +201,12 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->cmd_fd = -1;
 	l->handler = cfg->handler;
 	l->user = cfg->user;
+	return l;
+}
+
+/* Intervals, timeouts and limits: the configuration's, or the defaults. */
+static void init_settings(ccb_listener *l, const ccb_listener_config *cfg)
+{
 	if (cfg->heartbeat_interval_ms > 0)
 		l->heartbeat_ms = cfg->heartbeat_interval_ms;
 	else if (cfg->heartbeat_interval < 0)
@@ -232,6 +229,105 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 	l->max_pending_per_requester = cfg->max_pending_per_requester > 0
 					       ? cfg->max_pending_per_requester
 					       : DEFAULT_MAX_PENDING_PER_REQUESTER;
+}
+
+/* The stop eventfd, the reverse-connect loop's epoll set and its wake-up. */
+static ccb_err init_loop(ccb_listener *l, ccb_error *err)
+{
+	struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stopfd};
+	struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
+
+	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", ccb__strerror(errno));
+		return CCB_ERR_IO;
+	}
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
+	    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
+		return CCB_ERR_IO;
+	}
+	return CCB_OK;
+}
+
+/* Registration i: the broker address `a` split, its wake-up eventfd. */
+static ccb_err init_reg(ccb_listener *l, size_t i, const char *a, ccb_error *err)
+{
+	reg *r = &l->regs[i];
+	ccb_err rc;
+
+	l->nregs = i + 1;
+	r->l = l;
+	r->index = i;
+	r->wakefd = -1;
+	if (!a || !(r->address = ccb_strdup(a)))
+		return ccb_error_set(err, a ? CCB_ERR_NOMEM : CCB_ERR_INVALID_ARG, "listener: broker %zu",
+				     i);
+	rc = ccb__lst_split_address(a, COLLECTOR_PORT, &r->host, &r->port, &r->spid, &r->alias,
+				    &r->sinful, err);
+	if (rc) {
+		if (rc != CCB_ERR_NOMEM) {
+			rc = CCB_ERR_INVALID_ARG;
+			if (err)
+				err->code = rc;
+		}
+		ccb_error_prefix(err, "listener: broker address \"%s\": ", a);
+		return rc;
+	}
+	r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (r->wakefd < 0) {
+		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", ccb__strerror(errno));
+		return CCB_ERR_IO;
+	}
+	return CCB_OK;
+}
+
+/* The command socket, or the embedder's own address; the advertised
+ * address and the name registered with. */
+static ccb_err init_address(ccb_listener *l, const ccb_listener_config *cfg, ccb_error *err)
+{
+	ccb_err rc = cfg->own_command_address
+			     ? ccb__listener_own_address(cfg->own_command_address, &l->base, err)
+			     : ccb__listener_open_command(cfg->command_address, l->regs[0].host,
+							  cfg->alias, &l->cmd_fd, &l->base, err);
+	if (rc) {
+		ccb_error_prefix(err, "listener: ");
+		return rc;
+	}
+	/* CCBID and PrivNet are ours to set in ccb_listener_sinful(). */
+	ccb_sinful_set_param(l->base, CCB_SINFUL_CCBID, NULL, NULL);
+	ccb_sinful_set_param(l->base, CCB_SINFUL_PRIVNET, NULL, NULL);
+	l->base_text = ccb_sinful_format(l->base);
+	if (cfg->name)
+		l->name = ccb_strdup(cfg->name);
+	else if (l->base_text && asprintf(&l->name, "%s %s", DEFAULT_NAME, l->base_text) < 0)
+		l->name = NULL;
+	if (!l->base_text || !l->name)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+	return CCB_OK;
+}
+
+ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb_error *err)
+{
+	ccb_listener *l;
+	size_t n, i;
+	ccb_err rc;
+
+	if (out)
+		*out = NULL;
+	if (!cfg || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: NULL config or out");
+	if (!cfg->handler)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: a connection handler is required");
+	n = cfg->n_brokers + (cfg->broker ? 1 : 0);
+	if (n == 0 || (cfg->n_brokers && !cfg->brokers))
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "listener: no broker address");
+	l = listener_alloc(cfg);
+	if (!l)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
+	init_settings(l, cfg);
 	l->regs = calloc(n, sizeof *l->regs);
 	if (cfg->private_network_name && *cfg->private_network_name)
 		l->privnet = ccb_strdup(cfg->private_network_name);
@@ -240,80 +336,14 @@ ccb_err ccb_listener_new(const ccb_listener_config *cfg, ccb_listener **out, ccb
 		ccb_listener_free(l);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
 	}
-	l->stopfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	l->rc_wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (l->stopfd < 0 || l->rc_wakefd < 0 || l->epfd < 0) {
-		ccb_error_set(err, CCB_ERR_IO, "listener: eventfd/epoll: %s", ccb__strerror(errno));
+	rc = init_loop(l, err);
+	for (i = 0; rc == CCB_OK && i < n; i++)
+		rc = init_reg(l, i, i < cfg->n_brokers ? cfg->brokers[i] : cfg->broker, err);
+	if (rc == CCB_OK)
+		rc = init_address(l, cfg, err);
+	if (rc) {
 		ccb_listener_free(l);
-		return CCB_ERR_IO;
-	}
-	{
-		struct epoll_event e1 = {.events = EPOLLIN, .data.ptr = &l->stopfd};
-		struct epoll_event e2 = {.events = EPOLLIN, .data.ptr = &l->rc_wakefd};
-		if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->stopfd, &e1) < 0 ||
-		    epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->rc_wakefd, &e2) < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: epoll: %s", ccb__strerror(errno));
-			ccb_listener_free(l);
-			return CCB_ERR_IO;
-		}
-	}
-	for (i = 0; i < n; i++) {
-		reg *r = &l->regs[i];
-		const char *a = i < cfg->n_brokers ? cfg->brokers[i] : cfg->broker;
-		ccb_err rc;
-
-		l->nregs = i + 1;
-		r->l = l;
-		r->index = i;
-		r->wakefd = -1;
-		if (!a || !(r->address = ccb_strdup(a))) {
-			ccb_listener_free(l);
-			return ccb_error_set(err, a ? CCB_ERR_NOMEM : CCB_ERR_INVALID_ARG,
-					     "listener: broker %zu", i);
-		}
-		rc = ccb__lst_split_address(a, COLLECTOR_PORT, &r->host, &r->port, &r->spid, &r->alias,
-				   &r->sinful, err);
-		if (rc) {
-			if (rc != CCB_ERR_NOMEM) {
-				rc = CCB_ERR_INVALID_ARG;
-				if (err)
-					err->code = rc;
-			}
-			ccb_error_prefix(err, "listener: broker address \"%s\": ", a);
-			ccb_listener_free(l);
-			return rc;
-		}
-		r->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-		if (r->wakefd < 0) {
-			ccb_error_set(err, CCB_ERR_IO, "listener: eventfd: %s", ccb__strerror(errno));
-			ccb_listener_free(l);
-			return CCB_ERR_IO;
-		}
-	}
-	{
-		/* The command socket, or the embedder's own address. */
-		ccb_err rc = cfg->own_command_address
-				     ? ccb__listener_own_address(cfg->own_command_address, &l->base, err)
-				     : ccb__listener_open_command(cfg->command_address, l->regs[0].host,
-								  cfg->alias, &l->cmd_fd, &l->base, err);
-		if (rc) {
-			ccb_error_prefix(err, "listener: ");
-			ccb_listener_free(l);
-			return rc;
-		}
-		/* CCBID and PrivNet are ours to set in ccb_listener_sinful(). */
-		ccb_sinful_set_param(l->base, CCB_SINFUL_CCBID, NULL, NULL);
-		ccb_sinful_set_param(l->base, CCB_SINFUL_PRIVNET, NULL, NULL);
-		l->base_text = ccb_sinful_format(l->base);
-		if (cfg->name)
-			l->name = ccb_strdup(cfg->name);
-		else if (l->base_text && asprintf(&l->name, "%s %s", DEFAULT_NAME, l->base_text) < 0)
-			l->name = NULL;
-		if (!l->base_text || !l->name) {
-			ccb_listener_free(l);
-			return ccb_error_set(err, CCB_ERR_NOMEM, "listener");
-		}
+		return rc;
 	}
 	*out = l;
 	return CCB_OK;

@@ -264,25 +264,15 @@ static ccb_err serve(reg *r, ccb_stream *s, unsigned peer_version, ccb_error *er
 	}
 }
 
-static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
+/* Authenticate for CCB_REGISTER on the fresh stream `s`; the broker's
+ * version (0 unknown) in *peer_version. */
+static ccb_err reg_authenticate(reg *r, ccb_stream *s, unsigned *peer_version, ccb_error *err)
 {
-	ccb_listener *l = r->l;
-	ccb_sec_client_config sc = l->sec;
+	ccb_sec_client_config sc = r->l->sec;
 	ccb_sec_info info;
-	ccb_classad *ad = NULL, *reply = NULL;
-	ccb_stream *s = NULL;
-	const char *ccbid = NULL, *cookie = NULL;
-	char *old_ccbid = NULL, *old_cookie = NULL;
-	char *new_ccbid = NULL, *new_cookie = NULL;
-	unsigned peer_version = 0;
-	bool streaming = false;
 	ccb_err rc;
+	int a, b, c;
 
-	set_state(r, ST_CONNECTING);
-	rc = open_stream(l, r->host, r->port, r->spid, ccb_deadline_in(l->timeout_ms), l->timeout_ms,
-			 "broker", &r->s, &s, err);
-	if (rc)
-		return rc;
 	set_state(r, ST_AUTHENTICATING);
 	/* SSL checks the broker's certificate against its alias, else host. */
 	if (!sc.ssl_server_host)
@@ -292,19 +282,30 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	rc = ccb_sec_client_start(s, &sc, CCB_CMD_CCB_REGISTER, 0, r->sinful, &info, err);
 	if (rc) {
 		ccb_error_prefix(err, "register with %s: ", r->address);
-		goto out;
+		return rc;
 	}
-	{
-		int a, b, c;
-		if (ccb__sec_version_parse(info.peer_version, &a, &b, &c, &peer_version, NULL))
-			peer_version = 0;
-	}
+	if (ccb__sec_version_parse(info.peer_version, &a, &b, &c, peer_version, NULL))
+		*peer_version = 0;
+	return CCB_OK;
+}
+
+/* Send the register ad (with the previous CCBID and cookie when
+ * re-registering; the CCBID sent is left in *old_ccbid) and read the
+ * broker's reply into *reply. */
+static ccb_err reg_exchange(reg *r, ccb_stream *s, unsigned peer_version, char **old_ccbid,
+			    ccb_classad **reply, ccb_error *err)
+{
+	ccb_listener *l = r->l;
+	ccb_classad *ad = NULL;
+	char *old_cookie = NULL;
+	ccb_err rc = CCB_OK;
+
 	set_state(r, ST_REGISTERING);
 	pthread_mutex_lock(&l->mu);
 	if (r->ccbid && r->cookie) {
-		old_ccbid = ccb_strdup(r->ccbid);
+		*old_ccbid = ccb_strdup(r->ccbid);
 		old_cookie = ccb_strdup(r->cookie);
-		if (!old_ccbid || !old_cookie)
+		if (!*old_ccbid || !old_cookie)
 			rc = ccb_error_set(err, CCB_ERR_NOMEM,
 					   "register with %s: out of memory copying the previous CCBID",
 					   r->address);
@@ -318,7 +319,7 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 		ccb_ad_field f[] = {
 			CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER),
 			CCB_AD_STRING(CCB_ATTR_NAME, l->name),
-			CCB_AD_STRING(CCB_ATTR_CCBID, old_ccbid),
+			CCB_AD_STRING(CCB_ATTR_CCBID, *old_ccbid),
 			CCB_AD_STRING(CCB_ATTR_CLAIM_ID, old_cookie),
 		};
 		rc = ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, err);
@@ -326,11 +327,26 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	if (rc == CCB_OK)
 		rc = ccb_control_ad_write(s, ad, peer_version, err);
 	if (rc == CCB_OK)
-		rc = ccb_control_ad_read(s, &reply, err);
-	if (rc) {
+		rc = ccb_control_ad_read(s, reply, err);
+	if (rc)
 		ccb_error_prefix(err, "register with %s: ", r->address);
-		goto out;
-	}
+out:
+	ccb__free_secret(old_cookie);
+	ccb_classad_free(ad);
+	return rc;
+}
+
+/* Take the broker's register reply: r is registered under its CCBID (and
+ * cookie), or nothing changes and the error says why. */
+static ccb_err reg_accept_reply(reg *r, const ccb_classad *reply, const char *old_ccbid,
+				ccb_error *err)
+{
+	ccb_listener *l = r->l;
+	const char *ccbid = NULL, *cookie = NULL;
+	char *new_ccbid = NULL, *new_cookie = NULL;
+	bool streaming = false;
+	ccb_err rc;
+
 	/* §4.2: CCBID is required (C++ aborts without it, Go errors); the
 	 * cookie and CCBStreaming are optional; unknown attributes ignored. */
 	rc = ccb_ad_need_string(reply, CCB_ATTR_CCBID, &ccbid, err);
@@ -338,7 +354,7 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 		rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "empty or oversized CCBID");
 	if (rc) {
 		ccb_error_prefix(err, "register reply from %s: ", r->address);
-		goto out;
+		return rc;
 	}
 	cookie = ccb_ad_string_or(reply, CCB_ATTR_CLAIM_ID, NULL);
 	streaming = ccb_ad_bool_or(reply, CCB_ATTR_CCB_STREAMING, false);
@@ -347,18 +363,17 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	new_ccbid = ccb_strdup(ccbid);
 	new_cookie = cookie ? ccb_strdup(cookie) : NULL;
 	if (!new_ccbid || (cookie && !new_cookie)) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM,
-				   "register reply from %s: out of memory copying the CCBID/cookie",
-				   r->address);
-		goto out;
+		ccb__free_secret(new_cookie);
+		free(new_ccbid);
+		return ccb_error_set(err, CCB_ERR_NOMEM,
+				     "register reply from %s: out of memory copying the CCBID/cookie",
+				     r->address);
 	}
 	pthread_mutex_lock(&l->mu);
 	free(r->ccbid);
 	r->ccbid = new_ccbid;
-	new_ccbid = NULL;
 	ccb__free_secret(r->cookie);
 	r->cookie = new_cookie;
-	new_cookie = NULL;
 	r->streaming = streaming;
 	r->registered = true;
 	r->registered_at = ccb_wall_s();
@@ -375,16 +390,37 @@ static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
 	l->gen++;
 	pthread_cond_broadcast(&l->cv);
 	pthread_mutex_unlock(&l->mu);
-	*was_registered = true;
 	CCB_LOG(CCB_LOG_INFO, "ccb listener: registered with %s as %s%s", r->address, ccbid,
 		old_ccbid && strcmp(old_ccbid, ccbid) ? " (new CCBID)" : "");
-	rc = serve(r, s, peer_version, err);
-out:
-	ccb__free_secret(old_cookie);
+	return CCB_OK;
+}
+
+/* One session with the broker: connect, authenticate, register, serve
+ * until it fails or stop. */
+static ccb_err reg_session(reg *r, bool *was_registered, ccb_error *err)
+{
+	ccb_listener *l = r->l;
+	ccb_classad *reply = NULL;
+	ccb_stream *s = NULL;
+	char *old_ccbid = NULL;
+	unsigned peer_version = 0;
+	ccb_err rc;
+
+	set_state(r, ST_CONNECTING);
+	rc = open_stream(l, r->host, r->port, r->spid, ccb_deadline_in(l->timeout_ms), l->timeout_ms,
+			 "broker", &r->s, &s, err);
+	if (rc)
+		return rc;
+	rc = reg_authenticate(r, s, &peer_version, err);
+	if (rc == CCB_OK)
+		rc = reg_exchange(r, s, peer_version, &old_ccbid, &reply, err);
+	if (rc == CCB_OK)
+		rc = reg_accept_reply(r, reply, old_ccbid, err);
+	if (rc == CCB_OK) {
+		*was_registered = true;
+		rc = serve(r, s, peer_version, err);
+	}
 	free(old_ccbid);
-	ccb__free_secret(new_cookie);
-	free(new_ccbid);
-	ccb_classad_free(ad);
 	ccb_classad_free(reply);
 	close_stream(l, &r->s);
 	return rc;
