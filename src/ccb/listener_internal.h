@@ -1,8 +1,8 @@
 /*
  * Internal to the listener (listener.c: lifetime and public API;
  * listener_reg.c: registration workers; listener_status.c: status and
- * configuration; listener_rc.c: reverse connects and direct connections,
- * the event loop and the handler threads). Not installed. Locking:
+ * configuration; listener_rc.c: reverse connects and direct connections
+ * in one event loop; listener_jobs.c: the handler threads). Not installed. Locking:
  * everything marked "guarded" is under ccb_listener.mu.
  *
  * Include as "listener_internal.h": only src/ccb/listener*.c.
@@ -177,6 +177,18 @@ ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int
 void *ccb__lst_reg_main(void *arg);
 void ccb__lst_free_queue(reg *r);
 
+/* listener_jobs.c: the handler threads (arg: a job). */
+void *ccb__lst_job_main(void *arg);    /* a reverse connection */
+void *ccb__lst_direct_main(void *arg); /* a direct connection */
+/* Handlers one requester IP may run at once; handlers running for `key`
+ * (l->mu held). */
+int ccb__lst_per_ip_handler_cap(const ccb_listener *l);
+int ccb__lst_handlers_for(const ccb_listener *l, const char *key);
+/* Join finished handler threads (all of them when `all`, after stop). */
+void ccb__lst_reap_jobs(ccb_listener *l, bool all);
+/* True on a thread running one of l's handlers. */
+bool ccb__lst_in_handler(const ccb_listener *l);
+
 /* listener_rc.c */
 /* A forwarded request (§6.3), on the broker's worker thread: queued for the
  * loop or refused at once. False only when writing an immediate failure
@@ -186,10 +198,6 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version,
 /* The reverse-connect loop and the command socket's accept loop (threads). */
 void *ccb__lst_rc_main(void *arg);
 void *ccb__lst_cmd_main(void *arg);
-/* Join finished handler threads (all of them when `all`, after stop). */
-void ccb__lst_reap_jobs(ccb_listener *l, bool all);
-/* True on a thread running one of l's handlers. */
-bool ccb__lst_in_handler(const ccb_listener *l);
 /* Free every pending connection (stop, after every thread is joined; l->mu held). */
 void ccb__lst_pend_free_all(ccb_listener *l);
 
