@@ -398,16 +398,178 @@ static unsigned pending_from(ccb_broker *b, const bk_conn *c, const bk_reg *t)
 	return n;
 }
 
+/* The registration a request names, or NULL once the request is answered
+ * (a bad or unknown CCBID, or this requester's cap for the target). */
+static bk_reg *request_target(ccb_broker *b, bk_conn *c, const char *ccbid)
+{
+	uint64_t tid = 0;
+	ccb_error e;
+	bk_reg *t;
+	unsigned cap, n;
+
+	if (ccb_ccbid_parse(ccbid, &tid, &e) != CCB_OK) {
+		/* C++ answers "invalid CCBID" (srv:927-944); the reason follows. */
+		char text[CCB_ERROR_DETAIL_SIZE + 32];
+		b->st.requests_failed++;
+		snprintf(text, sizeof text, "%s: %s", TXT_INVALID_CCBID, e.detail);
+		CCB_LOG(CCB_LOG_WARNING, "broker: request from %s: %s", bk_peer(c), text);
+		bk_reply_close(b, c, false, text);
+		return NULL;
+	}
+	t = bk_map_get(&b->regs, tid);
+	if (!t) {
+		char text[256];
+		b->st.requests++;
+		b->st.requests_not_found++;
+		snprintf(text, sizeof text,
+			 "CCB server rejecting request for ccbid %s because no daemon is currently "
+			 "registered with that id (perhaps it recently disconnected).",
+			 ccbid);
+		bk_reply_close(b, c, false, text);
+		return NULL;
+	}
+	/* One requester cannot pile up requests for one target (issue 15):
+	 * not in C++, which queues them all; answered in its RequestReply
+	 * form {Result = false, ErrorString} (srv:1231-1245). */
+	cap = b->cfg.max_requests_per_requester_target ? b->cfg.max_requests_per_requester_target
+						       : DEFAULT_MAX_PER_REQUESTER_TARGET;
+	n = pending_from(b, c, t);
+	if (n >= cap) {
+		char text[256];
+		b->st.requests++;
+		b->st.requests_failed++;
+		snprintf(text, sizeof text,
+			 "CCB server rejecting request for ccbid %s: %u requests from %s for "
+			 "this target are already pending (limit "
+			 "CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET = %u)",
+			 ccbid, n, c->hs->peer_ip, cap);
+		CCB_LOG(CCB_LOG_WARNING, "broker: %s", text);
+		bk_reply_close(b, c, false, text);
+		return NULL;
+	}
+	return t;
+}
+
+/* A streaming (proxy) request to `t`, under the session caps: forwarded
+ * to the target, which is to dial the broker itself. NULL once the
+ * request is answered or closed. */
+static bk_req *start_streaming(ccb_broker *b, bk_conn *c, bk_reg *t, const char *connect_id,
+			       const char *name, const char *route)
+{
+	size_t sessions = b->handshaking;
+	ccb__relay_stats rs;
+	char orig[320], rid[24];
+	bk_req *q;
+
+	ccb__relay_engine_stats(b->relay, &rs);
+	sessions += (size_t)rs.active;
+	/* Caps (srv:1396-1440, §7.5 step 1). */
+	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
+		b->st.requests_failed++;
+		bk_reply_close(b, c, false, TXT_SESSION_CAP);
+		return NULL;
+	}
+	if (b->cfg.max_streaming_handshakes && b->handshaking >= b->cfg.max_streaming_handshakes) {
+		b->st.requests_failed++;
+		bk_reply_close(b, c, false, TXT_HANDSHAKE_CAP);
+		return NULL;
+	}
+	for (bk_list *n = b->sess_fifo.next; n != &b->sess_fifo; n = n->next)
+		if (!strcmp(bk_container(n, bk_req, fifo)->connect_id, connect_id)) {
+			b->st.requests_failed++;
+			bk_reply_close(b, c, false, TXT_DUP_ID);
+			return NULL;
+		}
+	if (bk_outbound_has_id(b, connect_id)) {
+		b->st.requests_failed++;
+		bk_reply_close(b, c, false, TXT_DUP_ID);
+		return NULL;
+	}
+	q = req_new(b, c, connect_id, true);
+	if (!q) {
+		bk_conn_close(b, c);
+		return NULL;
+	}
+	q->target_id = t->id;
+	snprintf(rid, sizeof rid, "%" PRIu64, q->id);
+	snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
+	/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is to
+	 * dial the broker itself. */
+	if (!bk_forward_proxy_request(b, t, connect_id, rid, name, orig, route)) {
+		req_free(b, q);
+		b->st.requests_failed++;
+		bk_drop_reg(b, t, "forwarding a proxy request failed");
+		bk_reply_close(b, c, false, TXT_PROXY_FORWARD_FAILED);
+		return NULL;
+	}
+	b->st.streaming_requests++;
+	b->handshaking++;
+	if (b->handshaking > b->st.handshakes_peak)
+		b->st.handshakes_peak = b->handshaking;
+	bk_list_add_tail(&b->sess_fifo, &q->fifo);
+	c->state = BK_PROXY_REQ;
+	CCB_LOG(CCB_LOG_INFO,
+		"broker: started streaming (proxy) session request id %" PRIu64
+		" from %s to ccbid %" PRIu64,
+		q->id, bk_peer(c), t->id);
+	return q;
+}
+
+/* A standard request to `t`: forwarded on its registration socket; the
+ * requester waits for the target's result. NULL once the request is
+ * answered or closed. */
+static bk_req *start_standard(ccb_broker *b, bk_conn *c, bk_reg *t, const char *my_address,
+			      const char *connect_id, const char *name)
+{
+	ccb_classad *fwd = NULL;
+	char rid[24];
+	bk_req *q = req_new(b, c, connect_id, false);
+
+	if (!q) {
+		bk_conn_close(b, c);
+		return NULL;
+	}
+	q->target_id = t->id;
+	snprintf(rid, sizeof rid, "%" PRIu64, q->id);
+	b->st.requests++;
+	/* Forwarded request (§6.3, srv:1195-1229): strings the C++ listener
+	 * insists on. */
+	{
+		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REQUEST),
+				    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, my_address),
+				    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, connect_id),
+				    CCB_AD_STRING(CCB_ATTR_REQUEST_ID, rid),
+				    CCB_AD_STRING(CCB_ATTR_NAME, name)};
+		if (ccb_ad_new(f, CCB_AD_NFIELDS(f), &fwd, NULL) || !bk_send_ad(b, t->c, fwd)) {
+			ccb_classad_free(fwd);
+			req_free(b, q);
+			b->st.requests_failed++;
+			bk_drop_reg(b, t, "forwarding a request failed");
+			bk_reply_close(b, c, false, TXT_FORWARD_FAILED);
+			return NULL;
+		}
+	}
+	ccb_classad_free(fwd);
+	q->target = t;
+	t->npending++;
+	bk_list_add_tail(&t->pending, &q->tnode);
+	bk_list_add_tail(&b->std_fifo, &q->fifo);
+	c->state = BK_REQ;
+	CCB_LOG(CCB_LOG_DEBUG, "broker: request id %" PRIu64 " from %s to ccbid %" PRIu64, q->id,
+		bk_peer(c), t->id);
+	return q;
+}
+
+/* CCB_REQUEST (§6): check it, then start a streaming or standard request;
+ * the requester's socket then waits in the loop. */
 static void handle_request(ccb_broker *b, bk_conn *c)
 {
 	const char *ccbid, *my_address, *connect_id, *route;
 	const char *rname = ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "");
-	char name[512], rid[24];
-	uint64_t tid = 0;
+	char name[512];
 	bk_reg *t;
 	bk_req *q;
 	bool streaming;
-	ccb_classad *fwd = NULL;
 	ccb_error e;
 
 	/* Missing or non-string fields: close without a reply (srv:875-922). */
@@ -426,49 +588,8 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 		bk_tunnel_old_client(b, c, ccbid, my_address, connect_id);
 		return;
 	}
-	if (ccb_ccbid_parse(ccbid, &tid, &e) != CCB_OK) {
-		/* C++ answers "invalid CCBID" (srv:927-944); the reason follows. */
-		char text[CCB_ERROR_DETAIL_SIZE + 32];
-		b->st.requests_failed++;
-		snprintf(text, sizeof text, "%s: %s", TXT_INVALID_CCBID, e.detail);
-		CCB_LOG(CCB_LOG_WARNING, "broker: request from %s: %s", bk_peer(c), text);
-		bk_reply_close(b, c, false, text);
+	if (!(t = request_target(b, c, ccbid)))
 		return;
-	}
-	t = bk_map_get(&b->regs, tid);
-	if (!t) {
-		char text[256];
-		b->st.requests++;
-		b->st.requests_not_found++;
-		snprintf(text, sizeof text,
-			 "CCB server rejecting request for ccbid %s because no daemon is currently "
-			 "registered with that id (perhaps it recently disconnected).",
-			 ccbid);
-		bk_reply_close(b, c, false, text);
-		return;
-	}
-	{
-		/* One requester cannot pile up requests for one target (issue
-		 * 15): not in C++, which queues them all; answered in its
-		 * RequestReply form {Result = false, ErrorString} (srv:1231-1245). */
-		unsigned cap = b->cfg.max_requests_per_requester_target
-				       ? b->cfg.max_requests_per_requester_target
-				       : DEFAULT_MAX_PER_REQUESTER_TARGET;
-		unsigned n = pending_from(b, c, t);
-		if (n >= cap) {
-			char text[256];
-			b->st.requests++;
-			b->st.requests_failed++;
-			snprintf(text, sizeof text,
-				 "CCB server rejecting request for ccbid %s: %u requests from %s for "
-				 "this target are already pending (limit "
-				 "CCB_SERVER_MAX_REQUESTS_PER_REQUESTER_TARGET = %u)",
-				 ccbid, n, c->hs->peer_ip, cap);
-			CCB_LOG(CCB_LOG_WARNING, "broker: %s", text);
-			bk_reply_close(b, c, false, text);
-			return;
-		}
-	}
 	if (ccb_ad_bool_or(c->hs->ad, CCB_ATTR_CCB_STREAMING_REQUIRED, false) && b->cfg.streaming_disabled) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_STREAMING_OFF);
@@ -482,99 +603,10 @@ static void handle_request(ccb_broker *b, bk_conn *c)
 	}
 	/* Name forwarded as "<requester's Name> on <peer>" (capture S1 conn 1 msg 13). */
 	snprintf(name, sizeof name, "%s on %s", rname, bk_peer(c));
-
-	if (streaming) {
-		size_t sessions = b->handshaking;
-		ccb__relay_stats rs;
-		char orig[320];
-
-		ccb__relay_engine_stats(b->relay, &rs);
-		sessions += (size_t)rs.active;
-		/* Caps (srv:1396-1440, §7.5 step 1). */
-		if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
-			b->st.requests_failed++;
-			bk_reply_close(b, c, false, TXT_SESSION_CAP);
-			return;
-		}
-		if (b->cfg.max_streaming_handshakes &&
-		    b->handshaking >= b->cfg.max_streaming_handshakes) {
-			b->st.requests_failed++;
-			bk_reply_close(b, c, false, TXT_HANDSHAKE_CAP);
-			return;
-		}
-		for (bk_list *n = b->sess_fifo.next; n != &b->sess_fifo; n = n->next)
-			if (!strcmp(bk_container(n, bk_req, fifo)->connect_id, connect_id)) {
-				b->st.requests_failed++;
-				bk_reply_close(b, c, false, TXT_DUP_ID);
-				return;
-			}
-		if (bk_outbound_has_id(b, connect_id)) {
-			b->st.requests_failed++;
-			bk_reply_close(b, c, false, TXT_DUP_ID);
-			return;
-		}
-		q = req_new(b, c, connect_id, true);
-		if (!q) {
-			bk_conn_close(b, c);
-			return;
-		}
-		q->target_id = t->id;
-		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
-		snprintf(orig, sizeof orig, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
-		/* Forward (§7.5 step 3, capture S5 conn 1 msg 13): the target is
-		 * to dial the broker itself. */
-		if (!bk_forward_proxy_request(b, t, connect_id, rid, name, orig, route)) {
-			req_free(b, q);
-			b->st.requests_failed++;
-			bk_drop_reg(b, t, "forwarding a proxy request failed");
-			bk_reply_close(b, c, false, TXT_PROXY_FORWARD_FAILED);
-			return;
-		}
-		b->st.streaming_requests++;
-		b->handshaking++;
-		if (b->handshaking > b->st.handshakes_peak)
-			b->st.handshakes_peak = b->handshaking;
-		bk_list_add_tail(&b->sess_fifo, &q->fifo);
-		c->state = BK_PROXY_REQ;
-		CCB_LOG(CCB_LOG_INFO,
-			"broker: started streaming (proxy) session request id %" PRIu64
-			" from %s to ccbid %" PRIu64,
-			q->id, bk_peer(c), t->id);
-	} else {
-		q = req_new(b, c, connect_id, false);
-		if (!q) {
-			bk_conn_close(b, c);
-			return;
-		}
-		q->target_id = t->id;
-		snprintf(rid, sizeof rid, "%" PRIu64, q->id);
-		b->st.requests++;
-		/* Forwarded request (§6.3, srv:1195-1229): strings the C++
-		 * listener insists on. */
-		{
-			ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_CCB_REQUEST),
-					    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, my_address),
-					    CCB_AD_STRING(CCB_ATTR_CLAIM_ID, connect_id),
-					    CCB_AD_STRING(CCB_ATTR_REQUEST_ID, rid),
-					    CCB_AD_STRING(CCB_ATTR_NAME, name)};
-			if (ccb_ad_new(f, CCB_AD_NFIELDS(f), &fwd, NULL) || !bk_send_ad(b, t->c, fwd)) {
-				ccb_classad_free(fwd);
-				req_free(b, q);
-				b->st.requests_failed++;
-				bk_drop_reg(b, t, "forwarding a request failed");
-				bk_reply_close(b, c, false, TXT_FORWARD_FAILED);
-				return;
-			}
-		}
-		ccb_classad_free(fwd);
-		q->target = t;
-		t->npending++;
-		bk_list_add_tail(&t->pending, &q->tnode);
-		bk_list_add_tail(&b->std_fifo, &q->fifo);
-		c->state = BK_REQ;
-		CCB_LOG(CCB_LOG_DEBUG, "broker: request id %" PRIu64 " from %s to ccbid %" PRIu64, q->id,
-			bk_peer(c), t->id);
-	}
+	q = streaming ? start_streaming(b, c, t, connect_id, name, route)
+		      : start_standard(b, c, t, my_address, connect_id, name);
+	if (!q)
+		return;
 	c->req = q;
 	ccb_classad_free(c->hs->ad);
 	c->hs->ad = NULL;
