@@ -16,16 +16,16 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include "ccb/addr.h"
 #include "ccb/broker.h"
 #include "ccb/classad.h"
-#include "relay.h"
 #include "ccb/stream.h"
+#include "broker_map.h"
+#include "relay.h"
 
 #define BK_MAX_LISTEN 8
-
-#include "broker_map.h"
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -226,12 +226,20 @@ void bk_store_sweep(ccb_broker *b);
 void bk_store_close(ccb_broker *b);
 bk_rec *bk_rec_new(ccb_broker *b, uint64_t id, const char *ip);
 
-/* broker_proto.c: the commands. */
+/* Loop-owned sockets are watched edge-triggered, readable and hang-up. */
+#define BK_EDGE (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
+/* broker_proto.c: registrations, result reports, dispatch, timers. */
 void bk_handle_command(ccb_broker *b, bk_conn *c);
 void bk_reg_readable(ccb_broker *b, bk_conn *c);
-void bk_requester_readable(ccb_broker *b, bk_conn *c);
 void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why);
 void bk_timers(ccb_broker *b, int64_t now);
+
+/* broker_request.c: requests (standard and streaming). */
+void bk_handle_request(ccb_broker *b, bk_conn *c);
+/* A target's hello on a connection it dialed for a streaming session. */
+void bk_handle_hello(ccb_broker *b, bk_conn *t);
+void bk_requester_readable(ccb_broker *b, bk_conn *c);
 void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply);
 
 /* broker_conn.c: connection plumbing for the loop and the protocol code
@@ -267,10 +275,11 @@ void bk_queue_job(ccb_broker *b, bk_conn *c);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
-/* broker_proto.c, for broker_tunnel.c */
+/* broker_request.c, also for broker_tunnel.c */
 bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
 void bk_req_free(ccb_broker *b, bk_req *q);
 bool bk_route_ok(const char *route);
+/* broker_proto.c, for broker_request.c and broker_tunnel.c */
 /* Send target `t` the forwarded CCB_REQUEST of a streaming request or a
  * tunnel relay hop: dial this broker with connect id `connect_id`. */
 bool bk_forward_proxy_request(ccb_broker *b, bk_reg *t, const char *connect_id, const char *rid,
