@@ -721,28 +721,27 @@ static void *dial_main(void *arg)
 	return NULL;
 }
 
-void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
-			  const char *connect_id)
+/* The checks before an old client's nested CCBID is dialed for: a
+ * well-formed id whose head is registered here ("5#42" -> route "5 42"
+ * in route[rn]), a MyAddress, the session and handshake caps. False once
+ * the request is answered. */
+static bool old_client_admit(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
+			     char *route, size_t rn)
 {
 	struct bk_tunnel *t = b->tun;
-	char route[512], head[32];
+	char head[32];
 	const char *tail;
-	dial_job *j = NULL;
-	pthread_t th;
-	pthread_attr_t at;
 	size_t sessions = b->handshaking;
 	ccb__relay_stats rs;
-	bool started = false;
 	unsigned dialing = 0;
 
-	/* "5#42" -> route "5 42" (head 5 here, the rest down the tunnel). */
 	/* A malformed id and an unknown head get the same answer (srv:1600-1620). */
-	if (strlen(ccbid) >= sizeof route) {
+	if (strlen(ccbid) >= rn) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
+		return false;
 	}
-	snprintf(route, sizeof route, "%s", ccbid);
+	snprintf(route, rn, "%s", ccbid);
 	for (char *p = route; *p; p++)
 		if (*p == '#')
 			*p = ' ';
@@ -750,27 +749,27 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 	    !bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
+		return false;
 	}
 	if (!bk_map_get(&b->regs, strtoull(head, NULL, 10))) {
 		b->st.requests++;
 		b->st.requests_not_found++;
 		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
+		return false;
 	}
 	/* MyAddress is checked against the outbound allow/deny lists by the
 	 * dial thread (dial_main); an empty one cannot be dialed at all. */
 	if (!my_address[0]) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
-		return;
+		return false;
 	}
 	ccb__relay_engine_stats(b->relay, &rs);
 	sessions += (size_t)rs.active;
 	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_OLD_SESSION_CAP);
-		return;
+		return false;
 	}
 	if (t) {
 		pthread_mutex_lock(&t->mu);
@@ -781,20 +780,22 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 	    b->handshaking + dialing >= b->cfg.max_streaming_handshakes) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_OLD_HANDSHAKE_CAP);
-		return;
+		return false;
 	}
-	/* The dial must not block the loop: a short thread, bounded in number.
-	 * Without a tunnel object (a plain entry broker) make one lazily. */
-	if (!t) {
-		ccb_error e = {0};
-		if (tunnel_new(b, &e)) {
-			CCB_LOG(CCB_LOG_WARNING, "broker: %s", e.detail);
-			b->st.requests_failed++;
-			bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
-			return;
-		}
-		t = b->tun;
-	}
+	return true;
+}
+
+/* Start the dial thread for an old client's request `c` (its outcome comes
+ * back as a queued item). False, with nothing left behind, when it could
+ * not be started. */
+static bool old_client_dial(ccb_broker *b, bk_conn *c, struct bk_tunnel *t, const char *route,
+			    const char *my_address, const char *connect_id)
+{
+	dial_job *j = NULL;
+	pthread_t th;
+	pthread_attr_t at;
+	bool started = false;
+
 	pthread_mutex_lock(&t->mu);
 	if (t->dialers < TUN_MAX_DIALERS && (j = calloc(1, sizeof *j)) &&
 	    (j->it = calloc(1, sizeof *j->it))) {
@@ -820,25 +821,47 @@ void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const ch
 		pthread_attr_destroy(&at);
 	}
 	pthread_mutex_unlock(&t->mu);
-	if (!started) {
-		if (j) {
-			if (j->it) {
-				j->it->req = NULL;
-				item_free(j->it);
-			}
-			free(j->my_address);
-			ccb__free_secret(j->connect_id);
-			free(j);
+	if (!started && j) {
+		if (j->it) {
+			j->it->req = NULL;
+			item_free(j->it);
 		}
+		free(j->my_address);
+		ccb__free_secret(j->connect_id);
+		free(j);
+	}
+	return started;
+}
+
+void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
+			  const char *connect_id)
+{
+	char route[512];
+
+	if (!old_client_admit(b, c, ccbid, my_address, route, sizeof route))
+		return;
+	/* The dial must not block the loop: a short thread, bounded in number.
+	 * Without a tunnel object (a plain entry broker) make one lazily. */
+	if (!b->tun) {
+		ccb_error e = {0};
+		if (tunnel_new(b, &e)) {
+			CCB_LOG(CCB_LOG_WARNING, "broker: %s", e.detail);
+			b->st.requests_failed++;
+			bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
+			return;
+		}
+	}
+	if (!old_client_dial(b, c, b->tun, route, my_address, connect_id)) {
 		b->st.requests_failed++;
 		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
 		return;
 	}
-	/* The request connection waits, out of epoll, for the dial's outcome. */
-	ccb_classad_free(c->hs->ad);
-	c->hs->ad = NULL;
 	CCB_LOG(CCB_LOG_INFO, "broker: old-client request from %s for nested ccbid %s: dialing %s",
 		bk_peer(c), ccbid, my_address);
+	/* The request connection waits, out of epoll, for the dial's outcome.
+	 * (ccbid and my_address borrow from this ad: logged above.) */
+	ccb_classad_free(c->hs->ad);
+	c->hs->ad = NULL;
 }
 
 void bk_tunnel_status(ccb_broker *b, void *obj)
