@@ -38,7 +38,7 @@
 #include "broker_internal.h"
 #include "fiber.h"
 #include "cedar/stream_internal.h"
-#include "security/policy.h"
+#include "security/sec_layer.h"
 #include "util/util.h"
 
 /* Longest wait for one message of a security handshake (within the

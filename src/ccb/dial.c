@@ -35,7 +35,7 @@
 #include "ccb/dial.h"
 #include "ccb/wire.h"
 #include "outbound.h"
-#include "security/policy.h"
+#include "security/sec_layer.h"
 #include "util/util.h"
 
 /* Default port of a broker address without one: the collector's (§3.3). */

@@ -22,7 +22,7 @@
 #include "ccb/sharedport.h"
 #include "ccb/wire.h"
 #include "listener_internal.h"
-#include "security/policy.h"
+#include "security/sec_layer.h"
 #include "util/util.h"
 
 /* ---- connecting ---------------------------------------------------------------- */

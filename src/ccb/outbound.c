@@ -23,7 +23,7 @@
 #include "ccb/stream.h"
 #include "ccb/wire.h"
 #include "outbound.h"
-#include "security/policy.h"
+#include "security/sec_layer.h"
 #include "util/util.h"
 
 #define BROKER_DEFAULT_PORT 9618

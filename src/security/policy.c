@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "security/policy.h"
+#include "security/sec_layer.h" /* checks the two declarations agree */
 #include "util/util.h"
 
 /* ---- levels and decisions ----------------------------------------------- */
