@@ -300,11 +300,13 @@ void bk_tunnel_timers(ccb_broker *b, int64_t now);
 /* Split a route "head tail..." (head copied into head[hn], *tail points
  * into route); false for an empty route or a head that does not fit. */
 bool bk_route_split(const char *route, char *head, size_t hn, const char **tail);
-/* A non-streaming request for a nested CCBID ("5#42", §9.4); takes `c`. */
-void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
-			  const char *connect_id);
 /* Status fields of the tunnel (jansson object, borrowed). */
 void bk_tunnel_status(ccb_broker *b, void *json_obj);
+/* broker_tunnel_old.c: a non-streaming request for a nested CCBID
+ * ("5#42", §9.4); takes `c`. */
+void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
+			  const char *connect_id);
+
 /* broker_outbound.c: CCB_PROXY_CONNECT (ccb-protocol.md §9.1). */
 ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err);
 bool bk_outbound_enabled(const ccb_broker *b);
