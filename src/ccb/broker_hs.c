@@ -18,8 +18,8 @@
 
 #include "ccb/commands.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/fiber.h"
+#include "broker_internal.h"
+#include "fiber.h"
 #include "cedar/stream_internal.h"
 #include "security/policy.h"
 #include "util/util.h"

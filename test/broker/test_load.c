@@ -16,7 +16,7 @@
 
 #include "bktest.h"
 #include "ccb/log.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 
 #define NREG 1000
 #define NTHREADS 4
