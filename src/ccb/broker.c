@@ -28,7 +28,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -85,7 +84,8 @@ static ccb_broker *broker_alloc(void)
 
 	if (!b)
 		return NULL;
-	b->epfd = b->stop_efd = b->done_efd = b->spare_fd = b->store_fd = -1;
+	b->epfd = b->spare_fd = b->store_fd = -1;
+	b->stop_signal = b->done_signal = (ccb__wakeup)CCB__WAKEUP_NONE;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->qlock, NULL);
 	pthread_cond_init(&b->qcond, NULL);
@@ -164,7 +164,7 @@ static void init_security(ccb_broker *b, const ccb_broker_config *cfg)
 }
 
 /* What the loop needs: the heartbeat reply, the peek buffer, the epoll set
- * with the eventfds and the listen sockets in it, the spare descriptor. */
+ * with the wake-up signals and the listen sockets in it, the spare descriptor. */
 static ccb_err init_loop(ccb_broker *b, ccb_error *err)
 {
 	ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
@@ -174,13 +174,15 @@ static ccb_err init_loop(ccb_broker *b, ccb_error *err)
 	b->peek_cap = 2 * b->max_message + 4096;
 	b->peek = malloc(b->peek_cap);
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
-	b->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	b->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (!b->peek || b->epfd < 0 || b->stop_efd < 0 || b->done_efd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", ccb__strerror(errno));
-	b->stop_conn = bk_conn_new(b->stop_efd, BK_EVENT);
-	b->done_conn = bk_conn_new(b->done_efd, BK_EVENT);
+	if (!b->peek)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker: peek buffer");
+	if (b->epfd < 0)
+		return ccb_error_set(err, CCB_ERR_IO, "broker: epoll: %s", ccb__strerror(errno));
+	if (ccb__wakeup_init(&b->stop_signal, err) || ccb__wakeup_init(&b->done_signal, err))
+		return ccb_error_prefix(err, "broker: ");
+	b->stop_conn = bk_conn_new(ccb__wakeup_fd(&b->stop_signal), BK_EVENT);
+	b->done_conn = bk_conn_new(ccb__wakeup_fd(&b->done_signal), BK_EVENT);
 	if (!b->stop_conn || !b->done_conn || !bk_epoll_add(b, b->stop_conn, EPOLLIN) ||
 	    !bk_epoll_add(b, b->done_conn, EPOLLIN))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
@@ -305,10 +307,8 @@ void ccb_broker_free(ccb_broker *b)
 	free(b->done_conn);
 	if (b->epfd >= 0)
 		close(b->epfd);
-	if (b->stop_efd >= 0)
-		close(b->stop_efd);
-	if (b->done_efd >= 0)
-		close(b->done_efd);
+	ccb__wakeup_close(&b->stop_signal);
+	ccb__wakeup_close(&b->done_signal);
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
 	ccb_sec_sessions_free(b->own_sessions);
@@ -344,15 +344,11 @@ int ccb_broker_port(const ccb_broker *b, size_t i)
 
 void ccb_broker_stop(ccb_broker *b)
 {
-	uint64_t one = 1;
-
 	if (!b)
 		return;
-	/* Only async-signal-safe operations here. */
+	/* Only async-signal-safe operations here (an eventfd write). */
 	atomic_store(&b->stopping, true);
-	if (write(b->stop_efd, &one, sizeof one) < 0) {
-		/* counter saturated: a stop is pending anyway */
-	}
+	ccb__wakeup_signal(&b->stop_signal);
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -413,11 +409,8 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 static void drain_done(ccb_broker *b)
 {
 	bk_list got;
-	uint64_t v;
 
-	if (read(b->done_efd, &v, sizeof v) < 0) {
-		/* EAGAIN: nothing new */
-	}
+	ccb__wakeup_drain(&b->done_signal);
 	bk_outbound_drain(b);
 	bk_list_init(&got);
 	pthread_mutex_lock(&b->qlock);

@@ -24,6 +24,7 @@
 #include "ccb/stream.h"
 #include "broker_map.h"
 #include "relay.h"
+#include "util/wakeup.h"
 
 #define BK_MAX_LISTEN 8
 
@@ -178,7 +179,8 @@ struct ccb_broker {
 	uint64_t refuse_unlogged;  /* refusals since the last warning */
 
 	/* loop */
-	int epfd, stop_efd, done_efd;
+	int epfd;
+	ccb__wakeup stop_signal, done_signal; /* stop(); work for the loop */
 	bk_conn *stop_conn, *done_conn;
 	atomic_bool stopping;
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */

@@ -9,7 +9,7 @@
  * CCB-routed connect through ccb_dial_sinful(), or CCB_PROXY_CONNECT to the
  * next hop with CCBTTL - 1. A host-name target is resolved and checked on
  * that thread too. The thread never touches the requester's connection; it
- * queues its result and wakes the loop through the workers' eventfd; the
+ * queues its result and wakes the loop through the workers' wake-up signal; the
  * loop replies {Result[, ErrorString]} and splices. At most
  * outbound_max_dials threads run at once.
  */
@@ -162,8 +162,6 @@ static void *dial_main(void *arg)
 	ccb_broker *b = j->b;
 	bk_outbound *ob = b->ob;
 	ccb_error e = {0};
-	uint64_t one = 1;
-
 	if (j->check_target &&
 	    !ccb__outbound_target_allowed(j->target, ob->allow, ob->deny, j->detail, sizeof j->detail)) {
 		j->not_permitted = true;
@@ -205,9 +203,7 @@ static void *dial_main(void *arg)
 	ob->nrunning--;
 	pthread_cond_broadcast(&ob->cv);
 	pthread_mutex_unlock(&ob->mu);
-	if (write(b->done_efd, &one, sizeof one) < 0) {
-		/* the counter cannot overflow here */
-	}
+	ccb__wakeup_signal(&b->done_signal);
 	return NULL;
 }
 

@@ -11,7 +11,7 @@
  *
  * Threads: the upstream listener calls up_handler() on its own job threads,
  * and old-client dials run on their own short threads (at most
- * TUN_MAX_DIALERS at once); both only queue an item and poke an eventfd. All
+ * TUN_MAX_DIALERS at once); both only queue an item and poke the loop's wake-up signal. All
  * broker state is touched on the loop thread only (bk_tunnel_event).
  *
  * What is checked against HTCondor's source (src/ccb/ccb_server.cpp, read,
@@ -32,7 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -62,11 +62,7 @@ void bk_tun_item_free(tun_item *it)
 
 static void poke(struct bk_tunnel *t)
 {
-	uint64_t one = 1;
-
-	if (write(t->efd, &one, sizeof one) < 0) {
-		/* the counter is saturated: the loop wakes anyway */
-	}
+	ccb__wakeup_signal(&t->wake);
 }
 
 /* Queue an item for the loop; false (item untouched) when the queue is full. */
@@ -231,7 +227,7 @@ static void refresh_paths(ccb_broker *b)
 		flushed == 1 ? "y" : "ies");
 }
 
-/* The queue and its eventfd (every broker that needs them: an inside CCB,
+/* The queue and its wake-up signal (every broker that needs them: an inside CCB,
  * or an entry broker serving an old client). */
 ccb_err bk_tun_new(ccb_broker *b, ccb_error *err)
 {
@@ -244,11 +240,13 @@ ccb_err bk_tun_new(ccb_broker *b, ccb_error *err)
 	t->tail = &t->head;
 	t->hold_ms = b->cfg.tunnel_registration_timeout_ms == 0 ? 300L * 1000
 							    : b->cfg.tunnel_registration_timeout_ms;
-	t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	t->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 	b->tun = t;
-	if (t->efd < 0 || !(t->econn = bk_conn_new(t->efd, BK_EVENT)) ||
+	if (ccb__wakeup_init(&t->wake, err))
+		return ccb_error_prefix(err, "broker tunnel: ");
+	if (!(t->econn = bk_conn_new(ccb__wakeup_fd(&t->wake), BK_EVENT)) ||
 	    !bk_epoll_add(b, t->econn, EPOLLIN))
-		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", ccb__strerror(errno));
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker tunnel");
 	return CCB_OK;
 }
 
@@ -334,8 +332,7 @@ void bk_tunnel_free(ccb_broker *b)
 		bk_epoll_del(b, t->econn);
 		free(t->econn);
 	}
-	if (t->efd >= 0)
-		close(t->efd);
+	ccb__wakeup_close(&t->wake);
 	free(t->paths);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
@@ -587,13 +584,10 @@ bool bk_tunnel_event(ccb_broker *b, bk_conn *ec)
 {
 	struct bk_tunnel *t = b->tun;
 	tun_item *list;
-	uint64_t v;
 
 	if (!t || ec != t->econn)
 		return false;
-	if (read(t->efd, &v, sizeof v) < 0) {
-		/* EAGAIN */
-	}
+	ccb__wakeup_drain(&t->wake);
 	pthread_mutex_lock(&t->mu);
 	list = t->head;
 	t->head = NULL;

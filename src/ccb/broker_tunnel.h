@@ -45,7 +45,7 @@ struct bk_tunnel {
 	tun_item *head, **tail;
 	size_t nq;
 	unsigned dialers;
-	int efd;
+	ccb__wakeup wake; /* wakes the broker loop */
 	bk_conn *econn;
 	pthread_t watcher;
 	bool watcher_on;

@@ -100,9 +100,10 @@ static ccb_err broker_authenticate(const ccb__outbound_req *q, int attempt, cons
 	rc = ccb_sec_client_start(bs, &sec, CCB_CMD_CCB_PROXY_CONNECT, 0, btext, &info, err);
 	free(btext);
 	if (rc) {
-		rc = rc == CCB_ERR_AUTH || rc == CCB_ERR_NOT_AUTHORIZED ? CCB_ERR_AUTH
-		     : rc == CCB_ERR_TIMEOUT || rc == CCB_ERR_NOMEM	 ? rc
-									 : CCB_ERR_NO_BROKER;
+		/* authentication, authorization and policy outcomes keep their code */
+		if (rc != CCB_ERR_AUTH && rc != CCB_ERR_NOT_AUTHORIZED && rc != CCB_ERR_UNSUPPORTED &&
+		    rc != CCB_ERR_TIMEOUT && rc != CCB_ERR_NOMEM)
+			rc = CCB_ERR_NO_BROKER;
 		ccb_error_prefix(err, "authenticate: ");
 		return rc;
 	}
@@ -248,7 +249,8 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 			ccb_addr_strv_free(list);
 			return CCB_OK;
 		}
-		if (rc == CCB_ERR_AUTH || rc == CCB_ERR_NOMEM || rc == CCB_ERR_TIMEOUT)
+		if (rc == CCB_ERR_AUTH || rc == CCB_ERR_NOT_AUTHORIZED || rc == CCB_ERR_UNSUPPORTED ||
+		    rc == CCB_ERR_NOMEM || rc == CCB_ERR_TIMEOUT)
 			best = rc;
 		if (len < sizeof summary)
 			len += (size_t)snprintf(summary + len, sizeof summary - len, "%soutbound broker %s: %s",
