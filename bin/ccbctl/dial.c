@@ -12,7 +12,6 @@
 #include "ccb/config.h"
 #include "ccb/dial.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 /*
  * Dial options from the config file (shared with ping.c): CCB_DIAL_TIMEOUT

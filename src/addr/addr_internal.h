@@ -1,5 +1,8 @@
 /*
  * Internal helpers of the address layer (src/addr). Not installed.
+ *
+ * Include as "addr_internal.h": only the .c files of src/addr. Nothing above the
+ * layer uses it (the layer offers include/ccb/addr.h).
  */
 #ifndef CCB_ADDR_INTERNAL_H
 #define CCB_ADDR_INTERNAL_H
@@ -48,6 +51,14 @@ ccb_err addr__parse_error(ccb_error *err, const char *what, const char *text,
 static inline bool addr__is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static inline bool addr__has_space(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (addr__is_space(s[i]))
+			return true;
+	return false;
 }
 
 #endif

@@ -9,7 +9,7 @@
  * CCB-routed connect through ccb_dial_sinful(), or CCB_PROXY_CONNECT to the
  * next hop with CCBTTL - 1. A host-name target is resolved and checked on
  * that thread too. The thread never touches the requester's connection; it
- * queues its result and wakes the loop through the workers' eventfd; the
+ * queues its result and wakes the loop through the workers' wake-up signal; the
  * loop replies {Result[, ErrorString]} and splices. At most
  * outbound_max_dials threads run at once.
  */
@@ -27,9 +27,9 @@
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/outbound.h"
-#include "ccb/sec_copy.h"
+#include "broker_internal.h"
+#include "sec_copy.h"
+#include "outbound.h"
 #include "util/util.h"
 
 /* Wire texts of the C++ broker (ccb-protocol.md §12). */
@@ -162,8 +162,6 @@ static void *dial_main(void *arg)
 	ccb_broker *b = j->b;
 	bk_outbound *ob = b->ob;
 	ccb_error e = {0};
-	uint64_t one = 1;
-
 	if (j->check_target &&
 	    !ccb__outbound_target_allowed(j->target, ob->allow, ob->deny, j->detail, sizeof j->detail)) {
 		j->not_permitted = true;
@@ -205,9 +203,7 @@ static void *dial_main(void *arg)
 	ob->nrunning--;
 	pthread_cond_broadcast(&ob->cv);
 	pthread_mutex_unlock(&ob->mu);
-	if (write(b->done_efd, &one, sizeof one) < 0) {
-		/* the counter cannot overflow here */
-	}
+	ccb__wakeup_signal(&b->done_signal);
 	return NULL;
 }
 
@@ -251,28 +247,16 @@ static void refuse(ccb_broker *b, bk_conn *c, const char *text, bool count_faile
 	bk_reply_close(b, c, false, text);
 }
 
-void bk_outbound_handle(ccb_broker *b, bk_conn *c)
+/* The checks before a proxy-connect is dialed: an allowed target, the
+ * streaming caps and duplicate-id rule (shared tables, §7.5), the TTL.
+ * False once the request is refused. */
+static bool admit(ccb_broker *b, bk_conn *c, const char *target, const char *cid, long long ttl)
 {
 	bk_outbound *ob = b->ob;
-	const char *target, *cid, *bad;
-	long long ttl;
-	ob_job *j;
 	size_t sessions;
 	unsigned running;
 	ccb__relay_stats rs;
 
-	if (!bk_outbound_enabled(b)) {
-		bk_conn_close(b, c);
-		return;
-	}
-	ob->requests++;
-	bad = ccb__outbound_parse(c->hs->ad, ob->ttl, &target, &cid, &ttl);
-	if (bad) {
-		b->st.bad_input++;
-		CCB_LOG(CCB_LOG_INFO, "broker: CCB_PROXY_CONNECT from %s: %s", bk_peer(c), bad);
-		refuse(b, c, bad, false);
-		return;
-	}
 	if (host_is_literal(target)) {
 		char why[128];
 		if (!ccb__outbound_target_allowed(target, ob->allow, ob->deny, why, sizeof why)) {
@@ -280,10 +264,9 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 				"broker: refusing proxy-connect from %s to disallowed target %s (%s)",
 				bk_peer(c), target, why);
 			refuse(b, c, TXT_NOT_PERMITTED, false);
-			return;
+			return false;
 		}
 	}
-	/* The streaming caps and duplicate-id rule (shared tables, §7.5). */
 	ccb__relay_engine_stats(b->relay, &rs);
 	sessions = b->handshaking + (size_t)rs.active;
 	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
@@ -292,7 +275,7 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 			"(CCB_SERVER_MAX_STREAMING_SESSIONS=%u)",
 			bk_peer(c), b->cfg.max_streaming_sessions);
 		refuse(b, c, TXT_SESSION_CAP, true);
-		return;
+		return false;
 	}
 	pthread_mutex_lock(&ob->mu);
 	running = ob->nrunning;
@@ -304,16 +287,16 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 			"(CCB_SERVER_MAX_STREAMING_HANDSHAKES=%u, %u outbound dials running)",
 			bk_peer(c), b->cfg.max_streaming_handshakes, running);
 		refuse(b, c, TXT_HANDSHAKE_CAP, true);
-		return;
+		return false;
 	}
 	for (bk_list *n = b->sess_fifo.next; n != &b->sess_fifo; n = n->next)
 		if (!strcmp(bk_container(n, bk_req, fifo)->connect_id, cid)) {
 			refuse(b, c, TXT_DUP_ID, true);
-			return;
+			return false;
 		}
 	if (id_in_flight(ob, cid)) {
 		refuse(b, c, TXT_DUP_ID, true);
-		return;
+		return false;
 	}
 	if (ob->next_hop && ttl <= 0) {
 		CCB_LOG(CCB_LOG_INFO,
@@ -322,9 +305,18 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 			bk_peer(c), target);
 		ob->failed++;
 		refuse(b, c, TXT_TTL_EXPIRED, true);
-		return;
+		return false;
 	}
-	j = calloc(1, sizeof *j);
+	return true;
+}
+
+/* A dial job for requester `c`, or NULL when out of memory. */
+static ob_job *job_new(ccb_broker *b, bk_conn *c, const char *target, const char *cid,
+		       long long ttl)
+{
+	bk_outbound *ob = b->ob;
+	ob_job *j = calloc(1, sizeof *j);
+
 	if (j) {
 		j->fd = -1;
 		j->fwd_fd = -1;
@@ -342,6 +334,33 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 	}
 	if (!j || !j->target || !j->connect_id || !j->name || !j->cancel) {
 		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
+void bk_outbound_handle(ccb_broker *b, bk_conn *c)
+{
+	bk_outbound *ob = b->ob;
+	const char *target, *cid, *bad;
+	long long ttl;
+	ob_job *j;
+
+	if (!bk_outbound_enabled(b)) {
+		bk_conn_close(b, c);
+		return;
+	}
+	ob->requests++;
+	bad = ccb__outbound_parse(c->hs->ad, ob->ttl, &target, &cid, &ttl);
+	if (bad) {
+		b->st.bad_input++;
+		CCB_LOG(CCB_LOG_INFO, "broker: CCB_PROXY_CONNECT from %s: %s", bk_peer(c), bad);
+		refuse(b, c, bad, false);
+		return;
+	}
+	if (!admit(b, c, target, cid, ttl))
+		return;
+	if (!(j = job_new(b, c, target, cid, ttl))) {
 		ob->failed++;
 		refuse(b, c, TXT_DIAL_FAILED, true);
 		return;

@@ -12,7 +12,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/commands.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 #include "util/util.h"
 
 char *bk_status_json_locked(ccb_broker *b, bool pretty)

@@ -13,8 +13,10 @@
 
 #include "ccb/addr.h"
 #include "ccb/dial.h"
-#include "ccb/outbound.h"
 #include "ccb/sharedport.h"
+#include "ccb/wire.h"
+#include "outbound.h"
+#include "security/remote_version.h"
 #include "util/util.h"
 #include "dial_internal.h"
 

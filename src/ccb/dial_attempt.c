@@ -28,7 +28,6 @@
 #include "ccb/wire.h"
 #include "cedar/connect.h"
 #include "security/policy.h"
-#include "addr/addr_internal.h"
 #include "util/util.h"
 #include "dial_internal.h"
 
@@ -149,7 +148,7 @@ static char *sinful_of(const char *ip, int port)
 
 	if (ccb_sinful_new(ip, port, &s, NULL))
 		return NULL;
-	txt = ccb__sinful_format(s);
+	ccb_sinful_format(s, &txt, NULL);
 	ccb_sinful_free(s);
 	return txt;
 }
@@ -224,7 +223,7 @@ static ccb_err open_endpoint(attempt *a, ccb_sharedport_endpoint **ep, char **my
 		return fail(a, e.code, "shared-port endpoint: %s", e.detail);
 	if (ccb_sinful_parse_address(o->sharedport_address, &s, &e) ||
 	    ccb_sinful_set_param(s, CCB_SINFUL_SOCK, ccb_sharedport_endpoint_id(*ep), &e) ||
-	    !(*my_address = ccb__sinful_format(s))) {
+	    ccb_sinful_format(s, my_address, &e)) {
 		ccb_sinful_free(s);
 		ccb_sharedport_endpoint_free(*ep);
 		*ep = NULL;
@@ -514,7 +513,7 @@ static ccb_err open_session(attempt *a, attempt_ctx *x)
 		ccb__dial_emit(r, a, "authenticate", CCB_OK,
 			       "connected; security handshake for CCB_REQUEST");
 		free(x->broker_text);
-		x->broker_text = ccb__sinful_format(x->baddr);
+		ccb_sinful_format(x->baddr, &x->broker_text, NULL);
 		memset(&x->info, 0, sizeof x->info);
 		sec = *r->o->broker_sec;
 		/* SSL names the broker by its alias, else its host (security-handshake.md §7.5). */
@@ -572,7 +571,7 @@ static ccb_err open_return_path(attempt *a, attempt_ctx *x)
 	if (x->streaming) {
 		x->my_address = ccb_strdup(o->proxy_return_addr ? o->proxy_return_addr
 								: CCB_DIAL_PROXY_PLACEHOLDER);
-		x->route = ccb__contact_route(&x->c);
+		ccb_contact_route(&x->c, &x->route, NULL);
 		if (!x->my_address || !x->route)
 			return fail(a, CCB_ERR_NOMEM, "out of memory");
 		return CCB_OK;

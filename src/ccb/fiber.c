@@ -23,7 +23,7 @@
 #define FIB_ASM 1
 #endif
 
-#include "ccb/fiber.h"
+#include "fiber.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIB_ASAN 1
@@ -163,7 +163,7 @@ static void fib_run(ccb__fiber *f)
 void ccb__fib_switch(void **save, void *to) __attribute__((visibility("hidden")));
 void ccb__fib_boot(void) __attribute__((visibility("hidden")));
 void ccb__fib_main(ccb__fiber *f) __attribute__((visibility("hidden"), noreturn));
-__asm__(".text\n"
+__asm__(".pushsection .text\n"
 	".p2align 4\n"
 	".globl ccb__fib_switch\n"
 	".hidden ccb__fib_switch\n"
@@ -201,7 +201,8 @@ __asm__(".text\n"
 	"\tandq $-16, %rsp\n"
 	"\tcall ccb__fib_main\n"
 	"\tud2\n"
-	".size ccb__fib_boot, .-ccb__fib_boot\n");
+	".size ccb__fib_boot, .-ccb__fib_boot\n"
+	".popsection\n");
 
 void ccb__fib_main(ccb__fiber *f)
 {

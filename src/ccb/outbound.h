@@ -3,6 +3,9 @@
  * exchange, shared by ccb_dial_sinful() (OUTBOUND_CCB_ADDRESS) and by a broker
  * forwarding to its next hop, and the request/target checks a broker makes.
  * Not installed.
+ *
+ * Include as "outbound.h": only src/ccb/dial.c, src/ccb/broker*.c and the
+ * outbound tests, fuzzer and benchmark.
  */
 #ifndef CCB_OUTBOUND_H
 #define CCB_OUTBOUND_H

@@ -1,7 +1,7 @@
 /* Deep copies of the security settings (see sec_copy.h). */
 #include <string.h>
 
-#include "ccb/sec_copy.h"
+#include "sec_copy.h"
 #include "util/util.h"
 
 #define CLIENT_STRINGS(X)                                                                         \

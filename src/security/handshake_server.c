@@ -348,13 +348,19 @@ static ccb_err server_reconcile(server_hs *h)
 {
 	ccb__sec_server_params sp;
 	ccb__sec_config c;
-	char pub[CCB_ECDH_PUB_B64_SIZE];
+	char pub[CCB_ECDH_PUB_B64_SIZE] = "";
+	const char *peer_key = NULL;
 	ccb_err rc;
 
 	server_policy_config(h->cfg, h->cmd->perm, &c, h->methods, sizeof h->methods, h->cryptos,
 			     sizeof h->cryptos);
-	if ((rc = ccb__sec_policy_build(&c, &h->pol, h->err)) ||
-	    (rc = ccb__ecdh_generate(&h->k, h->err)) || (rc = ccb__ecdh_public_b64(h->k, pub, h->err)))
+	if ((rc = ccb__sec_policy_build(&c, &h->pol, h->err)))
+		return rc;
+	/* Our key pair is answered only to a client that sent its own: a keyless
+	 * client (plaintext, or the legacy key after CLAIMTOBE/FS) costs none. */
+	if (ccb_classad_get_string(h->req, "ECDHPublicKey", &peer_key) == CCB_OK && peer_key &&
+	    *peer_key &&
+	    ((rc = ccb__ecdh_generate(&h->k, h->err)) || (rc = ccb__ecdh_public_b64(h->k, pub, h->err))))
 		return rc;
 	sp = (ccb__sec_server_params){.policy = &h->pol, .ecdh_public_key = pub};
 	if ((rc = ccb__sec_reconcile(&sp, h->req, &h->resp, &h->out, h->err))) {

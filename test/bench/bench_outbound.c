@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "../broker/bktest.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 
 static double now_s(void)
 {

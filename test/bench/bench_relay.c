@@ -40,7 +40,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/config.h"
-#include "ccb/relay.h"
+#include "relay.h"
 #include "ccb/security.h"
 #include "ccb/stream.h"
 #include "ccb/wire.h"

@@ -118,6 +118,8 @@ static inline ccb_err bkt_connect(int port, int command, const char *user, ccb_s
 
 	if (rc)
 		return rc;
+	/* a broker that stops answering fails the test, not ctest's timeout */
+	ccb_stream_set_timeout(*s, 30000);
 	rc = ccb_sec_client_start(*s, &sc, command, 0, NULL, &info, err);
 	if (rc) {
 		ccb_stream_free(*s);

@@ -16,7 +16,7 @@
 
 #include "bktest.h"
 #include "ccb/log.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 
 #define NREG 1000
 #define NTHREADS 4
@@ -395,7 +395,9 @@ static void test_fd_exhaustion(void)
 				break;
 			held[nheld++] = fd;
 		}
-		/* Deliberate time: the broker keeps running at its fd limit. */
+		/* deliberate: time passes with the broker at its fd limit
+		 * (accepts paused and resumed every 100 ms); its registrations
+		 * must still be served afterwards. */
 		usleep(300 * 1000);
 		for (int i = 0; i < 6; i++)
 			if (!bkt_heartbeat(&l[i]))
@@ -452,9 +454,9 @@ static void test_slow_first_message_holds_no_worker(void)
 		loris[i] = raw_connect(k.port);
 		CU_ASSERT(send(loris[i], first_part, sizeof first_part, 0) == sizeof first_part);
 	}
-	/* Deliberate time: the slow peers sit half-sent while a good one
-	 * registers; the test checks they do not block it. */
-	usleep(100 * 1000);
+	/* The broker holds the slow peers (accepted, their first message
+	 * half-sent) before a good one registers: they must not block it. */
+	CU_ASSERT(bkt_wait_stat(k.b, "ConnectionsAccepted", 4));
 	CU_ASSERT_EQUAL(bkt_register(k.port, "condor", NULL, NULL, &good), CCB_OK);
 	CU_ASSERT(bkt_heartbeat(&good));
 	/* The slow peers are still there: the registration did not wait them out. */

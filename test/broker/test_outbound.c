@@ -10,7 +10,7 @@
 #include "bktest.h"
 #include "ccb/attributes.h"
 #include "ccb/dial.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 
 static int fds_before;
 

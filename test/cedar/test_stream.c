@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ccbt.h"
@@ -263,12 +264,47 @@ static void test_timeout(void)
 	close(raw);
 }
 
-static void *shutdown_later(void *p)
+struct blocked_reader {
+	ccb_stream *s;
+	long tid; /* the reading thread */
+};
+
+/* Whether thread `tid` of this process sleeps in poll(): the system call it
+ * is blocked in, from /proc/self/task/TID/syscall ("running" while it runs);
+ * where that file cannot be read, whether the thread sleeps at all. */
+static bool blocked_in_poll(void *arg)
 {
-	/* Deliberate time: the main thread should be blocked in its read
-	 * (not observable from here) when the shutdown comes. */
-	usleep(100 * 1000);
-	ccb_stream_shutdown(p);
+	long tid = *(long *)arg, nr;
+	char path[64], buf[256] = "", *p;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+	if ((f = fopen(path, "r"))) {
+		bool ok = fscanf(f, "%ld", &nr) == 1;
+		fclose(f);
+#ifdef SYS_poll
+		if (ok && nr == SYS_poll)
+			return true;
+#endif
+		return ok && nr == SYS_ppoll;
+	}
+	snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+	if (!(f = fopen(path, "r")))
+		return false;
+	buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+	fclose(f);
+	p = strrchr(buf, ')'); /* "TID (comm) STATE ...", comm may hold spaces */
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+static void *shutdown_when_blocked(void *arg)
+{
+	struct blocked_reader *r = arg;
+
+	/* The shutdown must find the reader blocked in its read. */
+	if (!ccbt_wait_until(10000, blocked_in_poll, &r->tid))
+		fprintf(stderr, "reader not seen blocked in poll() within 10 s ");
+	ccb_stream_shutdown(r->s);
 	return NULL;
 }
 
@@ -276,11 +312,12 @@ static void test_cancel(void)
 {
 	int raw;
 	ccb_stream *s = pair_stream(&raw);
+	struct blocked_reader r = {s, (long)syscall(SYS_gettid)};
 	pthread_t t;
 	int64_t v;
 
 	ccb_stream_set_timeout(s, 20000);
-	pthread_create(&t, NULL, shutdown_later, s);
+	pthread_create(&t, NULL, shutdown_when_blocked, &r);
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CANCELLED);
 	pthread_join(t, NULL);
 	ccb_stream_free(s);

@@ -251,7 +251,7 @@ static void test_order(void)
 		CU_ASSERT_STRING_EQUAL(ccb_classad_name_at(ad, i), want[i]);
 	text = ccb__classad_to_text(ad);
 	CU_ASSERT_STRING_EQUAL(text, "A = 2\nb = 1\ncc = 1\nZz = 1\naaa = 1\nName = 1\n");
-	free(text);
+	ccb_free(text);
 	ccb_classad_free(ad);
 }
 

@@ -8,12 +8,13 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../broker/bktest.h"
 #include "ccb/dial.h"
 #include "ccb/listener.h"
-#include "ccb/listener_test.h"
+#include "listener_test.h"
 #include "ccbt_proc.h"
 
 /* Full sizes from the issue when CCB_FAULT_FULL=1, else CI-sized ones. */
@@ -23,9 +24,21 @@ static inline bool ft_full(void)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
+/* Records its kernel thread id, so the caller can see the thread go. */
 static void *ft_nop(void *arg)
 {
-	return arg;
+	*(long *)arg = (long)syscall(SYS_gettid);
+	return NULL;
+}
+
+/* A joined thread can still be listed in /proc/self/task for a moment (the
+ * kernel reaps it after pthread_join has returned). */
+static bool ft_task_gone(void *arg)
+{
+	char path[64];
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld", *(long *)arg);
+	return access(path, F_OK) != 0;
 }
 
 /* Threads of this process. The first call starts and joins a thread so that
@@ -39,10 +52,14 @@ static inline int ft_count_threads(void)
 
 	if (!warmed) {
 		pthread_t t;
+		long tid = 0;
 		warmed = true;
-		if (pthread_create(&t, NULL, ft_nop, NULL) == 0)
+		if (pthread_create(&t, NULL, ft_nop, &tid) == 0) {
 			pthread_join(t, NULL);
-		usleep(10000);
+			/* Not counted in the baseline: wait until it is gone. */
+			if (!ccbt_wait_until(5000, ft_task_gone, &tid))
+				fprintf(stderr, "warm-up thread %ld still listed after 5 s\n", tid);
+		}
 	}
 	if (!(d = opendir("/proc/self/task")))
 		return -1;

@@ -10,6 +10,11 @@
 
 #include "fault.h"
 
+static bool two_registered(void *l)
+{
+	return ccb_listener_num_registered(l) == 2;
+}
+
 static void test_one_of_three_killed(void)
 {
 	ft_proc_broker b[3] = {{0}};
@@ -48,8 +53,8 @@ static void test_one_of_three_killed(void)
 	}
 	/* Kill the second broker. */
 	CU_ASSERT_EQUAL(ft_proc_broker_stop(&b[1], SIGKILL), 128 + SIGKILL);
-	for (int i = 0; i < 500 && ccb_listener_num_registered(l) != 2; i++)
-		usleep(10000);
+	/* The listener notices the loss. */
+	CU_ASSERT(ccbt_wait_until(10000, two_registered, l));
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 2);
 	for (int i = 0; i < dials; i++) {
 		ccb_error err = {0};

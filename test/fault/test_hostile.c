@@ -45,7 +45,7 @@ static void *legit_main(void *arg)
 		}
 		if (ms > G.worst_ms)
 			G.worst_ms = ms;
-		usleep(50000);
+		usleep(50000); /* deliberate: a legitimate client's pace, not a wait */
 	}
 	return NULL;
 }

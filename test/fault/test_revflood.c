@@ -231,7 +231,7 @@ static void test_flood(void)
 			max_thr = t;
 		if (f > max_fds)
 			max_fds = f;
-		usleep(50000);
+		usleep(50000); /* deliberate: a legitimate client's pace while the window lasts */
 	}
 	fprintf(stderr,
 		"legitimate dials: %d ok, %d failed%s%s; pending peak %lld, refused %lld; threads "

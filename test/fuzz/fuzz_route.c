@@ -11,8 +11,7 @@
 #include <string.h>
 
 #include "ccb/addr.h"
-#include "ccb/broker_internal.h"
-#include "addr/addr_internal.h"
+#include "broker_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

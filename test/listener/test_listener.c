@@ -11,7 +11,7 @@
 #include "ccb/addr.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
-#include "ccb/listener_test.h"
+#include "listener_test.h"
 #include "fakebroker.h"
 #include "classad/classad_internal.h"
 
@@ -69,6 +69,17 @@ static int handled_calls(void)
 	n = H.calls;
 	pthread_mutex_unlock(&H.mu);
 	return n;
+}
+
+static bool calls_reached(void *n)
+{
+	return handled_calls() >= *(const int *)n;
+}
+
+/* Wait (up to 10 s) until the handler has been called n times. */
+static bool wait_handled(int n)
+{
+	return ccbt_wait_until(10000, calls_reached, &n);
 }
 
 static ccb_listener_config base_config(void)
@@ -294,8 +305,7 @@ static void test_command_socket_direct(void)
 	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_stream_put_int(s, 4242), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
-	for (int i = 0; i < 500 && handled_calls() < 1; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(1));
 	ccb_stream_free(s);
 	pthread_mutex_lock(&H.mu);
 	CU_ASSERT_EQUAL(H.calls, 1);
@@ -644,8 +654,7 @@ static void reverse_connect(bool streaming)
 	CU_ASSERT_EQUAL(ccb_classad_count(fb.results[0]), streaming ? 6 : 4);
 	pthread_mutex_unlock(&fb.mu);
 	/* The handler got the connection and read what the requester sent. */
-	for (int i = 0; i < 500 && handled_calls() == 0; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(1));
 	snprintf(want_contact, sizeof want_contact, "127.0.0.1:%u#1", fb.port);
 	pthread_mutex_lock(&H.mu);
 	CU_ASSERT_EQUAL(H.calls, 1);
@@ -838,6 +847,17 @@ static long long status_int(ccb_listener *l, const char *name)
 	return v;
 }
 
+struct running_want {
+	ccb_listener *l;
+	long long n;
+};
+
+static bool handlers_running_reached(void *arg)
+{
+	const struct running_want *w = arg;
+	return status_int(w->l, "handlers_running") >= w->n;
+}
+
 /* Direct connections: a silent client waits in the loop (no thread) and is
  * closed at the deadline; one IP has at most max_pending_per_requester
  * waiting and half of the handlers running. */
@@ -878,8 +898,8 @@ static void test_direct_caps(void)
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_FATAL((busy[i] = raw_connect("127.0.0.6", cport)) >= 0);
 		CU_ASSERT(send(busy[i], "\0", 1, 0) == 1);
-		for (int k = 0; k < 500 && status_int(l, "handlers_running") < (i < 2 ? i + 1 : 2); k++)
-			usleep(10000);
+		struct running_want w = {l, i < 2 ? i + 1 : 2};
+		CU_ASSERT(ccbt_wait_until(10000, handlers_running_reached, &w));
 	}
 	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
 	CU_ASSERT(closed_by_peer(busy[2]));
@@ -892,8 +912,7 @@ static void test_direct_caps(void)
 		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(other, &s, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_stream_put_int(s, 99), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
-		for (int i = 0; i < 500 && handled_calls() < 1; i++)
-			usleep(10000);
+		CU_ASSERT(wait_handled(1));
 		pthread_mutex_lock(&H.mu);
 		CU_ASSERT_EQUAL(H.calls, 1);
 		CU_ASSERT_EQUAL(H.value, 99);
@@ -903,8 +922,7 @@ static void test_direct_caps(void)
 	}
 	for (int i = 0; i < 2; i++)
 		close(busy[i]);
-	for (int i = 0; i < 500 && handled_calls() < 3; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(3));
 	CU_ASSERT_EQUAL(handled_calls(), 3);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
@@ -912,6 +930,23 @@ static void test_direct_caps(void)
 }
 
 /* ---- reconnects (§4.4, §4.5) --------------------------------------------------- */
+
+static bool none_registered(void *l)
+{
+	return ccb_listener_num_registered(l) == 0;
+}
+
+/* The first broker's status records an error. */
+static bool first_broker_failed(void *l)
+{
+	json_t *j = status(l);
+	json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
+	const char *e = json_string_value(json_object_get(b0, "last_error"));
+	bool yes = e && *e && json_integer_value(json_object_get(b0, "last_error_at")) > 0;
+
+	json_decref(j);
+	return yes;
+}
 
 static void test_broker_restart(void)
 {
@@ -929,13 +964,13 @@ static void test_broker_restart(void)
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	snprintf(want, sizeof want, "127.0.0.1:%u#1", fb.port);
 	fb_kill(&fb);
-	for (int i = 0; i < 500 && ccb_listener_num_registered(l) == 1; i++)
-		usleep(10000);
+	CU_ASSERT(ccbt_wait_until(10000, none_registered, l));
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 0);
 	ccb_listener_contact_list(l, &list, NULL);
 	CU_ASSERT_STRING_EQUAL(list, "");
 	ccb_free(list);
-	usleep(300000); /* a few failed attempts against the dead port */
+	/* A failed attempt against the dead port is recorded. */
+	CU_ASSERT(ccbt_wait_until(10000, first_broker_failed, l));
 	j = status(l);
 	{
 		json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
@@ -1047,8 +1082,8 @@ static void hostile(enum fb_mode mode)
 	/* Once the broker behaves, the registration holds. */
 	CU_ASSERT(fb_wait_count(&fb, &fb.serve_registrations, 1, 10000));
 	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
-	/* Deliberate time, not a wait for an event: the registration must
-	 * still hold a while later. */
+	/* deliberate: time passes, and the registration must still hold
+	 * afterwards (not a wait for an event). */
 	usleep(200000);
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 1);
 	ccb_listener_free(l);
@@ -1126,6 +1161,16 @@ static void test_stop_reconnect_wait(void)
 	stop_in(FB_SERVE, "reconnect_wait", true);
 }
 
+/* Whether one of the n non-blocking connects completes within timeout_ms. */
+static bool one_writable(const int *fds, int n, int timeout_ms)
+{
+	struct pollfd p[8];
+
+	for (int i = 0; i < n && i < 8; i++)
+		p[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+	return poll(p, (nfds_t)(n < 8 ? n : 8), timeout_ms) > 0;
+}
+
 /* Connecting: a listen queue that is full and never accepted drops our SYN,
  * so connect() stays in progress. */
 static void test_stop_connecting(void)
@@ -1149,15 +1194,15 @@ static void test_stop_connecting(void)
 		else
 			close(fd);
 	}
-	/* Deliberate time: let the non-blocking connects settle into the
-	 * full backlog (no observable event from this side). */
-	usleep(100000);
+	/* The backlog is full once one of them is established: the later
+	 * SYNs are dropped, as the listener's will be. */
+	CU_ASSERT(nfill > 0 && one_writable(fill, nfill, 10000));
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(a.sin_port));
 	c.broker = addr;
 	c.timeout_ms = 60000;
 	c.reconnect_interval_ms = 60000;
 	l = start_listener(&c);
-	/* Deliberate time: the registration must stay stuck a while. */
+	/* deliberate: time passes; the registration must stay stuck meanwhile. */
 	usleep(300000);
 	/* Either still connecting (SYN dropped) or, if the kernel let it in,
 	 * waiting in the handshake; both must stop promptly. */
@@ -1228,6 +1273,11 @@ static void stopping_handler(ccb_stream *conn, const ccb_listener_conn_info *inf
 	pthread_mutex_unlock(&H.mu);
 }
 
+static bool stopped_by_handler(void *l)
+{
+	return ccb_listener_stopping(l) && handled_calls() == 1;
+}
+
 static void test_stop_from_handler(void)
 {
 	int fds0 = ccbt_count_fds();
@@ -1248,8 +1298,8 @@ static void test_stop_from_handler(void)
 	snprintf(addr, sizeof addr, "<127.0.0.1:%u>", rq.port);
 	fb_push(&fb, request_ad(addr, "5", false));
 	requester_finish(&rq);
-	for (int i = 0; i < 1000 && !(ccb_listener_stopping(l) && handled_calls() == 1); i++)
-		usleep(10000); /* the handler runs on the listener's thread */
+	/* The handler runs on a thread of the listener's. */
+	CU_ASSERT(ccbt_wait_until(10000, stopped_by_handler, l));
 	CU_ASSERT(ccb_listener_stopping(l));
 	CU_ASSERT_EQUAL(handled_calls(), 1);
 	ccb_listener_free(l); /* joins the handler that stopped it */

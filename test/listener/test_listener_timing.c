@@ -8,8 +8,8 @@
 
 #include "ccbt.h"
 #include "ccb/listener.h"
-#include "ccb/listener_internal.h"
-#include "ccb/listener_test.h"
+#include "listener_internal.h"
+#include "listener_test.h"
 
 static void handler(ccb_stream *conn, const ccb_listener_conn_info *info, void *user)
 {
