@@ -2,7 +2,7 @@
  * Deep copies of the public security settings, for the objects that keep
  * them past the call that hands them over (listener, broker): every string
  * is duplicated, so the caller may free its config right after the call.
- * Not installed.
+ * Not installed. Included by: listener.c, broker.c, broker_outbound.c.
  */
 #ifndef CCB_SEC_COPY_H
 #define CCB_SEC_COPY_H
