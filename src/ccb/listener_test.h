@@ -1,7 +1,7 @@
 /*
  * Test-only knobs of the listener, kept out of the public struct. Not
  * installed, not exported: the tests link the static library. Included by:
- * listener.c, test/listener/*.c, test/fault/fault.h.
+ * listener.c, the listener tests, test/fault/fault.h.
  */
 #ifndef CCB_LISTENER_TEST_H
 #define CCB_LISTENER_TEST_H
