@@ -41,7 +41,7 @@ typedef enum ccb_err {
 	CCB_ERR_PARSE = 8,            /**< text (ClassAd, sinful, JSON) could not be parsed */
 	CCB_ERR_CRYPTO = 9,           /**< encryption, decryption or integrity check failed */
 	CCB_ERR_AUTH = 10,            /**< authentication failed or no common method */
-	CCB_ERR_NOT_AUTHORIZED = 11,  /**< authenticated, but not allowed */
+	CCB_ERR_NOT_AUTHORIZED = 11,  /**< the peer (authenticated or not) is not allowed */
 	CCB_ERR_NOT_FOUND = 12,       /**< a named thing (attribute, CCBID, file) does not exist */
 	CCB_ERR_UNSUPPORTED = 13,     /**< the peer or build lacks a needed feature */
 	CCB_ERR_CANCELLED = 14,       /**< the operation was cancelled (stop, lost race) */
