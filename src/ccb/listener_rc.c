@@ -86,6 +86,21 @@ static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
 	}
 }
 
+/* Append `p` to the pending list, count it and wake the loop. Under l->mu. */
+static void pend_append(ccb_listener *l, pend *p)
+{
+	p->prev = l->pend_tail;
+	if (l->pend_tail)
+		l->pend_tail->next = p;
+	else
+		l->pend_head = p;
+	l->pend_tail = p;
+	l->npending++;
+	if ((uint64_t)l->npending > l->pending_peak)
+		l->pending_peak = (uint64_t)l->npending;
+	ccb__wakeup_signal(&l->rc_wake);
+}
+
 /* A client on our private network connected to the command socket: it
  * waits in the reverse-connect loop (a socket, no thread) until it sends
  * its first bytes, then for a free handler, under the same caps as
@@ -136,16 +151,7 @@ static void accept_one(ccb_listener *l)
 		p->connect_deadline = p->started + l->connect_ms;
 		snprintf(p->peer, sizeof p->peer, "%s", peer);
 		snprintf(p->key, sizeof p->key, "%s", ip);
-		p->prev = l->pend_tail;
-		if (l->pend_tail)
-			l->pend_tail->next = p;
-		else
-			l->pend_head = p;
-		l->pend_tail = p;
-		l->npending++;
-		if ((uint64_t)l->npending > l->pending_peak)
-			l->pending_peak = (uint64_t)l->npending;
-		ccb__wakeup_signal(&l->rc_wake);
+		pend_append(l, p);
 		pthread_mutex_unlock(&l->mu);
 		return;
 	}
@@ -643,16 +649,7 @@ static bool pend_enqueue(ccb_listener *l, reg *r, pend *p, ccb_classad **hello, 
 	}
 	p->hello = *hello;
 	*hello = NULL;
-	p->prev = l->pend_tail;
-	if (l->pend_tail)
-		l->pend_tail->next = p;
-	else
-		l->pend_head = p;
-	l->pend_tail = p;
-	l->npending++;
-	if ((uint64_t)l->npending > l->pending_peak)
-		l->pending_peak = (uint64_t)l->npending;
-	ccb__wakeup_signal(&l->rc_wake);
+	pend_append(l, p);
 	pthread_mutex_unlock(&l->mu);
 	return true;
 }
