@@ -42,6 +42,7 @@ struct ccb_stream {
 	bool md_on;
 	int timeout_ms;
 	ccb_err code;    /* of the most recent failure (its detail in `err`) */
+	uint32_t md_send_bytes, md_recv_bytes; /* digested so far (< 2 x DIGEST_LIMIT) */
 	int64_t deadline;
 	int64_t op_start; /* when the current read/write began, for timeout details */
 	size_t max_message;
@@ -57,7 +58,6 @@ struct ccb_stream {
 	ccb_legacy *leg; /* a legacy key is installed */
 
 	EVP_MD_CTX *md_send, *md_recv;
-	size_t md_send_bytes, md_recv_bytes;
 	uint8_t *final;  /* frozen digests, sent then received (2 x DIGEST_LEN),
 			  * until the first packet each way has used them */
 
@@ -427,12 +427,12 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
  * that large, and bulk plaintext streams do not pay for hashing. */
 #define DIGEST_LIMIT (1024 * 1024)
 
-static void digest(EVP_MD_CTX **ctx, size_t *total, const uint8_t *hdr, const uint8_t *body,
+static void digest(EVP_MD_CTX **ctx, uint32_t *total, const uint8_t *hdr, const uint8_t *body,
 		   size_t n)
 {
 	if (*total > DIGEST_LIMIT)
 		return;
-	*total += HDR_LEN + n;
+	*total += (uint32_t)(HDR_LEN + n); /* n <= CCB_MAX_PACKET_BODY */
 	if (*total > DIGEST_LIMIT) {
 		EVP_MD_CTX_free(*ctx);
 		*ctx = NULL;
