@@ -21,7 +21,7 @@ configure_package_config_file(cmake/ccbConfig.cmake.in
   ${CMAKE_CURRENT_BINARY_DIR}/ccbConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ccb)
 write_basic_package_version_file(${CMAKE_CURRENT_BINARY_DIR}/ccbConfigVersion.cmake
-  COMPATIBILITY SameMinorVersion)
+  COMPATIBILITY SameMajorVersion) # semantic versioning from 1.0 (docs/api.md)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/ccbConfig.cmake
               ${CMAKE_CURRENT_BINARY_DIR}/ccbConfigVersion.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/ccb)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include <ccb/ccb.h>
+#include <ccb/commands.h> /* CCB_CMD_* (a lower-level header) */
 
 #define DC_NOP_READ 60020
 
@@ -27,7 +28,7 @@ int main(int argc, char **argv)
 	const char *address = argv[argc - 1];
 	ccb_config *cfg = NULL;
 	ccb_sec_client_config sec;
-	ccb_dial_opts opts = {0};
+	ccb_dial_config opts = {0};
 	ccb_dial_info dinfo;
 	ccb_sec_info info;
 	ccb_stream *s = NULL;

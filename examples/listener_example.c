@@ -24,6 +24,7 @@
 #include <time.h>
 
 #include <ccb/ccb.h>
+#include <ccb/commands.h> /* CCB_CMD_* (a lower-level header) */
 
 /* The permission level of each command we serve (the security handshake
  * asks; -1 refuses). DC_NOP_READ is DC_NOP at READ level. */
@@ -73,7 +74,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s CONFIG.json\n", argv[0]);
 		return 2;
 	}
-	if (ccb_config_load(argv[1], &cfg, &err) || ccb_listener_config_from(cfg, &lc, &err) ||
+	if (ccb_config_load(argv[1], &cfg, &err) || ccb_listener_config_load(cfg, &lc, &err) ||
 	    ccb_config_server_security(cfg, &sec, &err)) {
 		fprintf(stderr, "%s\n", err.detail);
 		ccb_config_free(cfg);
@@ -97,7 +98,7 @@ int main(int argc, char **argv)
 
 		if (sig == SIGINT || sig == SIGTERM)
 			break;
-		if (ccb_listener_wait_change(l, &gen, 0)) {
+		if (ccb_listener_wait_change(l, &gen, 0, NULL) == CCB_OK) {
 			/* The full sinful, as an HTCondor daemon writes its own:
 			 * <ip:port?CCBID=...&PrivNet=...&addrs=...&noUDP>. It
 			 * fails (CCB_ERR_STATE) while no broker is registered. */
@@ -106,7 +107,7 @@ int main(int argc, char **argv)
 				printf("%s\n", sinful); /* advertise this */
 				fflush(stdout);
 			}
-			free(sinful);
+			ccb_free(sinful);
 		}
 	}
 	rc = 0;

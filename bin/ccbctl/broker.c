@@ -14,7 +14,6 @@
 #include "ccb/config.h"
 #include "ccb/log.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 static ccb_broker *running;
 static int hup_pipe[2] = {-1, -1};
@@ -58,12 +57,9 @@ static void log_line(ccb_log_level level, const char *msg, void *user)
 
 /* SIGHUP: read the config file again and apply its security settings
  * (methods, ALLOW/DENY lists, key and certificate files) to new
- * handshakes. Configs stay alive until exit: a handshake may still use one. */
+ * handshakes. The broker copies them, so each config is freed at once. */
 struct reload {
 	const char *path;
-	ccb_config *configs[64];
-	ccb_sec_server_config secs[64];
-	int n;
 	pthread_t t;
 };
 
@@ -76,20 +72,16 @@ static void *reload_main(void *arg)
 		ccb_config *cfg = NULL;
 		ccb_broker_config bc;
 		ccb_error err = {0};
+		bool ok = ccb_config_load(r->path, &cfg, &err) == CCB_OK &&
+			  ccb_broker_config_load(cfg, &bc, &err) == CCB_OK &&
+			  ccb_broker_reload_security(running, &bc.security, &err) == CCB_OK;
 
-		if (r->n == (int)(sizeof r->configs / sizeof r->configs[0])) {
-			fprintf(stderr, "ccbctl broker: too many reloads; restart to reload again\n");
-			continue;
-		}
-		if (ccb_config_load(r->path, &cfg, &err) ||
-		    ccb_broker_config_load(cfg, &bc, &r->secs[r->n], &err) ||
-		    ccb_broker_reload_security(running, &r->secs[r->n], &err)) {
+		ccb_config_free(cfg);
+		if (!ok)
 			fprintf(stderr, "ccbctl broker: SIGHUP: %s (settings unchanged)\n", err.detail);
-			ccb_config_free(cfg);
-			continue;
-		}
-		r->configs[r->n++] = cfg;
-		fprintf(stderr, "ccbctl broker: SIGHUP: security settings reloaded from %s\n", r->path);
+		else
+			fprintf(stderr, "ccbctl broker: SIGHUP: security settings reloaded from %s\n",
+				r->path);
 	}
 	return NULL;
 }
@@ -116,80 +108,98 @@ static void broker_usage(FILE *f)
 		"Exit status: 0 stopped by a signal, 1 failure, 2 usage.\n");
 }
 
-int ccbctl_broker(int argc, char **argv)
+/* The command line. */
+typedef struct {
+	const char *cfg_path, *log_path;
+	int verbosity; /* a ccb_log_level, -1 for the default */
+} broker_args;
+
+/* Returns -1 to go on, else the exit status. */
+static int broker_parse(int argc, char **argv, broker_args *a)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"debug", no_argument, NULL, 'd'},
 					     {"log", required_argument, NULL, 'l'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *log_path = NULL;
-	int opt, verbosity = -1, rc = CCBCTL_EXIT_FAIL;
-	FILE *logf = stderr;
-	struct reload *rl = NULL;
-	ccb_config *cfg = NULL;
-	ccb_broker_config bc;
-	ccb_sec_server_config sec;
-	ccb_sec_client_config csec = {0};
-	ccb_broker *b = NULL;
-	ccb_error err = {0};
-	struct sigaction sa;
+	int opt;
 
+	*a = (broker_args){.verbosity = -1};
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': cfg_path = optarg; break;
-		case 'v': verbosity = CCB_LOG_INFO; break;
-		case 'd': verbosity = CCB_LOG_DEBUG; break;
-		case 'l': log_path = optarg; break;
+		case 'c': a->cfg_path = optarg; break;
+		case 'v': a->verbosity = CCB_LOG_INFO; break;
+		case 'd': a->verbosity = CCB_LOG_DEBUG; break;
+		case 'l': a->log_path = optarg; break;
 		case 'h': broker_usage(stdout); return CCBCTL_EXIT_OK;
 		default: broker_usage(stderr); return CCBCTL_EXIT_USAGE;
 		}
 	}
-	if (!cfg_path || optind != argc) {
+	if (!a->cfg_path || optind != argc) {
 		broker_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	if (log_path && !(logf = fopen(log_path, "a"))) {
-		fprintf(stderr, "ccbctl broker: --log %s: %s\n", log_path, ccb__strerror(errno));
-		return CCBCTL_EXIT_FAIL;
-	}
-	ccb_set_log_handler(log_line, verbosity >= 0 ? (ccb_log_level)verbosity : CCB_LOG_WARNING,
-			    logf);
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &sec, &err) ||
-	    /* The broker's own outbound connections (the upstream registrations
-	     * of an inside CCB, CCB_PROXY_CONNECT forwarded to a next hop,
-	     * CCB-routed targets) authenticate with the SEC_CLIENT_* knobs. */
-	    ccb_config_client_security(cfg, &csec, &err) ||
-	    (bc.upstream_security = &csec, bc.outbound_security = &csec,
-	     ccb_broker_new(&bc, &b, &err))) {
-		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
-		goto out;
-	}
-	running = b;
+	return -1;
+}
+
+/* The SIGHUP pipe and the thread that reloads on it; NULL (said on stderr)
+ * when either cannot be had. */
+static struct reload *reload_start(const char *cfg_path)
+{
+	struct reload *rl;
+
 	if (pipe2(hup_pipe, O_CLOEXEC) != 0 || !(rl = calloc(1, sizeof *rl))) {
-		fprintf(stderr, "ccbctl broker: %s\n", ccb__strerror(errno));
-		goto out;
+		fprintf(stderr, "ccbctl broker: %s\n", ccbctl_strerror(errno));
+		return NULL;
 	}
 	rl->path = cfg_path;
 	if (pthread_create(&rl->t, NULL, reload_main, rl) != 0) {
 		free(rl);
-		rl = NULL;
 		fprintf(stderr, "ccbctl broker: cannot start the reload thread\n");
-		goto out;
+		return NULL;
 	}
+	return rl;
+}
+
+static void reload_stop(struct reload *rl)
+{
+	if (rl) {
+		char c = 'q';
+		if (write(hup_pipe[1], &c, 1) == 1)
+			pthread_join(rl->t, NULL);
+		free(rl);
+	}
+	for (int i = 0; i < 2; i++)
+		if (hup_pipe[i] >= 0) {
+			close(hup_pipe[i]);
+			hup_pipe[i] = -1;
+		}
+}
+
+static void signals_catch(bool on)
+{
+	struct sigaction sa;
+
 	memset(&sa, 0, sizeof sa);
-	sa.sa_handler = on_signal;
+	sa.sa_handler = on ? on_signal : SIG_DFL;
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (on)
+		signal(SIGPIPE, SIG_IGN);
+}
+
+/* "listening ADDRESS ports P[,P...]" on stdout, which scripts wait for, and
+ * a warning when the advertised address is useless to other hosts. */
+static void print_listening(ccb_broker *b, const ccb_config *cfg, const ccb_broker_config *bc)
+{
 	/* A wildcard listen address without a public one advertises loopback:
 	 * fine for a test, useless to daemons on other hosts. */
 	if (!ccb_config_get(cfg, "CCB_SERVER_PUBLIC_ADDRESS") &&
 	    strstr(ccb_broker_address(b), "<127.") == ccb_broker_address(b) &&
-	    (!bc.listen || strstr(bc.listen, "0.0.0.0") || strstr(bc.listen, "[::]")))
+	    (!bc->listen || strstr(bc->listen, "0.0.0.0") || strstr(bc->listen, "[::]")))
 		fprintf(stderr, "ccbctl broker: warning: advertising %s in CCB contacts; set "
 				"CCB_SERVER_PUBLIC_ADDRESS to the address daemons and tools reach "
 				"this broker at\n",
@@ -199,28 +209,48 @@ int ccbctl_broker(int argc, char **argv)
 		printf("%s%d", i ? "," : " ", ccb_broker_port(b, i));
 	printf("\n");
 	fflush(stdout);
+}
+
+int ccbctl_broker(int argc, char **argv)
+{
+	broker_args a;
+	int rc = broker_parse(argc, argv, &a);
+	FILE *logf = stderr;
+	struct reload *rl = NULL;
+	ccb_config *cfg = NULL;
+	ccb_broker_config bc;
+	ccb_broker *b = NULL;
+	ccb_error err = {0};
+
+	if (rc >= 0)
+		return rc;
+	rc = CCBCTL_EXIT_FAIL;
+	if (a.log_path && !(logf = fopen(a.log_path, "a"))) {
+		fprintf(stderr, "ccbctl broker: --log %s: %s\n", a.log_path, ccbctl_strerror(errno));
+		return CCBCTL_EXIT_FAIL;
+	}
+	ccb_set_log_handler(log_line, a.verbosity >= 0 ? (ccb_log_level)a.verbosity : CCB_LOG_WARNING,
+			    logf);
+	/* The loader fills bc.security (SEC_* / ALLOW_*) and bc.client_security
+	 * (SEC_CLIENT_*, for the broker's own outbound connections). */
+	if (ccb_config_load(a.cfg_path, &cfg, &err) || ccb_broker_config_load(cfg, &bc, &err) ||
+	    ccb_broker_new(&bc, &b, &err)) {
+		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
+		goto out;
+	}
+	running = b;
+	if (!(rl = reload_start(a.cfg_path)))
+		goto out;
+	signals_catch(true);
+	print_listening(b, cfg, &bc);
 	if (ccb_broker_run(b, &err)) {
 		fprintf(stderr, "ccbctl broker: %s\n", err.detail);
 		goto out;
 	}
 	rc = CCBCTL_EXIT_OK;
 out:
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
-	if (rl) {
-		char c = 'q';
-		if (write(hup_pipe[1], &c, 1) == 1)
-			pthread_join(rl->t, NULL);
-		for (int i = 0; i < rl->n; i++)
-			ccb_config_free(rl->configs[i]);
-		free(rl);
-	}
-	for (int i = 0; i < 2; i++)
-		if (hup_pipe[i] >= 0) {
-			close(hup_pipe[i]);
-			hup_pipe[i] = -1;
-		}
+	signals_catch(false);
+	reload_stop(rl);
 	running = NULL;
 	ccb_broker_free(b);
 	ccb_config_free(cfg);

@@ -9,7 +9,6 @@
 
 #include "ccb/dissect.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 static void decode_usage(FILE *f)
 {
@@ -26,28 +25,6 @@ static void decode_usage(FILE *f)
 		"  --raw      treat FILE as raw bytes even if it parses as JSON\n"
 		"\n"
 		"Exit status: 0 decoded, 1 unreadable input or not CEDAR framing, 2 usage.\n");
-}
-
-static char *slurp(const char *path, size_t *len)
-{
-	FILE *f = strcmp(path, "-") ? fopen(path, "rb") : stdin;
-	ccb_buf b;
-	char chunk[65536];
-	size_t n;
-
-	if (!f)
-		return NULL;
-	ccb_buf_init(&b);
-	while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-		if (!ccb_buf_append(&b, chunk, n)) {
-			ccb_buf_free(&b);
-			b.data = NULL;
-			break;
-		}
-	if (f != stdin)
-		fclose(f);
-	*len = b.len;
-	return b.data ? ccb_buf_steal_str(&b) : NULL;
 }
 
 static json_t *item_json(const ccb_dissect_item *it)
@@ -118,11 +95,12 @@ static int emit(const ccb_dissector *d, json_t *jmsgs)
 		if (jmsgs) {
 			json_array_append_new(jmsgs, msg_json(m, i + 1));
 		} else {
-			char *t = ccb_dissect_msg_text(m, i + 1);
+			char *t = NULL;
+			ccb_dissect_msg_text(m, i + 1, &t, NULL);
 			if (!t)
 				return CCBCTL_EXIT_FAIL;
 			fputs(t, stdout);
-			free(t);
+			ccb_free(t);
 		}
 	}
 	return CCBCTL_EXIT_OK;
@@ -146,7 +124,8 @@ static void note_pending(const ccb_dissector *d, json_t *jconn)
 static int decode_conn(json_t *conn, json_t *jout)
 {
 	json_t *segs = json_object_get(conn, "segments"), *seg, *jconn = NULL, *jmsgs = NULL;
-	ccb_dissector *d = ccb_dissector_new();
+	ccb_dissector *d = NULL;
+	ccb_dissector_new(&d, NULL);
 	ccb_error err = {0};
 	size_t i;
 	int rc = CCBCTL_EXIT_OK;
@@ -184,7 +163,7 @@ static int decode_conn(json_t *conn, json_t *jout)
 			break;
 		}
 		bytes = malloc(hl / 2 + 1);
-		if (!bytes || !ccb_hex_decode(hex, hl, bytes)) {
+		if (!bytes || !ccbctl_hex_decode(hex, hl, bytes)) {
 			free(bytes);
 			fprintf(stderr, "ccbctl decode: segment %zu: bad hex\n", i);
 			rc = CCBCTL_EXIT_FAIL;
@@ -211,7 +190,8 @@ static int decode_conn(json_t *conn, json_t *jout)
 
 static int decode_raw(const uint8_t *p, size_t n, bool as_json)
 {
-	ccb_dissector *d = ccb_dissector_new();
+	ccb_dissector *d = NULL;
+	ccb_dissector_new(&d, NULL);
 	ccb_error err = {0};
 	json_t *jmsgs = as_json ? json_array() : NULL;
 	int rc = CCBCTL_EXIT_OK;
@@ -273,9 +253,9 @@ int ccbctl_decode(int argc, char **argv)
 		decode_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	data = slurp(argv[optind], &len);
+	data = ccbctl_read_file(argv[optind], &len);
 	if (!data) {
-		fprintf(stderr, "ccbctl decode: cannot read %s: %s\n", argv[optind], ccb__strerror(errno));
+		fprintf(stderr, "ccbctl decode: cannot read %s: %s\n", argv[optind], ccbctl_strerror(errno));
 		return CCBCTL_EXIT_FAIL;
 	}
 	root = raw ? NULL : json_loadb(data, len, 0, &jerr);

@@ -12,7 +12,6 @@
 #include "ccb/config.h"
 #include "ccb/dial.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 /*
  * Dial options from the config file (shared with ping.c): CCB_DIAL_TIMEOUT
@@ -25,7 +24,7 @@
  * (`streaming`, `proxy_return`, `timeout_s` > 0) win. Returns 0, or prints
  * the problem and returns CCBCTL_EXIT_FAIL.
  */
-int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dial_opts *o,
+int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dial_config *o,
 				 const ccb_sec_client_config *sc, bool streaming,
 				 const char *proxy_return, int timeout_s)
 {
@@ -75,7 +74,7 @@ int ccbctl_dial_opts_from_config(const char *who, const ccb_config *cfg, ccb_dia
 	return 0;
 }
 
-void ccbctl_dial_set_outbound(ccb_dial_opts *o, const char *broker)
+void ccbctl_dial_set_outbound(ccb_dial_config *o, const char *broker)
 {
 	if (!broker)
 		return;
@@ -194,7 +193,7 @@ int ccbctl_dial(int argc, char **argv)
 	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, fd;
 	ccb_config *cfg = NULL;
 	ccb_sec_client_config sc;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_error err = {0};
 

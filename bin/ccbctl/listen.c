@@ -12,13 +12,13 @@
 #include <unistd.h>
 
 #include "ccb/addr.h"
+#include "ccb/clock.h"
 #include "ccb/commands.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
 #include "ccb/log.h"
 #include "ccb/security.h"
 #include "ccbctl.h"
-#include "util/util.h"
 
 static void listen_usage(FILE *f)
 {
@@ -92,10 +92,11 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 		/* `ccbctl status --listener SINFUL`: the status as one string,
 		 * as the broker answers it. */
 		if (cmd.command == CCB_CMD_LIBCCB_STATUS) {
-			char *st = ccb_listener_status_json(status_source);
+			char *st = NULL;
+			ccb_listener_status_json(status_source, &st, NULL);
 			if (st && ccb_stream_put_string(conn, st) == CCB_OK)
 				ccb_stream_end_message(conn);
-			free(st);
+			ccb_free(st);
 		}
 	}
 	/* DC_NOP has no payload and DC_SEC_QUERY is answered: just close. */
@@ -104,15 +105,24 @@ static void serve_conn(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 
 static void print_status(ccb_listener *l)
 {
-	char *st = ccb_listener_status_json(l);
+	char *st = NULL;
+	ccb_listener_status_json(l, &st, NULL);
 	if (st) {
 		printf("%s\n", st);
 		fflush(stdout);
 	}
-	free(st);
+	ccb_free(st);
 }
 
-int ccbctl_listen(int argc, char **argv)
+/* The command line. */
+typedef struct {
+	const char *cfg_path;
+	int status_interval; /* seconds, 0 for none */
+	bool as_json, verbose;
+} listen_args;
+
+/* Returns -1 to go on, else the exit status. */
+static int listen_parse(int argc, char **argv, listen_args *a)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"json", no_argument, NULL, 'j'},
@@ -120,35 +130,80 @@ int ccbctl_listen(int argc, char **argv)
 					     {"verbose", no_argument, NULL, 'v'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *privnet;
-	char privnet_buf[300], host[256] = "localhost", *last = NULL;
-	int opt, rc = CCBCTL_EXIT_FAIL, status_interval = 0;
-	bool as_json = false, verbose = false;
+	int opt;
+
+	memset(a, 0, sizeof *a);
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'c': a->cfg_path = optarg; break;
+		case 'j': a->as_json = true; break;
+		case 's': a->status_interval = atoi(optarg); break;
+		case 'v': a->verbose = true; break;
+		case 'h': listen_usage(stdout); return CCBCTL_EXIT_OK;
+		default: listen_usage(stderr); return CCBCTL_EXIT_USAGE;
+		}
+	}
+	if (optind != argc || !a->cfg_path || a->status_interval < 0) {
+		listen_usage(stderr);
+		return CCBCTL_EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* Until SIGTERM or SIGINT (blocked in `set`): print the sinful whenever it
+ * changes, and the status every `status_interval` seconds. */
+static void listen_serve(ccb_listener *l, const sigset_t *set, int status_interval)
+{
+	char *last = NULL;
+	uint64_t gen = 0;
+	int64_t next_status = INT64_MAX;
+
+	if (status_interval > 0)
+		next_status = ccb_now_ms() + status_interval * 1000LL;
+	for (;;) {
+		struct timespec ts = {0, 200 * 1000000L};
+		int sig = sigtimedwait(set, NULL, &ts);
+
+		if (sig == SIGTERM || sig == SIGINT)
+			break;
+		if (ccb_listener_wait_change(l, &gen, 0, NULL) == CCB_OK) {
+			char *sinful = NULL;
+			ccb_listener_sinful(l, &sinful, NULL); /* NULL while unregistered */
+			if (sinful && (!last || strcmp(last, sinful))) {
+				printf("%s\n", sinful);
+				fflush(stdout);
+				ccb_free(last);
+				last = sinful;
+			} else {
+				ccb_free(sinful);
+			}
+		}
+		if (ccb_now_ms() >= next_status) {
+			print_status(l);
+			next_status = ccb_now_ms() + status_interval * 1000LL;
+		}
+	}
+	ccb_free(last);
+}
+
+int ccbctl_listen(int argc, char **argv)
+{
+	listen_args a;
+	int rc = listen_parse(argc, argv, &a);
+	const char *privnet;
+	char privnet_buf[300], host[256] = "localhost";
 	ccb_config *cfg = NULL;
 	ccb_listener_config lc = {0};
 	ccb_sec_server_config sc;
 	ccb_listener *l = NULL;
 	ccb_error err = {0};
 	sigset_t set;
-	uint64_t gen = 0;
-	int64_t next_status = INT64_MAX;
 
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-		switch (opt) {
-		case 'c': cfg_path = optarg; break;
-		case 'j': as_json = true; break;
-		case 's': status_interval = atoi(optarg); break;
-		case 'v': verbose = true; break;
-		case 'h': listen_usage(stdout); return CCBCTL_EXIT_OK;
-		default: listen_usage(stderr); return CCBCTL_EXIT_USAGE;
-		}
-	}
-	if (optind != argc || !cfg_path || status_interval < 0) {
-		listen_usage(stderr);
-		return CCBCTL_EXIT_USAGE;
-	}
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_listener_config_from(cfg, &lc, &err) ||
+	if (rc >= 0)
+		return rc;
+	rc = CCBCTL_EXIT_FAIL;
+	if (ccb_config_load(a.cfg_path, &cfg, &err) || ccb_listener_config_load(cfg, &lc, &err) ||
 	    ccb_config_server_security(cfg, &sc, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
@@ -166,10 +221,7 @@ int ccbctl_listen(int argc, char **argv)
 	lc.handler = serve_conn;
 	lc.user = &sc;
 	lc.private_network_name = privnet;
-	if (verbose)
-		ccb_set_log_handler(log_to_stderr, CCB_LOG_INFO, NULL);
-	else
-		ccb_set_log_handler(log_to_stderr, CCB_LOG_WARNING, NULL);
+	ccb_set_log_handler(log_to_stderr, a.verbose ? CCB_LOG_INFO : CCB_LOG_WARNING, NULL);
 	/* Signals are taken synchronously by this thread; every library thread
 	 * inherits the blocked mask. */
 	sigemptyset(&set);
@@ -181,45 +233,20 @@ int ccbctl_listen(int argc, char **argv)
 		goto out;
 	}
 	status_source = l; /* before any handler can run */
-	if (verbose)
+	if (a.verbose)
 		fprintf(stderr, "ccbctl listen: command socket %s\n", ccb_listener_address(l));
 	if (ccb_listener_start(l, &err)) {
 		fprintf(stderr, "ccbctl listen: %s\n", err.detail);
 		goto out;
 	}
-	if (status_interval > 0)
-		next_status = ccb_now_ms() + status_interval * 1000LL;
-	for (;;) {
-		struct timespec ts = {0, 200 * 1000000L};
-		int sig = sigtimedwait(&set, NULL, &ts);
-
-		if (sig == SIGTERM || sig == SIGINT)
-			break;
-		if (ccb_listener_wait_change(l, &gen, 0)) {
-			char *sinful = NULL;
-			ccb_listener_sinful(l, &sinful, NULL); /* NULL while unregistered */
-			if (sinful && (!last || strcmp(last, sinful))) {
-				printf("%s\n", sinful);
-				fflush(stdout);
-				free(last);
-				last = sinful;
-			} else {
-				free(sinful);
-			}
-		}
-		if (ccb_now_ms() >= next_status) {
-			print_status(l);
-			next_status = ccb_now_ms() + status_interval * 1000LL;
-		}
-	}
+	listen_serve(l, &set, a.status_interval);
 	ccb_listener_stop(l);
-	if (as_json)
+	if (a.as_json)
 		print_status(l);
 	rc = CCBCTL_EXIT_OK;
 out:
 	ccb_listener_free(l);
 	ccb_set_log_handler(NULL, CCB_LOG_ERROR, NULL);
-	free(last);
 	ccb_listener_config_clear(&lc);
 	ccb_config_free(cfg);
 	return rc;

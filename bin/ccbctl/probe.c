@@ -5,8 +5,8 @@
  * steps come from the dial's progress events (the "authenticated" event
  * carries the broker handshake's outcome), then the probe runs condor_ping's
  * DC_SEC_QUERY against the target over the reversed connection. Protocol
- * logic stays in the library; this file only maps events to steps and
- * prints them.
+ * logic stays in the library; this file only maps events to steps
+ * (probe_report.c prints them).
  */
 #include <getopt.h>
 #include <netdb.h>
@@ -19,50 +19,24 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <jansson.h>
-
 #include "ccb/addr.h"
+#include "ccb/clock.h"
 #include "ccb/commands.h"
 #include "ccb/config.h"
 #include "ccb/dial.h"
 #include "ccb/security.h"
 #include "ccbctl.h"
-#include "util/util.h"
+#include "probe.h"
 
-#define PROBE_MAX_STEPS 16
 #define PROBE_DEFAULT_PORT 9618 /* a contact without a port: the collector's */
 #define PROBE_DC_NOP_READ 60020 /* H:src/condor_includes/condor_commands.h */
-
-typedef struct pstep {
-	char name[24];
-	int64_t start_ms, ms;
-	bool done;
-	ccb_err code;
-	char detail[512];
-} pstep;
-
-typedef struct probe probe;
-
-typedef struct ppath {
-	probe *p;
-	const char *contact; /* NULL: the sinful has no CCBID (direct / shared port) */
-	char broker[300];
-	pstep steps[PROBE_MAX_STEPS];
-	int n;
-	int64_t t0;
-	bool streaming;      /* the request went out in streaming mode */
-	char my_address[300];
-	bool have_bsec, have_tsec, authorized, ok, finished;
-	ccb_sec_info bsec, tsec;
-	pthread_t th;
-} ppath;
 
 struct probe {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	int running;
 	const char *address;
-	ccb_dial_opts dopts;           /* template; each path copies it */
+	ccb_dial_config dopts;           /* template; each path copies it */
 	ccb_sec_client_config tsc;     /* for the target */
 	const char *target_sock;       /* sock= of the target's sinful */
 	int timeout_ms;
@@ -210,60 +184,6 @@ static void on_event(const ccb_dial_event *ev, void *user)
 	pthread_mutex_unlock(&pp->p->mu);
 }
 
-/* ---- the likely cause and what to try ---------------------------------- */
-
-static const char *hint(const ppath *pp, const pstep *st, char *buf, size_t n)
-{
-	const char *s = st->name;
-
-	if (!strcmp(s, "parse"))
-		return "the contact in CCBID is malformed: check the advertised sinful";
-	if (!strcmp(s, "resolve"))
-		return "cannot resolve the broker's host name: check DNS or the CCB_ADDRESS the target uses";
-	if (!strcmp(s, "connect")) {
-		if (strstr(st->detail, "refused"))
-			return "broker not running or wrong port";
-		if (st->code == CCB_ERR_TIMEOUT || strstr(st->detail, "timed out"))
-			return "no answer from the broker host: firewall or host down?";
-		return "cannot reach the broker: check the address and the network path";
-	}
-	if (!strcmp(s, "authenticate")) {
-		if (st->code == CCB_ERR_AUTH)
-			return "check SEC_CLIENT_AUTHENTICATION_METHODS / token, and the broker's "
-			       "ALLOW_READ for our identity";
-		if (st->code == CCB_ERR_TIMEOUT)
-			return "the broker did not answer the handshake in time: overloaded, or not a CCB broker?";
-		return "the broker broke off the handshake: not a CCB broker, or a security policy "
-		       "mismatch (see the broker's log)";
-	}
-	if (st->code == CCB_ERR_UNKNOWN_CCBID)
-		return "target not registered (re-advertised sinful stale?)";
-	if (st->code == CCB_ERR_STREAMING_UNSUPPORTED)
-		return "the broker cannot relay (streaming off or too old): try without --streaming";
-	if (st->code == CCB_ERR_LIMIT)
-		return "the broker is at a configured limit: try later or raise it on the broker";
-	if (!strcmp(s, "request") || !strcmp(s, "callback") || !strcmp(s, "hello")) {
-		if (pp->streaming)
-			return "the target did not call the broker back: is it still registered "
-			       "and can it reach the broker?";
-		if (st->code == CCB_ERR_NO_CALLBACK || st->code == CCB_ERR_TIMEOUT) {
-			snprintf(buf, n, "target cannot reach MyAddress %s: firewall? try --streaming",
-				 pp->my_address[0] ? pp->my_address : "(ours)");
-			return buf;
-		}
-		if (!strcmp(s, "hello"))
-			return "the reverse connection did not carry a valid hello: another process "
-			       "answered, or the target is not a CCB listener";
-		return "the broker broke off the request: see the broker's log";
-	}
-	if (!strcmp(s, "target handshake"))
-		return "the target refused the security handshake: check SEC_CLIENT_* here and "
-		       "the target's SEC_* settings";
-	if (!strcmp(s, "authorization"))
-		return "the target does not allow READ for our identity: check its ALLOW_READ";
-	return "";
-}
-
 /* ---- one path -------------------------------------------------------- */
 
 /* Step "resolve": the broker's host, as the dial will connect to it. */
@@ -322,7 +242,7 @@ static void *path_main(void *arg)
 {
 	ppath *pp = arg;
 	probe *p = pp->p;
-	ccb_dial_opts o = p->dopts;
+	ccb_dial_config o = p->dopts;
 	ccb_stream *s = NULL;
 	ccb_error e = {0};
 	bool authorized = false;
@@ -390,170 +310,6 @@ done:
 	return NULL;
 }
 
-/* ---- output ---------------------------------------------------------- */
-
-static json_t *sec_json(const ccb_sec_info *i)
-{
-	return json_pack("{s:b,s:s,s:s,s:b,s:s}", "authenticated", i->authenticated, "method",
-			 i->method, "identity", i->user[0] ? i->user : CCB_UNAUTHENTICATED_USER,
-			 "encryption", i->encrypted, "version", i->peer_version);
-}
-
-static size_t path_hops(const ppath *pp, json_t *arr, FILE *f);
-
-static json_t *path_json(const ppath *pp)
-{
-	json_t *o = json_object(), *steps = json_array();
-	char buf[400];
-
-	json_object_set_new(o, "broker", json_string(pp->broker));
-	json_object_set_new(o, "contact", pp->contact ? json_string(pp->contact) : json_null());
-	json_object_set_new(o, "ok", json_boolean(pp->ok));
-	json_object_set_new(o, "streaming", json_boolean(pp->streaming));
-	if (pp->my_address[0])
-		json_object_set_new(o, "my_address", json_string(pp->my_address));
-	for (int i = 0; i < pp->n; i++) {
-		const pstep *st = &pp->steps[i];
-		json_t *j = json_pack("{s:s,s:b,s:I,s:s}", "step", st->name, "ok", st->code == CCB_OK,
-				      "ms", (json_int_t)st->ms, "detail", st->detail);
-		if (st->code) {
-			json_object_set_new(j, "error", json_string(ccb_strerror(st->code)));
-			json_object_set_new(j, "hint", json_string(hint(pp, st, buf, sizeof buf)));
-		}
-		json_array_append_new(steps, j);
-	}
-	json_object_set_new(o, "steps", steps);
-	{
-		json_t *hops = json_array();
-		if (path_hops(pp, hops, NULL))
-			json_object_set_new(o, "hops", hops);
-		else
-			json_decref(hops);
-	}
-	if (pp->have_bsec)
-		json_object_set_new(o, "broker_security", sec_json(&pp->bsec));
-	if (pp->have_tsec) {
-		json_object_set_new(o, "target_security", sec_json(&pp->tsec));
-		json_object_set_new(o, "authorized", json_boolean(pp->authorized));
-	}
-	return o;
-}
-
-/* Time spent in the steps named in `names` (NULL-terminated). */
-static int64_t steps_ms(const ppath *pp, const char *const *names)
-{
-	int64_t ms = 0;
-
-	for (int i = 0; i < pp->n; i++)
-		for (const char *const *n = names; *n; n++)
-			if (!strcmp(pp->steps[i].name, *n))
-				ms += pp->steps[i].ms;
-	return ms;
-}
-
-/* A nested contact's hops (ccb-protocol.md §3.2, §9.3): the entry broker,
- * then one inside CCB per further id. The requester sees the inner hops
- * only as one wait (request to hello): their reverse connects happen
- * between brokers, so that time is shown once, for the tunnel as a whole.
- * Returns the number of ids (0 when the contact does not split). */
-static size_t path_hops(const ppath *pp, json_t *arr, FILE *f)
-{
-	static const char *const entry[] = {"resolve", "connect", "authenticate", NULL};
-	static const char *const tunnel[] = {"request", "callback", "hello", NULL};
-	static const char *const target[] = {"target handshake", "authorization", NULL};
-	ccb_contact c = {0};
-	size_t n;
-
-	if (!pp->contact || ccb_contact_split(pp->contact, &c, NULL) != CCB_OK || c.n_ids < 2) {
-		ccb_contact_clear(&c);
-		return 0;
-	}
-	n = c.n_ids;
-	for (size_t i = 0; i < n; i++) {
-		char role[160];
-		int64_t ms = -1;
-		if (i == 0) {
-			snprintf(role, sizeof role, "entry broker %s, ccbid %s (an inside CCB)", pp->broker,
-				 c.ids[0]);
-			ms = steps_ms(pp, entry);
-		} else if (i + 1 < n) {
-			snprintf(role, sizeof role, "inside CCB #%zu -> ccbid %s (an inside CCB)", i, c.ids[i]);
-		} else {
-			snprintf(role, sizeof role, "inside CCB #%zu -> ccbid %s (the target)", i, c.ids[i]);
-			ms = steps_ms(pp, tunnel);
-		}
-		if (f) {
-			if (i == 0)
-				fprintf(f, "  hops:\n");
-			if (ms >= 0)
-				fprintf(f, "    %zu  %-58s %6lld ms%s\n", i + 1, role, (long long)ms,
-					i == 0 ? "  (resolve, connect, authenticate)"
-					       : n > 2 ? "  (request to hello: every tunnel hop together)"
-						       : "  (request to hello through the tunnel)");
-			else
-				fprintf(f, "    %zu  %s\n", i + 1, role);
-		}
-		if (arr) {
-			json_t *h = json_pack("{s:I,s:s,s:s}", "hop", (json_int_t)(i + 1), "ccbid", c.ids[i],
-					      "role", role);
-			if (ms >= 0)
-				json_object_set_new(h, "ms", json_integer((json_int_t)ms));
-			json_array_append_new(arr, h);
-		}
-	}
-	if (f)
-		fprintf(f, "    -  %-58s %6lld ms\n", "target, end to end through the relays",
-			(long long)steps_ms(pp, target));
-	ccb_contact_clear(&c);
-	return n;
-}
-
-static void path_text(const ppath *pp, FILE *f)
-{
-	char buf[400];
-
-	if (pp->contact)
-		fprintf(f, "broker %s (contact %s)\n", pp->broker[0] ? pp->broker : "?", pp->contact);
-	else
-		fprintf(f, "direct (no CCBID)\n");
-	for (int i = 0; i < pp->n; i++) {
-		const pstep *st = &pp->steps[i];
-		fprintf(f, "  %-17s %6lld ms  %-6s %s\n", st->name, (long long)st->ms,
-			st->code ? "FAILED" : "ok", st->detail);
-		if (st->code) {
-			fprintf(f, "  %-17s            error: %s\n", "", ccb_strerror(st->code));
-			fprintf(f, "  %-17s            hint:  %s\n", "", hint(pp, st, buf, sizeof buf));
-		}
-	}
-	path_hops(pp, NULL, f);
-	if (pp->have_bsec)
-		fprintf(f, "  broker security:  method %s, identity %s, encryption %s, version %s\n",
-			pp->bsec.authenticated ? pp->bsec.method : "none",
-			pp->bsec.user[0] ? pp->bsec.user : CCB_UNAUTHENTICATED_USER,
-			ccb_sec_info_encryption(&pp->bsec),
-			pp->bsec.peer_version[0] ? pp->bsec.peer_version : "unknown");
-	fprintf(f, "  result: %s\n", pp->ok ? "the whole path works" : "failed");
-}
-
-/* The spinner: only on a terminal, never when stderr is piped. */
-static void spin(const ppath *paths, size_t n, int64_t t0, int tick)
-{
-	static const char wheel[] = "|/-\\";
-	char line[160];
-	size_t used;
-
-	used = (size_t)snprintf(line, sizeof line, "\r%c probing %.1f s", wheel[tick % 4],
-				(double)(ccb_now_ms() - t0) / 1000.0);
-	for (size_t i = 0; i < n && used < sizeof line; i++) {
-		const pstep *st = paths[i].n ? &paths[i].steps[paths[i].n - 1] : NULL;
-		used += (size_t)snprintf(line + used, sizeof line - used, "  [%zu %s]", i + 1,
-					 paths[i].finished ? (paths[i].ok ? "ok" : "failed")
-							   : st ? st->name : "start");
-	}
-	fprintf(stderr, "%s\033[K", line);
-	fflush(stderr);
-}
-
 static void probe_usage(FILE *f)
 {
 	fprintf(f,
@@ -584,7 +340,15 @@ static void probe_usage(FILE *f)
 		"1 it works through none, 2 usage or bad sinful.\n");
 }
 
-int ccbctl_probe(int argc, char **argv)
+/* The command line. */
+typedef struct {
+	const char *cfg_path, *outbound, *address;
+	int timeout_s; /* 0: CCB_DIAL_TIMEOUT */
+	bool as_json, streaming;
+} probe_args;
+
+/* Returns -1 to go on, else the exit status. */
+static int probe_parse(int argc, char **argv, probe_args *a)
 {
 	static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
 					     {"timeout", required_argument, NULL, 't'},
@@ -593,96 +357,89 @@ int ccbctl_probe(int argc, char **argv)
 					     {"outbound", required_argument, NULL, 'o'},
 					     {"help", no_argument, NULL, 'h'},
 					     {NULL, 0, NULL, 0}};
-	const char *cfg_path = NULL, *outbound = NULL;
-	int timeout_s = 0, opt, rc = CCBCTL_EXIT_FAIL, tick = 0;
-	bool as_json = false, streaming = false, any_ok = false, tty;
-	ccb_config *cfg = NULL;
-	ccb_sec_client_config sc, bsc;
-	ccb_sinful *addr = NULL;
-	char **contacts = NULL;
-	size_t n = 0, started = 0;
-	ppath *paths = NULL;
-	ccb_error err = {0};
-	probe p;
-	int64_t t0;
+	int opt;
 
+	memset(a, 0, sizeof *a);
 	optind = 1;
 	while ((opt = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
 		switch (opt) {
-		case 'c': cfg_path = optarg; break;
-		case 't': timeout_s = atoi(optarg); if (timeout_s <= 0) timeout_s = -1; break;
-		case 'j': as_json = true; break;
-		case 's': streaming = true; break;
-		case 'o': outbound = optarg; break;
+		case 'c': a->cfg_path = optarg; break;
+		case 't': a->timeout_s = atoi(optarg); if (a->timeout_s <= 0) a->timeout_s = -1; break;
+		case 'j': a->as_json = true; break;
+		case 's': a->streaming = true; break;
+		case 'o': a->outbound = optarg; break;
 		case 'h': probe_usage(stdout); return CCBCTL_EXIT_OK;
 		default: probe_usage(stderr); return CCBCTL_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1 || timeout_s < 0) {
+	if (optind != argc - 1 || a->timeout_s < 0) {
 		probe_usage(stderr);
 		return CCBCTL_EXIT_USAGE;
 	}
-	if (ccb_sinful_parse_address(argv[optind], &addr, &err) ||
-	    ccb_sinful_ccb_contacts(addr, &contacts, &n, &err)) {
-		fprintf(stderr, "ccbctl probe: step parse failed: %s\n", err.detail);
-		ccb_sinful_free(addr);
-		return CCBCTL_EXIT_USAGE;
-	}
-	if (ccb_config_load(cfg_path, &cfg, &err) || ccb_config_client_security(cfg, &sc, &err)) {
+	a->address = argv[optind];
+	return -1;
+}
+
+/* The probe's settings from the config and the command line: the dial
+ * template for every path and the security settings for the target.
+ * Clears *n when an outbound broker takes the one path. */
+static int probe_setup(probe *p, const probe_args *a, const ccb_config *cfg, const ccb_sinful *addr,
+		       ccb_sec_client_config *bsc, size_t *n)
+{
+	ccb_sec_client_config sc;
+	ccb_error err = {0};
+
+	memset(p, 0, sizeof *p);
+	if (ccb_config_client_security(cfg, &sc, &err)) {
 		fprintf(stderr, "ccbctl probe: %s\n", err.detail);
-		goto out;
+		return CCBCTL_EXIT_FAIL;
 	}
-	memset(&p, 0, sizeof p);
-	bsc = sc;
-	if (ccbctl_dial_opts_from_config("probe", cfg, &p.dopts, &bsc, streaming, NULL, timeout_s))
-		goto out;
-	p.dopts.stagger_ms = -1; /* one contact per dial anyway */
-	ccbctl_dial_set_outbound(&p.dopts, outbound);
+	*bsc = sc;
+	if (ccbctl_dial_opts_from_config("probe", cfg, &p->dopts, bsc, a->streaming, NULL, a->timeout_s))
+		return CCBCTL_EXIT_FAIL;
+	p->dopts.stagger_ms = -1; /* one contact per dial anyway */
+	ccbctl_dial_set_outbound(&p->dopts, a->outbound);
 	/* Through an outbound broker: one path, the broker dials the sinful
 	 * (ccb_dial_sinful decides, with HTCondor's exceptions). */
-	if (p.dopts.outbound_ccb_address && *p.dopts.outbound_ccb_address)
-		n = 0;
-	p.address = argv[optind];
-	p.target_sock = ccb_sinful_shared_port_id(addr);
-	p.timeout_ms = p.dopts.timeout_ms;
-	p.tsc = sc;
+	if (p->dopts.outbound_ccb_address && *p->dopts.outbound_ccb_address)
+		*n = 0;
+	p->address = a->address;
+	p->target_sock = ccb_sinful_shared_port_id(addr);
+	p->timeout_ms = p->dopts.timeout_ms;
+	p->tsc = sc;
 	/* SSL checks the target by alias, else host (security-handshake.md §7.5). */
-	if (!p.tsc.ssl_server_host)
-		p.tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
-	pthread_mutex_init(&p.mu, NULL);
-	{
-		/* Timed waits below run on the monotonic clock. */
-		pthread_condattr_t ca;
-		pthread_condattr_init(&ca);
-		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-		pthread_cond_init(&p.cv, &ca);
-		pthread_condattr_destroy(&ca);
-	}
-	paths = calloc(n ? n : 1, sizeof *paths);
-	if (!paths) {
-		fprintf(stderr, "ccbctl probe: out of memory\n");
-		goto out_sync;
-	}
-	t0 = ccb_now_ms();
+	if (!p->tsc.ssl_server_host)
+		p->tsc.ssl_server_host = ccb_sinful_alias(addr) ? ccb_sinful_alias(addr) : ccb_sinful_host(addr);
+	return 0;
+}
+
+/* One thread per path (one path when there are no contacts); waits for all
+ * of them, with the spinner on a terminal. Returns how many were started. */
+static size_t probe_run(probe *p, ppath *paths, char **contacts, size_t n)
+{
+	size_t started = 0;
+	int64_t t0 = ccb_now_ms();
+	bool tty = isatty(2) == 1;
+	int tick = 0;
+
 	for (size_t i = 0; i < (n ? n : 1); i++) {
-		paths[i].p = &p;
+		paths[i].p = p;
 		paths[i].contact = n ? contacts[i] : NULL;
 		paths[i].t0 = t0;
-		pthread_mutex_lock(&p.mu);
-		p.running++;
-		pthread_mutex_unlock(&p.mu);
+		pthread_mutex_lock(&p->mu);
+		p->running++;
+		pthread_mutex_unlock(&p->mu);
 		if (pthread_create(&paths[i].th, NULL, path_main, &paths[i]) != 0) {
-			pthread_mutex_lock(&p.mu);
-			p.running--;
-			pthread_mutex_unlock(&p.mu);
+			pthread_mutex_lock(&p->mu);
+			p->running--;
+			pthread_mutex_unlock(&p->mu);
 			fprintf(stderr, "ccbctl probe: cannot start a thread\n");
 			break;
 		}
 		started++;
 	}
-	tty = isatty(2) == 1;
-	pthread_mutex_lock(&p.mu);
-	while (p.running > 0) {
+	pthread_mutex_lock(&p->mu);
+	while (p->running > 0) {
 		struct timespec ts;
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		ts.tv_nsec += 150 * 1000000L;
@@ -690,46 +447,67 @@ int ccbctl_probe(int argc, char **argv)
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;
 		}
-		pthread_cond_timedwait(&p.cv, &p.mu, &ts);
-		if (tty && p.running > 0 && ccb_now_ms() - t0 >= 300)
-			spin(paths, started, t0, tick++);
+		pthread_cond_timedwait(&p->cv, &p->mu, &ts);
+		if (tty && p->running > 0 && ccb_now_ms() - t0 >= 300)
+			probe_spin(paths, started, t0, tick++);
 	}
-	pthread_mutex_unlock(&p.mu);
+	pthread_mutex_unlock(&p->mu);
 	if (tty && tick) {
 		fprintf(stderr, "\r\033[K");
 		fflush(stderr);
 	}
 	for (size_t i = 0; i < started; i++)
 		pthread_join(paths[i].th, NULL);
-	for (size_t i = 0; i < started; i++)
-		any_ok = any_ok || paths[i].ok;
-	if (as_json) {
-		json_t *o = json_object(), *arr = json_array();
-		for (size_t i = 0; i < started; i++)
-			json_array_append_new(arr, path_json(&paths[i]));
-		json_object_set_new(o, "address", json_string(argv[optind]));
-		json_object_set_new(o, "ok", json_boolean(any_ok));
-		json_object_set_new(o, "paths", arr);
-		json_dumpf(o, stdout, JSON_INDENT(2));
-		putchar('\n');
-		json_decref(o);
-	} else {
-		size_t good = 0;
-		printf("probe %s\n", argv[optind]);
-		for (size_t i = 0; i < started; i++) {
-			path_text(&paths[i], stdout);
-			good += paths[i].ok;
-		}
-		printf("%s: the path works through %zu of %zu broker path(s)\n", any_ok ? "OK" : "FAILED",
-		       good, started);
+	return started;
+}
+
+int ccbctl_probe(int argc, char **argv)
+{
+	probe_args a;
+	int rc = probe_parse(argc, argv, &a);
+	ccb_config *cfg = NULL;
+	ccb_sec_client_config bsc;
+	ccb_sinful *addr = NULL;
+	char **contacts = NULL;
+	size_t n = 0, started;
+	ppath *paths = NULL;
+	ccb_error err = {0};
+	pthread_condattr_t ca;
+	probe p;
+
+	if (rc >= 0)
+		return rc;
+	if (ccb_sinful_parse_address(a.address, &addr, &err) ||
+	    ccb_sinful_ccb_contacts(addr, &contacts, &n, &err)) {
+		fprintf(stderr, "ccbctl probe: step parse failed: %s\n", err.detail);
+		ccb_sinful_free(addr);
+		return CCBCTL_EXIT_USAGE;
 	}
-	rc = any_ok ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
-out_sync:
+	rc = CCBCTL_EXIT_FAIL;
+	if (ccb_config_load(a.cfg_path, &cfg, &err)) {
+		fprintf(stderr, "ccbctl probe: %s\n", err.detail);
+		goto out;
+	}
+	if (probe_setup(&p, &a, cfg, addr, &bsc, &n))
+		goto out;
+	paths = calloc(n ? n : 1, sizeof *paths);
+	if (!paths) {
+		fprintf(stderr, "ccbctl probe: out of memory\n");
+		goto out;
+	}
+	pthread_mutex_init(&p.mu, NULL);
+	/* The wait for the paths runs on the monotonic clock. */
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&p.cv, &ca);
+	pthread_condattr_destroy(&ca);
+	started = probe_run(&p, paths, contacts, n);
+	rc = probe_print(a.address, paths, started, a.as_json) ? CCBCTL_EXIT_OK : CCBCTL_EXIT_FAIL;
 	pthread_cond_destroy(&p.cv);
 	pthread_mutex_destroy(&p.mu);
 out:
 	free(paths);
-	ccb_addr_strv_free(contacts);
+	ccb_strv_free(contacts);
 	ccb_sinful_free(addr);
 	ccb_config_free(cfg);
 	return rc;

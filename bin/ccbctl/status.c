@@ -38,7 +38,7 @@ static ccb_err query_listener(const char *sinful, const ccb_config *cfg,
 			      const ccb_sec_client_config *sc, int timeout_s, char **text,
 			      ccb_error *err)
 {
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_sec_info info;
 	ccb_err rc;
@@ -106,7 +106,7 @@ int ccbctl_status(int argc, char **argv)
 	}
 	rc = CCBCTL_EXIT_OK;
 out:
-	free(text);
+	ccb_free(text);
 	ccb_config_free(cfg);
 	return rc;
 }

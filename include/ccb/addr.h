@@ -27,9 +27,9 @@
  * Input limits: no function here reads more than CCB_ADDR_MAX_TEXT bytes of
  * text; longer input fails with CCB_ERR_PARSE (and never crashes).
  *
- * Memory: every function that returns memory says how it is freed; strings
- * are malloc'd and freed with free(), string vectors with
- * ccb_addr_strv_free().
+ * Memory: a returned `char *` (or `char **out`) is the caller's and is
+ * released with ccb_free(); string vectors with ccb_strv_free(); a returned
+ * `const char *` borrows from the sinful (see below).
  *
  * Thread safety: no global state. All functions are reentrant. A ccb_sinful
  * may be read from several threads at once but must not be modified while
@@ -119,25 +119,24 @@ CCB_API void ccb_sinful_free(ccb_sinful *s);
  * parameters as key=value joined by '&', a key with an empty value as the
  * bare key, and keys and values URL-encoded as HTCondor does (letters,
  * digits and . _ - : # [ ] + raw, every other byte as %xx lower-case).
- * Returns a malloc'd string the caller frees with free(); NULL only when
- * out of memory.
+ * *out is the caller's, released with ccb_free(). Errors:
+ * CCB_ERR_INVALID_ARG (NULL s or out), CCB_ERR_NOMEM (*out is then NULL).
  */
-CCB_API char *ccb_sinful_format(const ccb_sinful *s);
+CCB_API ccb_err ccb_sinful_format(const ccb_sinful *s, char **out, ccb_error *err);
 
 /**
  * As ccb_sinful_format() without the enclosing "<" ">" (HTCondor's
- * getCCBAddressString). Caller frees with free(); NULL when
- * out of memory.
+ * getCCBAddressString). *out is released with ccb_free(). Errors as
+ * ccb_sinful_format().
  */
-CCB_API char *ccb_sinful_format_bare(const ccb_sinful *s);
+CCB_API ccb_err ccb_sinful_format_bare(const ccb_sinful *s, char **out, ccb_error *err);
 
 /**
  * The text a broker puts before "#<ccbid>" in the contacts it hands out:
  * its own sinful without the CCBID and PrivAddr parameters, bare.
- * Caller frees with free(); NULL when
- * out of memory.
+ * *out is released with ccb_free(). Errors as ccb_sinful_format().
  */
-CCB_API char *ccb_sinful_broker_address(const ccb_sinful *s);
+CCB_API ccb_err ccb_sinful_broker_address(const ccb_sinful *s, char **out, ccb_error *err);
 
 /* ---- host, port, parameters ------------------------------------------- */
 
@@ -199,7 +198,7 @@ CCB_API bool ccb_sinful_no_udp(const ccb_sinful *s);
 /**
  * The CCB contacts carried by the CCBID parameter, in
  * order, split on white space. *out is a NULL-terminated vector of *n
- * malloc'd strings, freed with ccb_addr_strv_free(); without a CCBID
+ * malloc'd strings, freed with ccb_strv_free(); without a CCBID
  * parameter *n is 0 and *out an empty vector. The contacts are not
  * validated here (ccb_contact_split() does that), so one bad entry does
  * not hide the others. n may be NULL.
@@ -236,7 +235,7 @@ CCB_API ccb_err ccb_addr_ccb_safe_parse(const char *text, ccb_hostport *out, ccb
 /**
  * Write `ip` (IPv4 or IPv6 literal, brackets optional) and `port` in
  * CCB-safe form as HTCondor does: IPv6 bracketed ("[--1]-9618").
- * Caller frees *out with free().
+ * *out is released with ccb_free().
  * Errors: CCB_ERR_INVALID_ARG (not an IP literal, bad port), CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_addr_ccb_safe_format(const char *ip, int port, char **out, ccb_error *err);
@@ -244,7 +243,7 @@ CCB_API ccb_err ccb_addr_ccb_safe_format(const char *ip, int port, char **out, c
 /**
  * The addresses in the "addrs" parameter, in order (empty '+' elements are
  * skipped, as HTCondor's StringList does). *out is a malloc'd array of *n
- * entries the caller frees with free(); NULL with *n 0 if there is no
+ * entries released with ccb_free(); NULL with *n 0 if there is no
  * "addrs". Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_sinful_addrs(const ccb_sinful *s, ccb_hostport **out, size_t *n,
@@ -271,7 +270,7 @@ typedef struct ccb_contact {
  * `broker` is a bracket-less address; enclosing "<" ">" are
  * removed. It may itself be a contact, giving a nested one ("A#5" and 42
  * give "A#5#42"). The result is checked with ccb_contact_split().
- * Caller frees *out with free().
+ * *out is released with ccb_free().
  * Errors: CCB_ERR_INVALID_ARG (bad broker), CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_error *err);
@@ -303,16 +302,16 @@ CCB_API void ccb_contact_clear(ccb_contact *c);
 
 /**
  * The CCBRoute for a nested contact: ids[1..] joined by single spaces
- * ("" for a plain contact). Caller frees with free(); NULL when out of
- * memory.
+ * ("" for a plain contact). *out is released with ccb_free(). Errors:
+ * CCB_ERR_INVALID_ARG (NULL c or out), CCB_ERR_NOMEM (*out is then NULL).
  */
-CCB_API char *ccb_contact_route(const ccb_contact *c);
+CCB_API ccb_err ccb_contact_route(const ccb_contact *c, char **out, ccb_error *err);
 
 /**
  * Split a space-separated contact list (a register reply's CCBID, or the
  * decoded CCBID sinful parameter) on white space, dropping empty entries.
  * Entries are not validated. *out is a NULL-terminated vector freed with
- * ccb_addr_strv_free(); n may be NULL.
+ * ccb_strv_free(); n may be NULL.
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE (too long), CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n,
@@ -320,7 +319,7 @@ CCB_API ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n,
 
 /**
  * Join `n` contacts with single spaces. Each must be non-empty and free of
- * white space. Caller frees *out with free().
+ * white space. *out is released with ccb_free().
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
@@ -333,14 +332,11 @@ CCB_API ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, cha
  * white space (", \t\r\n"), empty tokens dropped,
  * order kept. Tokens are neither validated nor de-duplicated (HTCondor's
  * listener drops duplicates and itself later). *out is a NULL-terminated
- * vector freed with ccb_addr_strv_free(); n may be NULL.
+ * vector freed with ccb_strv_free(); n may be NULL.
  * Errors: CCB_ERR_INVALID_ARG, CCB_ERR_PARSE (too long), CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_broker_list_split(const char *list, char ***out, size_t *n,
 	ccb_error *err);
-
-/** Free a NULL-terminated vector returned by this header. NULL is allowed. */
-CCB_API void ccb_addr_strv_free(char **v);
 
 /**
  * Fill `out` with a new connect id: 20 bytes from OpenSSL's CSPRNG as 40

@@ -27,6 +27,10 @@
  * ccb_broker_status_json(), ccb_broker_address() and ccb_broker_port() are
  * thread-safe. ccb_broker_free() must not race with run (stop, let run
  * return, then free).
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_BROKER_H
 #define CCB_BROKER_H
@@ -47,7 +51,7 @@ extern "C" {
 typedef struct ccb_broker ccb_broker;
 
 /** Broker settings. Zero means default; strings are copied by
- * ccb_broker_new(). Times are in milliseconds. */
+ * ccb_broker_new(). Times are in milliseconds (int). */
 typedef struct ccb_broker_config {
 	/** Addresses to listen on, comma/space separated, each "host:port",
 	 * "[v6]:port" or a sinful (CCB_SERVER_LISTEN). Port 0 picks a free
@@ -57,30 +61,30 @@ typedef struct ccb_broker_config {
 	 * Without a port (or port 0) the first bound port is used. NULL: the
 	 * first listen address (127.0.0.1 for a wildcard one). */
 	const char *public_address;
-	/** Server security (SEC_*, ALLOW_*, ...). NULL: defaults. Its
+	/** Server security (SEC_*, ALLOW_*, ...); zero: defaults. Its
 	 * command_perm is replaced by the broker's (67 DAEMON, 68 READ, 69
 	 * ALLOW, ...). Without a sessions store the broker makes its own so
-	 * clients can resume sessions. Copied shallowly: its strings must
-	 * outlive the broker. */
-	const ccb_sec_server_config *security;
+	 * clients can resume sessions. Deep-copied by ccb_broker_new(), strings
+	 * included. */
+	ccb_sec_server_config security;
 	/** Reconnect record file (CCB_RECONNECT_FILE); NULL: records in memory only. */
 	const char *reconnect_file;
 	/** Reclaim a CCBID from another IP (CCB_RECONNECT_ALLOWED_FROM_ANY_IP). */
 	bool reconnect_any_ip;
 	/** Record pruning period (CCB_SWEEP_INTERVAL); 0: 1200 s. A record
 	 * whose target stays away for more than 2 periods is dropped. */
-	long sweep_interval_ms;
+	int sweep_interval_ms;
 	/** Drop a registration silent for this long (no heartbeat, no
 	 * result); 0: 3600 s (golang-ccb's TargetIdleTimeout); < 0: never
 	 * (C++ behaviour). */
-	long target_idle_timeout_ms;
+	int target_idle_timeout_ms;
 	/** Fail a standard request the target has not answered (CCB_SERVER_REQUEST_TIMEOUT);
 	 * 0: 60 s; < 0: never (C++). */
-	long request_timeout_ms;
+	int request_timeout_ms;
 	/** Turn streaming off (CCB_SERVER_STREAMING=false). */
 	bool streaming_disabled;
 	/** CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT; 0: 300 s; < 0: never. */
-	long streaming_handshake_timeout_ms;
+	int streaming_handshake_timeout_ms;
 	/** CCB_SERVER_MAX_STREAMING_SESSIONS / _HANDSHAKES; 0: unlimited. */
 	unsigned max_streaming_sessions;
 	unsigned max_streaming_handshakes;
@@ -102,7 +106,7 @@ typedef struct ccb_broker_config {
 	unsigned max_handshakes_per_source;
 	/** CCB_SERVER_HANDSHAKE_TIMEOUT: from accept to the end of the
 	 * command's first message, and for any partly received message; 0: 20 s. */
-	long handshake_timeout_ms;
+	int handshake_timeout_ms;
 	/** Relay engine threads; 0: 1. */
 	unsigned relay_threads;
 	/** Registrations listed one by one in the status (beyond: a count); 0: 1000. */
@@ -127,16 +131,13 @@ typedef struct ccb_broker_config {
 	 * upstream registration succeeds, and routed reverse connects from
 	 * upstream are relayed to the next local registrant. NULL or "": none. */
 	const char *outbound_next_hop;
-	/** Client security of the upstream registrations (copied, strings
-	 * included); NULL: CLAIMTOBE-free defaults of ccb_listener. */
-	const ccb_sec_client_config *upstream_security;
 	/** CCB_TUNNEL_REGISTRATION_TIMEOUT: how long a registration reply is
 	 * held while the tunnel is not up before the registrant is hung up on;
 	 * 0: 300 s; < 0: wait forever. */
-	long tunnel_registration_timeout_ms;
-	/** FOR TESTS: reconnect interval of the upstream registrations in
-	 * milliseconds (0: CCB_RECONNECT_TIME, 60 s). */
-	int upstream_reconnect_ms;
+	int tunnel_registration_timeout_ms;
+	/** CCB_RECONNECT_TIME for the upstream registrations of an inside CCB,
+	 * in milliseconds: 0: 60000 (see ccb_listener_config). */
+	int upstream_reconnect_interval_ms;
 	/** CCB_OUTBOUND_PROXY: serve CCB_PROXY_CONNECT (82, DAEMON): dial a
 	 * target for the requester and splice. Implied
 	 * by outbound_next_hop. */
@@ -150,18 +151,20 @@ typedef struct ccb_broker_config {
 	/** CCB_OUTBOUND_TTL: this broker's hop budget (a request's CCBTTL only
 	 * lowers it); 0: 8. */
 	int outbound_ttl;
-	/** Client security for the broker's own outbound connections (the next
-	 * hop's CCB_PROXY_CONNECT, a CCB-routed target's broker). NULL:
-	 * defaults. Copied shallowly: its strings must outlive the broker. */
-	const ccb_sec_client_config *outbound_security;
+	/** Client security (HTCondor's SEC_CLIENT_* knobs) of every connection
+	 * the broker makes itself: the upstream registrations with the next
+	 * hops (CCB_REGISTER), CCB_PROXY_CONNECT forwarded to a next hop, and
+	 * a CCB-routed target's broker. HTCondor's collector uses its one
+	 * SEC_CLIENT_* policy for all of them, so there is one field. Zero:
+	 * defaults. Deep-copied by ccb_broker_new(), strings included. */
+	ccb_sec_client_config client_security;
 	/** Concurrent outbound dials (each on its own thread); 0: 64. Beyond,
 	 * requests are refused with the handshake-limit text. */
 	unsigned outbound_max_dials;
 } ccb_broker_config;
 
 /**
- * Fill `out` (and `sec`, which out->security then points to) from a loaded
- * JSON config: CCB_SERVER_LISTEN, CCB_SERVER_PUBLIC_ADDRESS,
+ * Fill `out` from a loaded JSON config: CCB_SERVER_LISTEN, CCB_SERVER_PUBLIC_ADDRESS,
  * CCB_RECONNECT_FILE, CCB_RECONNECT_ALLOWED_FROM_ANY_IP, CCB_SWEEP_INTERVAL,
  * CCB_SERVER_TARGET_IDLE_TIMEOUT, CCB_SERVER_REQUEST_TIMEOUT,
  * CCB_SERVER_STREAMING, CCB_SERVER_STREAMING_HANDSHAKE_TIMEOUT,
@@ -172,12 +175,16 @@ typedef struct ccb_broker_config {
  * CCB_SERVER_MAX_RECONNECT_RECORDS (all times in seconds, as HTCondor),
  * CCB_OUTBOUND_PROXY, CCB_OUTBOUND_TARGET_ALLOWLIST,
  * CCB_OUTBOUND_TARGET_DENYLIST, CCB_OUTBOUND_TTL, CCB_OUTBOUND_NEXT_HOP,
- * CCB_TUNNEL_REGISTRATION_TIMEOUT plus the server security knobs
- * (ccb_config_server_security()). Strings borrow from `c`.
- * Errors: CCB_ERR_CONFIG.
+ * CCB_TUNNEL_REGISTRATION_TIMEOUT, CCB_RECONNECT_TIME (for the upstream
+ * registrations), the server security knobs into out->security
+ * (ccb_config_server_security()) and the client security knobs into
+ * out->client_security (ccb_config_client_security()). Time knobs are in
+ * seconds, as HTCondor writes them, at most 2073600 (24 days); the struct
+ * holds milliseconds. Strings borrow from `c` (ccb_broker_new() copies
+ * them). Errors: CCB_ERR_INVALID_ARG, CCB_ERR_CONFIG.
  */
 CCB_API ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
-			       ccb_sec_server_config *sec, ccb_error *err);
+				       ccb_error *err);
 
 /**
  * Create a broker: raise RLIMIT_NOFILE's soft limit to the hard one, bind
@@ -219,9 +226,10 @@ CCB_API int ccb_broker_port(const ccb_broker *b, size_t i);
  * ALLOW/DENY lists, key and certificate files) used for handshakes that
  * start from now on; established registrations and sessions stay. The
  * broker's command table and session store are kept whatever `sec` holds.
- * Copied shallowly: its strings must outlive the broker (or the next
- * reload). Thread-safe (`ccbctl broker` calls it on SIGHUP). Errors:
- * CCB_ERR_INVALID_ARG.
+ * Deep-copied, strings included: the caller may free `sec` and its strings
+ * on return. Handshakes in progress finish with the settings they started
+ * with. Thread-safe (`ccbctl broker` calls it on SIGHUP). Errors:
+ * CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM (the old settings stay).
  */
 CCB_API ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
 				   ccb_error *err);
@@ -232,16 +240,16 @@ CCB_API ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_c
  * "registrations" (ccbid, peer, name, registered and last-heartbeat wall
  * times, pending requests) — replaced by "registrations_truncated": true
  * when there are more than status_detail_max. `pretty` indents it.
- * Returns a malloc'd string the caller frees with free(), NULL when out of
- * memory. Thread-safe (briefly takes the loop's state lock).
+ * *out is released with ccb_free(). Errors: CCB_ERR_INVALID_ARG,
+ * CCB_ERR_NOMEM. Thread-safe (briefly takes the loop's state lock).
  */
-CCB_API char *ccb_broker_status_json(ccb_broker *b, bool pretty);
+CCB_API ccb_err ccb_broker_status_json(ccb_broker *b, bool pretty, char **out, ccb_error *err);
 
 /**
  * Ask a broker at `address` (sinful or host:port) for its status over the
  * network: security handshake for CCB_CMD_LIBCCB_STATUS with `sec`
- * (NULL: defaults), then read the JSON string. *json is malloc'd (caller
- * frees). Errors: the dial, handshake and stream errors (CCB_ERR_CLOSED
+ * (NULL: defaults), then read the JSON string. *json is released with
+ * ccb_free(). Errors: the dial, handshake and stream errors (CCB_ERR_CLOSED
  * when the peer does not know the command).
  */
 CCB_API ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,

@@ -8,9 +8,16 @@
  * case-insensitive name), so an ad put by libccb is byte-identical to the same
  * ad put by HTCondor 25.
  *
- * Thread safety: an ad is not thread-safe; distinct ads may be used from
- * distinct threads. Pointers returned by getters borrow from the ad and stay
- * valid until that attribute is changed or the ad is freed.
+ * Errors: the constructors and text functions take a `ccb_error *err`
+ * (may be NULL). The typed accessors (set, get, remove, value_text) return
+ * their code only: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM, CCB_ERR_NOT_FOUND and
+ * CCB_ERR_TYPE say all there is to say. ccb_classad_put() / _get() are
+ * stream codec calls: their detail is kept on the stream (ccb_stream_error()).
+ *
+ * Memory: a returned `char *` / `char **out` is the caller's, released with
+ * ccb_free(). Thread safety: an ad is not thread-safe; distinct ads may be
+ * used from distinct threads. Pointers returned by getters borrow from the ad
+ * and stay valid until that attribute is changed or the ad is freed.
  */
 #ifndef CCB_CLASSAD_H
 #define CCB_CLASSAD_H
@@ -41,12 +48,14 @@ typedef enum ccb_value_type {
 	CCB_VAL_EXPR, /**< any other expression, kept as its old-syntax text */
 } ccb_value_type;
 
-/** A new empty ad, or NULL when out of memory. Free with ccb_classad_free(). */
-CCB_API ccb_classad *ccb_classad_new(void);
+/** A new empty ad in *out, freed with ccb_classad_free(). Errors:
+ * CCB_ERR_INVALID_ARG (NULL out), CCB_ERR_NOMEM (*out is then NULL). */
+CCB_API ccb_err ccb_classad_new(ccb_classad **out, ccb_error *err);
 /** Free an ad and everything in it. NULL is allowed. */
 CCB_API void ccb_classad_free(ccb_classad *ad);
-/** Deep copy, or NULL when out of memory. */
-CCB_API ccb_classad *ccb_classad_copy(const ccb_classad *ad);
+/** Deep copy of `ad` in *out, freed with ccb_classad_free(). Errors:
+ * CCB_ERR_INVALID_ARG (NULL ad or out), CCB_ERR_NOMEM (*out is then NULL). */
+CCB_API ccb_err ccb_classad_copy(const ccb_classad *ad, ccb_classad **out, ccb_error *err);
 
 /** Number of attributes. */
 CCB_API size_t ccb_classad_count(const ccb_classad *ad);
@@ -80,7 +89,9 @@ CCB_API ccb_err ccb_classad_get_string(const ccb_classad *ad, const char *name, 
 
 /**
  * The attribute's right-hand side in old ClassAd syntax, as it goes on the
- * wire (strings quoted and escaped). malloc'd; caller frees.
+ * wire (strings quoted and escaped). *out is released with ccb_free().
+ * Errors (code only, as the other accessors): CCB_ERR_INVALID_ARG,
+ * CCB_ERR_NOT_FOUND, CCB_ERR_NOMEM.
  */
 CCB_API ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, char **out);
 
@@ -92,9 +103,10 @@ CCB_API ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, 
  */
 CCB_API ccb_err ccb_classad_parse_line(ccb_classad *ad, const char *line, ccb_error *err);
 
-/** All attributes as `Name = value` lines, each ending in '\n', in wire order.
- * malloc'd; caller frees. NULL when out of memory. */
-CCB_API char *ccb_classad_to_text(const ccb_classad *ad);
+/** All attributes as `Name = value` lines, each ending in '\n', in wire
+ * order ("" for an empty or NULL ad). *out is the caller's, released with
+ * ccb_free(). Errors: CCB_ERR_INVALID_ARG (NULL out), CCB_ERR_NOMEM. */
+CCB_API ccb_err ccb_classad_to_text(const ccb_classad *ad, char **out, ccb_error *err);
 
 /* ---- private attributes --------------------------- */
 
@@ -107,7 +119,7 @@ CCB_API bool ccb_attr_is_private(const char *name);
 /** HTCondor version as one number: major*10000 + minor*100 + patch. */
 #define CCB_VERSION_NUM(maj, min, pat) ((maj) * 10000 + (min) * 100 + (pat))
 
-typedef struct ccb_classad_put_opts {
+typedef struct ccb_classad_put_config {
 	/** Leave private attributes out entirely (PUT_CLASSAD_NO_PRIVATE). */
 	bool no_private;
 	/** The peer's HTCondor version as CCB_VERSION_NUM, 0 if unknown. Below
@@ -118,7 +130,7 @@ typedef struct ccb_classad_put_opts {
 	 * case-insensitive alphabetical order, private V1 attributes unmarked
 	 * (the session-resume ad is written this way). */
 	bool projection;
-} ccb_classad_put_opts;
+} ccb_classad_put_config;
 
 /**
  * Append the ad to the stream's current outbound message: attribute count,
@@ -126,7 +138,7 @@ typedef struct ccb_classad_put_opts {
  * strings. Does not end the message. `opts` may be NULL (peer version
  * unknown, private attributes included).
  */
-CCB_API ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_opts *opts);
+CCB_API ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_config *opts);
 
 /**
  * Read an ad from the stream's current inbound message (reading the message

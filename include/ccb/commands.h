@@ -2,6 +2,10 @@
  * libccb — HTCondor command integers used by CCB, the security handshake and
  * shared port, spelled as HTCondor's condor_commands.h spells them (with a
  * CCB_CMD_ prefix), with HTCondor's values.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_COMMANDS_H
 #define CCB_COMMANDS_H

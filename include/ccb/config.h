@@ -13,6 +13,10 @@
  *
  * Thread safety: a loaded config is immutable and may be shared; strings
  * returned borrow from it and live until ccb_config_free().
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_CONFIG_H
 #define CCB_CONFIG_H

@@ -48,6 +48,10 @@
  * Logging: attempts are logged at CCB_LOG_DEBUG, without connect ids.
  * Thread safety: ccb_dial() may run on many threads at once; it has no
  * global state. A ccb_dial_cancel token may be fired from any thread.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_DIAL_H
 #define CCB_DIAL_H
@@ -67,7 +71,7 @@
 extern "C" {
 #endif
 
-/** Defaults of ccb_dial_opts. */
+/** Defaults of ccb_dial_config. */
 #define CCB_DIAL_DEFAULT_TIMEOUT_MS 30000
 #define CCB_DIAL_DEFAULT_STAGGER_MS 250
 /** Oldest broker version trusted to stream (Go cedar's gate). */
@@ -80,9 +84,10 @@ extern "C" {
  * the convenience functions) using it return CCB_ERR_CANCELLED promptly. */
 typedef struct ccb_dial_cancel ccb_dial_cancel;
 
-/** New token, not fired. NULL when out of memory. Free with
- * ccb_dial_cancel_free() once no dial uses it. */
-CCB_API ccb_dial_cancel *ccb_dial_cancel_new(void);
+/** A new token, not fired, in *out; free it with ccb_dial_cancel_free()
+ * once no dial uses it. Errors: CCB_ERR_INVALID_ARG (NULL out),
+ * CCB_ERR_NOMEM (*out is then NULL). */
+CCB_API ccb_err ccb_dial_cancel_new(ccb_dial_cancel **out, ccb_error *err);
 /** Fire the token: any running dial using it stops (its attempts are
  * cancelled and joined before it returns); dials started later fail at once.
  * Any thread; idempotent; permanent. */
@@ -131,7 +136,7 @@ typedef struct ccb_dial_info {
 } ccb_dial_info;
 
 /** Dial options. Zero-initialise; zero / NULL fields take the default. */
-typedef struct ccb_dial_opts {
+typedef struct ccb_dial_config {
 	/** Security settings for the brokers (CCB_REQUEST). Required. */
 	const ccb_sec_client_config *broker_sec;
 	/** Standard mode: the MyAddress to send, verbatim (e.g. a port forward
@@ -148,7 +153,7 @@ typedef struct ccb_dial_opts {
 	 * NULL id is generated per attempt, a fixed one makes the brokers
 	 * sequential) and advertise `sharedport_address` (the shared-port
 	 * server's sinful) plus sock=<endpoint id> as MyAddress. */
-	const ccb_sharedport_endpoint_cfg *sharedport_endpoint;
+	const ccb_sharedport_endpoint_config *sharedport_endpoint;
 	const char *sharedport_address;
 	/** Use streaming (proxy) mode. Implied by proxy_return_addr,
 	 * require_streaming and by nested contacts. */
@@ -213,19 +218,22 @@ typedef struct ccb_dial_opts {
 	/** Route through outbound_ccb_address even for HTCondor's exceptions
 	 * (ccbctl --outbound). */
 	bool outbound_force;
-} ccb_dial_opts;
+} ccb_dial_config;
 
 /**
  * Reach the target registered as `contacts[0..n-1]` (CCB contacts
  * "<broker>#<ccbid>[#<id>...]", e.g. from ccb_sinful_ccb_contacts()) and
  * return in *out the reversed connection, its hello validated, ready for the
  * requester's command (see the file comment). The caller frees *out with
- * ccb_stream_free(); its timeout is the stream default and it has no deadline.
+ * ccb_stream_free(). The dial's deadline (timeout_ms) does not follow the
+ * stream: it is returned with no deadline and the default per-operation
+ * timeout (CCB_STREAM_DEFAULT_TIMEOUT_MS); set your own with
+ * ccb_stream_set_timeout() / ccb_stream_set_deadline().
  * On failure *out is NULL and no thread, socket or listen port is left.
  * Errors: see the file comment. A contact that does not parse fails its own
  * attempt (CCB_ERR_INVALID_ARG) only. Thread-safe.
  */
-CCB_API ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_config *opts,
 		 ccb_stream **out, ccb_error *err);
 
 /**
@@ -235,23 +243,26 @@ CCB_API ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_o
  * has one (its sock= then becomes opts->target_shared_port_id), through its
  * shared-port server when it has sock=, directly otherwise. opts may be NULL
  * for a direct or shared-port dial (broker_sec is needed only for CCB).
- * The returned stream as for ccb_dial(). Errors: as ccb_dial(), plus
+ * The returned stream as for ccb_dial(): no deadline, the default
+ * per-operation timeout, whichever way it was reached. Errors: as ccb_dial(), plus
  * CCB_ERR_PARSE for a bad address and the connect errors of
  * ccb_tcp_connect() / ccb_sharedport_dial() (CCB_ERR_IO, CCB_ERR_TIMEOUT,
  * CCB_ERR_NOT_FOUND) for a direct dial. Thread-safe.
  */
-CCB_API ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
+CCB_API ccb_err ccb_dial_sinful(const char *address, const ccb_dial_config *opts, ccb_stream **out,
 			ccb_error *err);
 
 /**
  * ccb_dial_sinful(), then the CEDAR client side of `command` (see
  * ccb_sec_client_start(); `auth_command` as there) with `target_sec` against
  * the target, all within opts->timeout_ms. On success *out is the
- * authenticated (AES-GCM) stream ready for the command's payload and *info
- * what the handshake established (may be NULL). Errors: those of
+ * authenticated stream ready for the command's payload, with no deadline
+ * and the default per-operation timeout (set your own with
+ * ccb_stream_set_timeout()), and *info what the handshake established
+ * (may be NULL). Errors: those of
  * ccb_dial_sinful() and of ccb_sec_client_start(). Thread-safe.
  */
-CCB_API ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
+CCB_API ccb_err ccb_dial_command(const char *address, const ccb_dial_config *opts,
 			 const ccb_sec_client_config *target_sec, int command, int auth_command,
 			 ccb_stream **out, ccb_sec_info *info, ccb_error *err);
 

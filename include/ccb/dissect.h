@@ -10,6 +10,10 @@
  * AES-GCM packets are shown as raw bytes.
  *
  * Thread safety: a dissector is used from one thread at a time.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_DISSECT_H
 #define CCB_DISSECT_H
@@ -76,8 +80,9 @@ typedef struct ccb_dissect_msg {
 
 typedef struct ccb_dissector ccb_dissector;
 
-/** A new dissector, or NULL when out of memory. */
-CCB_API ccb_dissector *ccb_dissector_new(void);
+/** A new dissector in *out, freed with ccb_dissector_free(). Errors:
+ * CCB_ERR_INVALID_ARG (NULL out), CCB_ERR_NOMEM (*out is then NULL). */
+CCB_API ccb_err ccb_dissector_new(ccb_dissector **out, ccb_error *err);
 /** Free it and every message it holds. NULL is allowed. */
 CCB_API void ccb_dissector_free(ccb_dissector *d);
 
@@ -108,9 +113,11 @@ CCB_API void ccb_dissect_msg_clear(ccb_dissect_msg *msg);
 /**
  * Render message `m` numbered `number` as text, in the layout of the
  * testvectors' decoded.md: a header line `N. c2s [end=1 len=L]`, then one
- * indented line per item. malloc'd, caller frees; NULL when out of memory.
+ * indented line per item. *out is the caller's, released with ccb_free().
+ * Errors: CCB_ERR_INVALID_ARG (NULL m or out), CCB_ERR_NOMEM.
  */
-CCB_API char *ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number);
+CCB_API ccb_err ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number, char **out,
+				     ccb_error *err);
 
 #ifdef __cplusplus
 }

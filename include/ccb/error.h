@@ -6,6 +6,14 @@
  * the peer and the protocol step ("read packet header from 127.0.0.1:9618: timed
  * out after 5000 ms"). Passing NULL for it is always allowed.
  *
+ * Memory (every header): a function returning `const char *` returns a
+ * borrowed string, valid until the object that owns it is freed or changed.
+ * A returned `char *`, a `char **out` or another buffer the library
+ * allocates for the caller belongs to the caller and is released with
+ * ccb_free() (never free(): libccb.so may use another allocator than the
+ * program); a NULL-terminated string vector (`char ***out`) with
+ * ccb_strv_free(). Objects are released with their own `*_free()`.
+ *
  * Thread safety: all functions here are safe from any thread; ccb_error values
  * belong to the caller.
  */
@@ -33,7 +41,7 @@ typedef enum ccb_err {
 	CCB_ERR_PARSE = 8,            /**< text (ClassAd, sinful, JSON) could not be parsed */
 	CCB_ERR_CRYPTO = 9,           /**< encryption, decryption or integrity check failed */
 	CCB_ERR_AUTH = 10,            /**< authentication failed or no common method */
-	CCB_ERR_NOT_AUTHORIZED = 11,  /**< authenticated, but not allowed */
+	CCB_ERR_NOT_AUTHORIZED = 11,  /**< the peer (authenticated or not) is not allowed */
 	CCB_ERR_NOT_FOUND = 12,       /**< a named thing (attribute, CCBID, file) does not exist */
 	CCB_ERR_UNSUPPORTED = 13,     /**< the peer or build lacks a needed feature */
 	CCB_ERR_CANCELLED = 14,       /**< the operation was cancelled (stop, lost race) */
@@ -84,6 +92,17 @@ CCB_API ccb_err ccb_error_prefix(ccb_error *e, const char *fmt, ...)
 
 /** Reset `e` to CCB_OK with an empty detail. `e` may be NULL. */
 CCB_API void ccb_error_clear(ccb_error *e);
+
+/**
+ * Release a string or buffer the library returned to the caller (a `char *`
+ * result, a `char **out`, an array such as ccb_sinful_addrs()'s). NULL is
+ * allowed. Any thread.
+ */
+CCB_API void ccb_free(void *p);
+
+/** Release a NULL-terminated string vector the library returned (each
+ * string, then the vector). NULL is allowed. Any thread. */
+CCB_API void ccb_strv_free(char **v);
 
 #ifdef __cplusplus
 }

@@ -49,6 +49,10 @@
  * Thread safety: every function may be called from any thread, except that
  * ccb_listener_free() must not race with any other call on the same
  * listener. The handler is called from library threads.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_LISTENER_H
 #define CCB_LISTENER_H
@@ -108,8 +112,8 @@ typedef struct ccb_listener_conn_info {
 typedef void (*ccb_listener_handler_fn)(ccb_stream *conn, const ccb_listener_conn_info *info,
 					void *user);
 
-/** ccb_listener_config.heartbeat_interval value that turns heartbeats off
- * (HTCondor's CCB_HEARTBEAT_INTERVAL = 0). */
+/** ccb_listener_config.heartbeat_interval_ms value that turns heartbeats
+ * off (HTCondor's CCB_HEARTBEAT_INTERVAL = 0). */
 #define CCB_LISTENER_HEARTBEAT_OFF (-1)
 
 /** Listener settings. Zero-initialise; zero / NULL means the default. All
@@ -129,29 +133,22 @@ typedef struct ccb_listener_config {
 	/** Name attribute of the register ad (C++ daemons send "<SUBSYS>
 	 * <sinful>"; CCB_LISTENER_NAME). Default "ccb listener". */
 	const char *name;
-	/** CCB_HEARTBEAT_INTERVAL in seconds: default 300 (HTCondor 25's
-	 * effective default), 1-29 raised to 30, CCB_LISTENER_HEARTBEAT_OFF for
-	 * none. */
-	int heartbeat_interval;
-	/** FOR TESTS: heartbeat interval in milliseconds, no floor; when > 0 it
-	 * overrides heartbeat_interval. */
+	/** Heartbeat interval (CCB_HEARTBEAT_INTERVAL) in milliseconds:
+	 * 0: 300000 (HTCondor 25's effective default); 1..29999 are raised to
+	 * 30000, as HTCondor raises 1-29 s to 30 s; CCB_LISTENER_HEARTBEAT_OFF
+	 * for none. */
 	int heartbeat_interval_ms;
-	/** CCB_RECONNECT_TIME in seconds: default 60. The actual wait is drawn
-	 * uniformly from 75%-125% of it so restarted brokers are not stampeded. */
-	int reconnect_interval;
-	/** FOR TESTS: reconnect interval in milliseconds; overrides when > 0. */
+	/** Reconnect interval (CCB_RECONNECT_TIME) in milliseconds: 0: 60000.
+	 * The actual wait is drawn uniformly from 75%-125% of it so restarted
+	 * brokers are not stampeded. */
 	int reconnect_interval_ms;
-	/** CCB_TIMEOUT in seconds: default 300. Bounds the broker connect, the
-	 * registration handshake and reply, and each read or write on the
+	/** CCB_TIMEOUT in milliseconds: 0: 300000. Bounds the broker connect,
+	 * the registration handshake and reply, and each read or write on the
 	 * registration socket. */
-	int timeout;
-	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
 	int timeout_ms;
-	/** Overall bound on a reverse connect in seconds (connect, waiting for
-	 * a free handler, hello): default 30. The shorter per-step deadlines
-	 * below apply inside it. */
-	int dial_timeout;
-	/** FOR TESTS: the same in milliseconds; overrides when > 0. */
+	/** Overall bound on a reverse connect in milliseconds (connect,
+	 * waiting for a free handler, hello): 0: 30000. The shorter per-step
+	 * deadlines below apply inside it. */
 	int dial_timeout_ms;
 	/** Most handlers running at once (threads), for established reverse
 	 * connections and direct connections together, at most half of them
@@ -197,9 +194,11 @@ typedef struct ccb_listener_config {
 } ccb_listener_config;
 
 /**
- * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as by ccb_split_list()),
- * CCB_HEARTBEAT_INTERVAL (0 becomes CCB_LISTENER_HEARTBEAT_OFF),
- * CCB_RECONNECT_TIME, CCB_TIMEOUT, CCB_LISTENER_CONNECT_TIMEOUT_MS,
+ * Fill `out` from a loaded JSON config: CCB_ADDRESS (split as by
+ * ccb_broker_list_split()), CCB_HEARTBEAT_INTERVAL (0 becomes
+ * CCB_LISTENER_HEARTBEAT_OFF), CCB_RECONNECT_TIME, CCB_TIMEOUT (these three
+ * in seconds, as HTCondor writes them, 0..2073600 (24 days), converted to
+ * the struct's milliseconds), CCB_LISTENER_CONNECT_TIMEOUT_MS,
  * CCB_LISTENER_HELLO_TIMEOUT_MS, CCB_LISTENER_MAX_PENDING,
  * CCB_LISTENER_MAX_PENDING_PER_REQUESTER, CCB_LISTENER_NAME,
  * CCB_LISTENER_COMMAND_ADDRESS, PRIVATE_NETWORK_NAME and the client security
@@ -208,9 +207,10 @@ typedef struct ccb_listener_config {
  * with ccb_listener_config_clear(); other strings borrow from `c`.
  * Errors: CCB_ERR_CONFIG (bad value, no CCB_ADDRESS), CCB_ERR_NOMEM.
  */
-CCB_API ccb_err ccb_listener_config_from(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
+CCB_API ccb_err ccb_listener_config_load(const ccb_config *c, ccb_listener_config *out, ccb_error *err);
 
-/** Free what ccb_listener_config_from() allocated and zero `cfg`. */
+/** Free what ccb_listener_config_load() allocated and zero `cfg`. NULL is
+ * allowed. */
 CCB_API void ccb_listener_config_clear(ccb_listener_config *cfg);
 
 /**
@@ -254,22 +254,25 @@ CCB_API size_t ccb_listener_num_registered(ccb_listener *l);
 
 /**
  * Wait until at least `n` brokers are registered, or `timeout_ms` passes
- * (< 0: forever). CCB_OK, CCB_ERR_TIMEOUT, or CCB_ERR_CANCELLED if the
- * listener is stopped meanwhile.
+ * (< 0: forever). Errors: CCB_ERR_TIMEOUT (the detail says how long it
+ * waited and how many were registered), CCB_ERR_CANCELLED (the listener
+ * was stopped meanwhile), CCB_ERR_INVALID_ARG.
  */
-CCB_API ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms);
+CCB_API ccb_err ccb_listener_wait_registered(ccb_listener *l, size_t n, int timeout_ms,
+					     ccb_error *err);
 
 /**
  * The contacts of the currently registered brokers, in configuration order
  * (each broker's reply CCBID, split on white space): a NULL-terminated
- * vector of *n malloc'd strings freed with ccb_addr_strv_free() (addr.h).
- * Empty vector when none. Errors: CCB_ERR_NOMEM.
+ * vector of *n strings released with ccb_strv_free(); an empty vector when
+ * none. `n` may be NULL. Errors: CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
  */
-CCB_API ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n);
+CCB_API ccb_err ccb_listener_contacts(ccb_listener *l, char ***out, size_t *n, ccb_error *err);
 
-/** The same joined by single spaces: the value of a sinful's CCBID
- * parameter. malloc'd (free()); "" when none; NULL when out of memory. */
-CCB_API char *ccb_listener_contact_list(ccb_listener *l);
+/** The same joined by single spaces ("" when none): the value of a sinful's
+ * CCBID parameter. *out is released with ccb_free(). Errors:
+ * CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM. */
+CCB_API ccb_err ccb_listener_contact_list(ccb_listener *l, char **out, ccb_error *err);
 
 /**
  * The command address without CCB parameters: "<ip:port?addrs=ip-port
@@ -286,8 +289,8 @@ CCB_API const char *ccb_listener_address(const ccb_listener *l);
  * PrivNet when configured, parameters in HTCondor's order, e.g.
  * "<10.0.0.7:40123?CCBID=10.0.0.1:9618%3faddrs%3d10.0.0.1-9618#5
  * &PrivNet=node7&addrs=10.0.0.7-40123&noUDP>" (one line). It changes when
- * the contacts do (see ccb_listener_wait_change()). On success *out is a
- * malloc'd string the caller frees with free().
+ * the contacts do (see ccb_listener_wait_change()). On success *out is the
+ * caller's, released with ccb_free().
  * Errors: CCB_ERR_INVALID_ARG (NULL argument), CCB_ERR_STATE (no broker
  * registered yet: there is no CCBID to publish), CCB_ERR_NOMEM.
  * Thread-safe.
@@ -295,12 +298,14 @@ CCB_API const char *ccb_listener_address(const ccb_listener *l);
 CCB_API ccb_err ccb_listener_sinful(ccb_listener *l, char **out, ccb_error *err);
 
 /**
- * A counter that changes whenever the set of contacts changes. With
- * `timeout_ms` != 0, wait until it differs from *gen (or the timeout
- * passes, or the listener stops); *gen is updated and the return value
- * says whether it changed.
+ * A counter that changes whenever the set of contacts changes. Wait until
+ * it differs from *gen (at most `timeout_ms`; 0: just look; < 0: forever),
+ * then set *gen to its current value. Start with *gen = 0. CCB_OK when it
+ * changed; errors: CCB_ERR_TIMEOUT (unchanged after timeout_ms),
+ * CCB_ERR_CANCELLED (the listener stopped, unchanged), CCB_ERR_INVALID_ARG.
  */
-CCB_API bool ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms);
+CCB_API ccb_err ccb_listener_wait_change(ccb_listener *l, uint64_t *gen, int timeout_ms,
+					 ccb_error *err);
 
 /** Whether broker `index` (configuration order) is registered and its
  * register reply said CCBStreaming = true (golang-ccb). */
@@ -320,10 +325,11 @@ CCB_API bool ccb_listener_broker_supports_streaming(ccb_listener *l, size_t inde
  * cleared, "" and 0 if none)}], "reverse_connects_pending" (connecting or
  * waiting for a handler now), "reverse_connects_pending_peak",
  * "reverse_connects_refused" (requests refused for a full global or
- * per-requester cap), "handlers_running"}. Returns a malloc'd string the caller frees with free(),
- * or NULL when out of memory. Secrets (cookies, connect ids) are left out.
+ * per-requester cap), "handlers_running"}. Secrets (cookies, connect ids)
+ * are left out. *out is released with ccb_free(). Errors:
+ * CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM. Thread-safe.
  */
-CCB_API char *ccb_listener_status_json(ccb_listener *l);
+CCB_API ccb_err ccb_listener_status_json(ccb_listener *l, char **out, ccb_error *err);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,10 @@
  * thread, so it must be thread-safe itself. ccb_set_log_handler() may be
  * called at any time; a handler being replaced may still receive messages
  * already in flight on other threads.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_LOG_H
 #define CCB_LOG_H

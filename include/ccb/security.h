@@ -39,6 +39,10 @@
  *
  * Thread safety: the config structs are read-only during a call and may be
  * shared between threads; each stream is used by one thread.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_SECURITY_H
 #define CCB_SECURITY_H
@@ -190,8 +194,9 @@ CCB_API ccb_err ccb_sec_client_query_reply(ccb_stream *s, bool *authorized, ccb_
 typedef struct ccb_sec_sessions ccb_sec_sessions;
 
 /** A store for at most `max_sessions` (0: 4096; the least recently used
- * one is dropped when full). NULL when out of memory. */
-CCB_API ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions);
+ * one is dropped when full) in *out, freed with ccb_sec_sessions_free().
+ * Errors: CCB_ERR_INVALID_ARG (NULL out), CCB_ERR_NOMEM (*out is then NULL). */
+CCB_API ccb_err ccb_sec_sessions_new(size_t max_sessions, ccb_sec_sessions **out, ccb_error *err);
 /** Free the store, wiping every key. NULL is allowed. */
 CCB_API void ccb_sec_sessions_free(ccb_sec_sessions *s);
 /** Sessions held (including expired ones not yet noticed). */

@@ -36,6 +36,10 @@
  * Threads: no global state. Each handle is used from one thread at a time,
  * except the *_shutdown / *_stop functions and the statistics getters, which
  * may be called from any thread at any time.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_SHAREDPORT_H
 #define CCB_SHAREDPORT_H
@@ -134,7 +138,7 @@ CCB_API ccb_err ccb_sharedport_dial(const char *host, uint16_t port, const char 
 typedef struct ccb_sharedport_endpoint ccb_sharedport_endpoint;
 
 /** Endpoint options. Zero-initialise; zero / NULL fields take the default. */
-typedef struct ccb_sharedport_endpoint_cfg {
+typedef struct ccb_sharedport_endpoint_config {
 	/** DAEMON_SOCKET_DIR: the socket is the file <socket_dir>/<id>. Created
 	 * (mode 0755, one level) if missing, as HTCondor does.
 	 * Required unless `cookie` is set. */
@@ -155,7 +159,7 @@ typedef struct ccb_sharedport_endpoint_cfg {
 	/** Most time one hand-off (reading int 76 and the fd) may take, in ms.
 	 * A peer that stalls longer is dropped. 0: 10000 (as Go's listener). */
 	int handoff_timeout_ms;
-} ccb_sharedport_endpoint_cfg;
+} ccb_sharedport_endpoint_config;
 
 /** Endpoint counters (snapshots; may lag concurrent accepts). */
 typedef struct ccb_sharedport_endpoint_stats {
@@ -173,7 +177,7 @@ typedef struct ccb_sharedport_endpoint_stats {
  * (cookie on a non-Linux system), CCB_ERR_STATE (a live endpoint already
  * uses the id), CCB_ERR_IO (mkdir, socket, bind, listen), CCB_ERR_NOMEM.
  */
-CCB_API ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_config *cfg,
 				    ccb_sharedport_endpoint **out, ccb_error *err);
 
 /** The endpoint's shared-port id (owned by the endpoint, valid until free).
@@ -237,7 +241,7 @@ CCB_API void ccb_sharedport_endpoint_free(ccb_sharedport_endpoint *ep);
 typedef struct ccb_sharedport_server ccb_sharedport_server;
 
 /** Server options. Zero-initialise; zero / NULL fields take the default. */
-typedef struct ccb_sharedport_server_cfg {
+typedef struct ccb_sharedport_server_config {
 	/** Numeric IPv4/IPv6 address to listen on. NULL: "127.0.0.1" (pass
 	 * "0.0.0.0" or "::" for every interface, as condor_shared_port does). */
 	const char *bind_host;
@@ -264,7 +268,7 @@ typedef struct ccb_sharedport_server_cfg {
 	int max_workers;
 	/** listen() backlog. 0: 128. */
 	int backlog;
-} ccb_sharedport_server_cfg;
+} ccb_sharedport_server_config;
 
 /** Server counters (snapshots). */
 typedef struct ccb_sharedport_server_stats {
@@ -280,7 +284,7 @@ typedef struct ccb_sharedport_server_stats {
  * invalid default_id, bind_host not numeric), CCB_ERR_UNSUPPORTED (cookie
  * off Linux), CCB_ERR_IO (socket/bind/listen), CCB_ERR_NOMEM.
  */
-CCB_API ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
+CCB_API ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_config *cfg,
 				  ccb_sharedport_server **out, ccb_error *err);
 
 /** The TCP port the server listens on. */

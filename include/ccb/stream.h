@@ -19,9 +19,15 @@
  * Deadlines: every blocking operation waits at most the stream's timeout
  * (default 30 s) and never past its absolute deadline, if one is set.
  *
- * Errors: every function returns a ccb_err; the detail of the most recent
- * failure is kept in the stream (ccb_stream_error()). After an I/O, framing or
- * crypto failure the stream is broken and every later call fails.
+ * Errors: every function returns a ccb_err. The codec calls (put_*, get_*,
+ * end_message, ...) keep the detail of the most recent failure in the stream
+ * (ccb_stream_error(): a context-held error, as hiredis keeps its own); the
+ * other calls also take a `ccb_error *err` (may be NULL). After an I/O,
+ * framing or crypto failure the stream is broken and every later call fails.
+ *
+ * Memory: strings the get functions return are the caller's, released with
+ * ccb_free(); ccb_stream_peer_name() and ccb_stream_error() are borrowed
+ * from the stream.
  *
  * Thread safety: a stream is not thread-safe; use it from one thread at a
  * time. ccb_stream_shutdown() is the exception: it may be called from any
@@ -143,7 +149,7 @@ CCB_API ccb_err ccb_stream_get_int(ccb_stream *s, int64_t *v);
 CCB_API ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v);
 CCB_API ccb_err ccb_stream_get_char(ccb_stream *s, uint8_t *v);
 CCB_API ccb_err ccb_stream_get_double(ccb_stream *s, double *v);
-/** *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
+/** *out is the caller's (ccb_free()), or NULL for the NULL-string marker. */
 CCB_API ccb_err ccb_stream_get_string(ccb_stream *s, char **out);
 CCB_API ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n);
 
@@ -165,6 +171,41 @@ CCB_API ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms);
 
 /** Bytes of the current inbound message not yet consumed (0 if none loaded). */
 CCB_API size_t ccb_stream_unread(const ccb_stream *s);
+
+/* ---- byte-stream mode --------------------------------------------------- */
+
+/** Largest CEDAR message ccb_stream_write() sends (64 KiB). */
+#define CCB_STREAM_WRITE_CHUNK (64 * 1024)
+
+/**
+ * Byte-stream mode, for an established stream (after the handshake and
+ * command) that carries raw bytes (an echo, a tunnel) instead of typed
+ * CEDAR messages. Both ends must use it: on the wire every write is one or
+ * more ordinary CEDAR messages whose bodies are the bytes themselves, so a
+ * peer reading messages sees one byte blob (ccb_stream_get_bytes() of
+ * ccb_stream_unread() bytes) per message. The session crypto applies as to
+ * any message: AES-GCM packets, BLOWFISH/3DES (restarted at every message
+ * end) or plaintext alike.
+ *
+ * ccb_stream_write() sends all `n` bytes, as one message when n <=
+ * CCB_STREAM_WRITE_CHUNK, otherwise as consecutive messages of at most that
+ * size (so the reader's message cap is never hit); n = 0 sends nothing. It
+ * must not be mixed with a message being built (CCB_ERR_STATE). Errors: as
+ * ccb_stream_end_message() (CCB_ERR_IO, CCB_ERR_TIMEOUT, CCB_ERR_CLOSED,
+ * CCB_ERR_CANCELLED, CCB_ERR_CRYPTO), CCB_ERR_INVALID_ARG, CCB_ERR_NOMEM.
+ *
+ * ccb_stream_read() waits for the next bytes and returns 1..n of them in
+ * *got, crossing message boundaries: it takes what is left of the current
+ * message, up to n, and reads the next message when none is left. At the
+ * end of the stream it returns CCB_ERR_CLOSED with *got = 0. Errors: as the
+ * get functions (CCB_ERR_CLOSED, CCB_ERR_TIMEOUT, CCB_ERR_TOO_LARGE,
+ * CCB_ERR_CRYPTO, CCB_ERR_CANCELLED), CCB_ERR_INVALID_ARG (n = 0, NULL).
+ *
+ * Both bound each wait by the stream's timeout and deadline, fill `err`
+ * (may be NULL) and also keep the detail on the stream (ccb_stream_error()).
+ */
+CCB_API ccb_err ccb_stream_write(ccb_stream *s, const void *buf, size_t n, ccb_error *err);
+CCB_API ccb_err ccb_stream_read(ccb_stream *s, void *buf, size_t n, size_t *got, ccb_error *err);
 
 /* ---- session crypto --------------------------- */
 
@@ -198,7 +239,7 @@ CCB_API bool ccb_stream_integrity_on(const ccb_stream *s);
 CCB_API ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str);
 
 /** Read a string written with put_secret (see ccb_stream_put_secret()).
- * *out is malloc'd (caller frees) or NULL for the NULL-string marker. */
+ * *out is the caller's (ccb_free()), or NULL for the NULL-string marker. */
 CCB_API ccb_err ccb_stream_get_secret(ccb_stream *s, char **out);
 
 /**

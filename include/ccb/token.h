@@ -25,6 +25,10 @@
  * domain). The ccb_error detail says which.
  *
  * Thread safety: all functions are reentrant; they share no state.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_TOKEN_H
 #define CCB_TOKEN_H
@@ -49,7 +53,7 @@ typedef struct ccb_token_keys {
 } ccb_token_keys;
 
 /** What to mint (condor_token_create's options). Borrowed, not kept. */
-typedef struct ccb_token_params {
+typedef struct ccb_token_config {
 	ccb_token_keys keys;
 	const char *kid;            /**< signing key name; NULL: "POOL" */
 	const char *issuer;         /**< "iss", the TRUST_DOMAIN; required, no ", \t" */
@@ -60,22 +64,22 @@ typedef struct ccb_token_params {
 				     *   "condor:/<level>" in "scope"; NULL: no scope */
 	int64_t iat;                /**< "iat"; 0: now */
 	const char *jti;            /**< "jti"; NULL: 16 random bytes as 32 hex */
-} ccb_token_params;
+} ccb_token_config;
 
 /**
  * Mint a token. On success *out_token is a NUL-terminated string the caller
- * frees with free(); on failure it is NULL.
+ * releases with ccb_free(); on failure it is NULL.
  */
-CCB_API ccb_err ccb_token_create(const ccb_token_params *p, char **out_token, ccb_error *err);
+CCB_API ccb_err ccb_token_create(const ccb_token_config *p, char **out_token, ccb_error *err);
 
 /** How to verify. */
-typedef struct ccb_token_verify_params {
+typedef struct ccb_token_verify_config {
 	ccb_token_keys keys;
 	const char *trust_domain; /**< if set, "iss" must equal it */
 	int64_t max_age;          /**< SEC_TOKEN_MAX_AGE: reject if now - iat > max_age;
 				   *   <= 0: no limit (HTCondor's default) */
-	int64_t now;              /**< clock override for tests; 0: wall clock */
-} ccb_token_verify_params;
+	int64_t now;              /**< the time to verify at (Unix seconds); 0: now */
+} ccb_token_verify_config;
 
 /** The claims of a verified token. All strings are owned by the struct. */
 typedef struct ccb_token_info {
@@ -97,7 +101,7 @@ typedef struct ccb_token_info {
  * otherwise it is filled on success and zeroed on failure, and the caller
  * releases it with ccb_token_info_clear().
  */
-CCB_API ccb_err ccb_token_verify(const char *token, const ccb_token_verify_params *p,
+CCB_API ccb_err ccb_token_verify(const char *token, const ccb_token_verify_config *p,
 			 ccb_token_info *info, ccb_error *err);
 
 /** Free what ccb_token_verify() put in `info` and zero it. NULL is fine. */

@@ -31,6 +31,10 @@
  * Thread safety: no global state. A stream or ad must not be used by two
  * threads at once (see ccb/stream.h, ccb/classad.h); distinct streams and
  * ads may be used concurrently.
+ *
+ * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
+ * is borrowed, valid until its owner is freed or changed; a returned `char *`
+ * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_WIRE_H
 #define CCB_WIRE_H

@@ -1,5 +1,8 @@
 /*
  * Internal helpers of the address layer (src/addr). Not installed.
+ *
+ * Include as "addr_internal.h": only the .c files of src/addr. Nothing above the
+ * layer uses it (the layer offers include/ccb/addr.h).
  */
 #ifndef CCB_ADDR_INTERNAL_H
 #define CCB_ADDR_INTERNAL_H
@@ -9,7 +12,16 @@
 
 #include "ccb/addr.h"
 
-/* Growable NULL-terminated string vector, the form ccb_addr_strv_free()
+/* Convenience forms of the public formatters for the library's own callers
+ * (any layer): the string, or NULL when out of memory (or s is NULL). The
+ * public ccb_sinful_format() etc. return a ccb_err and fill an
+ * out-parameter. Not exported. */
+char *ccb__sinful_format(const ccb_sinful *s);
+char *ccb__sinful_format_bare(const ccb_sinful *s);
+char *ccb__sinful_broker_address(const ccb_sinful *s);
+char *ccb__contact_route(const ccb_contact *c);
+
+/* Growable NULL-terminated string vector, the form ccb_strv_free()
  * releases. */
 typedef struct addr__strv {
 	char **v;
@@ -39,6 +51,14 @@ ccb_err addr__parse_error(ccb_error *err, const char *what, const char *text,
 static inline bool addr__is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';
+}
+
+static inline bool addr__has_space(const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++)
+		if (addr__is_space(s[i]))
+			return true;
+	return false;
 }
 
 #endif

@@ -53,18 +53,9 @@ bool addr__strv_finish(addr__strv *sv, char ***out, size_t *n)
 
 void addr__strv_discard(addr__strv *sv)
 {
-	ccb_addr_strv_free(sv->v);
+	ccb_strv_free(sv->v);
 	sv->v = NULL;
 	sv->n = sv->cap = 0;
-}
-
-void ccb_addr_strv_free(char **v)
-{
-	if (!v)
-		return;
-	for (char **p = v; *p; p++)
-		free(*p);
-	free(v);
 }
 
 bool addr__check_len(const char *text, const char *what, size_t *len, ccb_error *err)

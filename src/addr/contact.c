@@ -1,6 +1,7 @@
 /*
- * CCB contacts ("<broker>#<ccbid>[#<id>...]"), contact lists and CCB_ADDRESS
- * broker lists (../shared/spec/ccb-protocol.md §3, sinful.md §7).
+ * CCB contacts ("<broker>#<ccbid>[#<id>...]"): split, check, build
+ * (../shared/spec/ccb-protocol.md §3, sinful.md §7). Lists of contacts and
+ * of brokers are in addr_list.c.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,14 +61,6 @@ ccb_err ccb_ccbid_parse(const char *text, uint64_t *out, ccb_error *err)
 	if (out)
 		*out = v;
 	return CCB_OK;
-}
-
-static bool has_space(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (addr__is_space(s[i]))
-			return true;
-	return false;
 }
 
 /* Find where the broker ends. Go accepts a broker in "<" ">" and strips
@@ -135,7 +128,7 @@ ccb_err ccb_contact_split(const char *contact, ccb_contact *out, ccb_error *err)
 	if (!addr__check_len(contact, "CCB contact", &len, err))
 		return CCB_ERR_PARSE;
 	/* contacts travel in space-separated lists (ccb-protocol.md §3.1) */
-	if (has_space(contact, len))
+	if (addr__has_space(contact, len))
 		return addr__parse_error(err, "CCB contact", contact, "contains white space");
 	rc = find_broker(contact, len, &b, &blen, &rest, err);
 	if (rc != CCB_OK)
@@ -173,13 +166,26 @@ void ccb_contact_clear(ccb_contact *c)
 	if (!c)
 		return;
 	free(c->broker);
-	ccb_addr_strv_free(c->ids);
+	ccb_strv_free(c->ids);
 	memset(c, 0, sizeof *c);
 }
 
 /* ccb-protocol.md §3.2: the ids after the first form the CCBRoute of a
  * streaming request to the entry broker (cli:200-227, 473-519). */
-char *ccb_contact_route(const ccb_contact *c)
+ccb_err ccb_contact_route(const ccb_contact *c, char **out, ccb_error *err)
+{
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "contact route: NULL out");
+	*out = NULL;
+	if (!c)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "contact route: NULL contact");
+	if (!(*out = ccb__contact_route(c)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "contact route of %zu ids: out of memory",
+				     c->n_ids);
+	return CCB_OK;
+}
+
+char *ccb__contact_route(const ccb_contact *c)
 {
 	ccb_buf b;
 	bool ok = true;
@@ -233,87 +239,4 @@ ccb_err ccb_contact_make(const char *broker, uint64_t ccbid, char **out, ccb_err
 	ccb_contact_clear(&check);
 	*out = s;
 	return CCB_OK;
-}
-
-/* Split `text` at white space (and commas if `commas`), dropping empty
- * tokens. */
-static ccb_err split_tokens(const char *text, const char *what, bool commas,
-	char ***out, size_t *n, ccb_error *err)
-{
-	addr__strv sv = { 0 };
-	size_t len, i = 0;
-
-	if (!out)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split %s: NULL out", what);
-	*out = NULL;
-	if (n)
-		*n = 0;
-	if (!text)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "split %s: NULL text", what);
-	if (!addr__check_len(text, what, &len, err))
-		return CCB_ERR_PARSE;
-	while (i < len) {
-		size_t start;
-
-		while (i < len && (addr__is_space(text[i]) || (commas && text[i] == ',')))
-			i++;
-		start = i;
-		while (i < len && !addr__is_space(text[i]) && !(commas && text[i] == ','))
-			i++;
-		if (i > start && !addr__strv_push(&sv, text + start, i - start)) {
-			addr__strv_discard(&sv);
-			return ccb_error_set(err, CCB_ERR_NOMEM, "split %s", what);
-		}
-	}
-	if (!addr__strv_finish(&sv, out, n))
-		return ccb_error_set(err, CCB_ERR_NOMEM, "split %s", what);
-	return CCB_OK;
-}
-
-/* ccb-protocol.md §3.1: a list of contacts is space-separated. */
-ccb_err ccb_contact_list_split(const char *list, char ***out, size_t *n, ccb_error *err)
-{
-	return split_tokens(list, "CCB contact list", false, out, n, err);
-}
-
-ccb_err ccb_contact_list_join(const char *const *contacts, size_t n, char **out,
-	ccb_error *err)
-{
-	ccb_buf b;
-	char *res;
-
-	if (!out)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "join CCB contacts: NULL out");
-	*out = NULL;
-	if (n && !contacts)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "join CCB contacts: NULL list");
-	for (size_t i = 0; i < n; i++) {
-		const char *c = contacts[i];
-
-		if (!c || !c[0] || has_space(c, strlen(c)))
-			return ccb_error_set(err, CCB_ERR_INVALID_ARG,
-				"join CCB contacts: contact %zu is empty or contains white space", i);
-	}
-	ccb_buf_init(&b);
-	for (size_t i = 0; i < n; i++) {
-		if ((i && !ccb_buf_append_str(&b, " ")) || !ccb_buf_append_str(&b, contacts[i])) {
-			ccb_buf_free(&b);
-			return ccb_error_set(err, CCB_ERR_NOMEM, "join CCB contacts");
-		}
-	}
-	res = ccb_buf_steal_str(&b);
-	if (!res) {
-		ccb_buf_free(&b);
-		return ccb_error_set(err, CCB_ERR_NOMEM, "join CCB contacts");
-	}
-	*out = res;
-	return CCB_OK;
-}
-
-/* ccb-protocol.md §3.3: CCB_ADDRESS tokens are separated by ", \t\r\n"
- * (StringTokenIterator defaults, H:src/condor_utils/stl_string_utils.h:151;
- * Go's SplitBrokerList omits '\r'). */
-ccb_err ccb_broker_list_split(const char *list, char ***out, size_t *n, ccb_error *err)
-{
-	return split_tokens(list, "CCB broker list", true, out, n, err);
 }

@@ -1,7 +1,9 @@
 /*
- * The CCB broker: lifetime, the epoll loop, accepting, the handshake worker
- * pool. Protocol handling is in broker_proto.c, reconnect records in
- * broker_store.c, the status in broker_status.c.
+ * The CCB broker: lifetime, the epoll loop, the handshake worker pool.
+ * Accepting is in broker_accept.c, protocol handling in broker_proto.c
+ * (inside CCB: broker_tunnel.c, CCB_PROXY_CONNECT: broker_outbound.c),
+ * reconnect records in broker_store.c, the status in broker_status.c;
+ * docs/internals.md has the whole map.
  *
  * Reading CEDAR messages in the loop: a ccb_stream reads exactly the bytes
  * of one message (no read-ahead), so on EPOLLIN the loop peeks at the kernel
@@ -13,392 +15,36 @@
  * by the handshake timeout (slow loris) and the message cap. Sockets are
  * registered edge-triggered so a partial message does not spin the loop.
  *
- * Writes: control messages are small and the kernel send buffer normally
- * has room; they are written with a short deadline (BK_SEND_TIMEOUT_MS) and a
- * registration whose peer does not drain its socket is dropped.
+ * The connection plumbing this relies on (bk_conn_*, bk_epoll_*,
+ * bk_peek_message, bk_send_ad) is in broker_conn.c, the list and map in
+ * broker_map.c.
  */
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
-#include <strings.h>
 #include <poll.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include "ccb/commands.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/fiber.h"
+#include "broker_internal.h"
+#include "sec_copy.h"
+#include "fiber.h"
 #include "cedar/stream_internal.h"
-#include "security/policy.h"
+#include "security/remote_version.h"
 #include "util/util.h"
 
-#define BK_SEND_TIMEOUT_MS 500
 #define BK_FD_RESERVE 32
 /* Connections over the limit kept for status/admin commands, so that a full
  * broker can still be observed. */
 #define BK_ADMIN_RESERVE 8
-/* At most one refusal warning per this many ms (with a count). */
-#define BK_REFUSE_LOG_MS 10000
-#define TXT_AT_LIMIT "broker at its connection limit"
-
-/* ---- map -------------------------------------------------------------------- */
-
-static size_t bk_hash(uint64_t k, size_t nb)
-{
-	k ^= k >> 33;
-	k *= 0xff51afd7ed558ccdULL;
-	k ^= k >> 33;
-	return (size_t)(k & (nb - 1));
-}
-
-void *bk_map_get(const bk_map *m, uint64_t key)
-{
-	if (!m->nb)
-		return NULL;
-	for (size_t i = bk_hash(key, m->nb);; i = (i + 1) & (m->nb - 1)) {
-		if (!m->s[i].val)
-			return NULL;
-		if (m->s[i].key == key)
-			return m->s[i].val;
-	}
-}
-
-/* Place without checking for the key or room. */
-static void bk_map_place(bk_mnode *s, size_t nb, uint64_t key, void *val)
-{
-	size_t i = bk_hash(key, nb);
-
-	while (s[i].val)
-		i = (i + 1) & (nb - 1);
-	s[i] = (bk_mnode){.key = key, .val = val};
-}
-
-static bool bk_map_grow(bk_map *m)
-{
-	size_t nb = m->nb ? m->nb * 2 : 64;
-	bk_mnode *s = calloc(nb, sizeof *s);
-
-	if (!s)
-		return false;
-	for (size_t i = 0; i < m->nb; i++)
-		if (m->s[i].val)
-			bk_map_place(s, nb, m->s[i].key, m->s[i].val);
-	free(m->s);
-	m->s = s;
-	m->nb = nb;
-	return true;
-}
-
-bool bk_map_put(bk_map *m, uint64_t key, void *val)
-{
-	if (!val)
-		return false;
-	if (m->nb) {
-		for (size_t i = bk_hash(key, m->nb); m->s[i].val; i = (i + 1) & (m->nb - 1))
-			if (m->s[i].key == key) {
-				m->s[i].val = val;
-				return true;
-			}
-	}
-	if ((m->n + 1) * 4 > m->nb * 3 && !bk_map_grow(m))
-		return false;
-	bk_map_place(m->s, m->nb, key, val);
-	m->n++;
-	return true;
-}
-
-void *bk_map_del(bk_map *m, uint64_t key)
-{
-	size_t mask = m->nb - 1, i, j;
-	void *v;
-
-	if (!m->nb)
-		return NULL;
-	for (i = bk_hash(key, m->nb);; i = (i + 1) & mask) {
-		if (!m->s[i].val)
-			return NULL;
-		if (m->s[i].key == key)
-			break;
-	}
-	v = m->s[i].val;
-	/* Backward shift: pull later entries of the run into the hole unless
-	 * their home slot lies cyclically in (hole, their slot]. */
-	for (j = i;;) {
-		size_t k;
-		j = (j + 1) & mask;
-		if (!m->s[j].val)
-			break;
-		k = bk_hash(m->s[j].key, m->nb);
-		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-			continue;
-		m->s[i] = m->s[j];
-		i = j;
-	}
-	m->s[i] = (bk_mnode){0};
-	m->n--;
-	return v;
-}
-
-void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node)
-{
-	for (size_t i = *node ? *bucket + 1 : *bucket; i < m->nb; i++)
-		if (m->s[i].val) {
-			*bucket = i;
-			*node = &m->s[i];
-			return m->s[i].val;
-		}
-	*bucket = m->nb;
-	*node = NULL;
-	return NULL;
-}
-
-void bk_map_free(bk_map *m)
-{
-	free(m->s);
-	*m = (bk_map){0};
-}
-
-/* ---- connections ---------------------------------------------------------------- */
-
-static bk_conn *conn_new(int fd, bk_state st)
-{
-	bk_conn *c = calloc(1, sizeof *c);
-
-	if (!c)
-		return NULL;
-	c->fd = fd;
-	c->state = st;
-	bk_list_init(&c->tnode);
-	bk_list_init(&c->qnode);
-	return c;
-}
-
-bk_conn *bk_conn_new(int fd, bk_state st)
-{
-	return conn_new(fd, st);
-}
-
-bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events)
-{
-	struct epoll_event ev = {.events = events, .data.ptr = c};
-
-	if (epoll_ctl(b->epfd, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: epoll add %s: %s", bk_peer(c), ccb__strerror(errno));
-		return false;
-	}
-	c->in_epoll = true;
-	return true;
-}
-
-void bk_epoll_del(ccb_broker *b, bk_conn *c)
-{
-	if (c->in_epoll) {
-		epoll_ctl(b->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-		c->in_epoll = false;
-	}
-}
-
-/* Close and free a loop-owned connection (not a registration's bookkeeping:
- * see bk_drop_reg()). */
-void bk_conn_close(ccb_broker *b, bk_conn *c)
-{
-	bk_epoll_del(b, c);
-	bk_list_del(&c->tnode);
-	if (c->s)
-		ccb_stream_free(c->s); /* closes fd */
-	else if (c->fd >= 0)
-		close(c->fd);
-	c->s = NULL;
-	c->fd = -1;
-	if (c->hs) {
-		ccb_classad_free(c->hs->ad);
-		free(c->hs->send_text);
-		free(c->hs);
-		c->hs = NULL;
-	}
-	if (c->state == BK_DEAD)
-		return;
-	if (c->state != BK_LISTEN && c->state != BK_EVENT && b->nconns)
-		b->nconns--;
-	/* Later events of the current epoll batch may still point here. */
-	c->state = BK_DEAD;
-	bk_list_add_tail(&b->dead, &c->tnode);
-}
-
-static void reap(ccb_broker *b)
-{
-	while (!bk_list_empty(&b->dead)) {
-		bk_conn *c = bk_container(b->dead.next, bk_conn, tnode);
-		bk_list_del(&c->tnode);
-		free(c);
-	}
-}
-
-bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad)
-{
-	ccb_error e;
-
-	(void)b;
-	ccb_stream_set_deadline(c->s, ccb_deadline_in(BK_SEND_TIMEOUT_MS));
-	if (ccb_control_ad_write(c->s, ad, c->peer_version, &e)) {
-		CCB_LOG(CCB_LOG_INFO, "broker: send to %s failed: %s", bk_peer(c), e.detail);
-		return false;
-	}
-	ccb_stream_set_deadline(c->s, INT64_MAX);
-	return true;
-}
-
-void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text)
-{
-	ccb_ad_field f[] = {CCB_AD_BOOL(CCB_ATTR_RESULT, ok),
-			    CCB_AD_STRING(CCB_ATTR_ERROR_STRING, text ? text : "")};
-	ccb_classad *ad = NULL;
-
-	if (c->s && ccb_ad_new(f, CCB_AD_NFIELDS(f), &ad, NULL) == CCB_OK)
-		bk_send_ad(b, c, ad);
-	ccb_classad_free(ad);
-	bk_conn_close(b, c);
-}
-
-/* ---- listen sockets -------------------------------------------------------------- */
-
-static void fmt_peer(const struct sockaddr_storage *ss, char *ip, size_t iplen, char *peer,
-		     size_t plen)
-{
-	char host[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const struct sockaddr_in *)ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-		port = ntohs(a->sin_port);
-		snprintf(peer, plen, "<%s:%u>", host, port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-		port = ntohs(a->sin6_port);
-		snprintf(peer, plen, "<[%s]:%u>", host, port);
-	} else {
-		snprintf(peer, plen, "<unknown>");
-	}
-	snprintf(ip, iplen, "%s", host);
-}
-
-static ccb_err listen_one(ccb_broker *b, const char *text, ccb_error *err)
-{
-	ccb_sinful *sf = NULL;
-	struct addrinfo_like {
-		struct sockaddr_storage ss;
-		socklen_t len;
-	} a = {0};
-	const char *host;
-	int port, fd, one = 1;
-	ccb_err rc;
-
-	if (b->nl >= BK_MAX_LISTEN)
-		return ccb_error_set(err, CCB_ERR_CONFIG, "more than %d listen addresses", BK_MAX_LISTEN);
-	if ((rc = ccb_sinful_parse_address(text, &sf, err)))
-		return ccb_error_prefix(err, "listen address \"%s\"", text), CCB_ERR_CONFIG;
-	host = ccb_sinful_host(sf);
-	port = ccb_sinful_port(sf) < 0 ? 9618 : ccb_sinful_port(sf);
-	{
-		struct sockaddr_in *v4 = (struct sockaddr_in *)&a.ss;
-		struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)&a.ss;
-		if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
-			v4->sin_family = AF_INET;
-			v4->sin_port = htons((uint16_t)port);
-			a.len = sizeof *v4;
-		} else if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
-			v6->sin6_family = AF_INET6;
-			v6->sin6_port = htons((uint16_t)port);
-			a.len = sizeof *v6;
-		} else {
-			ccb_sinful_free(sf);
-			return ccb_error_set(err, CCB_ERR_CONFIG,
-					     "listen address \"%s\": host must be an IP literal", text);
-		}
-	}
-	ccb_sinful_free(sf);
-	fd = socket(a.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return ccb_error_set(err, CCB_ERR_IO, "listen %s: socket: %s", text, ccb__strerror(errno));
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (a.ss.ss_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0 || listen(fd, 1024) != 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "listen %s: %s", text, ccb__strerror(errno));
-		close(fd);
-		return rc;
-	}
-	a.len = sizeof a.ss;
-	getsockname(fd, (struct sockaddr *)&a.ss, &a.len);
-	b->lport[b->nl] = a.ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&a.ss)->sin_port)
-						    : ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port);
-	b->lfd[b->nl++] = fd;
-	return CCB_OK;
-}
-
-static ccb_err make_public(ccb_broker *b, ccb_error *err)
-{
-	ccb_sinful *sf = NULL;
-	ccb_err rc;
-
-	if (b->public_text) {
-		if ((rc = ccb_sinful_parse_address(b->public_text, &sf, err)))
-			return ccb_error_prefix(err, "public address"), CCB_ERR_CONFIG;
-	} else {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss;
-		char ip[64], peer[96];
-		getsockname(b->lfd[0], (struct sockaddr *)&ss, &len);
-		fmt_peer(&ss, ip, sizeof ip, peer, sizeof peer);
-		if (!strcmp(ip, "0.0.0.0"))
-			snprintf(ip, sizeof ip, "127.0.0.1");
-		else if (!strcmp(ip, "::"))
-			snprintf(ip, sizeof ip, "::1");
-		if ((rc = ccb_sinful_new(ip, b->lport[0], &sf, err)))
-			return rc;
-	}
-	if (ccb_sinful_port(sf) <= 0)
-		ccb_sinful_set_port(sf, b->lport[0], NULL);
-	/* The collector's contacts carry its whole daemon sinful, addrs
-	 * included ("127.0.0.1:19618?addrs=127.0.0.1-19618&alias=vm#1",
-	 * test/vectors/S1 register reply; srv:361-375 builds it from
-	 * publicNetworkIpAddr()). A host name has no CCB-safe form: no addrs. */
-	if (!ccb_sinful_param(sf, CCB_SINFUL_ADDRS)) {
-		char *safe = NULL;
-		rc = CCB_OK;
-		if (ccb_addr_ccb_safe_format(ccb_sinful_host(sf), ccb_sinful_port(sf), &safe, NULL) ==
-		    CCB_OK)
-			rc = ccb_sinful_set_param(sf, CCB_SINFUL_ADDRS, safe, err);
-		free(safe);
-		if (rc) {
-			ccb_sinful_free(sf);
-			return rc;
-		}
-	}
-	/* Contacts leave out PrivAddr and CCBID (srv:361-375). */
-	ccb_sinful_set_param(sf, "PrivAddr", NULL, NULL);
-	ccb_sinful_set_param(sf, "CCBID", NULL, NULL);
-	b->pub_sinful = ccb_sinful_format(sf);
-	b->pub_bare = ccb_sinful_broker_address(sf);
-	ccb_sinful_free(sf);
-	if (!b->pub_sinful || !b->pub_bare)
-		return ccb_error_set(err, CCB_ERR_NOMEM, "public address");
-	return CCB_OK;
-}
 
 /* ---- permissions ------------------------------------------------------------------ */
 
@@ -426,27 +72,42 @@ static int broker_perm(int command, void *user)
 
 /* ---- new / free --------------------------------------------------------------------- */
 
-static long ms_or(long v, long dflt)
+bk_sec *bk_sec_new(const ccb_sec_server_config *cfg)
+{
+	bk_sec *s = calloc(1, sizeof *s);
+
+	if (s && !ccb__sec_server_copy(&s->cfg, cfg)) {
+		free(s);
+		return NULL;
+	}
+	if (s)
+		atomic_init(&s->refs, 1);
+	return s;
+}
+
+void bk_sec_release(bk_sec *s)
+{
+	if (s && atomic_fetch_sub(&s->refs, 1) == 1) {
+		ccb__sec_server_clear(&s->cfg);
+		free(s);
+	}
+}
+
+static long ms_or(int v, long dflt)
 {
 	return v == 0 ? dflt : v;
 }
 
-ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err)
+/* An empty broker that ccb_broker_free() can take at any point of
+ * ccb_broker_new(). */
+static ccb_broker *broker_alloc(void)
 {
-	ccb_broker *b;
-	struct rlimit rl;
-	char **addrs = NULL;
-	size_t naddrs = 0;
-	ccb_err rc;
+	ccb_broker *b = calloc(1, sizeof *b);
 
-	if (!cfg || !out)
-		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_new: missing argument");
-	*out = NULL;
-	b = calloc(1, sizeof *b);
 	if (!b)
-		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
-	b->cfg = *cfg;
-	b->epfd = b->stop_efd = b->done_efd = b->spare_fd = b->store_fd = -1;
+		return NULL;
+	b->epfd = b->spare_fd = b->store_fd = -1;
+	b->stop_signal = b->done_signal = (ccb__wakeup)CCB__WAKEUP_NONE;
 	pthread_mutex_init(&b->lock, NULL);
 	pthread_mutex_init(&b->qlock, NULL);
 	pthread_cond_init(&b->qcond, NULL);
@@ -460,6 +121,13 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	bk_list_init(&b->dead);
 	b->next_id = 1;
 	b->next_req = 1;
+	return b;
+}
+
+/* The configuration with its defaults filled in; its strings copied. */
+static ccb_err init_config(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err)
+{
+	b->cfg = *cfg;
 	b->listen_text = ccb_strdup(cfg->listen ? cfg->listen : "0.0.0.0:9618");
 	b->public_text = cfg->public_address && cfg->public_address[0] ? ccb_strdup(cfg->public_address) : NULL;
 	b->record_path = cfg->reconnect_file && cfg->reconnect_file[0] ? ccb_strdup(cfg->reconnect_file) : NULL;
@@ -472,12 +140,17 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	b->max_message = cfg->max_message ? cfg->max_message : CCB_CONTROL_MAX_MESSAGE;
 	if (b->max_message < 1024)
 		b->max_message = 1024;
-	if (!b->listen_text) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
-		goto fail;
-	}
+	if (!b->listen_text)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+	return CCB_OK;
+}
 
-	/* Every fd the hard limit allows (the collector dies at its limit). */
+/* The connection limit: every fd the hard limit allows (the collector dies
+ * at its limit), less a reserve, or the configured maximum if lower. */
+static void init_limits(ccb_broker *b, const ccb_broker_config *cfg)
+{
+	struct rlimit rl;
+
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
 		if (rl.rlim_cur < rl.rlim_max) {
 			rl.rlim_cur = rl.rlim_max;
@@ -493,77 +166,67 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 	if (cfg->max_connections && cfg->max_connections < b->max_conns)
 		b->max_conns = cfg->max_connections;
 	b->admin_reserve = BK_ADMIN_RESERVE;
+}
 
-	b->sec = cfg->security ? *cfg->security : (ccb_sec_server_config){0};
-	b->sec.command_perm = broker_perm;
-	b->sec.user = b;
-	if (!b->sec.sessions) {
+/* A deep copy of the security settings with the broker's command table
+ * and, unless the caller gave one, a session store of its own. */
+static ccb_err init_security(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err)
+{
+	ccb_err rc;
+
+	/* b->cfg must not keep the caller's strings. */
+	memset(&b->cfg.security, 0, sizeof b->cfg.security);
+	if (!(b->sec = bk_sec_new(&cfg->security)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker: copy of the security settings");
+	b->sec->cfg.command_perm = broker_perm;
+	b->sec->cfg.user = b;
+	if (!b->sec->cfg.sessions) {
 		/* Room for a session per connection, as daemons negotiate one
 		 * each (4096 at least). */
 		size_t want = (size_t)b->max_conns + BK_ADMIN_RESERVE;
-		b->own_sessions = ccb_sec_sessions_new(want > 4096 ? want : 0);
-		b->sec.sessions = b->own_sessions;
+		if ((rc = ccb_sec_sessions_new(want > 4096 ? want : 0, &b->own_sessions, err)))
+			return rc;
+		b->sec->cfg.sessions = b->own_sessions;
 	}
-	b->cfg.security = NULL;
+	return CCB_OK;
+}
 
-	if ((rc = ccb_broker_list_split(b->listen_text, &addrs, &naddrs, err)))
-		goto fail;
-	if (naddrs == 0) {
-		rc = ccb_error_set(err, CCB_ERR_CONFIG, "no listen address");
-		goto fail;
-	}
-	for (size_t i = 0; i < naddrs; i++)
-		if ((rc = listen_one(b, addrs[i], err)))
-			goto fail;
-	if ((rc = make_public(b, err)))
-		goto fail;
+/* What the loop needs: the heartbeat reply, the peek buffer, the epoll set
+ * with the wake-up signals and the listen sockets in it, the spare descriptor. */
+static ccb_err init_loop(ccb_broker *b, ccb_error *err)
+{
+	ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
 
-	{
-		ccb_ad_field f[] = {CCB_AD_INT(CCB_ATTR_COMMAND, CCB_CMD_ALIVE)};
-		if (ccb_ad_new(f, 1, &b->alive_ad, err)) {
-			rc = CCB_ERR_NOMEM;
-			goto fail;
-		}
-	}
+	if (ccb_ad_new(f, 1, &b->alive_ad, err))
+		return CCB_ERR_NOMEM;
 	b->peek_cap = 2 * b->max_message + 4096;
 	b->peek = malloc(b->peek_cap);
 	b->epfd = epoll_create1(EPOLL_CLOEXEC);
-	b->stop_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	b->done_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (!b->peek || b->epfd < 0 || b->stop_efd < 0 || b->done_efd < 0) {
-		rc = ccb_error_set(err, CCB_ERR_IO, "broker: epoll/eventfd: %s", ccb__strerror(errno));
-		goto fail;
-	}
-	b->stop_conn = conn_new(b->stop_efd, BK_EVENT);
-	b->done_conn = conn_new(b->done_efd, BK_EVENT);
+	if (!b->peek)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker: peek buffer");
+	if (b->epfd < 0)
+		return ccb_error_set(err, CCB_ERR_IO, "broker: epoll: %s", ccb__strerror(errno));
+	if (ccb__wakeup_init(&b->stop_signal, err) || ccb__wakeup_init(&b->done_signal, err))
+		return ccb_error_prefix(err, "broker: ");
+	b->stop_conn = bk_conn_new(ccb__wakeup_fd(&b->stop_signal), BK_EVENT);
+	b->done_conn = bk_conn_new(ccb__wakeup_fd(&b->done_signal), BK_EVENT);
 	if (!b->stop_conn || !b->done_conn || !bk_epoll_add(b, b->stop_conn, EPOLLIN) ||
-	    !bk_epoll_add(b, b->done_conn, EPOLLIN)) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
-		goto fail;
-	}
+	    !bk_epoll_add(b, b->done_conn, EPOLLIN))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 	for (size_t i = 0; i < b->nl; i++) {
-		b->lconn[i] = conn_new(b->lfd[i], BK_LISTEN);
-		if (!b->lconn[i] || !bk_epoll_add(b, b->lconn[i], EPOLLIN)) {
-			rc = ccb_error_set(err, CCB_ERR_NOMEM, "broker");
-			goto fail;
-		}
+		b->lconn[i] = bk_conn_new(b->lfd[i], BK_LISTEN);
+		if (!b->lconn[i] || !bk_epoll_add(b, b->lconn[i], EPOLLIN))
+			return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 	}
-	if ((rc = bk_store_open(b, err)))
-		goto fail;
-	if ((rc = bk_tunnel_start(b, err)))
-		goto fail;
+	return CCB_OK;
+}
 
-	b->relay = ccb__relay_engine_new(cfg->relay_threads, 0, err);
-	if (!b->relay) {
-		rc = err ? err->code : CCB_ERR_NOMEM;
-		goto fail;
-	}
-	if ((rc = bk_outbound_init(b, cfg, err)))
-		goto fail;
-	/* Workers only run the CPU-bound steps (a handshake waiting for its
-	 * peer sleeps on a fiber), so one per CPU is enough; more only contend
-	 * for OpenSSL's and our locks. */
+/* The handshake workers. They only run the CPU-bound steps (a handshake
+ * waiting for its peer sleeps on a fiber), so one per CPU is enough; more
+ * only contend for OpenSSL's and our locks. */
+static ccb_err start_workers(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err)
+{
 	if (cfg->handshake_workers) {
 		b->nworkers = cfg->handshake_workers;
 	} else {
@@ -571,16 +234,39 @@ ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error
 		b->nworkers = ncpu < 2 ? 2 : ncpu > 8 ? 8 : (unsigned)ncpu;
 	}
 	b->hs_per_source = cfg->max_handshakes_per_source ? cfg->max_handshakes_per_source : 64;
-	if ((rc = bk_workers_start(b, err)))
+	return bk_workers_start(b, err);
+}
+
+ccb_err ccb_broker_new(const ccb_broker_config *cfg, ccb_broker **out, ccb_error *err)
+{
+	ccb_broker *b;
+	ccb_err rc;
+
+	if (!cfg || !out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_new: missing argument");
+	*out = NULL;
+	b = broker_alloc();
+	if (!b)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
+	if ((rc = init_config(b, cfg, err)))
+		goto fail;
+	init_limits(b, cfg);
+	if ((rc = init_security(b, cfg, err)) || (rc = bk_listen_all(b, err)) || (rc = init_loop(b, err)) || (rc = bk_store_open(b, err)) ||
+	    (rc = bk_tunnel_start(b, err)))
+		goto fail;
+	b->relay = ccb__relay_engine_new(cfg->relay_threads, 0, err);
+	if (!b->relay) {
+		rc = err ? err->code : CCB_ERR_NOMEM;
+		goto fail;
+	}
+	if ((rc = bk_outbound_init(b, cfg, err)) || (rc = start_workers(b, cfg, err)))
 		goto fail;
 	b->next_sweep_ms = ccb_now_ms() + b->sweep_ms;
-	ccb_addr_strv_free(addrs);
 	CCB_LOG(CCB_LOG_INFO, "broker: listening on %s, public address %s, max %u connections",
 		b->listen_text, b->pub_sinful, b->max_conns);
 	*out = b;
 	return CCB_OK;
 fail:
-	ccb_addr_strv_free(addrs);
 	ccb_broker_free(b);
 	return rc;
 }
@@ -622,7 +308,7 @@ void ccb_broker_free(ccb_broker *b)
 	bk_workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
-	reap(b);
+	bk_conn_reap(b);
 	pthread_mutex_unlock(&b->lock);
 	bk_outbound_free(b);
 	ccb__relay_engine_free(b->relay);
@@ -648,12 +334,11 @@ void ccb_broker_free(ccb_broker *b)
 	free(b->done_conn);
 	if (b->epfd >= 0)
 		close(b->epfd);
-	if (b->stop_efd >= 0)
-		close(b->stop_efd);
-	if (b->done_efd >= 0)
-		close(b->done_efd);
+	ccb__wakeup_close(&b->stop_signal);
+	ccb__wakeup_close(&b->done_signal);
 	if (b->spare_fd >= 0)
 		close(b->spare_fd);
+	bk_sec_release(b->sec);
 	ccb_sec_sessions_free(b->own_sessions);
 	ccb_classad_free(b->alive_ad);
 	free(b->peek);
@@ -687,210 +372,35 @@ int ccb_broker_port(const ccb_broker *b, size_t i)
 
 void ccb_broker_stop(ccb_broker *b)
 {
-	uint64_t one = 1;
-
 	if (!b)
 		return;
-	/* Only async-signal-safe operations here. */
+	/* Only async-signal-safe operations here (an eventfd write). */
 	atomic_store(&b->stopping, true);
-	if (write(b->stop_efd, &one, sizeof one) < 0) {
-		/* counter saturated: a stop is pending anyway */
-	}
+	ccb__wakeup_signal(&b->stop_signal);
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
-static void set_accepting(ccb_broker *b, bool on)
-{
-	for (size_t i = 0; i < b->nl; i++) {
-		struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = b->lconn[i]};
-		epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->lfd[i], &ev);
-	}
-	b->accept_paused = !on;
-}
-
 ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *sec,
 				   ccb_error *err)
 {
-	ccb_sec_server_config n;
+	bk_sec *n, *old;
 
 	if (!b || !sec)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_reload_security: NULL argument");
-	n = *sec;
+	if (!(n = bk_sec_new(sec)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "reload security settings: out of memory");
 	pthread_mutex_lock(&b->qlock);
 	/* The broker's own command table and session store stay. */
-	n.command_perm = b->sec.command_perm;
-	n.user = b->sec.user;
-	n.sessions = b->sec.sessions;
+	old = b->sec;
+	n->cfg.command_perm = old->cfg.command_perm;
+	n->cfg.user = old->cfg.user;
+	n->cfg.sessions = old->cfg.sessions;
 	b->sec = n;
 	pthread_mutex_unlock(&b->qlock);
+	bk_sec_release(old);
 	CCB_LOG(CCB_LOG_INFO, "broker: security settings reloaded");
 	return CCB_OK;
-}
-
-/* Count a refused connection and warn about refusals at most once per
- * BK_REFUSE_LOG_MS, with how many there were. */
-static void note_refusal(ccb_broker *b, const char *why)
-{
-	int64_t now = ccb_now_ms();
-
-	b->st.connections_refused++;
-	b->refuse_unlogged++;
-	if (now >= b->refuse_log_ms) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: %s; refused %" PRIu64 " connection(s) since the last warning",
-			why, b->refuse_unlogged);
-		b->refuse_unlogged = 0;
-		b->refuse_log_ms = now + BK_REFUSE_LOG_MS;
-	}
-}
-
-/* Out of descriptors: accept with the spare one and close at once, until
- * the backlog is empty (or 1024 at a time), so that peers are refused at
- * full speed and every connection held stays. False when the spare cannot
- * be had back (accepting then pauses briefly). */
-static bool refuse_without_fds(ccb_broker *b, int lfd)
-{
-	/* Bounded per call so that a flood does not starve the rest of the
-	 * loop; the listen socket stays readable and brings us back. */
-	for (int k = 0; k < 1024; k++) {
-		int fd;
-
-		if (b->spare_fd < 0)
-			b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (b->spare_fd < 0)
-			return false;
-		close(b->spare_fd);
-		b->spare_fd = -1;
-		fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd >= 0) {
-			close(fd);
-			b->st.refused_no_fd++;
-			note_refusal(b, "out of file descriptors");
-		}
-		b->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			/* EAGAIN: backlog empty. EMFILE again: another thread
-			 * took the descriptor; pause. */
-			return errno == EAGAIN || errno == EWOULDBLOCK;
-		}
-	}
-	return true;
-}
-
-static void on_accept(ccb_broker *b, int lfd)
-{
-	for (int k = 0; k < 64; k++) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof ss;
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		bk_conn *c;
-		int one = 1;
-
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE) {
-				if (!refuse_without_fds(b, lfd)) {
-					set_accepting(b, false);
-					b->accept_resume_ms = ccb_now_ms() + 100;
-				}
-			}
-			return; /* EAGAIN or a transient error */
-		}
-		b->st.connections_accepted++;
-		if (b->nconns >= (size_t)b->max_conns + b->admin_reserve) {
-			close(fd);
-			b->st.refused_at_limit++;
-			note_refusal(b, TXT_AT_LIMIT);
-			continue;
-		}
-		c = conn_new(fd, BK_NEW);
-		if (c && !(c->hs = calloc(1, sizeof *c->hs))) {
-			free(c);
-			c = NULL;
-		}
-		if (c)
-			c->hs->conn = c;
-		if (!c) {
-			close(fd);
-			continue;
-		}
-		/* Over the limit: kept only if its first message is a status or
-		 * admin command (on_new_readable). */
-		c->reserve = b->nconns >= b->max_conns;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->hs->peer, sizeof c->hs->peer);
-		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
-		b->nconns++;
-		bk_list_add_tail(&b->new_list, &c->tnode);
-		/* Handed to a worker only once its first message is here. */
-		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
-			bk_conn_close(b, c);
-	}
-}
-
-static uint64_t get_be64(const uint8_t *p)
-{
-	uint64_t v = 0;
-
-	for (int i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-/*
- * The command a first message asks for, -1 if it cannot be told: a bare
- * command int, or DC_AUTHENTICATE (60010) followed by the client's policy
- * ad whose `Command = N` names it (security-handshake.md §2; the request is
- * never encrypted). Reads the peeked bytes; only the first packet counts.
- */
-static long first_command(const uint8_t *m, size_t n)
-{
-	size_t len, off;
-	uint64_t cmd, count;
-
-	if (n < 5 + 8)
-		return -1;
-	len = (size_t)m[1] << 24 | (size_t)m[2] << 16 | (size_t)m[3] << 8 | m[4];
-	if (len > n - 5)
-		len = n - 5;
-	m += 5;
-	cmd = get_be64(m);
-	if (cmd != CCB_DC_AUTHENTICATE)
-		return cmd > 0x7fffffff ? -1 : (long)cmd;
-	if (len < 16)
-		return -1;
-	count = get_be64(m + 8);
-	off = 16;
-	for (uint64_t i = 0; i < count && off < len; i++) {
-		const char *a = (const char *)m + off;
-		const uint8_t *z = memchr(m + off, 0, len - off);
-		if (!z)
-			return -1;
-		if (!strncasecmp(a, "Command", 7)) {
-			const char *p = a + 7;
-			char *end;
-			long v;
-			while (*p == ' ')
-				p++;
-			if (*p == '=') {
-				v = strtol(p + 1, &end, 10);
-				if (end != p + 1 && (*end == '\0' || *end == ' '))
-					return v;
-			}
-		}
-		off = (size_t)(z - m) + 1;
-	}
-	return -1;
-}
-
-/* What may use the admin reserve: the status query and the no-ops. */
-static bool admin_command(long cmd)
-{
-	return cmd == CCB_CMD_LIBCCB_STATUS || cmd == CCB_CMD_DC_NOP || cmd == 60020 ||
-	       cmd == 60021 || cmd == 60023 || cmd == 60026;
 }
 
 /* A new connection goes to a handshake worker only once its whole first
@@ -913,17 +423,9 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 	case PK_COMPLETE:
 		break;
 	}
-	if (c->reserve) {
-		long cmd = first_command(b->peek, b->peek_len);
-		if (!admin_command(cmd)) {
-			CCB_LOG(CCB_LOG_DEBUG, "broker: %s asked for command %ld over the limit; closed",
-				bk_peer(c), cmd);
-			b->st.refused_at_limit++;
-			note_refusal(b, TXT_AT_LIMIT);
-			bk_conn_close(b, c);
-			return;
-		}
-		b->st.admin_over_limit++;
+	if (c->reserve && !bk_reserve_admit(b, c)) {
+		bk_conn_close(b, c);
+		return;
 	}
 	if (!bk_hs_admit(b, c)) {
 		bk_conn_close(b, c);
@@ -938,11 +440,8 @@ static void on_new_readable(ccb_broker *b, bk_conn *c)
 static void drain_done(ccb_broker *b)
 {
 	bk_list got;
-	uint64_t v;
 
-	if (read(b->done_efd, &v, sizeof v) < 0) {
-		/* EAGAIN: nothing new */
-	}
+	ccb__wakeup_drain(&b->done_signal);
 	bk_outbound_drain(b);
 	bk_list_init(&got);
 	pthread_mutex_lock(&b->qlock);
@@ -1016,7 +515,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 			switch (c->state) {
 			case BK_LISTEN:
 				if (!b->accept_paused)
-					on_accept(b, c->fd);
+					bk_accept(b, c->fd);
 				break;
 			case BK_EVENT:
 				if (c == b->done_conn)
@@ -1044,18 +543,18 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 			next_tick = now + tick;
 		}
 		if (b->accept_paused && now >= b->accept_resume_ms)
-			set_accepting(b, true);
-		reap(b);
+			bk_set_accepting(b, true);
+		bk_conn_reap(b);
 		pthread_mutex_unlock(&b->lock);
 	}
 	pthread_mutex_lock(&b->lock);
-	set_accepting(b, false);
+	bk_set_accepting(b, false);
 	pthread_mutex_unlock(&b->lock);
 	bk_workers_stop(b);
 	pthread_mutex_lock(&b->lock);
 	close_all(b);
 	bk_store_sweep(b);
-	reap(b);
+	bk_conn_reap(b);
 	pthread_mutex_unlock(&b->lock);
 	atomic_store(&b->run_state, 2);
 	CCB_LOG(CCB_LOG_INFO, "broker: stopped");

@@ -13,13 +13,12 @@
 #include <string.h>
 #include <errno.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "ccb/commands.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/fiber.h"
+#include "broker_internal.h"
+#include "fiber.h"
 #include "cedar/stream_internal.h"
 #include "security/policy.h"
 #include "util/util.h"
@@ -39,7 +38,7 @@
  * stack, never a thread. The loop only hands a connection over (the jobs
  * queue) and takes it back once its handshake is over (the done queue):
  * a wait costs no thread hand-off. A worker sleeps in epoll_wait on its
- * set; bk_queue_job wakes a sleeping worker through its eventfd.
+ * set; bk_queue_job wakes a sleeping worker through its wake-up signal.
  *
  * A fiber's fd is added to its worker's set at its first wait, edge-
  * triggered, and stays there until the fiber ends: a fiber only waits after
@@ -59,7 +58,8 @@ struct bk_wk {
 	unsigned idx;
 	pthread_t thread;
 	bool started;
-	int epfd, efd;
+	int epfd;
+	ccb__wakeup wake; /* bk_queue_job and stop wake the worker */
 	bool idle;           /* asleep in epoll_wait; bk_queue_job wakes it */
 	bk_conn *cur;        /* the new connection it runs (for shutdown) */
 	unsigned nfib;       /* live fibers it started */
@@ -74,8 +74,6 @@ struct bk_wk {
 
 void bk_queue_job(ccb_broker *b, bk_conn *c)
 {
-	uint64_t one = 1;
-
 	pthread_mutex_lock(&b->qlock);
 	bk_list_add_tail(&b->jobs, &c->qnode);
 	/* A busy worker takes the job when it is done; wake one only if all
@@ -84,9 +82,7 @@ void bk_queue_job(ccb_broker *b, bk_conn *c)
 		bk_wk *w = &b->wk[i];
 		if (w->idle) {
 			w->idle = false;
-			if (write(w->efd, &one, sizeof one) < 0) {
-				/* eventfd counter overflow is impossible here */
-			}
+			ccb__wakeup_signal(&w->wake);
 			break;
 		}
 	}
@@ -97,14 +93,17 @@ static void worker_handshake(ccb_broker *b, bk_conn *c)
 {
 	ccb_sec_command cmd;
 	ccb_error e = {0};
-	ccb_sec_server_config sec;
+	bk_sec *sec;
 	ccb_err rc;
 
-	/* The settings of the moment (ccb_broker_reload_security() swaps them). */
+	/* The settings of the moment (ccb_broker_reload_security() swaps them;
+	 * our reference keeps this block alive until the handshake is done). */
 	pthread_mutex_lock(&b->qlock);
 	sec = b->sec;
+	atomic_fetch_add(&sec->refs, 1);
 	pthread_mutex_unlock(&b->qlock);
-	rc = ccb_sec_server_accept(c->s, &sec, &cmd, &e);
+	rc = ccb_sec_server_accept(c->s, &sec->cfg, &cmd, &e);
+	bk_sec_release(sec);
 	if (rc == CCB_OK) {
 		c->hs->cmd = cmd.command;
 		snprintf(c->hs->user, sizeof c->hs->user, "%s", cmd.info.user);
@@ -204,8 +203,6 @@ static bool wk_watch(bk_wk *w, bk_conn *c)
 static void wk_run(bk_wk *w, bk_conn *c)
 {
 	ccb_broker *b = w->b;
-	uint64_t one = 1;
-
 	for (;;) {
 		bool finished;
 		if (!c->s || !c->hs->fib) {
@@ -242,9 +239,7 @@ static void wk_run(bk_wk *w, bk_conn *c)
 		w->cur = NULL; /* the loop may free it from now on */
 	bk_list_add_tail(&b->done, &c->qnode);
 	pthread_mutex_unlock(&b->qlock);
-	if (write(b->done_efd, &one, sizeof one) < 0) {
-		/* eventfd counter overflow is impossible here */
-	}
+	ccb__wakeup_signal(&b->done_signal);
 }
 
 /* Worker: a fiber's wait is over (res as fiber_wait returns it). */
@@ -369,10 +364,7 @@ static void *worker_main(void *arg)
 		for (int i = 0; i < n; i++) {
 			bk_conn *fc = ev[i].data.ptr;
 			if (!fc) {
-				uint64_t v;
-				if (read(w->efd, &v, sizeof v) < 0) {
-					/* EAGAIN: already read */
-				}
+				ccb__wakeup_drain(&w->wake);
 				continue;
 			}
 			if (fc->hs->waiting)
@@ -392,15 +384,16 @@ ccb_err bk_workers_start(ccb_broker *b, ccb_error *err)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		bk_wk *w = &b->wk[i];
-		*w = (bk_wk){.b = b, .idx = i, .epfd = -1, .efd = -1};
+		*w = (bk_wk){.b = b, .idx = i, .epfd = -1, .wake = CCB__WAKEUP_NONE};
 		bk_list_init(&w->waits);
 	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		bk_wk *w = &b->wk[i];
 		struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		if (w->epfd < 0 || w->efd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->efd, &ev) < 0)
+		if (ccb__wakeup_init(&w->wake, err))
+			return ccb_error_prefix(err, "broker: worker: ");
+		if (w->epfd < 0 || epoll_ctl(w->epfd, EPOLL_CTL_ADD, ccb__wakeup_fd(&w->wake), &ev) < 0)
 			return ccb_error_set(err, CCB_ERR_IO, "broker: worker epoll: %s",
 					     ccb__strerror(errno));
 		if (pthread_create(&w->thread, NULL, worker_main, w))
@@ -412,8 +405,6 @@ ccb_err bk_workers_start(ccb_broker *b, ccb_error *err)
 
 void bk_workers_stop(ccb_broker *b)
 {
-	uint64_t one = 1;
-
 	if (!b->wk)
 		return;
 	pthread_mutex_lock(&b->qlock);
@@ -423,9 +414,7 @@ void bk_workers_stop(ccb_broker *b)
 		bk_wk *w = &b->wk[i];
 		if (w->cur && w->cur->s)
 			ccb_stream_shutdown(w->cur->s);
-		if (w->efd >= 0 && write(w->efd, &one, sizeof one) < 0) {
-			/* eventfd counter overflow is impossible here */
-		}
+		ccb__wakeup_signal(&w->wake);
 	}
 	pthread_mutex_unlock(&b->qlock);
 	for (unsigned i = 0; i < b->nworkers; i++)
@@ -442,8 +431,7 @@ void bk_workers_free(ccb_broker *b)
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		if (b->wk[i].epfd >= 0)
 			close(b->wk[i].epfd);
-		if (b->wk[i].efd >= 0)
-			close(b->wk[i].efd);
+		ccb__wakeup_close(&b->wk[i].wake);
 	}
 	free(b->wk);
 	b->wk = NULL;

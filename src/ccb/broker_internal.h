@@ -5,6 +5,9 @@
  * below; a conn handed to a worker (jobs queue) belongs to that worker until
  * it is pushed on the done queue. `lock` guards the tables against the
  * status dump; the queues have their own `qlock`.
+ *
+ * Include as "broker_internal.h": only src/ccb/broker*.c and the tests
+ * that look inside the broker (test/broker, test/fuzz/fuzz_route.c).
  */
 #ifndef CCB_BROKER_INTERNAL_H
 #define CCB_BROKER_INTERNAL_H
@@ -13,63 +16,17 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 
 #include "ccb/addr.h"
 #include "ccb/broker.h"
 #include "ccb/classad.h"
-#include "ccb/relay.h"
 #include "ccb/stream.h"
+#include "broker_map.h"
+#include "relay.h"
+#include "util/wakeup.h"
 
 #define BK_MAX_LISTEN 8
-
-/* ---- intrusive doubly linked list ---------------------------------------- */
-
-typedef struct bk_list {
-	struct bk_list *prev, *next;
-} bk_list;
-
-static inline void bk_list_init(bk_list *l) { l->prev = l->next = l; }
-static inline bool bk_list_empty(const bk_list *l) { return l->next == l; }
-static inline bool bk_list_linked(const bk_list *n) { return n->next && n->next != n; }
-static inline void bk_list_add_tail(bk_list *head, bk_list *n)
-{
-	n->prev = head->prev;
-	n->next = head;
-	head->prev->next = n;
-	head->prev = n;
-}
-static inline void bk_list_del(bk_list *n)
-{
-	if (!n->next)
-		return;
-	n->prev->next = n->next;
-	n->next->prev = n->prev;
-	n->prev = n->next = n;
-}
-#define bk_container(ptr, type, member) ((type *)((char *)(ptr) - offsetof(type, member)))
-
-/* ---- uint64 -> pointer map ------------------------------------------------- */
-
-/* Open addressing with linear probing (no allocation per entry: 16 bytes a
- * slot, at most 3/4 full). A NULL value marks an empty slot; values are
- * never NULL. */
-typedef struct bk_mnode {
-	uint64_t key;
-	void *val;
-} bk_mnode;
-
-typedef struct bk_map {
-	bk_mnode *s;
-	size_t nb, n;
-} bk_map;
-
-void *bk_map_get(const bk_map *m, uint64_t key);
-bool bk_map_put(bk_map *m, uint64_t key, void *val);
-void *bk_map_del(bk_map *m, uint64_t key);
-void bk_map_free(bk_map *m);
-/* Iterate: *bucket = 0 and *node = NULL to start; returns NULL at the end.
- * Do not modify the map meanwhile. */
-void *bk_map_next(const bk_map *m, size_t *bucket, bk_mnode **node);
 
 /* ---- connections ------------------------------------------------------------ */
 
@@ -197,11 +154,24 @@ typedef struct bk_stats {
 
 typedef struct bk_outbound bk_outbound;
 
+/* The server security settings of the moment, deep-copied. A handshake holds
+ * a reference while it runs, so ccb_broker_reload_security() can swap in a
+ * new block without freeing strings still in use. */
+typedef struct bk_sec {
+	atomic_int refs;
+	ccb_sec_server_config cfg;
+} bk_sec;
+
+/* A deep copy of `cfg` with one reference, NULL when out of memory; drop a
+ * reference with bk_sec_release() (the last one frees it). */
+bk_sec *bk_sec_new(const ccb_sec_server_config *cfg);
+void bk_sec_release(bk_sec *s);
+
 struct ccb_broker {
 	/* configuration (strings owned) */
 	ccb_broker_config cfg;
 	char *listen_text, *public_text, *record_path;
-	ccb_sec_server_config sec;
+	bk_sec *sec; /* under qlock */
 	ccb_sec_sessions *own_sessions;
 	long sweep_ms, idle_ms, req_timeout_ms, hs_timeout_ms, sess_timeout_ms;
 	size_t max_message;
@@ -222,7 +192,8 @@ struct ccb_broker {
 	uint64_t refuse_unlogged;  /* refusals since the last warning */
 
 	/* loop */
-	int epfd, stop_efd, done_efd;
+	int epfd;
+	ccb__wakeup stop_signal, done_signal; /* stop(); work for the loop */
 	bk_conn *stop_conn, *done_conn;
 	atomic_bool stopping;
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
@@ -269,28 +240,49 @@ void bk_store_sweep(ccb_broker *b);
 void bk_store_close(ccb_broker *b);
 bk_rec *bk_rec_new(ccb_broker *b, uint64_t id, const char *ip);
 
-/* broker_proto.c: the commands. */
+/* Loop-owned sockets are watched edge-triggered, readable and hang-up. */
+#define BK_EDGE (EPOLLIN | EPOLLRDHUP | EPOLLET)
+
+/* broker_proto.c: registrations, result reports, dispatch, timers. */
 void bk_handle_command(ccb_broker *b, bk_conn *c);
 void bk_reg_readable(ccb_broker *b, bk_conn *c);
-void bk_requester_readable(ccb_broker *b, bk_conn *c);
 void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why);
 void bk_timers(ccb_broker *b, int64_t now);
+
+/* broker_request.c: requests (standard and streaming). */
+void bk_handle_request(ccb_broker *b, bk_conn *c);
+/* A target's hello on a connection it dialed for a streaming session. */
+void bk_handle_hello(ccb_broker *b, bk_conn *t);
+void bk_requester_readable(ccb_broker *b, bk_conn *c);
 void bk_fail_request(ccb_broker *b, bk_req *q, const char *text, bool reply);
 
-/* broker.c: connection plumbing used by the protocol code. */
+/* broker_conn.c: connection plumbing for the loop and the protocol code
+ * (calls nothing else of the broker). */
 bk_conn *bk_conn_new(int fd, bk_state st);
+/* Close a loop-owned connection; it is freed by bk_conn_reap() at the end
+ * of the event batch. */
 void bk_conn_close(ccb_broker *b, bk_conn *c);
+void bk_conn_reap(ccb_broker *b);
 bool bk_epoll_add(ccb_broker *b, bk_conn *c, uint32_t events);
-
+void bk_epoll_del(ccb_broker *b, bk_conn *c);
 /* What the kernel holds for `c` (MSG_PEEK, nothing consumed): a complete
  * CEDAR message, part of one, nothing, or a dead/bad socket. */
 enum peek_res { PK_NONE, PK_PARTIAL, PK_COMPLETE, PK_CLOSED, PK_BAD };
 enum peek_res bk_peek_message(ccb_broker *b, bk_conn *c);
-void bk_epoll_del(ccb_broker *b, bk_conn *c);
 /* Send one control ad with a short deadline; false on failure (logged). */
 bool bk_send_ad(ccb_broker *b, bk_conn *c, const ccb_classad *ad);
 /* Reply {Result, ErrorString} and close the connection. */
 void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
+
+/* broker_accept.c: listen sockets, the public address, accepting and
+ * refusing connections. */
+ccb_err bk_listen_all(ccb_broker *b, ccb_error *err);
+void bk_accept(ccb_broker *b, int lfd);
+/* Stop or resume watching the listen sockets. */
+void bk_set_accepting(ccb_broker *b, bool on);
+/* Whether a connection accepted over the limit may stay (its peeked first
+ * message asks for a status or admin command); false counts a refusal. */
+bool bk_reserve_admit(ccb_broker *b, bk_conn *c);
 
 /* broker_hs.c: the handshake workers and their fibers. */
 typedef struct bk_wk bk_wk;
@@ -311,10 +303,11 @@ void bk_drain_queues(ccb_broker *b);
 
 /* The registration's full contact (CCBID): "<public address>#<id>". */
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
-/* broker_proto.c, for broker_tunnel.c */
+/* broker_request.c, also for broker_tunnel.c */
 bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
 void bk_req_free(ccb_broker *b, bk_req *q);
 bool bk_route_ok(const char *route);
+/* broker_proto.c, for broker_request.c and broker_tunnel.c */
 /* Send target `t` the forwarded CCB_REQUEST of a streaming request or a
  * tunnel relay hop: dial this broker with connect id `connect_id`. */
 bool bk_forward_proxy_request(ccb_broker *b, bk_reg *t, const char *connect_id, const char *rid,
@@ -335,11 +328,13 @@ void bk_tunnel_timers(ccb_broker *b, int64_t now);
 /* Split a route "head tail..." (head copied into head[hn], *tail points
  * into route); false for an empty route or a head that does not fit. */
 bool bk_route_split(const char *route, char *head, size_t hn, const char **tail);
-/* A non-streaming request for a nested CCBID ("5#42", §9.4); takes `c`. */
-void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
-			  const char *connect_id);
 /* Status fields of the tunnel (jansson object, borrowed). */
 void bk_tunnel_status(ccb_broker *b, void *json_obj);
+/* broker_tunnel_old.c: a non-streaming request for a nested CCBID
+ * ("5#42", §9.4); takes `c`. */
+void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
+			  const char *connect_id);
+
 /* broker_outbound.c: CCB_PROXY_CONNECT (ccb-protocol.md §9.1). */
 ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error *err);
 bool bk_outbound_enabled(const ccb_broker *b);

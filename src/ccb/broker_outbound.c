@@ -9,7 +9,7 @@
  * CCB-routed connect through ccb_dial_sinful(), or CCB_PROXY_CONNECT to the
  * next hop with CCBTTL - 1. A host-name target is resolved and checked on
  * that thread too. The thread never touches the requester's connection; it
- * queues its result and wakes the loop through the workers' eventfd; the
+ * queues its result and wakes the loop through the workers' wake-up signal; the
  * loop replies {Result[, ErrorString]} and splices. At most
  * outbound_max_dials threads run at once.
  */
@@ -27,8 +27,9 @@
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/wire.h"
-#include "ccb/broker_internal.h"
-#include "ccb/outbound.h"
+#include "broker_internal.h"
+#include "sec_copy.h"
+#include "outbound.h"
 #include "util/util.h"
 
 /* Wire texts of the C++ broker (ccb-protocol.md §12). */
@@ -80,7 +81,8 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 
 	b->cfg.outbound_target_allowlist = b->cfg.outbound_target_denylist = NULL;
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.outbound_security = NULL;
+	/* The caller's strings: ob->sec gets a deep copy below. */
+	memset(&b->cfg.client_security, 0, sizeof b->cfg.client_security);
 	if (!ob)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "broker: outbound proxy");
 	b->ob = ob;
@@ -91,9 +93,8 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 	ob->next_id = 1;
 	ob->ttl = cfg->outbound_ttl > 0 ? cfg->outbound_ttl : CCB_OUTBOUND_DEFAULT_TTL;
 	ob->max_dials = cfg->outbound_max_dials ? cfg->outbound_max_dials : 64;
-	if (cfg->outbound_security)
-		ob->sec = *cfg->outbound_security;
-	if ((cfg->outbound_target_allowlist &&
+	if (!ccb__sec_client_copy(&ob->sec, &cfg->client_security) ||
+	    (cfg->outbound_target_allowlist &&
 	     !(ob->allow = ccb_strdup(cfg->outbound_target_allowlist))) ||
 	    (cfg->outbound_target_denylist && !(ob->deny = ccb_strdup(cfg->outbound_target_denylist))) ||
 	    (cfg->outbound_next_hop && *cfg->outbound_next_hop &&
@@ -103,7 +104,7 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 		char **list = NULL;
 		size_t n = 0;
 		ccb_err rc = ccb_broker_list_split(ob->next_hop, &list, &n, err);
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		if (rc)
 			return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	}
@@ -112,7 +113,6 @@ ccb_err bk_outbound_init(ccb_broker *b, const ccb_broker_config *cfg, ccb_error 
 	b->cfg.outbound_target_allowlist = ob->allow;
 	b->cfg.outbound_target_denylist = ob->deny;
 	b->cfg.outbound_next_hop = ob->next_hop;
-	b->cfg.outbound_security = &ob->sec;
 	/* An inside CCB forwards by definition (ccb_server.cpp: the next hop
 	 * implies the command). */
 	ob->enabled = cfg->outbound_proxy || ob->next_hop;
@@ -162,8 +162,6 @@ static void *dial_main(void *arg)
 	ccb_broker *b = j->b;
 	bk_outbound *ob = b->ob;
 	ccb_error e = {0};
-	uint64_t one = 1;
-
 	if (j->check_target &&
 	    !ccb__outbound_target_allowed(j->target, ob->allow, ob->deny, j->detail, sizeof j->detail)) {
 		j->not_permitted = true;
@@ -185,7 +183,7 @@ static void *dial_main(void *arg)
 	} else {
 		/* The full connect path; never through an outbound broker again:
 		 * we are the exit point. */
-		ccb_dial_opts o = {.broker_sec = &ob->sec,
+		ccb_dial_config o = {.broker_sec = &ob->sec,
 				   .timeout_ms = OB_DIAL_MS,
 				   .stagger_ms = -1,
 				   .cancel = j->cancel,
@@ -205,9 +203,7 @@ static void *dial_main(void *arg)
 	ob->nrunning--;
 	pthread_cond_broadcast(&ob->cv);
 	pthread_mutex_unlock(&ob->mu);
-	if (write(b->done_efd, &one, sizeof one) < 0) {
-		/* the counter cannot overflow here */
-	}
+	ccb__wakeup_signal(&b->done_signal);
 	return NULL;
 }
 
@@ -251,15 +247,104 @@ static void refuse(ccb_broker *b, bk_conn *c, const char *text, bool count_faile
 	bk_reply_close(b, c, false, text);
 }
 
+/* The checks before a proxy-connect is dialed: an allowed target, the
+ * streaming caps and duplicate-id rule (shared tables, §7.5), the TTL.
+ * False once the request is refused. */
+static bool admit(ccb_broker *b, bk_conn *c, const char *target, const char *cid, long long ttl)
+{
+	bk_outbound *ob = b->ob;
+	size_t sessions;
+	unsigned running;
+	ccb__relay_stats rs;
+
+	if (host_is_literal(target)) {
+		char why[128];
+		if (!ccb__outbound_target_allowed(target, ob->allow, ob->deny, why, sizeof why)) {
+			CCB_LOG(CCB_LOG_INFO,
+				"broker: refusing proxy-connect from %s to disallowed target %s (%s)",
+				bk_peer(c), target, why);
+			refuse(b, c, TXT_NOT_PERMITTED, false);
+			return false;
+		}
+	}
+	ccb__relay_engine_stats(b->relay, &rs);
+	sessions = b->handshaking + (size_t)rs.active;
+	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
+		CCB_LOG(CCB_LOG_INFO,
+			"broker: refusing proxy-connect from %s: at the session limit "
+			"(CCB_SERVER_MAX_STREAMING_SESSIONS=%u)",
+			bk_peer(c), b->cfg.max_streaming_sessions);
+		refuse(b, c, TXT_SESSION_CAP, true);
+		return false;
+	}
+	pthread_mutex_lock(&ob->mu);
+	running = ob->nrunning;
+	pthread_mutex_unlock(&ob->mu);
+	if ((b->cfg.max_streaming_handshakes && b->handshaking >= b->cfg.max_streaming_handshakes) ||
+	    running >= ob->max_dials) {
+		CCB_LOG(CCB_LOG_INFO,
+			"broker: refusing proxy-connect from %s: at the handshake limit "
+			"(CCB_SERVER_MAX_STREAMING_HANDSHAKES=%u, %u outbound dials running)",
+			bk_peer(c), b->cfg.max_streaming_handshakes, running);
+		refuse(b, c, TXT_HANDSHAKE_CAP, true);
+		return false;
+	}
+	for (bk_list *n = b->sess_fifo.next; n != &b->sess_fifo; n = n->next)
+		if (!strcmp(bk_container(n, bk_req, fifo)->connect_id, cid)) {
+			refuse(b, c, TXT_DUP_ID, true);
+			return false;
+		}
+	if (id_in_flight(ob, cid)) {
+		refuse(b, c, TXT_DUP_ID, true);
+		return false;
+	}
+	if (ob->next_hop && ttl <= 0) {
+		CCB_LOG(CCB_LOG_INFO,
+			"broker: refusing to forward proxy-connect from %s to %s: outbound TTL expired "
+			"(possible next-hop loop)",
+			bk_peer(c), target);
+		ob->failed++;
+		refuse(b, c, TXT_TTL_EXPIRED, true);
+		return false;
+	}
+	return true;
+}
+
+/* A dial job for requester `c`, or NULL when out of memory. */
+static ob_job *job_new(ccb_broker *b, bk_conn *c, const char *target, const char *cid,
+		       long long ttl)
+{
+	bk_outbound *ob = b->ob;
+	ob_job *j = calloc(1, sizeof *j);
+
+	if (j) {
+		j->fd = -1;
+		j->fwd_fd = -1;
+		j->b = b;
+		j->c = c;
+		j->id = ob->next_id++;
+		j->ttl = ttl;
+		j->forward = ob->next_hop != NULL;
+		j->check_target = !host_is_literal(target);
+		j->target = ccb_strdup(target);
+		j->connect_id = ccb_strdup(cid);
+		j->name = ccb_strdup(ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "CCB outbound proxy"));
+		ccb_dial_cancel_new(&j->cancel, NULL); /* NULL: checked below */
+		bk_list_init(&j->node);
+	}
+	if (!j || !j->target || !j->connect_id || !j->name || !j->cancel) {
+		job_free(j);
+		return NULL;
+	}
+	return j;
+}
+
 void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 {
 	bk_outbound *ob = b->ob;
 	const char *target, *cid, *bad;
 	long long ttl;
 	ob_job *j;
-	size_t sessions;
-	unsigned running;
-	ccb__relay_stats rs;
 
 	if (!bk_outbound_enabled(b)) {
 		bk_conn_close(b, c);
@@ -273,75 +358,9 @@ void bk_outbound_handle(ccb_broker *b, bk_conn *c)
 		refuse(b, c, bad, false);
 		return;
 	}
-	if (host_is_literal(target)) {
-		char why[128];
-		if (!ccb__outbound_target_allowed(target, ob->allow, ob->deny, why, sizeof why)) {
-			CCB_LOG(CCB_LOG_INFO,
-				"broker: refusing proxy-connect from %s to disallowed target %s (%s)",
-				bk_peer(c), target, why);
-			refuse(b, c, TXT_NOT_PERMITTED, false);
-			return;
-		}
-	}
-	/* The streaming caps and duplicate-id rule (shared tables, §7.5). */
-	ccb__relay_engine_stats(b->relay, &rs);
-	sessions = b->handshaking + (size_t)rs.active;
-	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
-		CCB_LOG(CCB_LOG_INFO,
-			"broker: refusing proxy-connect from %s: at the session limit "
-			"(CCB_SERVER_MAX_STREAMING_SESSIONS=%u)",
-			bk_peer(c), b->cfg.max_streaming_sessions);
-		refuse(b, c, TXT_SESSION_CAP, true);
+	if (!admit(b, c, target, cid, ttl))
 		return;
-	}
-	pthread_mutex_lock(&ob->mu);
-	running = ob->nrunning;
-	pthread_mutex_unlock(&ob->mu);
-	if ((b->cfg.max_streaming_handshakes && b->handshaking >= b->cfg.max_streaming_handshakes) ||
-	    running >= ob->max_dials) {
-		CCB_LOG(CCB_LOG_INFO,
-			"broker: refusing proxy-connect from %s: at the handshake limit "
-			"(CCB_SERVER_MAX_STREAMING_HANDSHAKES=%u, %u outbound dials running)",
-			bk_peer(c), b->cfg.max_streaming_handshakes, running);
-		refuse(b, c, TXT_HANDSHAKE_CAP, true);
-		return;
-	}
-	for (bk_list *n = b->sess_fifo.next; n != &b->sess_fifo; n = n->next)
-		if (!strcmp(bk_container(n, bk_req, fifo)->connect_id, cid)) {
-			refuse(b, c, TXT_DUP_ID, true);
-			return;
-		}
-	if (id_in_flight(ob, cid)) {
-		refuse(b, c, TXT_DUP_ID, true);
-		return;
-	}
-	if (ob->next_hop && ttl <= 0) {
-		CCB_LOG(CCB_LOG_INFO,
-			"broker: refusing to forward proxy-connect from %s to %s: outbound TTL expired "
-			"(possible next-hop loop)",
-			bk_peer(c), target);
-		ob->failed++;
-		refuse(b, c, TXT_TTL_EXPIRED, true);
-		return;
-	}
-	j = calloc(1, sizeof *j);
-	if (j) {
-		j->fd = -1;
-		j->fwd_fd = -1;
-		j->b = b;
-		j->c = c;
-		j->id = ob->next_id++;
-		j->ttl = ttl;
-		j->forward = ob->next_hop != NULL;
-		j->check_target = !host_is_literal(target);
-		j->target = ccb_strdup(target);
-		j->connect_id = ccb_strdup(cid);
-		j->name = ccb_strdup(ccb_ad_string_or(c->hs->ad, CCB_ATTR_NAME, "CCB outbound proxy"));
-		j->cancel = ccb_dial_cancel_new();
-		bk_list_init(&j->node);
-	}
-	if (!j || !j->target || !j->connect_id || !j->name || !j->cancel) {
-		job_free(j);
+	if (!(j = job_new(b, c, target, cid, ttl))) {
 		ob->failed++;
 		refuse(b, c, TXT_DIAL_FAILED, true);
 		return;
@@ -502,7 +521,7 @@ void bk_outbound_free(ccb_broker *b)
 	pthread_cond_destroy(&ob->cv);
 	b->cfg.outbound_target_allowlist = b->cfg.outbound_target_denylist = NULL;
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.outbound_security = NULL;
+	ccb__sec_client_clear(&ob->sec);
 	free(ob->allow);
 	free(ob->deny);
 	free(ob->next_hop);

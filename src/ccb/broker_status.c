@@ -12,7 +12,7 @@
 
 #include "ccb/addr.h"
 #include "ccb/commands.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 #include "util/util.h"
 
 char *bk_status_json_locked(ccb_broker *b, bool pretty)
@@ -102,16 +102,19 @@ char *bk_status_json_locked(ccb_broker *b, bool pretty)
 	return out;
 }
 
-char *ccb_broker_status_json(ccb_broker *b, bool pretty)
+ccb_err ccb_broker_status_json(ccb_broker *b, bool pretty, char **out, ccb_error *err)
 {
-	char *s;
-
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "broker status: NULL out");
+	*out = NULL;
 	if (!b)
-		return NULL;
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "broker status: NULL broker");
 	pthread_mutex_lock(&b->lock);
-	s = bk_status_json_locked(b, pretty);
+	*out = bk_status_json_locked(b, pretty);
 	pthread_mutex_unlock(&b->lock);
-	return s;
+	if (!*out)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker status: out of memory");
+	return CCB_OK;
 }
 
 ccb_err ccb_broker_query_status(const char *address, const ccb_sec_client_config *sec,
@@ -159,10 +162,13 @@ out:
 	return rc;
 }
 
+/* Longest time knob in seconds: its milliseconds fit an int. */
+#define MAX_TIME_KNOB_S 2073600 /* 24 days */
+
 /* A time knob in seconds, as HTCondor writes them. Unset keeps the
  * default; for timeouts HTCondor documents "0 = never" (`zero_never`), 0
  * and negative values disable, elsewhere 0 keeps the default. */
-static ccb_err get_ms(const ccb_config *c, const char *knob, bool zero_never, long *out,
+static ccb_err get_ms(const ccb_config *c, const char *knob, bool zero_never, int *out,
 		      ccb_error *err)
 {
 	long long v;
@@ -175,26 +181,31 @@ static ccb_err get_ms(const ccb_config *c, const char *knob, bool zero_never, lo
 		return rc;
 	if (v < 0 && !zero_never)
 		return ccb_error_set(err, CCB_ERR_CONFIG, "%s must not be negative", knob);
+	if (v > MAX_TIME_KNOB_S)
+		return ccb_error_set(err, CCB_ERR_CONFIG, "%s must be at most %d s (24 days), is %lld",
+				     knob, MAX_TIME_KNOB_S, v);
 	if (v > 0)
-		*out = v > LONG_MAX / 1000 ? LONG_MAX : (long)(v * 1000);
+		*out = (int)(v * 1000);
 	else if (v < 0 || zero_never)
 		*out = -1;
 	return CCB_OK;
 }
 
-ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
-			       ccb_sec_server_config *sec, ccb_error *err)
+ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out, ccb_error *err)
 {
 	long long v;
 	bool bv;
 	ccb_err rc;
 
-	if (!c || !out || !sec)
+	if (!c || !out)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_config_load: missing argument");
 	memset(out, 0, sizeof *out);
-	if ((rc = ccb_config_server_security(c, sec, err)))
+	/* The broker's own outbound connections (upstream registrations,
+	 * CCB_PROXY_CONNECT to a next hop, CCB-routed targets) use the
+	 * SEC_CLIENT_* knobs, as HTCondor's collector does. */
+	if ((rc = ccb_config_server_security(c, &out->security, err)) ||
+	    (rc = ccb_config_client_security(c, &out->client_security, err)))
 		return rc;
-	out->security = sec;
 	out->listen = ccb_config_get(c, "CCB_SERVER_LISTEN");
 	out->public_address = ccb_config_get(c, "CCB_SERVER_PUBLIC_ADDRESS");
 	out->reconnect_file = ccb_config_get(c, "CCB_RECONNECT_FILE");
@@ -240,7 +251,8 @@ ccb_err ccb_broker_config_load(const ccb_config *c, ccb_broker_config *out,
 	out->max_message = (size_t)v;
 	out->outbound_next_hop = ccb_config_get(c, "CCB_OUTBOUND_NEXT_HOP");
 	if ((rc = get_ms(c, "CCB_TUNNEL_REGISTRATION_TIMEOUT", true,
-			 &out->tunnel_registration_timeout_ms, err)))
+			 &out->tunnel_registration_timeout_ms, err)) ||
+	    (rc = get_ms(c, "CCB_RECONNECT_TIME", false, &out->upstream_reconnect_interval_ms, err)))
 		return rc;
 #undef UINT_KNOB
 	/* Outbound proxy (ccb-protocol.md §9.1, §13). */

@@ -29,7 +29,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 #include "util/util.h"
 
 bk_rec *bk_rec_new(ccb_broker *b, uint64_t id, const char *ip)

@@ -5,12 +5,13 @@
  * stamps its own registrants with the tunnel paths it learns from those
  * registrations, holds their registration replies until the tunnel is up,
  * and relays routed reverse connects from upstream to the next local
- * registrant. Also the entry broker's back-compat path for pre-25.13
- * requesters that send a nested CCBID without streaming (§9.4).
+ * registrant. The entry broker's back-compat path for pre-25.13
+ * requesters that send a nested CCBID without streaming (§9.4) is in
+ * broker_tunnel_old.c.
  *
  * Threads: the upstream listener calls up_handler() on its own job threads,
  * and old-client dials run on their own short threads (at most
- * TUN_MAX_DIALERS at once); both only queue an item and poke an eventfd. All
+ * TUN_MAX_DIALERS at once); both only queue an item and poke the loop's wake-up signal. All
  * broker state is touched on the loop thread only (bk_tunnel_event).
  *
  * What is checked against HTCondor's source (src/ccb/ccb_server.cpp, read,
@@ -31,64 +32,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
+
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <jansson.h>
 
 #include "ccb/addr.h"
-#include "ccb/broker_internal.h"
-#include "ccb/outbound.h"
+#include "broker_internal.h"
+#include "outbound.h"
 #include "ccb/commands.h"
 #include "ccb/dial.h"
 #include "ccb/listener.h"
 #include "ccb/wire.h"
 #include "cedar/stream_internal.h"
 #include "util/util.h"
+#include "broker_tunnel.h"
 
-#define TUN_MAX_QUEUE 256
-#define TUN_MAX_DIALERS 16
-#define TUN_DIAL_TIMEOUT_MS 20000
-
-/* Old-client failure texts (srv:1559-1788, ccb-protocol.md §12). */
-#define TXT_NO_ROUTE "no route to tunneled target"
-#define TXT_REVERSE_FAILED "failed to reverse-connect to requester"
-#define TXT_DEREGISTERED "tunneled target deregistered"
-#define TXT_SEND_FAILED "failed to send reverse-connect"
-#define TXT_OLD_SESSION_CAP "CCB session limit reached on the broker"
-#define TXT_OLD_HANDSHAKE_CAP "CCB handshake limit reached on the broker"
-#define TXT_NOT_PERMITTED "target not permitted" /* srv:1620-1634 */
-
-typedef struct tun_item {
-	struct tun_item *next;
-	ccb_stream *s;     /* the upstream pipe, or the dialed old requester (owned) */
-	bk_conn *req;      /* old client: its request connection (the loop's) */
-	char *route;       /* "head tail..." */
-	char *orig, *prior;
-	char peer[96];
-	bool failed;       /* old client: the dial failed */
-	const char *fail_text;
-} tun_item;
-
-struct bk_tunnel {
-	ccb_listener *up;
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	tun_item *head, **tail;
-	size_t nq;
-	unsigned dialers;
-	int efd;
-	bk_conn *econn;
-	pthread_t watcher;
-	bool watcher_on;
-	atomic_bool quit;
-	char *paths;       /* loop thread: "A#5 B#7", NULL until registered */
-	long hold_ms;      /* < 0: forever */
-	size_t nheld;
-};
-
-static void item_free(tun_item *it)
+void bk_tun_item_free(tun_item *it)
 {
 	if (!it)
 		return;
@@ -101,15 +62,11 @@ static void item_free(tun_item *it)
 
 static void poke(struct bk_tunnel *t)
 {
-	uint64_t one = 1;
-
-	if (write(t->efd, &one, sizeof one) < 0) {
-		/* the counter is saturated: the loop wakes anyway */
-	}
+	ccb__wakeup_signal(&t->wake);
 }
 
 /* Queue an item for the loop; false (item untouched) when the queue is full. */
-static bool push(struct bk_tunnel *t, tun_item *it)
+bool bk_tun_push(struct bk_tunnel *t, tun_item *it)
 {
 	pthread_mutex_lock(&t->mu);
 	if (t->nq >= TUN_MAX_QUEUE || atomic_load(&t->quit)) {
@@ -143,11 +100,11 @@ static void up_handler(ccb_stream *s, const ccb_listener_conn_info *info, void *
 		it->prior = ccb_strdup(info->prior_hop ? info->prior_hop : "");
 		snprintf(it->peer, sizeof it->peer, "%s", info->broker ? info->broker : "upstream");
 	}
-	if (!it || !it->route || !it->orig || !it->prior || !push(t, it)) {
+	if (!it || !it->route || !it->orig || !it->prior || !bk_tun_push(t, it)) {
 		CCB_LOG(CCB_LOG_WARNING, "broker: tunnel: dropping an upstream reverse connect (%s)",
 			it ? "queue full" : "out of memory");
 		if (it)
-			item_free(it);
+			bk_tun_item_free(it);
 		else
 			ccb_stream_free(s);
 	}
@@ -160,7 +117,7 @@ static void *watcher_main(void *arg)
 	uint64_t gen = 0;
 
 	while (!atomic_load(&t->quit))
-		if (ccb_listener_wait_change(t->up, &gen, 200))
+		if (ccb_listener_wait_change(t->up, &gen, 200, NULL) == CCB_OK)
 			poke(t);
 	return NULL;
 }
@@ -170,10 +127,10 @@ static void *watcher_main(void *arg)
  * part; a contact whose broker part is not a valid address is skipped. */
 static char *paths_from(ccb_listener *up)
 {
-	char *list = ccb_listener_contact_list(up), *save = NULL, *tok, *out;
+	char *list = NULL, *save = NULL, *tok, *out;
 	size_t cap, len = 0;
 
-	if (!list)
+	if (ccb_listener_contact_list(up, &list, NULL))
 		return NULL;
 	cap = strlen(list) + 1;
 	out = malloc(cap);
@@ -196,7 +153,7 @@ static char *paths_from(ccb_listener *up)
 			continue;
 		}
 		if (ccb_sinful_parse_address(c.broker, &sf, NULL) == CCB_OK)
-			bare = ccb_sinful_format_bare(sf);
+			ccb_sinful_format_bare(sf, &bare, NULL);
 		ccb_sinful_free(sf);
 		if (!bare) {
 			CCB_LOG(CCB_LOG_WARNING,
@@ -270,9 +227,9 @@ static void refresh_paths(ccb_broker *b)
 		flushed == 1 ? "y" : "ies");
 }
 
-/* The queue and its eventfd (every broker that needs them: an inside CCB,
+/* The queue and its wake-up signal (every broker that needs them: an inside CCB,
  * or an entry broker serving an old client). */
-static ccb_err tunnel_new(ccb_broker *b, ccb_error *err)
+ccb_err bk_tun_new(ccb_broker *b, ccb_error *err)
 {
 	struct bk_tunnel *t = calloc(1, sizeof *t);
 
@@ -283,18 +240,19 @@ static ccb_err tunnel_new(ccb_broker *b, ccb_error *err)
 	t->tail = &t->head;
 	t->hold_ms = b->cfg.tunnel_registration_timeout_ms == 0 ? 300L * 1000
 							    : b->cfg.tunnel_registration_timeout_ms;
-	t->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	t->wake = (ccb__wakeup)CCB__WAKEUP_NONE;
 	b->tun = t;
-	if (t->efd < 0 || !(t->econn = bk_conn_new(t->efd, BK_EVENT)) ||
+	if (ccb__wakeup_init(&t->wake, err))
+		return ccb_error_prefix(err, "broker tunnel: ");
+	if (!(t->econn = bk_conn_new(ccb__wakeup_fd(&t->wake), BK_EVENT)) ||
 	    !bk_epoll_add(b, t->econn, EPOLLIN))
-		return ccb_error_set(err, CCB_ERR_IO, "broker tunnel: eventfd: %s", ccb__strerror(errno));
+		return ccb_error_set(err, CCB_ERR_NOMEM, "broker tunnel");
 	return CCB_OK;
 }
 
 ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 {
 	const char *hops = b->cfg.outbound_next_hop;
-	const ccb_sec_client_config *usec = b->cfg.upstream_security;
 	struct bk_tunnel *t;
 	ccb_listener_config lc = {0};
 	char **list = NULL, name[600];
@@ -303,17 +261,16 @@ ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 
 	/* Borrowed by the caller only during ccb_broker_new(). */
 	b->cfg.outbound_next_hop = NULL;
-	b->cfg.upstream_security = NULL;
 	if (!hops || !*hops)
 		return CCB_OK;
 	if ((rc = ccb_broker_list_split(hops, &list, &n, err)))
 		return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	if (!n) {
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		return CCB_OK;
 	}
-	if ((rc = tunnel_new(b, err))) {
-		ccb_addr_strv_free(list);
+	if ((rc = bk_tun_new(b, err))) {
+		ccb_strv_free(list);
 		return rc;
 	}
 	t = b->tun;
@@ -323,15 +280,14 @@ ccb_err bk_tunnel_start(ccb_broker *b, ccb_error *err)
 	snprintf(name, sizeof name, "CCB %s", b->pub_sinful);
 	lc.brokers = (const char *const *)list;
 	lc.n_brokers = n;
-	if (usec)
-		lc.security = *usec;
+	lc.security = b->cfg.client_security; /* copied by ccb_listener_new() */
 	lc.handler = up_handler;
 	lc.user = b;
 	lc.name = name;
 	lc.own_command_address = b->pub_sinful;
-	lc.reconnect_interval_ms = b->cfg.upstream_reconnect_ms;
+	lc.reconnect_interval_ms = b->cfg.upstream_reconnect_interval_ms;
 	rc = ccb_listener_new(&lc, &t->up, err);
-	ccb_addr_strv_free(list);
+	ccb_strv_free(list);
 	if (rc)
 		return ccb_error_prefix(err, "CCB_OUTBOUND_NEXT_HOP: ");
 	if ((rc = ccb_listener_start(t->up, err)))
@@ -367,14 +323,13 @@ void bk_tunnel_free(ccb_broker *b)
 		t->head = it->next;
 		if (it->req)
 			bk_conn_close(b, it->req);
-		item_free(it);
+		bk_tun_item_free(it);
 	}
 	if (t->econn) {
 		bk_epoll_del(b, t->econn);
 		free(t->econn);
 	}
-	if (t->efd >= 0)
-		close(t->efd);
+	ccb__wakeup_close(&t->wake);
 	free(t->paths);
 	pthread_mutex_destroy(&t->mu);
 	pthread_cond_destroy(&t->cv);
@@ -626,13 +581,10 @@ bool bk_tunnel_event(ccb_broker *b, bk_conn *ec)
 {
 	struct bk_tunnel *t = b->tun;
 	tun_item *list;
-	uint64_t v;
 
 	if (!t || ec != t->econn)
 		return false;
-	if (read(t->efd, &v, sizeof v) < 0) {
-		/* EAGAIN */
-	}
+	ccb__wakeup_drain(&t->wake);
 	pthread_mutex_lock(&t->mu);
 	list = t->head;
 	t->head = NULL;
@@ -644,201 +596,9 @@ bool bk_tunnel_event(ccb_broker *b, bk_conn *ec)
 		tun_item *it = list;
 		list = it->next;
 		handle_item(b, it);
-		item_free(it);
+		bk_tun_item_free(it);
 	}
 	return true;
-}
-
-/* ---- old clients (§9.4) ---------------------------------------------------------- */
-
-typedef struct dial_job {
-	ccb_broker *b;
-	tun_item *it;
-	char *my_address, *connect_id;
-} dial_job;
-
-static void *dial_main(void *arg)
-{
-	dial_job *j = arg;
-	struct bk_tunnel *t = j->b->tun;
-	ccb_dial_opts o = {0};
-	ccb_classad *hello = NULL;
-	ccb_error e = {0};
-
-	o.timeout_ms = TUN_DIAL_TIMEOUT_MS;
-	/* Dial the requester itself and give it the hello it waits for:
-	 * {ClaimId = its connect id, MyAddress = this broker}. */
-	ccb_ad_field f[] = {CCB_AD_STRING(CCB_ATTR_CLAIM_ID, j->connect_id),
-			    CCB_AD_STRING(CCB_ATTR_MY_ADDRESS, j->b->pub_sinful)};
-	char why[256];
-	bool permitted, dialed;
-
-	/* MyAddress comes from the requester: the same guard as the outbound
-	 * proxy's before the broker dials it (srv:1620-1634, OutboundTargetAllowed;
-	 * by default loopback and link-local addresses are refused). Names are
-	 * resolved, so this runs here, off the loop thread. */
-	permitted = ccb__outbound_target_allowed(j->my_address, j->b->cfg.outbound_target_allowlist,
-						 j->b->cfg.outbound_target_denylist, why, sizeof why);
-	if (!permitted) {
-		CCB_LOG(CCB_LOG_WARNING, "broker: refusing old-client tunnel request: reverse-connect "
-			"target %s is not permitted by this broker (%s)", j->my_address, why);
-		snprintf(e.detail, sizeof e.detail, "target not permitted");
-	}
-	dialed = permitted && ccb_dial_sinful(j->my_address, &o, &j->it->s, &e) == CCB_OK;
-
-	/* The hello is {ClaimId, MyAddress} (srv:1730-1745). */
-	if (!dialed || ccb_ad_new(f, CCB_AD_NFIELDS(f), &hello, &e) ||
-	    (ccb_stream_set_deadline(j->it->s, ccb_deadline_in(TUN_DIAL_TIMEOUT_MS)),
-	     ccb_hello_write(j->it->s, hello, 0, &e))) {
-		CCB_LOG(CCB_LOG_INFO, "broker: old-client tunnel request: reverse connect to %s failed: %s",
-			j->my_address, e.detail);
-		ccb_stream_free(j->it->s);
-		j->it->s = NULL;
-		j->it->failed = true;
-		j->it->fail_text = !permitted ? TXT_NOT_PERMITTED
-				   : dialed   ? TXT_SEND_FAILED
-					      : TXT_REVERSE_FAILED;
-	} else {
-		ccb_stream_set_deadline(j->it->s, INT64_MAX);
-	}
-	ccb_classad_free(hello);
-	if (!push(t, j->it)) {
-		/* Only while stopping: bk_tunnel_free closes what is queued, so
-		 * queue it anyway. */
-		pthread_mutex_lock(&t->mu);
-		j->it->next = NULL;
-		*t->tail = j->it;
-		t->tail = &j->it->next;
-		pthread_mutex_unlock(&t->mu);
-	}
-	free(j->my_address);
-	ccb__free_secret(j->connect_id);
-	free(j);
-	pthread_mutex_lock(&t->mu);
-	t->dialers--;
-	pthread_cond_broadcast(&t->cv);
-	pthread_mutex_unlock(&t->mu);
-	return NULL;
-}
-
-void bk_tunnel_old_client(ccb_broker *b, bk_conn *c, const char *ccbid, const char *my_address,
-			  const char *connect_id)
-{
-	struct bk_tunnel *t = b->tun;
-	char route[512], head[32];
-	const char *tail;
-	dial_job *j = NULL;
-	pthread_t th;
-	pthread_attr_t at;
-	size_t sessions = b->handshaking;
-	ccb__relay_stats rs;
-	bool started = false;
-	unsigned dialing = 0;
-
-	/* "5#42" -> route "5 42" (head 5 here, the rest down the tunnel). */
-	/* A malformed id and an unknown head get the same answer (srv:1600-1620). */
-	if (strlen(ccbid) >= sizeof route) {
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
-	}
-	snprintf(route, sizeof route, "%s", ccbid);
-	for (char *p = route; *p; p++)
-		if (*p == '#')
-			*p = ' ';
-	if (strstr(ccbid, "##") || ccbid[0] == '#' || ccbid[strlen(ccbid) - 1] == '#' ||
-	    !bk_route_ok(route) || !bk_route_split(route, head, sizeof head, &tail)) {
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
-	}
-	if (!bk_map_get(&b->regs, strtoull(head, NULL, 10))) {
-		b->st.requests++;
-		b->st.requests_not_found++;
-		bk_reply_close(b, c, false, TXT_NO_ROUTE);
-		return;
-	}
-	/* MyAddress is checked against the outbound allow/deny lists by the
-	 * dial thread (dial_main); an empty one cannot be dialed at all. */
-	if (!my_address[0]) {
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
-		return;
-	}
-	ccb__relay_engine_stats(b->relay, &rs);
-	sessions += (size_t)rs.active;
-	if (b->cfg.max_streaming_sessions && sessions >= b->cfg.max_streaming_sessions) {
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_OLD_SESSION_CAP);
-		return;
-	}
-	if (t) {
-		pthread_mutex_lock(&t->mu);
-		dialing = t->dialers;
-		pthread_mutex_unlock(&t->mu);
-	}
-	if (b->cfg.max_streaming_handshakes &&
-	    b->handshaking + dialing >= b->cfg.max_streaming_handshakes) {
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_OLD_HANDSHAKE_CAP);
-		return;
-	}
-	/* The dial must not block the loop: a short thread, bounded in number.
-	 * Without a tunnel object (a plain entry broker) make one lazily. */
-	if (!t) {
-		ccb_error e = {0};
-		if (tunnel_new(b, &e)) {
-			CCB_LOG(CCB_LOG_WARNING, "broker: %s", e.detail);
-			b->st.requests_failed++;
-			bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
-			return;
-		}
-		t = b->tun;
-	}
-	pthread_mutex_lock(&t->mu);
-	if (t->dialers < TUN_MAX_DIALERS && (j = calloc(1, sizeof *j)) &&
-	    (j->it = calloc(1, sizeof *j->it))) {
-		j->b = b;
-		j->it->req = c;
-		j->it->route = ccb_strdup(route);
-		j->my_address = ccb_strdup(my_address);
-		j->connect_id = ccb_strdup(connect_id);
-		snprintf(j->it->peer, sizeof j->it->peer, "%s", my_address);
-		{
-			char o[320];
-			snprintf(o, sizeof o, "%s at %s", c->hs ? c->hs->user : "", bk_peer(c));
-			j->it->orig = ccb_strdup(o);
-		}
-		j->it->prior = ccb_strdup(b->pub_bare);
-		pthread_attr_init(&at);
-		pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
-		if (j->it->route && j->my_address && j->connect_id && j->it->orig && j->it->prior &&
-		    pthread_create(&th, &at, dial_main, j) == 0) {
-			t->dialers++;
-			started = true;
-		}
-		pthread_attr_destroy(&at);
-	}
-	pthread_mutex_unlock(&t->mu);
-	if (!started) {
-		if (j) {
-			if (j->it) {
-				j->it->req = NULL;
-				item_free(j->it);
-			}
-			free(j->my_address);
-			ccb__free_secret(j->connect_id);
-			free(j);
-		}
-		b->st.requests_failed++;
-		bk_reply_close(b, c, false, TXT_REVERSE_FAILED);
-		return;
-	}
-	/* The request connection waits, out of epoll, for the dial's outcome. */
-	ccb_classad_free(c->hs->ad);
-	c->hs->ad = NULL;
-	CCB_LOG(CCB_LOG_INFO, "broker: old-client request from %s for nested ccbid %s: dialing %s",
-		bk_peer(c), ccbid, my_address);
 }
 
 void bk_tunnel_status(ccb_broker *b, void *obj)

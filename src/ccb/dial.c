@@ -13,20 +13,25 @@
 
 #include "ccb/addr.h"
 #include "ccb/dial.h"
-#include "ccb/outbound.h"
 #include "ccb/sharedport.h"
+#include "ccb/wire.h"
+#include "outbound.h"
+#include "security/remote_version.h"
 #include "util/util.h"
 #include "dial_internal.h"
 
 /* ---- cancel tokens ---------------------------------------------------- */
 
-ccb_dial_cancel *ccb_dial_cancel_new(void)
+ccb_err ccb_dial_cancel_new(ccb_dial_cancel **out, ccb_error *err)
 {
-	ccb_dial_cancel *c = calloc(1, sizeof *c);
+	ccb_dial_cancel *c;
 
-	if (c)
-		pthread_mutex_init(&c->mu, NULL);
-	return c;
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_dial_cancel_new: NULL out");
+	if (!(*out = c = calloc(1, sizeof *c)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new dial cancel token: out of memory");
+	pthread_mutex_init(&c->mu, NULL);
+	return CCB_OK;
 }
 
 void ccb_dial_cancel_fire(ccb_dial_cancel *c)
@@ -66,7 +71,7 @@ void ccb_dial_cancel_free(ccb_dial_cancel *c)
 
 /* ---- dial through brokers ---------------------------------------------- */
 
-ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_config *opts,
 		 ccb_stream **out, ccb_error *err)
 {
 	if (out)
@@ -82,7 +87,7 @@ ccb_err ccb_dial(const char *const *contacts, size_t n, const ccb_dial_opts *opt
 
 /* ---- conveniences ------------------------------------------------------ */
 
-static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, ccb_err code,
+static void direct_event(const ccb_dial_config *o, int64_t t0, const char *step, ccb_err code,
 			 const char *detail)
 {
 	ccb_dial_event ev = {.attempt = 0, .broker = "", .step = step,
@@ -95,7 +100,7 @@ static void direct_event(const ccb_dial_opts *o, int64_t t0, const char *step, c
  * 2180-2214; sinful.md §4.1): a target on our own private network is dialed
  * at its PrivAddr (alias kept) or, without one, at its public host:port with
  * the CCBID dropped. Like HTCondor, no fall-back to CCB afterwards. */
-static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp, ccb_error *err)
+static ccb_err apply_privnet(const ccb_dial_config *o, int64_t t0, ccb_sinful **sp, ccb_error *err)
 {
 	ccb_sinful *s = *sp, *p = NULL;
 	const char *net = ccb_sinful_private_network(s), *pa = ccb_sinful_private_addr(s);
@@ -127,11 +132,11 @@ static ccb_err apply_privnet(const ccb_dial_opts *o, int64_t t0, ccb_sinful **sp
 	return CCB_OK;
 }
 
-ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stream **out,
+ccb_err ccb_dial_sinful(const char *address, const ccb_dial_config *opts, ccb_stream **out,
 			ccb_error *err)
 {
-	static const ccb_dial_opts none;
-	const ccb_dial_opts *o = opts ? opts : &none;
+	static const ccb_dial_config none;
+	const ccb_dial_config *o = opts ? opts : &none;
 	ccb_sinful *s = NULL;
 	char **contacts = NULL;
 	size_t n = 0;
@@ -154,7 +159,7 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	if ((rc = apply_privnet(o, t0, &s, err)))
 		goto out;
 	if (ccb_sinful_ccbid(s)) {
-		ccb_dial_opts copy = *o;
+		ccb_dial_config copy = *o;
 
 		if ((rc = ccb_sinful_ccb_contacts(s, &contacts, &n, err)))
 			goto out;
@@ -195,12 +200,18 @@ ccb_err ccb_dial_sinful(const char *address, const ccb_dial_opts *opts, ccb_stre
 	if (rc && !ccb_sinful_ccbid(s))
 		direct_event(o, t0, "failed", rc, err ? err->detail : "");
 out:
-	ccb_addr_strv_free(contacts);
+	if (rc == CCB_OK) {
+		/* Every path (CCB, outbound, shared port, direct) hands the
+		 * stream over without the dial's deadline (dial.h). */
+		ccb_stream_set_deadline(*out, INT64_MAX);
+		ccb_stream_set_timeout(*out, CCB_STREAM_DEFAULT_TIMEOUT_MS);
+	}
+	ccb_strv_free(contacts);
 	ccb_sinful_free(s);
 	return rc;
 }
 
-ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
+ccb_err ccb_dial_command(const char *address, const ccb_dial_config *opts,
 			 const ccb_sec_client_config *target_sec, int command, int auth_command,
 			 ccb_stream **out, ccb_sec_info *info, ccb_error *err)
 {
@@ -243,6 +254,7 @@ ccb_err ccb_dial_command(const char *address, const ccb_dial_opts *opts,
 		return rc;
 	}
 	ccb_stream_set_deadline(st, INT64_MAX);
+	ccb_stream_set_timeout(st, CCB_STREAM_DEFAULT_TIMEOUT_MS);
 	*out = st;
 	return CCB_OK;
 }

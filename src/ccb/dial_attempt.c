@@ -148,7 +148,7 @@ static char *sinful_of(const char *ip, int port)
 
 	if (ccb_sinful_new(ip, port, &s, NULL))
 		return NULL;
-	txt = ccb_sinful_format(s);
+	ccb_sinful_format(s, &txt, NULL);
 	ccb_sinful_free(s);
 	return txt;
 }
@@ -158,7 +158,7 @@ static char *sinful_of(const char *ip, int port)
  * connection. */
 static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **my_address)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
 	struct addrinfo *res = NULL;
 	struct sockaddr_storage ss;
@@ -211,7 +211,7 @@ static ccb_err open_listener(attempt *a, const char *local_ip, int *lfd, char **
 /* Shared-port endpoint for the reverse connection (§6.7). */
 static ccb_err open_endpoint(attempt *a, ccb_sharedport_endpoint **ep, char **my_address)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	ccb_sinful *s = NULL;
 	ccb_error e;
 
@@ -223,7 +223,7 @@ static ccb_err open_endpoint(attempt *a, ccb_sharedport_endpoint **ep, char **my
 		return fail(a, e.code, "shared-port endpoint: %s", e.detail);
 	if (ccb_sinful_parse_address(o->sharedport_address, &s, &e) ||
 	    ccb_sinful_set_param(s, CCB_SINFUL_SOCK, ccb_sharedport_endpoint_id(*ep), &e) ||
-	    !(*my_address = ccb_sinful_format(s))) {
+	    ccb_sinful_format(s, my_address, &e)) {
 		ccb_sinful_free(s);
 		ccb_sharedport_endpoint_free(*ep);
 		*ep = NULL;
@@ -437,7 +437,7 @@ static ccb_err map_sec_error(const ccb_error *e)
 /* Which broker, and whether the request streams. */
 static ccb_err parse_contact(attempt *a, attempt_ctx *x)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	ccb_error e;
 
 	snprintf(a->broker, sizeof a->broker, "%s", a->contact);
@@ -513,7 +513,7 @@ static ccb_err open_session(attempt *a, attempt_ctx *x)
 		ccb__dial_emit(r, a, "authenticate", CCB_OK,
 			       "connected; security handshake for CCB_REQUEST");
 		free(x->broker_text);
-		x->broker_text = ccb_sinful_format(x->baddr);
+		ccb_sinful_format(x->baddr, &x->broker_text, NULL);
 		memset(&x->info, 0, sizeof x->info);
 		sec = *r->o->broker_sec;
 		/* SSL names the broker by its alias, else its host (security-handshake.md §7.5). */
@@ -543,7 +543,7 @@ static ccb_err open_session(attempt *a, attempt_ctx *x)
  * too old to stream gets a standard request unless streaming is required. */
 static ccb_err check_streaming(attempt *a, attempt_ctx *x)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	unsigned need = o->streaming_min_version ? o->streaming_min_version
 						 : CCB_DIAL_DEFAULT_STREAMING_VERSION;
 
@@ -565,13 +565,13 @@ static ccb_err check_streaming(attempt *a, attempt_ctx *x)
  * return address and the route (streaming). */
 static ccb_err open_return_path(attempt *a, attempt_ctx *x)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	ccb_err rc;
 
 	if (x->streaming) {
 		x->my_address = ccb_strdup(o->proxy_return_addr ? o->proxy_return_addr
 								: CCB_DIAL_PROXY_PLACEHOLDER);
-		x->route = ccb_contact_route(&x->c);
+		ccb_contact_route(&x->c, &x->route, NULL);
 		if (!x->my_address || !x->route)
 			return fail(a, CCB_ERR_NOMEM, "out of memory");
 		return CCB_OK;
@@ -590,7 +590,7 @@ static ccb_err open_return_path(attempt *a, attempt_ctx *x)
 
 static ccb_err send_request(attempt *a, attempt_ctx *x)
 {
-	const ccb_dial_opts *o = a->r->o;
+	const ccb_dial_config *o = a->r->o;
 	ccb_classad *req = NULL;
 	ccb_error e;
 	ccb_err rc = CCB_OK;

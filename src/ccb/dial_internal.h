@@ -73,7 +73,7 @@ struct ccb__dial_race {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_mutex_t progress_mu;
-	const ccb_dial_opts *o;
+	const ccb_dial_config *o;
 	int64_t t0, deadline;
 	ccb__wakeup stop_signal; /* raised once when attempts must end; never drained */
 	attempt *a;              /* n attempts, in launch order */
@@ -94,7 +94,7 @@ struct ccb__dial_race {
 
 /* The whole race of ccb_dial(): set up, launch, wait, stop, join, and then
  * deliver the winner's stream in *out or report the failures in err. */
-ccb_err ccb__dial_race_run(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+ccb_err ccb__dial_race_run(const char *const *contacts, size_t n, const ccb_dial_config *opts,
 			   ccb_stream **out, ccb_error *err);
 
 /* Progress event (and debug log line) for attempt `a` (NULL: the dial). */

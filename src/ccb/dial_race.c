@@ -165,7 +165,7 @@ static void shuffle(const char **v, size_t n)
 }
 
 /* Whether a fixed local port or endpoint id forces one attempt at a time. */
-static bool fixed_local_resource(const ccb_dial_opts *o)
+static bool fixed_local_resource(const ccb_dial_config *o)
 {
 	if (o->sharedport_endpoint)
 		return o->sharedport_endpoint->id != NULL;
@@ -197,7 +197,7 @@ static void race_free(race *r)
 
 /* The attempts in a random order, none started, each "not tried" until it
  * runs; the stop signal, and the condition variable on the monotonic clock. */
-static ccb_err race_init(race *r, const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+static ccb_err race_init(race *r, const char *const *contacts, size_t n, const ccb_dial_config *opts,
 			 ccb_error *err)
 {
 	pthread_condattr_t ca;
@@ -323,7 +323,7 @@ static void race_stop_and_join(race *r)
  * first when it has one, then with the dial's deadline lifted. */
 static ccb_err race_deliver(race *r, ccb_stream **out, ccb_error *err)
 {
-	const ccb_dial_opts *opts = r->o;
+	const ccb_dial_config *opts = r->o;
 	attempt *w = r->winner;
 	ccb_stream *s = w->result;
 	ccb_error e;
@@ -397,7 +397,7 @@ static ccb_err race_report_failure(race *r, ccb_error *err)
 	return ccb_error_set(err, best->code, "dial: %s", shortd);
 }
 
-ccb_err ccb__dial_race_run(const char *const *contacts, size_t n, const ccb_dial_opts *opts,
+ccb_err ccb__dial_race_run(const char *const *contacts, size_t n, const ccb_dial_config *opts,
 			   ccb_stream **out, ccb_error *err)
 {
 	race r;

@@ -333,15 +333,17 @@ nomem:
 
 /* ---- framing ------------------------------------------------------------ */
 
-ccb_dissector *ccb_dissector_new(void)
+ccb_err ccb_dissector_new(ccb_dissector **out, ccb_error *err)
 {
-	ccb_dissector *d = calloc(1, sizeof *d);
+	ccb_dissector *d;
 
-	if (d) {
-		ccb_buf_init(&d->pending[0]);
-		ccb_buf_init(&d->pending[1]);
-	}
-	return d;
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_dissector_new: NULL out");
+	if (!(*out = d = calloc(1, sizeof *d)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new dissector: out of memory");
+	ccb_buf_init(&d->pending[0]);
+	ccb_buf_init(&d->pending[1]);
+	return CCB_OK;
 }
 
 void ccb_dissector_free(ccb_dissector *d)
@@ -502,11 +504,16 @@ static bool render_item(ccb_buf *b, const ccb_dissect_item *it, bool first)
 	return false;
 }
 
-char *ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number)
+ccb_err ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number, char **out, ccb_error *err)
 {
 	ccb_buf b;
 	bool ok;
 
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_dissect_msg_text: NULL out");
+	*out = NULL;
+	if (!m)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_dissect_msg_text: NULL message");
 	ccb_buf_init(&b);
 	ok = ccb_buf_appendf(&b, "%zu. %s", number, m->dir == CCB_DIR_C2S ? "c2s" : "s2c");
 	for (size_t i = 0; ok && i < m->nframes; i++)
@@ -516,9 +523,9 @@ char *ccb_dissect_msg_text(const ccb_dissect_msg *m, size_t number)
 		/* A leading int is named as a command only when more follows:
 		 * a lone int is a status or method bit, not a command. */
 		ok = render_item(&b, &m->items[i], i == 0 && m->nitems > 1);
-	if (!ok) {
+	if (!ok || !(*out = ccb_buf_steal_str(&b))) {
 		ccb_buf_free(&b);
-		return NULL;
+		return ccb_error_set(err, CCB_ERR_NOMEM, "text of message %zu: out of memory", number);
 	}
-	return ccb_buf_steal_str(&b);
+	return CCB_OK;
 }

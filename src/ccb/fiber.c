@@ -23,7 +23,7 @@
 #define FIB_ASM 1
 #endif
 
-#include "ccb/fiber.h"
+#include "fiber.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define FIB_ASAN 1

@@ -7,6 +7,9 @@
  * its stack may keep the address of thread-local state (errno, OpenSSL's
  * error queue) across a yield. Under ASan and TSan every switch is
  * announced to the sanitizer.
+ *
+ * Include as "fiber.h": only the broker's handshake code (src/ccb/broker*.c)
+ * and test/broker/test_fiber.c.
  */
 #ifndef CCB_FIBER_H
 #define CCB_FIBER_H

@@ -1,8 +1,11 @@
 /*
- * Internal to the listener (listener.c: registration workers, public API;
- * listener_rc.c: reverse connects and direct connections, the event loop
- * and the handler threads). Not installed. Locking: everything marked
- * "guarded" is under ccb_listener.mu.
+ * Internal to the listener (listener.c: lifetime and public API;
+ * listener_reg.c: registration workers; listener_status.c: status and
+ * configuration; listener_rc.c: reverse connects and direct connections
+ * in one event loop; listener_jobs.c: the handler threads). Not installed. Locking:
+ * everything marked "guarded" is under ccb_listener.mu.
+ *
+ * Include as "listener_internal.h": only src/ccb/listener*.c.
  */
 #ifndef CCB_LISTENER_INTERNAL_H
 #define CCB_LISTENER_INTERNAL_H
@@ -19,6 +22,20 @@
 #include "ccb/listener.h"
 #include "ccb/stream.h"
 #include "util/wakeup.h"
+
+/* Defaults, for ccb_listener_new() and ccb_listener_config_load(). */
+#define DEFAULT_NAME "LISTENER" /* followed by our address, as C++ "<SUBSYS> <sinful>" */
+#define DEFAULT_HEARTBEAT_S 300 /* param table, H:src/condor_utils/param_info.in:4390-4396 */
+#define MIN_HEARTBEAT_S 30      /* lst:57-77 */
+#define DEFAULT_RECONNECT_S 60  /* CCB_RECONNECT_TIME code default, §4.5 */
+#define DEFAULT_TIMEOUT_S 300   /* CCB_TIMEOUT, §13 */
+#define DEFAULT_DIAL_S 30       /* Go DialTimeout, §13 */
+#define DEFAULT_MAX_JOBS 64     /* handlers running at once */
+#define DEFAULT_CONNECT_MS 5000 /* reverse connect: TCP connect deadline */
+#define DEFAULT_HELLO_MS 3000   /* then: a free handler and the hello written */
+#define DEFAULT_MAX_PENDING 4096
+#define DEFAULT_MAX_PENDING_PER_REQUESTER 16
+#define COLLECTOR_PORT 9618     /* a CCB_ADDRESS entry without port, §3.3 */
 
 typedef enum reg_state {
 	ST_IDLE,
@@ -155,6 +172,23 @@ int ccb__lst_wait_any(ccb_listener *l, int fd, short events, int wakefd, int tim
 ccb_err ccb__lst_split_address(const char *text, int dflt_port, char **host, int *port,
 			       char **spid, char **alias, char **printed, ccb_error *err);
 
+/* listener_reg.c: a broker's registration worker and its result queue
+ * (l->mu held to free the queue). */
+void *ccb__lst_reg_main(void *arg);
+void ccb__lst_free_queue(reg *r);
+
+/* listener_jobs.c: the handler threads (arg: a job). */
+void *ccb__lst_job_main(void *arg);    /* a reverse connection */
+void *ccb__lst_direct_main(void *arg); /* a direct connection */
+/* Handlers one requester IP may run at once; handlers running for `key`
+ * (l->mu held). */
+int ccb__lst_per_ip_handler_cap(const ccb_listener *l);
+int ccb__lst_handlers_for(const ccb_listener *l, const char *key);
+/* Join finished handler threads (all of them when `all`, after stop). */
+void ccb__lst_reap_jobs(ccb_listener *l, bool all);
+/* True on a thread running one of l's handlers. */
+bool ccb__lst_in_handler(const ccb_listener *l);
+
 /* listener_rc.c */
 /* A forwarded request (§6.3), on the broker's worker thread: queued for the
  * loop or refused at once. False only when writing an immediate failure
@@ -164,10 +198,6 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version,
 /* The reverse-connect loop and the command socket's accept loop (threads). */
 void *ccb__lst_rc_main(void *arg);
 void *ccb__lst_cmd_main(void *arg);
-/* Join finished handler threads (all of them when `all`, after stop). */
-void ccb__lst_reap_jobs(ccb_listener *l, bool all);
-/* True on a thread running one of l's handlers. */
-bool ccb__lst_in_handler(const ccb_listener *l);
 /* Free every pending connection (stop, after every thread is joined; l->mu held). */
 void ccb__lst_pend_free_all(ccb_listener *l);
 

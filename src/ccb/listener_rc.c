@@ -5,9 +5,9 @@
  * socket in one epoll loop per listener (rc_main) with a connect deadline
  * and then a deadline to get a free handler and write the hello; capacity is
  * shared per requester IP; only an established connection gets a thread,
- * the embedder's handler's, at most max_reverse_connects at once and half of
- * them per IP. Only the loop removes or frees pending entries; workers and
- * the accept thread append under l->mu and wake it.
+ * the embedder's handler's (listener_jobs.c), at most max_reverse_connects
+ * at once and half of them per IP. Only the loop removes or frees pending
+ * entries; workers and the accept thread append under l->mu and wake it.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -64,132 +64,7 @@ static void enqueue_result(reg *r, uint64_t session, ccb_classad *ad, bool ok)
 	ccb_classad_free(ad);
 }
 
-/* Handlers one requester or client IP may run at once: half of them, so
- * that one source cannot take every slot. */
-static int per_ip_handler_cap(const ccb_listener *l)
-{
-	return l->max_jobs / 2 > 0 ? l->max_jobs / 2 : 1;
-}
-
-/* Handlers running for `key` (l->mu held). */
-static int handlers_for(const ccb_listener *l, const char *key)
-{
-	int n = 0;
-	for (const job *j = l->jobs; j; j = j->next)
-		if (!j->done && !strcmp(j->key, key))
-			n++;
-	return n;
-}
-
-/* A handler slot was freed (l->mu held): wake the loop so a connected
- * reverse connect waiting for one gets it. */
-static void job_finished(ccb_listener *l, job *j)
-{
-	j->done = true;
-	l->active_jobs--;
-	ccb__wakeup_signal(&l->rc_wake);
-	pthread_cond_broadcast(&l->cv);
-}
-
-/* The listener whose handler this thread runs, if any. */
-static _Thread_local const ccb_listener *handler_of;
-
-bool ccb__lst_in_handler(const ccb_listener *l)
-{
-	return handler_of == l;
-}
-
-/* An established reverse connection: the hello is written and reported;
- * run the embedder's handler (it owns the stream). */
-static void *job_main(void *arg)
-{
-	job *j = arg;
-	ccb_listener *l = j->l;
-	reg *r = j->r;
-	ccb_listener_conn_info info = {0};
-	char *contact;
-
-	pthread_mutex_lock(&l->mu);
-	contact = ccb_strdup(r->ccbid ? r->ccbid : "");
-	pthread_mutex_unlock(&l->mu);
-	info.broker = r->address;
-	info.contact = contact ? contact : "";
-	info.request_id = ccb_ad_string_or(j->hello, CCB_ATTR_REQUEST_ID, "");
-	info.requester = j->requester ? j->requester : "";
-	info.my_address = ccb_ad_string_or(j->hello, CCB_ATTR_MY_ADDRESS, "");
-	info.streaming = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, NULL) != NULL;
-	info.route = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_ROUTE, "");
-	info.original_requester = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_ORIGINAL_REQUESTER, "");
-	info.prior_hop = ccb_ad_string_or(j->hello, CCB_ATTR_CCB_PRIOR_HOP, "");
-	handler_of = l;
-	l->handler(j->conn, &info, l->user);
-	handler_of = NULL;
-	free(contact);
-	pthread_mutex_lock(&l->mu);
-	job_finished(l, j);
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
-}
-
-static void job_free(job *j)
-{
-	ccb_classad_free(j->hello);
-	free(j->requester);
-	free(j);
-}
-
-/* Join finished request threads (all of them when `all`, after stop). */
-void ccb__lst_reap_jobs(ccb_listener *l, bool all)
-{
-	job *done = NULL, **pp;
-
-	pthread_mutex_lock(&l->mu);
-	for (pp = &l->jobs; *pp;) {
-		job *j = *pp;
-		if (all || j->done) {
-			*pp = j->next;
-			j->next = done;
-			done = j;
-		} else {
-			pp = &j->next;
-		}
-	}
-	pthread_mutex_unlock(&l->mu);
-	while (done) {
-		job *j = done;
-		done = j->next;
-		pthread_join(j->thread, NULL);
-		job_free(j);
-	}
-}
-
 /* ---- direct connections to the command socket ---------------------------------- */
-
-/* A client on our private network connected straight to the command socket
- * (PrivNet rule, sinful.md §4.1): hand the stream over as a reversed one. */
-static void *direct_main(void *arg)
-{
-	job *j = arg;
-	ccb_listener *l = j->l;
-	ccb_listener_conn_info info = {0};
-
-	info.broker = "";
-	info.contact = "";
-	info.request_id = "";
-	info.requester = "";
-	info.my_address = l->base_text;
-	info.direct = true;
-	info.peer = j->peer;
-	info.route = info.original_requester = info.prior_hop = "";
-	CCB_LOG(CCB_LOG_INFO, "ccb listener: direct connection from %s", j->peer);
-	handler_of = l;
-	l->handler(j->conn, &info, l->user);
-	handler_of = NULL;
-	pthread_mutex_lock(&l->mu);
-	job_finished(l, j);
-	pthread_mutex_unlock(&l->mu);
-	return NULL;
-}
 
 static void peer_text(const struct sockaddr_storage *ss, char *buf, size_t n)
 {
@@ -410,7 +285,7 @@ static void pend_dispatch_direct(ccb_listener *l, pend *p)
 		snprintf(j->peer, sizeof j->peer, "%s", p->peer);
 		snprintf(j->key, sizeof j->key, "%s", p->key);
 		pthread_mutex_lock(&l->mu);
-		e = pthread_create(&j->thread, NULL, direct_main, j);
+		e = pthread_create(&j->thread, NULL, ccb__lst_direct_main, j);
 		if (e == 0) {
 			j->next = l->jobs;
 			l->jobs = j;
@@ -539,7 +414,7 @@ static void pend_dispatch(ccb_listener *l, pend *p)
 	p->hello = NULL;
 	p->requester = NULL;
 	pthread_mutex_lock(&l->mu);
-	e = pthread_create(&j->thread, NULL, job_main, j);
+	e = pthread_create(&j->thread, NULL, ccb__lst_job_main, j);
 	if (e == 0) {
 		j->next = l->jobs;
 		l->jobs = j;
@@ -588,7 +463,7 @@ static int64_t pend_sweep(ccb_listener *l)
 		pthread_mutex_lock(&l->mu);
 		nx = p->next;
 		if (p->phase == PD_READY && !l->stopping && l->active_jobs < l->max_jobs &&
-		    handlers_for(l, p->key) < per_ip_handler_cap(l)) {
+		    ccb__lst_handlers_for(l, p->key) < ccb__lst_per_ip_handler_cap(l)) {
 			l->active_jobs++;
 			slot = true;
 		}
@@ -632,7 +507,7 @@ static int64_t pend_sweep(ccb_listener *l)
 			snprintf(text, sizeof text,
 				 "failed to connect: no free connection handler within %d ms (%d at "
 				 "most, %d for one requester)",
-				 l->hello_ms, l->max_jobs, per_ip_handler_cap(l));
+				 l->hello_ms, l->max_jobs, ccb__lst_per_ip_handler_cap(l));
 			pend_finish(l, p, text);
 			continue;
 		}
@@ -686,42 +561,30 @@ void ccb__lst_pend_free_all(ccb_listener *l)
 	}
 }
 
-/* A forwarded request (§6.3): queue a reverse connect for the loop, or
- * refuse it at once. Returns false only on a write failure of an immediate
- * failure report (the registration is then dropped). */
-bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
+/* A reverse connect for a forwarded request to `my_address`: where to
+ * connect (resolved here, on the worker), the requester and the deadline.
+ * False with errtext set when it cannot be made (*pp, if set, is then the
+ * caller's to free). */
+static bool pend_prepare(reg *r, const ccb_classad *req, const char *my_address, pend **pp,
+			 char *errtext, size_t errsize)
 {
 	ccb_listener *l = r->l;
-	ccb_classad *hello = NULL, *result = NULL;
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
-	char errtext[CCB_ERROR_DETAIL_SIZE + 96] = "", portstr[16];
-	const char *my_address;
+	char portstr[16];
 	ccb_error err = {0};
-	pend *p = NULL, *o;
-	int same = 0, gai;
+	pend *p;
+	int gai;
 
-	/* C++ aborts on a request without MyAddress/ClaimId/RequestID
-	 * (lst:446-455); we cannot echo what is missing, so just log it. */
-	if (ccb_hello_ad_from_request(req, &hello, &err)) {
-		CCB_LOG(CCB_LOG_WARNING, "ccb listener: unusable request from broker %s: %s",
-			r->address, err.detail);
-		pthread_mutex_lock(&l->mu);
-		r->failed++;
-		pthread_mutex_unlock(&l->mu);
-		return true;
-	}
-	ccb__lst_reap_jobs(l, false);
-	my_address = ccb_ad_string_or(hello, CCB_ATTR_MY_ADDRESS, "");
-	if (!(p = calloc(1, sizeof *p))) {
-		snprintf(errtext, sizeof errtext, "failed to initiate connection: out of memory");
-		goto refuse;
+	if (!(p = *pp = calloc(1, sizeof *p))) {
+		snprintf(errtext, errsize, "failed to initiate connection: out of memory");
+		return false;
 	}
 	p->fd = -1;
 	/* MyAddress: the requester, or the broker itself when streaming
 	 * (§7.5); through shared port when it carries sock= (§6.4 step 2). */
 	if (ccb__lst_split_address(my_address, -1, &p->host, &p->port, &p->spid, NULL, NULL, &err)) {
-		snprintf(errtext, sizeof errtext, "failed to connect: %s", err.detail);
-		goto refuse;
+		snprintf(errtext, errsize, "failed to connect: %s", err.detail);
+		return false;
 	}
 	snprintf(portstr, sizeof portstr, "%d", p->port);
 	hints.ai_flags |= AI_NUMERICHOST;
@@ -734,9 +597,9 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const
 	}
 	if (gai) {
 		p->res = NULL;
-		snprintf(errtext, sizeof errtext, "failed to connect: resolve requester %s: %s",
-			 p->host, gai_strerror(gai));
-		goto refuse;
+		snprintf(errtext, errsize, "failed to connect: resolve requester %s: %s", p->host,
+			 gai_strerror(gai));
+		return false;
 	}
 	p->ai = p->res;
 	requester_key(ccb_ad_string_or(req, CCB_ATTR_NAME, ""), p->host, p->key, sizeof p->key);
@@ -745,45 +608,64 @@ bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const
 	p->phase = PD_NEW;
 	p->started = ccb_now_ms();
 	p->connect_deadline = p->started + (l->connect_ms < l->dial_ms ? l->connect_ms : l->dial_ms);
+	return true;
+}
+
+/* Queue `p` (taking *hello) for the loop unless the listener is stopping or
+ * at its limits; false with errtext set otherwise. */
+static bool pend_enqueue(ccb_listener *l, reg *r, pend *p, ccb_classad **hello, char *errtext,
+			 size_t errsize)
+{
+	int same = 0;
+
 	pthread_mutex_lock(&l->mu);
 	p->session = r->session;
 	if (l->stopping) {
-		snprintf(errtext, sizeof errtext, "failed to initiate connection: stopping");
+		snprintf(errtext, errsize, "failed to initiate connection: stopping");
 	} else if (l->npending >= l->max_pending) {
-		snprintf(errtext, sizeof errtext,
+		snprintf(errtext, errsize,
 			 "failed to initiate connection: too many reverse connects in progress (%d)",
 			 l->npending);
 	} else {
-		for (o = l->pend_head; o; o = o->next)
+		for (pend *o = l->pend_head; o; o = o->next)
 			if (!strcmp(o->key, p->key))
 				same++;
 		if (same >= l->max_pending_per_requester)
-			snprintf(errtext, sizeof errtext,
+			snprintf(errtext, errsize,
 				 "failed to initiate connection: too many reverse connects in progress "
 				 "for requester %s (%d)",
 				 p->key, same);
 	}
-	if (!errtext[0]) {
-		p->hello = hello;
-		hello = NULL;
-		p->prev = l->pend_tail;
-		if (l->pend_tail)
-			l->pend_tail->next = p;
-		else
-			l->pend_head = p;
-		l->pend_tail = p;
-		l->npending++;
-		if ((uint64_t)l->npending > l->pending_peak)
-			l->pending_peak = (uint64_t)l->npending;
-		ccb__wakeup_signal(&l->rc_wake);
+	if (errtext[0]) {
+		l->refused_busy++;
 		pthread_mutex_unlock(&l->mu);
-		return true;
+		return false;
 	}
-	l->refused_busy++;
+	p->hello = *hello;
+	*hello = NULL;
+	p->prev = l->pend_tail;
+	if (l->pend_tail)
+		l->pend_tail->next = p;
+	else
+		l->pend_head = p;
+	l->pend_tail = p;
+	l->npending++;
+	if ((uint64_t)l->npending > l->pending_peak)
+		l->pending_peak = (uint64_t)l->npending;
+	ccb__wakeup_signal(&l->rc_wake);
 	pthread_mutex_unlock(&l->mu);
-refuse:
-	if (p)
-		pend_free(p);
+	return true;
+}
+
+/* Refuse a forwarded request at once (takes `hello`); false only when the
+ * failure report could not be written. */
+static bool refuse_request(reg *r, ccb_stream *s, unsigned peer_version, ccb_classad *hello,
+			   const char *errtext)
+{
+	ccb_listener *l = r->l;
+	ccb_classad *result = NULL;
+	ccb_error err = {0};
+
 	pthread_mutex_lock(&l->mu);
 	r->failed++;
 	pthread_mutex_unlock(&l->mu);
@@ -800,5 +682,37 @@ refuse:
 	}
 	ccb_classad_free(hello);
 	return true;
+}
+
+/* A forwarded request (§6.3): queue a reverse connect for the loop, or
+ * refuse it at once. Returns false only on a write failure of an immediate
+ * failure report (the registration is then dropped). */
+bool ccb__lst_handle_request(reg *r, ccb_stream *s, unsigned peer_version, const ccb_classad *req)
+{
+	ccb_listener *l = r->l;
+	ccb_classad *hello = NULL;
+	char errtext[CCB_ERROR_DETAIL_SIZE + 96] = "";
+	const char *my_address;
+	ccb_error err = {0};
+	pend *p = NULL;
+
+	/* C++ aborts on a request without MyAddress/ClaimId/RequestID
+	 * (lst:446-455); we cannot echo what is missing, so just log it. */
+	if (ccb_hello_ad_from_request(req, &hello, &err)) {
+		CCB_LOG(CCB_LOG_WARNING, "ccb listener: unusable request from broker %s: %s",
+			r->address, err.detail);
+		pthread_mutex_lock(&l->mu);
+		r->failed++;
+		pthread_mutex_unlock(&l->mu);
+		return true;
+	}
+	ccb__lst_reap_jobs(l, false);
+	my_address = ccb_ad_string_or(hello, CCB_ATTR_MY_ADDRESS, "");
+	if (pend_prepare(r, req, my_address, &p, errtext, sizeof errtext) &&
+	    pend_enqueue(l, r, p, &hello, errtext, sizeof errtext))
+		return true;
+	if (p)
+		pend_free(p);
+	return refuse_request(r, s, peer_version, hello, errtext);
 }
 

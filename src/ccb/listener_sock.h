@@ -1,6 +1,8 @@
 /*
  * Internal to the listener: its own command socket and the address it
  * advertises (the sinful without the CCB parameters). Not installed.
+ *
+ * Include as "listener_sock.h": only src/ccb/listener*.c.
  */
 #ifndef CCB_LISTENER_SOCK_H
 #define CCB_LISTENER_SOCK_H

@@ -22,8 +22,8 @@
 #include "ccb/sharedport.h"
 #include "ccb/stream.h"
 #include "ccb/wire.h"
-#include "ccb/outbound.h"
-#include "security/policy.h"
+#include "outbound.h"
+#include "security/remote_version.h"
 #include "util/util.h"
 
 #define BROKER_DEFAULT_PORT 9618
@@ -49,63 +49,63 @@ static void ev(const ccb__outbound_req *q, int attempt, const char *broker, cons
 	q->progress(&e, q->progress_user);
 }
 
-/* One broker. On success *fd is the relayed socket. */
-static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *broker, int *fd,
-			  ccb_error *err)
+/* Connect to the outbound broker (through its shared port if it has one)
+ * and make the stream. *bfd is the socket until the stream owns it (then
+ * -1); the caller closes it, after telling on_socket it is gone. */
+static ccb_err broker_open(const ccb__outbound_req *q, int attempt, const char *broker,
+			   const ccb_sinful *ba, int *bfd, ccb_stream **bs, ccb_error *err)
 {
-	ccb_sinful *ba = NULL;
-	ccb_stream *bs = NULL;
-	ccb_classad *msg = NULL, *reply = NULL;
-	ccb_sec_client_config sec = {0};
-	ccb_sec_info info;
-	char cid[CCB_CONNECT_ID_SIZE] = "", *btext = NULL;
-	unsigned peer = 0, need = q->min_version ? q->min_version : CCB_DIAL_DEFAULT_STREAMING_VERSION;
-	int port, bfd = -1;
+	int port = ccb_sinful_port(ba) > 0 ? ccb_sinful_port(ba) : BROKER_DEFAULT_PORT;
 	ccb_err rc;
 
-	*fd = -1;
-	if ((rc = ccb_sinful_parse_address(broker, &ba, err))) {
-		ccb_error_prefix(err, "outbound broker address: ");
-		return rc;
-	}
-	port = ccb_sinful_port(ba) > 0 ? ccb_sinful_port(ba) : BROKER_DEFAULT_PORT;
 	ev(q, attempt, broker, "connect", CCB_OK, "connecting to the outbound broker");
-	if ((rc = ccb_tcp_connect(ccb_sinful_host(ba), port, q->deadline_ms, "outbound broker", &bfd,
-				  err))) {
-		rc = rc == CCB_ERR_TIMEOUT ? rc : CCB_ERR_NO_BROKER;
-		goto out;
-	}
+	if ((rc = ccb_tcp_connect(ccb_sinful_host(ba), port, q->deadline_ms, "outbound broker", bfd,
+				  err)))
+		return rc == CCB_ERR_TIMEOUT ? rc : CCB_ERR_NO_BROKER;
 	if (q->on_socket)
-		q->on_socket(bfd, q->socket_user);
-	if ((rc = ccb_stream_new(bfd, &bs, err)))
-		goto out;
-	bfd = -1;
-	ccb_stream_set_deadline(bs, q->deadline_ms);
-	ccb_stream_set_timeout(bs, -1);
+		q->on_socket(*bfd, q->socket_user);
+	if ((rc = ccb_stream_new(*bfd, bs, err)))
+		return rc;
+	*bfd = -1;
+	ccb_stream_set_deadline(*bs, q->deadline_ms);
+	ccb_stream_set_timeout(*bs, -1);
 	if (ccb_sinful_shared_port_id(ba) &&
-	    (rc = ccb_sharedport_send_connect(bs, ccb_sinful_shared_port_id(ba), NULL, q->deadline_ms,
-					      err))) {
-		rc = CCB_ERR_NO_BROKER;
-		goto out;
-	}
+	    ccb_sharedport_send_connect(*bs, ccb_sinful_shared_port_id(ba), NULL, q->deadline_ms, err))
+		return CCB_ERR_NO_BROKER;
+	return CCB_OK;
+}
+
+/* The security handshake for CCB_PROXY_CONNECT, then the version gate
+ * before sending (ccb_client.cpp OutboundConnect_blocking); the broker's
+ * version in *peer. */
+static ccb_err broker_authenticate(const ccb__outbound_req *q, int attempt, const char *broker,
+				   const ccb_sinful *ba, ccb_stream *bs, unsigned *peer,
+				   ccb_error *err)
+{
+	ccb_sec_client_config sec = {0};
+	ccb_sec_info info;
+	unsigned need = q->min_version ? q->min_version : CCB_DIAL_DEFAULT_STREAMING_VERSION;
+	char *btext;
+	ccb_err rc;
+
 	ev(q, attempt, broker, "authenticate", CCB_OK, "security handshake for CCB_PROXY_CONNECT");
 	if (q->sec)
 		sec = *q->sec;
 	if (!sec.ssl_server_host)
 		sec.ssl_server_host = ccb_sinful_alias(ba) ? ccb_sinful_alias(ba) : ccb_sinful_host(ba);
-	btext = ccb_sinful_format(ba);
+	ccb_sinful_format(ba, &btext, NULL);
 	memset(&info, 0, sizeof info);
-	if (!btext) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "out of memory");
-		goto out;
-	}
+	if (!btext)
+		return ccb_error_set(err, CCB_ERR_NOMEM, "out of memory");
 	rc = ccb_sec_client_start(bs, &sec, CCB_CMD_CCB_PROXY_CONNECT, 0, btext, &info, err);
+	free(btext);
 	if (rc) {
-		rc = rc == CCB_ERR_AUTH || rc == CCB_ERR_NOT_AUTHORIZED ? CCB_ERR_AUTH
-		     : rc == CCB_ERR_TIMEOUT || rc == CCB_ERR_NOMEM	 ? rc
-									 : CCB_ERR_NO_BROKER;
+		/* authentication, authorization and policy outcomes keep their code */
+		if (rc != CCB_ERR_AUTH && rc != CCB_ERR_NOT_AUTHORIZED && rc != CCB_ERR_UNSUPPORTED &&
+		    rc != CCB_ERR_TIMEOUT && rc != CCB_ERR_NOMEM)
+			rc = CCB_ERR_NO_BROKER;
 		ccb_error_prefix(err, "authenticate: ");
-		goto out;
+		return rc;
 	}
 	{
 		ccb_dial_event e = {.attempt = attempt, .broker = broker, .step = "authenticated",
@@ -114,16 +114,25 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 		if (q->progress)
 			q->progress(&e, q->progress_user);
 	}
-	/* Version gate before sending (ccb_client.cpp OutboundConnect_blocking). */
-	if (ccb__sec_version_parse(info.peer_version, NULL, NULL, NULL, &peer, NULL))
-		peer = 0;
-	if (peer < need) {
-		rc = ccb_error_set(err, CCB_ERR_NO_BROKER,
-				   "broker version %s is too old to proxy the connection (need %u.%u.%u)",
-				   info.peer_version[0] ? info.peer_version : "unknown", need / 10000,
-				   need / 100 % 100, need % 100);
-		goto out;
-	}
+	if (ccb__sec_version_parse(info.peer_version, NULL, NULL, NULL, peer, NULL))
+		*peer = 0;
+	if (*peer < need)
+		return ccb_error_set(err, CCB_ERR_NO_BROKER,
+				     "broker version %s is too old to proxy the connection (need %u.%u.%u)",
+				     info.peer_version[0] ? info.peer_version : "unknown", need / 10000,
+				     need / 100 % 100, need % 100);
+	return CCB_OK;
+}
+
+/* Send CCB_PROXY_CONNECT for q->target with a fresh connect id and read
+ * the broker's answer: CCB_OK when it dialed the target. */
+static ccb_err proxy_request(const ccb__outbound_req *q, int attempt, const char *broker,
+			     ccb_stream *bs, unsigned peer, ccb_error *err)
+{
+	ccb_classad *msg = NULL, *reply = NULL;
+	char cid[CCB_CONNECT_ID_SIZE] = "";
+	ccb_err rc;
+
 	if ((rc = ccb_connect_id_new(cid, err)))
 		goto out;
 	{
@@ -146,11 +155,35 @@ static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *b
 		ccb_error_prefix(err, "CCB_PROXY_CONNECT reply: ");
 		goto out;
 	}
-	if (!ccb_ad_bool_or(reply, CCB_ATTR_RESULT, false)) {
+	if (!ccb_ad_bool_or(reply, CCB_ATTR_RESULT, false))
 		rc = ccb_error_set(err, CCB_ERR_NO_BROKER, "refused to dial %s: %s", q->target,
 				   ccb_ad_string_or(reply, CCB_ATTR_ERROR_STRING, "(no reason given)"));
-		goto out;
+out:
+	ccb_classad_free(msg);
+	ccb_classad_free(reply);
+	memset(cid, 0, sizeof cid);
+	return rc;
+}
+
+/* One broker. On success *fd is the relayed socket. */
+static ccb_err one_broker(const ccb__outbound_req *q, int attempt, const char *broker, int *fd,
+			  ccb_error *err)
+{
+	ccb_sinful *ba = NULL;
+	ccb_stream *bs = NULL;
+	unsigned peer = 0;
+	int bfd = -1;
+	ccb_err rc;
+
+	*fd = -1;
+	if ((rc = ccb_sinful_parse_address(broker, &ba, err))) {
+		ccb_error_prefix(err, "outbound broker address: ");
+		return rc;
 	}
+	if ((rc = broker_open(q, attempt, broker, ba, &bfd, &bs, err)) ||
+	    (rc = broker_authenticate(q, attempt, broker, ba, bs, &peer, err)) ||
+	    (rc = proxy_request(q, attempt, broker, bs, peer, err)))
+		goto out;
 	/* The very next bytes are the target's: drop the broker session. */
 	if ((rc = ccb_stream_detach_fd(bs, fd))) {
 		ccb_error_set(err, CCB_ERR_PROTOCOL, "relay: %s", ccb_stream_error(bs)->detail);
@@ -165,11 +198,7 @@ out:
 	if (bfd >= 0)
 		close(bfd);
 	ccb_stream_free(bs);
-	ccb_classad_free(msg);
-	ccb_classad_free(reply);
 	ccb_sinful_free(ba);
-	free(btext);
-	memset(cid, 0, sizeof cid);
 	return rc;
 }
 
@@ -185,7 +214,7 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 	if ((rc = ccb_broker_list_split(q->brokers, &list, &n, err)))
 		return rc;
 	if (n == 0) {
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "outbound: empty broker list");
 	}
 	/* Shuffled, then one at a time (sock.cpp: like CCB_ADDRESS). */
@@ -217,27 +246,28 @@ ccb_err ccb__outbound_connect(const ccb__outbound_req *q, int *fd, ccb_error *er
 		if (rc == CCB_OK) {
 			if (q->won)
 				snprintf(q->won, q->won_size, "%s", list[i]);
-			ccb_addr_strv_free(list);
+			ccb_strv_free(list);
 			return CCB_OK;
 		}
-		if (rc == CCB_ERR_AUTH || rc == CCB_ERR_NOMEM || rc == CCB_ERR_TIMEOUT)
+		if (rc == CCB_ERR_AUTH || rc == CCB_ERR_NOT_AUTHORIZED || rc == CCB_ERR_UNSUPPORTED ||
+		    rc == CCB_ERR_NOMEM || rc == CCB_ERR_TIMEOUT)
 			best = rc;
 		if (len < sizeof summary)
 			len += (size_t)snprintf(summary + len, sizeof summary - len, "%soutbound broker %s: %s",
 						len ? "; " : "", list[i], e.detail);
 	}
-	ccb_addr_strv_free(list);
+	ccb_strv_free(list);
 	return ccb_error_set(err, best, "%s", summary);
 }
 
-bool ccb__dial_outbound_wanted(const ccb_dial_opts *o, const char *address)
+bool ccb__dial_outbound_wanted(const ccb_dial_config *o, const char *address)
 {
 	if (!o || !o->outbound_ccb_address || !*o->outbound_ccb_address)
 		return false;
 	return o->outbound_force || !ccb__outbound_bypass(address, o->outbound_ccb_address);
 }
 
-ccb_err ccb__dial_outbound(const char *address, const ccb_dial_opts *o, int64_t t0,
+ccb_err ccb__dial_outbound(const char *address, const ccb_dial_config *o, int64_t t0,
 			   int64_t deadline, ccb_stream **out, ccb_error *err)
 {
 	static const ccb_sec_client_config dflt;
@@ -351,7 +381,7 @@ bool ccb__outbound_bypass(const char *target, const char *brokers)
 			}
 			ccb_sinful_free(b);
 		}
-		ccb_addr_strv_free(list);
+		ccb_strv_free(list);
 	}
 	ccb_sinful_free(t);
 	return bypass;

@@ -3,6 +3,9 @@
  * exchange, shared by ccb_dial_sinful() (OUTBOUND_CCB_ADDRESS) and by a broker
  * forwarding to its next hop, and the request/target checks a broker makes.
  * Not installed.
+ *
+ * Include as "outbound.h": only src/ccb/dial.c, src/ccb/broker*.c and the
+ * outbound tests, fuzzer and benchmark.
  */
 #ifndef CCB_OUTBOUND_H
 #define CCB_OUTBOUND_H
@@ -78,8 +81,8 @@ bool ccb__outbound_target_check(const char *target, const char *allow, const cha
 
 /* ccb_dial_sinful()'s hook: whether opts route `address` through an
  * outbound broker, and doing it (progress events, info filled). */
-bool ccb__dial_outbound_wanted(const ccb_dial_opts *o, const char *address);
-ccb_err ccb__dial_outbound(const char *address, const ccb_dial_opts *o, int64_t t0,
+bool ccb__dial_outbound_wanted(const ccb_dial_config *o, const char *address);
+ccb_err ccb__dial_outbound(const char *address, const ccb_dial_config *o, int64_t t0,
 			   int64_t deadline, ccb_stream **out, ccb_error *err);
 
 #endif

@@ -32,7 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "ccb/relay.h"
+#include "relay.h"
 #include "util/util.h"
 #include "util/wakeup.h"
 

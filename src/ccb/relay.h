@@ -19,6 +19,9 @@
  * Test-only switch: when the environment variable CCB_RELAY_FORCE_COPY is set
  * to a non-empty value other than "0" at ccb__relay_engine_new(), that engine
  * never uses splice (user-space copy only).
+ *
+ * Include as "relay.h": only src/ccb/broker*.c (through broker_internal.h),
+ * src/ccb/relay.c and the relay test and benchmark.
  */
 #ifndef CCB_RELAY_H
 #define CCB_RELAY_H

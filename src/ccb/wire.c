@@ -50,7 +50,7 @@ ccb_err ccb_ad_new(const ccb_ad_field *fields, size_t n, ccb_classad **out, ccb_
 	*out = NULL;
 	if (!fields && n)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_ad_new: NULL fields");
-	if (!(ad = ccb_classad_new()))
+	if (!(ad = ccb__classad_new()))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "ccb_ad_new");
 	for (size_t i = 0; i < n; i++) {
 		const ccb_ad_field *f = &fields[i];
@@ -221,7 +221,7 @@ static ccb_err send_ad(ccb_stream *s, bool hello, const ccb_classad *ad, unsigne
 {
 	/* Private attributes go out: ClaimId is the payload of these messages
 	 * (G:ccb/ccb.go:113-121 opts in the same way). */
-	ccb_classad_put_opts opts = {.no_private = false, .peer_version = peer_version};
+	ccb_classad_put_config opts = {.no_private = false, .peer_version = peer_version};
 	ccb_buf *out = ccb__stream_out(s);
 	ccb_err rc;
 
@@ -477,7 +477,7 @@ ccb_err ccb_result_ad_new(const ccb_classad *hello, bool success, const char *er
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "result ad: NULL hello");
 	/* lst:610-637: a copy of the hello ad, plus Result and, only when there
 	 * is a message, ErrorString. */
-	if (!(ad = ccb_classad_copy(hello)))
+	if (!(ad = ccb__classad_copy(hello)))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "result ad");
 	rc = ccb_classad_set_bool(ad, CCB_ATTR_RESULT, success);
 	if (!rc && error_string)

@@ -906,6 +906,67 @@ ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
 	GET(ccb_dec_bytes(c, out, n, &e));
 }
 
+/* ---- byte-stream mode ------------------------------------------------- */
+
+/* Copy the stream's own detail into the caller's error. */
+static ccb_err report(const ccb_stream *s, ccb_err rc, ccb_error *err)
+{
+	if (rc && err)
+		*err = s->code ? *ccb_stream_error(s) : (ccb_error){.code = rc};
+	return rc;
+}
+
+ccb_err ccb_stream_write(ccb_stream *s, const void *buf, size_t n, ccb_error *err)
+{
+	const uint8_t *p = buf;
+	ccb_err rc = CCB_OK;
+
+	if (!s || (!buf && n))
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "stream write: NULL argument");
+	if (s->out.len)
+		return ccb_error_set(err, CCB_ERR_STATE,
+				     "%s: stream write: a CEDAR message is being built", s->peer);
+	/* One message per chunk: the reader's message cap (1 MiB by default)
+	 * is never reached, and a legacy cipher restarts at each end. */
+	while (n && rc == CCB_OK) {
+		size_t take = n < CCB_STREAM_WRITE_CHUNK ? n : CCB_STREAM_WRITE_CHUNK;
+		rc = ccb_stream_put_bytes(s, p, take);
+		if (rc == CCB_OK)
+			rc = ccb_stream_end_message(s);
+		p += take;
+		n -= take;
+	}
+	return report(s, rc, err);
+}
+
+ccb_err ccb_stream_read(ccb_stream *s, void *buf, size_t n, size_t *got, ccb_error *err)
+{
+	ccb_cursor *c;
+	size_t left, take;
+	ccb_error e;
+
+	if (got)
+		*got = 0;
+	if (!s || !buf || !got || n == 0)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "stream read: NULL argument or n = 0");
+	for (;;) {
+		if (!(c = ccb__stream_in(s)))
+			return report(s, s->code ? s->code : CCB_ERR_STATE, err);
+		left = ccb_cursor_left(c);
+		if (left)
+			break;
+		/* An empty message carries no bytes: go on to the next one. */
+		ccb_stream_end_of_message(s);
+	}
+	take = left < n ? left : n;
+	if (ccb_dec_bytes(c, buf, take, &e))
+		return report(s, ccb__stream_fail(s, &e), err);
+	*got = take;
+	if (take == left)
+		ccb_stream_end_of_message(s);
+	return CCB_OK;
+}
+
 ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v)
 {
 	int64_t w;

@@ -73,9 +73,18 @@ static void attr_clear_value(attr *a)
 	a->v.s = NULL;
 }
 
-ccb_classad *ccb_classad_new(void)
+ccb_classad *ccb__classad_new(void)
 {
 	return calloc(1, sizeof(ccb_classad));
+}
+
+ccb_err ccb_classad_new(ccb_classad **out, ccb_error *err)
+{
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_classad_new: NULL out");
+	if (!(*out = ccb__classad_new()))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new ClassAd: out of memory");
+	return CCB_OK;
 }
 
 void ccb_classad_free(ccb_classad *ad)
@@ -237,9 +246,23 @@ ccb_err ccb_classad_remove(ccb_classad *ad, const char *name)
 	return CCB_OK;
 }
 
-ccb_classad *ccb_classad_copy(const ccb_classad *ad)
+ccb_err ccb_classad_copy(const ccb_classad *ad, ccb_classad **out, ccb_error *err)
 {
-	ccb_classad *c = ccb_classad_new();
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_classad_copy: NULL out");
+	if (!ad) {
+		*out = NULL;
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_classad_copy: NULL ad");
+	}
+	if (!(*out = ccb__classad_copy(ad)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "copy ClassAd of %zu attributes: out of memory",
+				     ccb_classad_count(ad));
+	return CCB_OK;
+}
+
+ccb_classad *ccb__classad_copy(const ccb_classad *ad)
+{
+	ccb_classad *c = ccb__classad_new();
 
 	if (!c || !ad)
 		return c;
@@ -397,7 +420,7 @@ ccb_err ccb_classad_value_text(const ccb_classad *ad, const char *name, char **o
 	return CCB_OK;
 }
 
-char *ccb_classad_to_text(const ccb_classad *ad)
+char *ccb__classad_to_text(const ccb_classad *ad)
 {
 	ccb_buf b;
 
@@ -409,6 +432,15 @@ char *ccb_classad_to_text(const ccb_classad *ad)
 		}
 	}
 	return ccb_buf_steal_str(&b);
+}
+
+ccb_err ccb_classad_to_text(const ccb_classad *ad, char **out, ccb_error *err)
+{
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_classad_to_text: NULL out");
+	if (!(*out = ccb__classad_to_text(ad)))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "ClassAd as text: out of memory");
+	return CCB_OK;
 }
 
 /* ---- parsing ------------------------------------------------------------ */

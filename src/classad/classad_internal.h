@@ -19,17 +19,24 @@ enum {
 	CCB_CLASSAD_DECODE_POD = 1,
 };
 
+/* Convenience forms of the public constructors for internal callers: NULL
+ * when out of memory (the public ccb__classad_new() / _copy() / _to_text()
+ * return a ccb_err and fill an out-parameter). Not exported. */
+ccb_classad *ccb__classad_new(void);
+ccb_classad *ccb__classad_copy(const ccb_classad *ad);
+char *ccb__classad_to_text(const ccb_classad *ad);
+
 /* Decode an ad at the cursor (count, lines, trailing type strings). */
 ccb_err ccb__classad_decode(ccb_cursor *c, ccb_classad **out, int flags, ccb_error *err);
 
 /* Encode an ad into `b` (string form per `crypto`). */
 bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
-			 const ccb_classad_put_opts *opts);
+			 const ccb_classad_put_config *opts);
 
 /* Encode an ad into the stream's outbound message, enciphering secrets
  * when the stream holds a legacy key with crypto mode off. */
 bool ccb__classad_encode_stream(ccb_stream *s, const ccb_classad *ad,
-				const ccb_classad_put_opts *opts);
+				const ccb_classad_put_config *opts);
 
 /* Split "Name = rhs" (SplitLongFormAttrValue, H:compat_classad.cpp:3143-3161):
  * name is before the first '=' minus trailing spaces, rhs after it minus

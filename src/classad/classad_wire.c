@@ -16,7 +16,7 @@ typedef enum { SEND_PLAIN, SEND_MARKED, SEND_NOTHING } send_mode;
  * (H:stream.cpp:1277-1290): true under AES, under a legacy cipher with
  * crypto mode on, and without a key; false with a legacy key and crypto off,
  * when secrets are enciphered one by one. */
-static send_mode mode_for(const char *name, const ccb_classad_put_opts *o, bool noop)
+static send_mode mode_for(const char *name, const ccb_classad_put_config *o, bool noop)
 {
 	bool v2 = strncasecmp(name, "_condor_priv", 12) == 0;
 	bool old_peer = o->peer_version < PEER_PRIVATE_OK;
@@ -33,24 +33,24 @@ static send_mode mode_for(const char *name, const ccb_classad_put_opts *o, bool 
 }
 
 static bool encode(ccb_buf *b, bool crypto, ccb_stream *sec, const ccb_classad *ad,
-		   const ccb_classad_put_opts *opts);
+		   const ccb_classad_put_config *opts);
 
 bool ccb__classad_encode(ccb_buf *b, bool crypto, const ccb_classad *ad,
-			 const ccb_classad_put_opts *opts)
+			 const ccb_classad_put_config *opts)
 {
 	return encode(b, crypto, NULL, ad, opts);
 }
 
 bool ccb__classad_encode_stream(ccb_stream *s, const ccb_classad *ad,
-				const ccb_classad_put_opts *opts)
+				const ccb_classad_put_config *opts)
 {
 	return encode(ccb__stream_out(s), ccb_stream_crypto_on(s), s, ad, opts);
 }
 
 static bool encode(ccb_buf *b, bool crypto, ccb_stream *sec, const ccb_classad *ad,
-		   const ccb_classad_put_opts *opts)
+		   const ccb_classad_put_config *opts)
 {
-	static const ccb_classad_put_opts defaults = {0};
+	static const ccb_classad_put_config defaults = {0};
 	bool noop = !sec || !ccb__stream_secrets_enciphered(sec);
 	size_t n = ccb_classad_count(ad), count = 0, *order;
 	ccb_buf line;
@@ -126,7 +126,7 @@ ccb_err ccb__classad_decode(ccb_cursor *c, ccb_classad **out, int flags, ccb_err
 		return ccb_error_set(err, CCB_ERR_PROTOCOL,
 				     "ClassAd claims %lld attributes in %zu bytes", (long long)n,
 				     ccb_cursor_left(c));
-	ad = ccb_classad_new();
+	ad = ccb__classad_new();
 	if (!ad)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "ClassAd");
 	for (int64_t i = 0; i < n; i++) {
@@ -196,7 +196,7 @@ fail:
 	return rc;
 }
 
-ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_opts *opts)
+ccb_err ccb_classad_put(ccb_stream *s, const ccb_classad *ad, const ccb_classad_put_config *opts)
 {
 	if (!ccb__classad_encode_stream(s, ad, opts)) {
 		ccb_error e;

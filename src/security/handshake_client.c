@@ -12,6 +12,7 @@
 
 #include "ccb/classad.h"
 #include "ccb/security.h"
+#include "classad/classad_internal.h"
 #include "security/auth.h"
 #include "security/ecdh.h"
 #include "security/handshake_internal.h"
@@ -34,7 +35,7 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 			     const ccb__sess_entry *e, int command, const char *connect_sinful,
 			     const char *crypto_methods, ccb_sec_info *info, ccb_error *err)
 {
-	ccb_classad *req = ccb_classad_new(), *reply = NULL;
+	ccb_classad *req = ccb__classad_new(), *reply = NULL;
 	char nonce[48];
 	const char *code = NULL;
 	ccb_err rc;
@@ -55,7 +56,7 @@ static ccb_err client_resume(ccb_stream *s, const ccb_sec_client_config *cfg,
 		goto out;
 	}
 	if (ccb_stream_put_int(s, CCB_DC_AUTHENTICATE) ||
-	    ccb_classad_put(s, req, &(ccb_classad_put_opts){.projection = true}) ||
+	    ccb_classad_put(s, req, &(ccb_classad_put_config){.projection = true}) ||
 	    ccb_stream_end_message(s)) {
 		rc = ccb__sec_stream_fail(s, err, "send resume request");
 		goto out;
@@ -110,7 +111,7 @@ static void client_keep(const ccb_sec_client_config *cfg, const char *addr,
 	/* Our RESUME always asks for a reply (ResumeResponse = true), which a
 	 * server older than 9.9.0 never sends (security-handshake.md §9.2):
 	 * such sessions are not kept. */
-	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb_classad_new()))
+	if (neg->peer_version < CCB_VERSION_NUM(9, 9, 0) || !(pol = ccb__classad_new()))
 		return;
 	memcpy(e.key, key, key_len);
 	ccb_classad_set_string(pol, "User", info->user);

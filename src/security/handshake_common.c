@@ -120,15 +120,21 @@ ccb_err ccb__sec_make_nonce(char out[48], ccb_error *err)
 
 /* ---- the public session store ---------------------------------------------- */
 
-ccb_sec_sessions *ccb_sec_sessions_new(size_t max_sessions)
+ccb_err ccb_sec_sessions_new(size_t max_sessions, ccb_sec_sessions **out, ccb_error *err)
 {
-	ccb_sec_sessions *s = calloc(1, sizeof *s);
+	ccb_sec_sessions *s;
 
+	if (!out)
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_sec_sessions_new: NULL out");
+	s = calloc(1, sizeof *s);
 	if (s && !(s->cache = ccb__sess_cache_new(max_sessions))) {
 		free(s);
 		s = NULL;
 	}
-	return s;
+	if (!(*out = s))
+		return ccb_error_set(err, CCB_ERR_NOMEM, "new session store of %zu sessions: out of memory",
+				     max_sessions ? max_sessions : 4096);
+	return CCB_OK;
 }
 
 void ccb_sec_sessions_free(ccb_sec_sessions *s)

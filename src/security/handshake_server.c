@@ -20,6 +20,7 @@
 #include "ccb/classad.h"
 #include "ccb/security.h"
 #include "cedar/stream_internal.h"
+#include "classad/classad_internal.h"
 #include "security/auth.h"
 #include "security/ecdh.h"
 #include "security/handshake_internal.h"
@@ -38,7 +39,7 @@ static void keep_session(const ccb_sec_server_config *cfg, const char *sid, cons
 	ccb__sess_entry e = {.id = (char *)sid, .key_len = key_len, .crypto = crypto};
 	const char *dur = NULL;
 	int64_t lease = 0, now = ccb_wall_s();
-	ccb_classad *pol = ccb_classad_new();
+	ccb_classad *pol = ccb__classad_new();
 
 	if (!cfg->sessions || !pol)
 		goto out;
@@ -187,7 +188,7 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 
 	ccb_classad_get_bool(req, "ResumeResponse", &want_reply);
 	if (want_reply) {
-		ccb_classad *ad = ccb_classad_new();
+		ccb_classad *ad = ccb__classad_new();
 		if (ad && ccb_classad_set_string(ad, "ReturnCode", "SID_NOT_FOUND") == CCB_OK)
 			ccb__sec_put_ad(s, ad, NULL, "send SID_NOT_FOUND");
 		ccb_classad_free(ad);
@@ -201,7 +202,7 @@ static ccb_err refuse_resume(ccb_stream *s, const ccb_classad *req, ccb_error *e
 static ccb_err send_resume_reply(ccb_stream *s, ccb_error *err)
 {
 	char nonce[48];
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	ccb_err rc;
 
 	if (!ad)
@@ -277,7 +278,7 @@ static ccb_err resume(ccb_stream *s, const ccb_sec_server_config *cfg, const ccb
 		bool scopes_ok = ccb__sec_scopes_allow(scopes, cmd->perm);
 		bool allowed = ccb_sec_authorized(cfg, cmd->perm, user, cmd->peer_ip) && scopes_ok;
 		if (command == CCB_DC_SEC_QUERY) {
-			ccb_classad *reply = ccb_classad_new();
+			ccb_classad *reply = ccb__classad_new();
 			rc = reply && !ccb_classad_set_bool(reply, "AuthorizationSucceeded", allowed)
 				     ? ccb__sec_put_ad(s, reply, err, "send DC_SEC_QUERY answer")
 				     : ccb_error_set(err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");
@@ -537,7 +538,7 @@ static ccb_err server_postauth(server_hs *h)
 		keep_session(h->cfg, h->sid, h->key, h->key_len, h->out.crypto, h->resp, cmd, &h->ar,
 			     &h->out);
 	if (query) {
-		reply = ccb_classad_new();
+		reply = ccb__classad_new();
 		if (!reply || ccb_classad_set_bool(reply, "AuthorizationSucceeded", h->allowed) ||
 		    add_token_attrs(reply, &h->ar))
 			rc = ccb_error_set(h->err, CCB_ERR_NOMEM, "DC_SEC_QUERY answer");

@@ -11,6 +11,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "classad/classad_internal.h"
 #include "security/policy.h"
 #include "security/policy_internal.h"
 #include "util/util.h"
@@ -293,7 +294,7 @@ ccb_err ccb__sec_build_request(const ccb__sec_request_params *p, ccb_classad **o
 	if (!p || !p->policy || !p->ecdh_public_key || !*p->ecdh_public_key)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG,
 				     "security request: policy and ECDH public key are required");
-	if (!(ad = ccb_classad_new()))
+	if (!(ad = ccb__classad_new()))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "security request: out of memory");
 	put_policy(ad, &rc, p->policy);
 	put_str(ad, &rc, "Subsystem", p->subsystem ? p->subsystem : "TOOL");

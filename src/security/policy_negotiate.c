@@ -10,6 +10,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "classad/classad_internal.h"
 #include "security/policy.h"
 #include "security/policy_internal.h"
 #include "util/util.h"
@@ -217,7 +218,7 @@ ccb_err ccb__sec_reconcile(const ccb__sec_server_params *p, const ccb_classad *r
 	srv = p->policy;
 	if ((rc = reconcile_actions(srv, request, out, err)))
 		return rc;
-	if (!(resp = ccb_classad_new()))
+	if (!(resp = ccb__classad_new()))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "security response: out of memory");
 	reconcile_lists(resp, &rc, srv, request, out);
 	put_str(resp, &rc, "Authentication", ccb__sec_action_name(out->authentication));
@@ -335,7 +336,7 @@ ccb_err ccb__sec_build_postauth(const ccb__sec_postauth *p, ccb_classad **out, c
 	*out = NULL;
 	if (!p || !p->sid || !*p->sid || !p->return_code)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "post-auth ad: Sid and ReturnCode needed");
-	if (!(ad = ccb_classad_new()))
+	if (!(ad = ccb__classad_new()))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "post-auth ad: out of memory");
 	put_str(ad, &rc, "User", p->user);
 	if (p->tried_authentication)

@@ -13,6 +13,7 @@
 #define CCB_SECURITY_REMOTE_VERSION_H
 
 #include "ccb/error.h"
+#include "ccb/version.h"
 
 /* Commands that carry the real command in AuthCommand (§1); the same
  * numbers as CCB_CMD_DC_AUTHENTICATE / CCB_CMD_DC_SEC_QUERY in ccb/commands.h. */
@@ -23,9 +24,9 @@
  * >= 23.9.0 (TOKEN naming) and >= 9.9.0 (private attributes), §4.1. */
 #define CCB_SEC_CONDOR_VERSION "25.14.0"
 #define CCB_SEC_VERSION_DATE "2026-11-24"
-#define CCB_SEC_LIBCCB_VERSION "0.1.0"
+#define CCB_SEC_LIBCCB_VERSION CCB_VERSION_STRING /* ccb/version.h */
 
-/* "$CondorVersion: 25.14.0 2026-11-24 libccb 0.1.0 $" (static). */
+/* "$CondorVersion: 25.14.0 2026-11-24 libccb <CCB_VERSION_STRING> $" (static). */
 const char *ccb__sec_version_string(void);
 
 /*

@@ -19,6 +19,7 @@
 
 #include <openssl/crypto.h>
 
+#include "classad/classad_internal.h"
 #include "security/policy.h"
 #include "security/session_cache.h"
 #include "util/util.h"
@@ -428,7 +429,7 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 	if (!c || !e || !e->id || !*e->id || e->key_len > CCB_SESS_KEY_MAX || e->crypto < 0 ||
 	    e->crypto > 255)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "session cache: bad session");
-	if ((e->policy && !(text = ccb_classad_to_text(e->policy))) || !(s = sess_make(e, now))) {
+	if ((e->policy && !(text = ccb__classad_to_text(e->policy))) || !(s = sess_make(e, now))) {
 		free(text);
 		return ccb_error_set(err, CCB_ERR_NOMEM, "session cache: out of memory");
 	}
@@ -472,7 +473,7 @@ ccb_err ccb__sess_add(ccb__sess_cache *c, const ccb__sess_entry *e, int64_t now,
 /* Parse the stored policy text back into an ad. */
 static ccb_classad *policy_ad(const char *text)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	const char *p = text;
 
 	if (!ad)

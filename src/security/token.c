@@ -71,7 +71,7 @@ static bool build_scope(ccb_buf *b, const char *const *authz)
 }
 
 /* Payload members in key order: exp, iat, iss, jti, scope, sub. */
-static bool build_payload(ccb_buf *b, const ccb_token_params *p, int64_t iat, const char *jti,
+static bool build_payload(ccb_buf *b, const ccb_token_config *p, int64_t iat, const char *jti,
 			  const char *scope)
 {
 	bool first = true;
@@ -92,7 +92,7 @@ static bool build_header(ccb_buf *b, const char *kid)
 	       member_str(b, &first, "kid", kid) && ccb_buf_append(b, "}", 1);
 }
 
-static ccb_err check_params(const ccb_token_params *p, ccb_error *err)
+static ccb_err check_params(const ccb_token_config *p, ccb_error *err)
 {
 	if (!p || !p->issuer || !*p->issuer)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "token: an issuer (trust domain) is required");
@@ -146,7 +146,7 @@ static ccb_err assemble(const char *header, const char *payload, const uint8_t j
 	return CCB_OK;
 }
 
-ccb_err ccb_token_create(const ccb_token_params *p, char **out_token, ccb_error *err)
+ccb_err ccb_token_create(const ccb_token_config *p, char **out_token, ccb_error *err)
 {
 	const char *kid = p && p->kid && *p->kid ? p->kid : "POOL";
 	uint8_t jwt_key[32], rnd[16];
@@ -243,7 +243,7 @@ static bool fill_info(ccb__jwt *j, ccb_token_info *info)
 	return !info->scope || split_scope(info, info->scope);
 }
 
-static ccb_err verify_parsed(ccb__jwt *j, const ccb_token_verify_params *p, ccb_error *err)
+static ccb_err verify_parsed(ccb__jwt *j, const ccb_token_verify_config *p, ccb_error *err)
 {
 	uint8_t jwt_key[32];
 	ccb_err rc = ccb__signing_key_load(j->kid, p->keys.password_dir, p->keys.pool_key_file,
@@ -264,7 +264,7 @@ static ccb_err verify_parsed(ccb__jwt *j, const ccb_token_verify_params *p, ccb_
 	return CCB_OK;
 }
 
-ccb_err ccb_token_verify(const char *token, const ccb_token_verify_params *p,
+ccb_err ccb_token_verify(const char *token, const ccb_token_verify_config *p,
 			 ccb_token_info *info, ccb_error *err)
 {
 	ccb__jwt j;

@@ -109,7 +109,7 @@ static ccb_err remove_stale(const sharedport__unaddr *a, ccb_error *err)
 	return CCB_OK;
 }
 
-static ccb_err make_addr(const ccb_sharedport_endpoint_cfg *cfg, const char *id,
+static ccb_err make_addr(const ccb_sharedport_endpoint_config *cfg, const char *id,
 			 sharedport__unaddr *a, ccb_error *err)
 {
 	if (cfg->cookie)
@@ -119,7 +119,7 @@ static ccb_err make_addr(const ccb_sharedport_endpoint_cfg *cfg, const char *id,
 
 /* Bind `lfd` as `id`. CCB_ERR_STATE with *in_use set when the name is
  * taken, so a generated id can be drawn again. */
-static ccb_err bind_as(int lfd, const ccb_sharedport_endpoint_cfg *cfg, const char *id,
+static ccb_err bind_as(int lfd, const ccb_sharedport_endpoint_config *cfg, const char *id,
 		       bool replace_stale, bool *in_use, sharedport__unaddr *a, ccb_error *err)
 {
 	ccb_err rc;
@@ -142,7 +142,7 @@ static ccb_err bind_as(int lfd, const ccb_sharedport_endpoint_cfg *cfg, const ch
 	return CCB_OK;
 }
 
-static ccb_err bind_endpoint(ccb_sharedport_endpoint *ep, const ccb_sharedport_endpoint_cfg *cfg,
+static ccb_err bind_endpoint(ccb_sharedport_endpoint *ep, const ccb_sharedport_endpoint_config *cfg,
 			     sharedport__unaddr *a, ccb_error *err)
 {
 	const char *name = cfg->name ? cfg->name : DEFAULT_NAME;
@@ -169,7 +169,7 @@ static ccb_err bind_endpoint(ccb_sharedport_endpoint *ep, const ccb_sharedport_e
 	return rc;
 }
 
-static ccb_err check_cfg(const ccb_sharedport_endpoint_cfg *cfg, ccb_error *err)
+static ccb_err check_cfg(const ccb_sharedport_endpoint_config *cfg, ccb_error *err)
 {
 	if (!cfg->socket_dir && !cfg->cookie)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG,
@@ -180,7 +180,7 @@ static ccb_err check_cfg(const ccb_sharedport_endpoint_cfg *cfg, ccb_error *err)
 	return CCB_OK;
 }
 
-static ccb_err open_listener(ccb_sharedport_endpoint *ep, const ccb_sharedport_endpoint_cfg *cfg,
+static ccb_err open_listener(ccb_sharedport_endpoint *ep, const ccb_sharedport_endpoint_config *cfg,
 			     ccb_error *err)
 {
 	sharedport__unaddr a;
@@ -209,7 +209,7 @@ static ccb_err open_listener(ccb_sharedport_endpoint *ep, const ccb_sharedport_e
 	return CCB_OK;
 }
 
-ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_cfg *cfg,
+ccb_err ccb_sharedport_endpoint_new(const ccb_sharedport_endpoint_config *cfg,
 				    ccb_sharedport_endpoint **out, ccb_error *err)
 {
 	ccb_sharedport_endpoint *ep;

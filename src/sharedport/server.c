@@ -497,7 +497,7 @@ uint16_t ccb_sharedport_server_port(const ccb_sharedport_server *srv)
 
 /* ---- setup ----------------------------------------------------------------- */
 
-static ccb_err listen_tcp(ccb_sharedport_server *srv, const ccb_sharedport_server_cfg *cfg,
+static ccb_err listen_tcp(ccb_sharedport_server *srv, const ccb_sharedport_server_config *cfg,
 			  ccb_error *err)
 {
 	struct addrinfo hints = {.ai_family = AF_UNSPEC,
@@ -533,7 +533,7 @@ fail:
 			     cfg->port, ccb__strerror(errno));
 }
 
-static ccb_err check_cfg(const ccb_sharedport_server_cfg *cfg, ccb_error *err)
+static ccb_err check_cfg(const ccb_sharedport_server_config *cfg, ccb_error *err)
 {
 	if (!cfg->socket_dir && !cfg->cookie)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG,
@@ -555,7 +555,7 @@ static bool copy_opt(char **dst, const char *src)
 	return !src || (*dst = ccb_strdup(src)) != NULL;
 }
 
-ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_cfg *cfg,
+ccb_err ccb_sharedport_server_new(const ccb_sharedport_server_config *cfg,
 				  ccb_sharedport_server **out, ccb_error *err)
 {
 	ccb_sharedport_server *srv;

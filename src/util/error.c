@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ccb/error.h"
@@ -78,4 +79,18 @@ void ccb_error_clear(ccb_error *e)
 		e->code = CCB_OK;
 		e->detail[0] = '\0';
 	}
+}
+
+void ccb_free(void *p)
+{
+	free(p);
+}
+
+void ccb_strv_free(char **v)
+{
+	if (!v)
+		return;
+	for (char **p = v; *p; p++)
+		free(*p);
+	free(v);
 }

@@ -10,6 +10,7 @@
 
 #include "ccbt.h"
 #include "ccb/addr.h"
+#include "addr/addr_internal.h"
 
 #define CHECK_STR(got, want) check_str((got), (want), __FILE__, __LINE__)
 
@@ -56,7 +57,7 @@ static void test_make(void)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		CU_ASSERT_EQUAL(ccb_contact_make(cases[i].broker, cases[i].id, &out, &e), CCB_OK);
 		CHECK_STR(out, cases[i].want);
-		free(out);
+		ccb_free(out);
 		out = NULL;
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -88,7 +89,7 @@ static void check_split(const char *contact, const char *broker, const char *rou
 	for (size_t i = 0; i < n_ids && i < c.n_ids; i++)
 		CHECK_STR(c.ids[i], ids[i]);
 	CU_ASSERT_PTR_NULL(c.ids[c.n_ids]);
-	r = ccb_contact_route(&c);
+	r = ccb__contact_route(&c);
 	CHECK_STR(r, route);
 	free(r);
 	ccb_contact_clear(&c);
@@ -152,16 +153,16 @@ static void test_both_broker_forms(void)
 		CU_ASSERT_EQUAL_FATAL(ccb_sinful_new("10.0.0.7", 4000, &s, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, &forms[i], 1, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_sinful_set_param(s, CCB_SINFUL_NOUDP, "", NULL), CCB_OK);
-		out = ccb_sinful_format(s);
+		out = ccb__sinful_format(s);
 		CHECK_STR(out, encoded[i]);
 		ccb_sinful_free(s);
 		s = NULL;
 		CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse(out, &s, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_sinful_ccb_contacts(s, &v, &n, NULL), CCB_OK);
 		CU_ASSERT(n == 1 && !strcmp(v[0], forms[i]));
-		ccb_addr_strv_free(v);
+		ccb_strv_free(v);
 		ccb_sinful_free(s);
-		free(out);
+		ccb_free(out);
 	}
 }
 
@@ -273,7 +274,7 @@ static void test_sinful_contacts(void)
 		/* the broker is dialed as <127.0.0.1:19618?...> (S1, conn 6) */
 		CU_ASSERT_EQUAL(ccb_sinful_parse_address(c.broker, &b, NULL), CCB_OK);
 		if (b) {
-			char *f = ccb_sinful_format(b);
+			char *f = ccb__sinful_format(b);
 
 			CHECK_STR(f, "<" CAPTURED_BROKER ">");
 			free(f);
@@ -281,7 +282,7 @@ static void test_sinful_contacts(void)
 		ccb_sinful_free(b);
 		ccb_contact_clear(&c);
 	}
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	/* sinful.md §10.5: two brokers */
 	v = contacts_of("<10.0.0.7:34567?CCBID=128.105.1.2:9618#123%20128.105.1.3:9618#77"
@@ -291,14 +292,14 @@ static void test_sinful_contacts(void)
 		CHECK_STR(v[0], "128.105.1.2:9618#123");
 		CHECK_STR(v[1], "128.105.1.3:9618#77");
 	}
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	/* Go's lower-case key is read too */
 	v = contacts_of("<10.0.0.7:9618?ccbid=128.105.1.2:9618#5#42>", &n);
 	CU_ASSERT_EQUAL(n, 1);
 	if (v && n == 1)
 		CHECK_STR(v[0], "128.105.1.2:9618#5#42");
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	/* no CCBID: an empty, freeable vector */
 	v = contacts_of("<10.0.0.7:9618?alias=x>", &n);
@@ -306,7 +307,7 @@ static void test_sinful_contacts(void)
 	CU_ASSERT_PTR_NOT_NULL(v);
 	if (v)
 		CU_ASSERT_PTR_NULL(v[0]);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 }
 
 static void test_set_contacts(void)
@@ -320,16 +321,16 @@ static void test_set_contacts(void)
 	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse("<10.0.0.7:34567?PrivNet=node7.cluster.local"
 		"&addrs=10.0.0.7-34567&noUDP>", &s, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, two, 2, NULL), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, "<10.0.0.7:34567?CCBID=128.105.1.2:9618#123%20128.105.1.3:9618#77"
 		"&PrivNet=node7.cluster.local&addrs=10.0.0.7-34567&noUDP>");
-	free(out);
+	ccb_free(out);
 
 	CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, with_params, 1, NULL), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, "<10.0.0.7:34567?CCBID=127.0.0.1:19618%3faddrs%3d127.0.0.1-19618"
 		"%26alias%3dvm#1&PrivNet=node7.cluster.local&addrs=10.0.0.7-34567&noUDP>");
-	free(out);
+	ccb_free(out);
 
 	CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, spaced, 1, NULL), CCB_ERR_INVALID_ARG);
 	CU_ASSERT_EQUAL(ccb_sinful_set_ccb_contacts(s, NULL, 0, NULL), CCB_OK);
@@ -360,21 +361,21 @@ static void test_contact_list(void)
 	check_tokens(v, n, want, 3);
 	CU_ASSERT_EQUAL(ccb_contact_list_join((const char *const *)v, n, &joined, NULL), CCB_OK);
 	CHECK_STR(joined, "a:1#1 b:2#2#3 c:3#4");
-	free(joined);
-	ccb_addr_strv_free(v);
+	ccb_free(joined);
+	ccb_strv_free(v);
 
 	/* commas are not separators here */
 	CU_ASSERT_EQUAL(ccb_contact_list_split("a:1#1,b:2#2", &v, &n, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(n, 1);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	CU_ASSERT_EQUAL(ccb_contact_list_split(" \t ", &v, NULL, NULL), CCB_OK);
 	CU_ASSERT_PTR_NULL(v[0]);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	CU_ASSERT_EQUAL(ccb_contact_list_join(NULL, 0, &joined, NULL), CCB_OK);
 	CHECK_STR(joined, "");
-	free(joined);
+	ccb_free(joined);
 }
 
 /* ccb-protocol.md §3.3 */
@@ -393,22 +394,22 @@ static void test_broker_list(void)
 		"<1.2.3.4:9618?sock=collector>,,\r\n  [::1]:9618 5.6.7.8,cm1.example.org,",
 		&v, &n, NULL), CCB_OK);
 	check_tokens(v, n, want, 6);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	CU_ASSERT_EQUAL(ccb_broker_list_split("127.0.0.1:19618", &v, &n, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(n, 1);
 	if (n == 1)
 		CHECK_STR(v[0], "127.0.0.1:19618");
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	CU_ASSERT_EQUAL(ccb_broker_list_split("", &v, &n, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(n, 0);
 	CU_ASSERT_PTR_NULL(v[0]);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	CU_ASSERT_EQUAL(ccb_broker_list_split(" , \t,\n", &v, &n, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(n, 0);
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 
 	huge = malloc(CCB_ADDR_MAX_TEXT + 2);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(huge);
@@ -458,7 +459,24 @@ static void test_connect_id(void)
 	CU_ASSERT_EQUAL(ccb_connect_id_new(NULL, &e), CCB_ERR_INVALID_ARG);
 }
 
+/* ccb_contact_route(): ccb_err, char **out released with ccb_free(). */
+static void test_public_route(void)
+{
+	ccb_contact c = {0};
+	ccb_error err = {0};
+	char *route = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ccb_contact_split("10.0.0.1:9618#5#42#7", &c, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_contact_route(&c, &route, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(route, "42 7");
+	ccb_free(route);
+	CU_ASSERT_EQUAL(ccb_contact_route(NULL, &route, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(route);
+	ccb_contact_clear(&c);
+}
+
 static const ccbt_test tests[] = {
+	{ "public route", test_public_route },
 	{ "both broker contact forms (with and without addrs)", test_both_broker_forms },
 	{ "make contact", test_make },
 	{ "split contact", test_split },

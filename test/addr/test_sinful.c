@@ -10,6 +10,7 @@
 
 #include "ccbt.h"
 #include "ccb/addr.h"
+#include "addr/addr_internal.h"
 
 /* Compare against a literal and show both on mismatch. */
 #define CHECK_STR(got, want) check_str((got), (want), __FILE__, __LINE__)
@@ -45,9 +46,9 @@ static void roundtrip(const char *text, const char *want)
 
 	if (!s)
 		return;
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, want ? want : text);
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 }
 
@@ -198,10 +199,10 @@ static void test_ccbid_spelling(void)
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "ccbid", "1.1.1.1:1#9", NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_param_count(s), 1);
 	{
-		char *out = ccb_sinful_format(s);
+		char *out = ccb__sinful_format(s);
 
 		CHECK_STR(out, "<10.0.0.7:9618?CCBID=1.1.1.1:1#9>");
-		free(out);
+		ccb_free(out);
 	}
 	ccb_sinful_free(s);
 }
@@ -215,10 +216,10 @@ static void test_encoding(void)
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "x", "a b&c=d;e<f>?g%h#i:j[k]l+m._-n", NULL),
 		CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "k y", "\x01\x7f", NULL), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, "<1.2.3.4:9618?k%20y=%01%7f"
 		"&x=a%20b%26c%3dd%3be%3cf%3e%3fg%25h#i:j[k]l+m._-n>");
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 }
 
@@ -239,9 +240,9 @@ static void test_build_matches_capture(void)
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "PrivNet", "poolB.private", &e), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "CCBID",
 		"127.0.0.1:19618?addrs=127.0.0.1-19618&alias=vm#1", &e), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, S6_MASTER);
-	free(out);
+	ccb_free(out);
 
 	/* removing: sock and noUDP gone gives the S1-style string */
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "sock", NULL, &e), CCB_OK);
@@ -249,9 +250,9 @@ static void test_build_matches_capture(void)
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "nosuch", NULL, &e), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_port(s, 33781, &e), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "addrs", "127.0.0.1-33781", &e), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, S1_MASTER);
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 }
 
@@ -277,10 +278,10 @@ static void test_sort_and_iterate(void)
 		CHECK_STR(k, keys[i]);
 	}
 	CU_ASSERT_FALSE(ccb_sinful_param_at(s, 8, &k, &v));
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, "<1.2.3.4:9618?CCBID=5.6.7.8:9618#1&PrivAddr=%3c10.0.0.1:1%3e"
 		"&PrivNet=n&addrs=1.2.3.4-9618&alias=a&noUDP&sock=s&zz=1>");
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 }
 
@@ -294,9 +295,9 @@ static void test_host_port_setters(void)
 	CHECK_STR(ccb_sinful_host(s), "::1");
 	CU_ASSERT_EQUAL(ccb_sinful_port(s), -1);
 	CU_ASSERT_EQUAL(ccb_sinful_set_port(s, 0, &e), CCB_OK);
-	out = ccb_sinful_format(s);
+	out = ccb__sinful_format(s);
 	CHECK_STR(out, "<[::1]:0>");
-	free(out);
+	ccb_free(out);
 
 	CU_ASSERT_EQUAL(ccb_sinful_set_host(s, "fe80::1", &e), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_set_host(s, "submit-1.example.org", &e), CCB_OK);
@@ -318,12 +319,12 @@ static void test_host_port_setters(void)
 	CU_ASSERT_EQUAL(ccb_sinful_set_param(s, "alias", "x", &e), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_sinful_dup(s, &d, &e), CCB_OK);
 	ccb_sinful_free(s);
-	out = ccb_sinful_format(d);
+	out = ccb__sinful_format(d);
 	CHECK_STR(out, "<submit-1.example.org:65535?alias=x>");
-	free(out);
-	out = ccb_sinful_format_bare(d);
+	ccb_free(out);
+	out = ccb__sinful_format_bare(d);
 	CHECK_STR(out, "submit-1.example.org:65535?alias=x");
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(d);
 }
 
@@ -335,19 +336,19 @@ static void test_broker_address(void)
 
 	if (!s)
 		return;
-	out = ccb_sinful_broker_address(s);
+	out = ccb__sinful_broker_address(s);
 	/* captured register reply, minus "#1" (S1, conn 1, message 10) */
 	CHECK_STR(out, "127.0.0.1:19618?addrs=127.0.0.1-19618&alias=vm");
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 
 	s = parse_ok("<128.105.1.2:9618?CCBID=1.1.1.1:1#4&PrivAddr=%3c10.0.0.1:9618%3e"
 		"&PrivNet=n&addrs=128.105.1.2-9618&sock=collector>");
 	if (!s)
 		return;
-	out = ccb_sinful_broker_address(s);
+	out = ccb__sinful_broker_address(s);
 	CHECK_STR(out, "128.105.1.2:9618?PrivNet=n&addrs=128.105.1.2-9618&sock=collector");
-	free(out);
+	ccb_free(out);
 	ccb_sinful_free(s);
 }
 
@@ -400,9 +401,9 @@ static void test_parse_address(void)
 			fprintf(stderr, "\n\"%s\": %s\n", cases[i].in, e.detail);
 			continue;
 		}
-		out = ccb_sinful_format(s);
+		out = ccb__sinful_format(s);
 		CHECK_STR(out, cases[i].want);
-		free(out);
+		ccb_free(out);
 		ccb_sinful_free(s);
 	}
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -503,7 +504,7 @@ static void test_ccb_safe(void)
 	for (size_t i = 0; i < sizeof fmt / sizeof fmt[0]; i++) {
 		CU_ASSERT_EQUAL(ccb_addr_ccb_safe_format(fmt[i].ip, fmt[i].port, &out, &e), CCB_OK);
 		CHECK_STR(out, fmt[i].want);
-		free(out);
+		ccb_free(out);
 	}
 	CU_ASSERT_EQUAL(ccb_addr_ccb_safe_format("host", 1, &out, &e), CCB_ERR_INVALID_ARG);
 	CU_ASSERT_EQUAL(ccb_addr_ccb_safe_format("1.2.3.4", 65536, &out, &e),
@@ -583,7 +584,7 @@ static void test_null_args(void)
 	CU_ASSERT_EQUAL(ccb_sinful_parse("<1.2.3.4:1>", NULL, NULL), CCB_ERR_INVALID_ARG);
 	CU_ASSERT_EQUAL(ccb_sinful_parse_address(NULL, &s, NULL), CCB_ERR_INVALID_ARG);
 	CU_ASSERT_EQUAL(ccb_sinful_new(NULL, 1, &s, NULL), CCB_ERR_INVALID_ARG);
-	CU_ASSERT_PTR_NULL(ccb_sinful_format(NULL));
+	CU_ASSERT_PTR_NULL(ccb__sinful_format(NULL));
 	CU_ASSERT_PTR_NULL(ccb_sinful_param(NULL, "x"));
 	ccb_sinful_free(NULL);
 }
@@ -637,7 +638,34 @@ static void test_truncations(void)
 	}
 }
 
+/* The public formatters: ccb_err, char **out released with ccb_free(). */
+static void test_public_formatters(void)
+{
+	ccb_sinful *s = NULL;
+	ccb_error err = {0};
+	char *out = (char *)1;
+
+	CU_ASSERT_EQUAL_FATAL(ccb_sinful_parse("<10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618%235&noUDP>",
+					       &s, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_sinful_format(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "<10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618#5&noUDP>");
+	ccb_free(out);
+	CU_ASSERT_EQUAL(ccb_sinful_format_bare(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "10.0.0.1:9618?addrs=10.0.0.1-9618&CCBID=1.2.3.4:9618#5&noUDP");
+	ccb_free(out);
+	CU_ASSERT_EQUAL(ccb_sinful_broker_address(s, &out, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(out, "10.0.0.1:9618?addrs=10.0.0.1-9618&noUDP");
+	ccb_free(out);
+	out = (char *)1;
+	CU_ASSERT_EQUAL(ccb_sinful_format(NULL, &out, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(out);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL(ccb_sinful_format(s, NULL, NULL), CCB_ERR_INVALID_ARG);
+	ccb_sinful_free(s);
+}
+
 static const ccbt_test tests[] = {
+	{ "public formatters", test_public_formatters },
 	{ "captured round trip", test_captured_roundtrip },
 	{ "spec examples round trip", test_spec_examples_roundtrip },
 	{ "captured fields", test_captured_fields },

@@ -13,6 +13,7 @@
 #include "ccb/classad.h"
 #include "ccbt.h"
 #include "util/util.h"
+#include "classad/classad_internal.h"
 
 typedef struct {
 	ccb_stream *s;
@@ -23,7 +24,7 @@ typedef struct {
 
 static ccb_classad *sample_ad(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	ccb_classad_set_int(ad, "Command", 68);
 	ccb_classad_set_string(ad, "MyAddress", "<127.0.0.1:39771?addrs=127.0.0.1-39771&alias=vm>");
 	ccb_classad_set_string(ad, "ClaimId", "b5e9ad26338ebc2d94f8a7f0dfa7af8551c67a65");
@@ -37,7 +38,7 @@ static void *writer(void *arg)
 	side *w = arg;
 	ccb_classad *ad = sample_ad();
 	uint8_t *bulk = w->bulk ? calloc(1, w->bulk) : NULL;
-	const ccb_classad_put_opts opts = {.peer_version = 251400};
+	const ccb_classad_put_config opts = {.peer_version = 251400};
 
 	while (ccb_now_ms() < w->until) {
 		ccb_err rc = w->bulk ? (ccb_stream_put_int(w->s, 1) ||

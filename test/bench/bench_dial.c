@@ -21,6 +21,7 @@
 #include "../dial/fakeccb.h"
 #include "ccb/config.h"
 #include "ccb/dial.h"
+#include "addr/addr_internal.h"
 
 typedef struct {
 	const char *name;
@@ -42,7 +43,7 @@ static double pct(const int64_t *v, int n, double p)
 }
 
 /* Dial `address` n times; times in microseconds. */
-static void run_case(result *r, const char *name, const char *address, const ccb_dial_opts *o,
+static void run_case(result *r, const char *name, const char *address, const ccb_dial_config *o,
 		     bool echo, int n)
 {
 	int64_t *t = calloc((size_t)n, sizeof *t);
@@ -90,11 +91,11 @@ static char *with_contact(const char *address, const char *contact)
 		for (size_t i = 0; i < n; i++)
 			all[i + 1] = v[i];
 		if (!ccb_sinful_set_ccb_contacts(s, all, n + 1, NULL))
-			out = ccb_sinful_format(s);
+			out = ccb__sinful_format(s);
 		free(all);
 	}
 done:
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 	ccb_sinful_free(s);
 	return out;
 }
@@ -105,7 +106,7 @@ int main(int argc, char **argv)
 	const char *cfg_path = NULL, *target = NULL;
 	ccb_config *cfg = NULL;
 	ccb_sec_client_config sc;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_error err;
 	fake_broker b1, b2, hole;
 	char one[256], hole_contact[64];
@@ -161,7 +162,7 @@ int main(int argc, char **argv)
 			ids[2] = hole_contact;
 			ccb_sinful_new("127.0.0.1", 1, &s, NULL);
 			ccb_sinful_set_ccb_contacts(s, (const char *const *)ids, 3, NULL);
-			three_ext = ccb_sinful_format(s);
+			three_ext = ccb__sinful_format(s);
 			ccb_sinful_free(s);
 		}
 		target = one;

@@ -109,11 +109,11 @@ int main(int argc, char **argv)
 	pthread_create(&t, NULL, run, b);
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 	lc.broker = addr;
-	if (!(l = ft_listener_start(&lc)) || ccb_listener_wait_registered(l, 1, 10000)) {
+	if (!(l = ft_listener_start(&lc)) || ccb_listener_wait_registered(l, 1, 10000, NULL)) {
 		fprintf(stderr, "listener did not register\n");
 		return 1;
 	}
-	contact = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &contact, NULL);
 	dials(contact, n / 4 + 1, &base); /* warm-up */
 	dials(contact, n, &base);
 	for (int k = 0; k < nst; k++) {
@@ -160,7 +160,7 @@ int main(int argc, char **argv)
 		       base.p99 > 0 ? res[k].p99 / base.p99 : 0, res[k].waiting_end,
 		       res[k].rss_kib_each, res[k].fds_each);
 	printf("}\n");
-	free(contact);
+	ccb_free(contact);
 	ccb_listener_free(l);
 	ccb_broker_stop(b);
 	pthread_join(t, NULL);

@@ -19,7 +19,7 @@
 #include <time.h>
 
 #include "../broker/bktest.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 
 static double now_s(void)
 {
@@ -115,7 +115,7 @@ static void start_broker(bkt_broker *k, const char *next_hop, const ccb_sec_clie
 	cfg.outbound_proxy = true;
 	cfg.outbound_target_denylist = "";
 	cfg.outbound_next_hop = next_hop;
-	cfg.outbound_security = sc;
+	cfg.client_security = *sc;
 	if (ccb_broker_new(&cfg, &k->b, &err)) {
 		fprintf(stderr, "bench_outbound: broker: %s\n", err.detail);
 		exit(1);

@@ -40,13 +40,14 @@
 
 #include "ccb/addr.h"
 #include "ccb/config.h"
-#include "ccb/relay.h"
+#include "relay.h"
 #include "ccb/security.h"
 #include "ccb/stream.h"
 #include "ccb/wire.h"
 #include "ccbt.h"
 #include "security/policy.h"
 #include "util/util.h"
+#include "addr/addr_internal.h"
 
 static double now_s(void)
 {
@@ -295,7 +296,7 @@ static int e2e(const char *broker, const char *config, size_t size, double secon
 	}
 	snprintf(bk.host, sizeof bk.host, "%s", ccb_sinful_host(sf));
 	bk.port = ccb_sinful_port(sf) > 0 ? ccb_sinful_port(sf) : 9618;
-	bk.sinful = ccb_sinful_format(sf);
+	bk.sinful = ccb__sinful_format(sf);
 	ccb_sinful_free(sf);
 	if (ccb_config_load(config, &bk.cfg, &err) || ccb_config_client_security(bk.cfg, &bk.sec, &err)) {
 		fprintf(stderr, "bench_relay: config: %s\n", err.detail);
@@ -380,7 +381,7 @@ out:
 	ccb_classad_free(ad);
 	ccb_classad_free(rep);
 	ccb_classad_free(hello);
-	free(ccbid);
+	ccb_free(ccbid);
 	free(bk.sinful);
 	ccb_config_free(bk.cfg);
 	return rc;
@@ -455,7 +456,7 @@ int main(int argc, char **argv)
 			if (v > 0)
 				sizes[nsizes++] = (size_t)v;
 		}
-		free(dup);
+		ccb_free(dup);
 	}
 	if (nsizes == 0) {
 		if (broker) {

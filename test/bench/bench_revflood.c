@@ -204,7 +204,7 @@ int main(int argc, char **argv)
 	sec.auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
 	sec.allow[CCB_PERM_DAEMON] = "condor@vm";
 	cfg.listen = "127.0.0.1:0";
-	cfg.security = &sec;
+	cfg.security = sec;
 	if (ccb_broker_new(&cfg, &b, NULL)) {
 		fprintf(stderr, "broker failed to start\n");
 		return 1;
@@ -215,11 +215,11 @@ int main(int argc, char **argv)
 	lc.broker = addr;
 	lc.dial_timeout_ms = 0;
 	l = ft_listener_start(&lc);
-	if (!l || ccb_listener_wait_registered(l, 1, 10000) != CCB_OK) {
+	if (!l || ccb_listener_wait_registered(l, 1, 10000, NULL) != CCB_OK) {
 		fprintf(stderr, "listener did not register\n");
 		return 1;
 	}
-	contact = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &contact, NULL);
 	h = contact ? strrchr(contact, '#') : NULL;
 	if (!h)
 		return 1;
@@ -254,7 +254,8 @@ int main(int argc, char **argv)
 		thr_max = ft_count_threads();
 	}
 	{
-		char *st = ccb_listener_status_json(l);
+		char *st = NULL;
+		ccb_listener_status_json(l, &st, NULL);
 		json_t *j = st ? json_loads(st, 0, NULL) : NULL;
 		long long peak = j ? (long long)json_integer_value(
 					     json_object_get(j, "reverse_connects_pending_peak"))
@@ -284,10 +285,10 @@ int main(int argc, char **argv)
 		       base.p50 > 0 ? load.p50 / base.p50 : 0, base.p99 > 0 ? load.p99 / base.p99 : 0,
 		       peak, refused);
 		json_decref(j);
-		free(st);
+		ccb_free(st);
 	}
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	ccb_broker_stop(b);
 	pthread_join(bt, NULL);
 	ccb_broker_free(b);

@@ -144,10 +144,10 @@ static bool hop_start(hop *h, const char *next)
 	sec.allow[CCB_PERM_DAEMON] = "condor@vm";
 	sec.allow[CCB_PERM_READ] = "*";
 	c.listen = "127.0.0.1:0";
-	c.security = &sec;
+	c.security = sec;
 	c.outbound_next_hop = next;
-	c.upstream_security = &csec;
-	c.upstream_reconnect_ms = 200;
+	c.client_security = csec;
+	c.upstream_reconnect_interval_ms = 200;
 	c.relay_threads = 1;
 	if (ccb_broker_new(&c, &h->b, &err)) {
 		fprintf(stderr, "bench_tunnel: broker: %s\n", err.detail);
@@ -171,7 +171,7 @@ static bool one_case(int levels, double *a2b, double *b2a)
 	hop hops[3];
 	ccb_listener_config lc = {0};
 	ccb_listener *l = NULL;
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 	ccb_error err = {0};
 	struct blaster req = {0};
@@ -187,13 +187,13 @@ static bool one_case(int levels, double *a2b, double *b2a)
 	lc.security = csec;
 	lc.handler = handler;
 	lc.name = "BENCH target";
-	lc.heartbeat_interval = CCB_LISTENER_HEARTBEAT_OFF;
+	lc.heartbeat_interval_ms = CCB_LISTENER_HEARTBEAT_OFF;
 	if (ccb_listener_new(&lc, &l, &err) || ccb_listener_start(l, &err) ||
-	    ccb_listener_wait_registered(l, 1, 20000)) {
+	    ccb_listener_wait_registered(l, 1, 20000, NULL)) {
 		fprintf(stderr, "bench_tunnel: listener: %s\n", err.detail);
 		goto out;
 	}
-	contact = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &contact, NULL);
 	cp = contact;
 	o.broker_sec = &csec;
 	o.timeout_ms = 20000;
@@ -218,7 +218,7 @@ out:
 	if (fd >= 0)
 		close(fd);
 	ccb_stream_free(s);
-	free(contact);
+	ccb_free(contact);
 	ccb_listener_free(l);
 	while (n-- > 0)
 		hop_stop(&hops[n]);

@@ -39,6 +39,7 @@
 #include "ccb/wire.h"
 #include "security/policy.h"
 #include "util/util.h"
+#include "addr/addr_internal.h"
 
 #define PER_PROC_MAX 15000
 #define IO_TIMEOUT_MS 20000
@@ -1014,7 +1015,7 @@ static bool parse_broker(void)
 		opt.port = 9618;
 	const char *sock = ccb_sinful_shared_port_id(sf);
 	opt.sock_id = sock ? ccb_strdup(sock) : NULL;
-	opt.broker_sinful = ccb_sinful_format(sf);
+	opt.broker_sinful = ccb__sinful_format(sf);
 	ccb_sinful_free(sf);
 	return true;
 }

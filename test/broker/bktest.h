@@ -39,7 +39,7 @@ static inline void bkt_config(ccb_broker_config *c, ccb_sec_server_config *sec)
 	sec->auth_methods[CCB_PERM_ALLOW] = "CLAIMTOBE";
 	sec->allow[CCB_PERM_DAEMON] = "condor@vm";
 	c->listen = "127.0.0.1:0";
-	c->security = sec;
+	c->security = *sec; /* copied: change c->security, not *sec, afterwards */
 	c->handshake_timeout_ms = 5000;
 	c->handshake_workers = 2;
 }
@@ -76,13 +76,14 @@ static inline void bkt_stop(bkt_broker *k)
 /* A stat from the broker's JSON status, -1 if absent. */
 static inline long long bkt_stat(ccb_broker *b, const char *name)
 {
-	char *s = ccb_broker_status_json(b, false);
+	char *s = NULL;
+	ccb_broker_status_json(b, false, &s, NULL);
 	json_t *o = s ? json_loads(s, 0, NULL) : NULL;
 	json_t *v = o ? json_object_get(json_object_get(o, "stats"), name) : NULL;
 	long long r = v ? (long long)json_integer_value(v) : -1;
 
 	json_decref(o);
-	free(s);
+	ccb_free(s);
 	return r;
 }
 
@@ -117,6 +118,8 @@ static inline ccb_err bkt_connect(int port, int command, const char *user, ccb_s
 
 	if (rc)
 		return rc;
+	/* a broker that stops answering fails the test, not ctest's timeout */
+	ccb_stream_set_timeout(*s, 30000);
 	rc = ccb_sec_client_start(*s, &sc, command, 0, NULL, &info, err);
 	if (rc) {
 		ccb_stream_free(*s);

@@ -6,7 +6,7 @@
 #include <unistd.h>
 #include <sys/wait.h>
 
-#include "ccb/fiber.h"
+#include "fiber.h"
 #include "ccbt.h"
 
 typedef struct {

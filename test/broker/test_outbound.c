@@ -10,7 +10,7 @@
 #include "bktest.h"
 #include "ccb/attributes.h"
 #include "ccb/dial.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 
 static int fds_before;
 
@@ -316,7 +316,7 @@ static void test_dial_command_through(void)
 	bkt_broker proxy = {0}, target = {0};
 	ccb_sec_client_config sc = bkt_client("condor");
 	ccb_dial_info info;
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 	ccb_error e = {0};
 	char addr[64], *json = NULL;
@@ -346,7 +346,7 @@ static void test_dial_command_through(void)
 	CU_ASSERT_PTR_NOT_NULL(json);
 	if (json)
 		CU_ASSERT_PTR_NOT_NULL(strstr(json, ccb_broker_address(target.b)));
-	free(json);
+	ccb_free(json);
 	ccb_stream_free(s);
 	CU_ASSERT_EQUAL(bkt_stat(proxy.b, "CCBOutboundRequests"), 1);
 	/* Without outbound_force the loopback target is reached directly. */
@@ -384,7 +384,7 @@ static void test_ttl_chain(void)
 	fds_before = ccbt_count_fds();
 	for (int i = 2; i >= 0; i--) {
 		ob_config(&cfg, &k[i].sec);
-		cfg.outbound_security = &sc;
+		cfg.client_security = sc;
 		if (i < 2)
 			cfg.outbound_next_hop = hop[i];
 		if (i == 0)
@@ -421,7 +421,7 @@ static void test_ttl_chain(void)
 	/* The local budget caps a larger request: A's TTL 1 forwards 0. */
 	for (int i = 1; i >= 0; i--) {
 		ob_config(&cfg, &k[i].sec);
-		cfg.outbound_security = &sc;
+		cfg.client_security = sc;
 		if (i == 0) {
 			cfg.outbound_next_hop = hop[0];
 			cfg.outbound_ttl = 1;
@@ -465,7 +465,7 @@ static void test_caps_and_duplicates(void)
 
 	/* Duplicate ids, within outbound and across to streaming. */
 	ob_config(&cfg, &k.sec);
-	cfg.outbound_security = &sc;
+	cfg.client_security = sc;
 	bkt_start(&k, &cfg);
 	ccb_connect_id_new(cid, NULL);
 	CU_ASSERT_EQUAL_FATAL(proxy_request(k.port, "condor", target, cid, 8, &pending), CCB_OK);
@@ -497,7 +497,7 @@ static void test_caps_and_duplicates(void)
 
 	/* Handshake cap. */
 	ob_config(&cfg, &k.sec);
-	cfg.outbound_security = &sc;
+	cfg.client_security = sc;
 	cfg.max_streaming_handshakes = 1;
 	bkt_start(&k, &cfg);
 	ccb_connect_id_new(cid, NULL);
@@ -514,7 +514,7 @@ static void test_caps_and_duplicates(void)
 		char hop[64];
 		snprintf(hop, sizeof hop, "127.0.0.1:%u", sport);
 		ob_config(&cfg, &k.sec);
-		cfg.outbound_security = &sc;
+		cfg.client_security = sc;
 		cfg.outbound_next_hop = hop;
 		bkt_start(&k, &cfg);
 		ccb_connect_id_new(cid, NULL);
@@ -529,7 +529,7 @@ static void test_caps_and_duplicates(void)
 
 	/* Session cap. */
 	ob_config(&cfg, &k.sec);
-	cfg.outbound_security = &sc;
+	cfg.client_security = sc;
 	cfg.max_streaming_sessions = 1;
 	bkt_start(&k, &cfg);
 	ccb_connect_id_new(cid, NULL);

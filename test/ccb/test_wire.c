@@ -24,6 +24,7 @@
 #include "ccb/wire.h"
 #include "ccbt.h"
 #include "util/util.h"
+#include "classad/classad_internal.h"
 
 /* ---- captured messages (hex of the full CEDAR message, header included) -- */
 
@@ -558,7 +559,7 @@ static void peer_free(peer x)
 /* The peer sends [int cmd +] `lines` as one ad (+ a second ad) in one message. */
 static void peer_send(peer x, int64_t cmd, const char *const *lines, size_t n, bool two_ads)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 
 	for (size_t i = 0; i < n; i++)
 		CU_ASSERT_FATAL(ccb_classad_parse_line(ad, lines[i], NULL) == CCB_OK);
@@ -692,14 +693,14 @@ static void test_control_refusals(void)
 /* An ad whose one string attribute makes its body about `bytes` long. */
 static ccb_classad *big_ad(size_t bytes)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	char *v = malloc(bytes + 1);
 
 	memset(v, 'x', bytes);
 	v[bytes] = 0;
 	ccb_classad_set_string(ad, "Blob", v);
 	ccb_classad_set_string(ad, CCB_ATTR_CLAIM_ID, "abc");
-	free(v);
+	ccb_free(v);
 	return ad;
 }
 
@@ -802,7 +803,7 @@ static void test_write_checks(void)
 {
 	int raw;
 	ccb_stream *s = pair_stream(&raw);
-	ccb_classad *ad = ccb_classad_new(), *out;
+	ccb_classad *ad = ccb__classad_new(), *out;
 	ccb_error err;
 
 	/* No ClaimId / mistyped attributes: our own bug, nothing sent. */
@@ -838,7 +839,7 @@ static void test_write_checks(void)
 
 static void test_hello_from_request(void)
 {
-	ccb_classad *req = ccb_classad_new(), *hello, *res;
+	ccb_classad *req = ccb__classad_new(), *hello, *res;
 	ccb_error err;
 	const char *v;
 
@@ -970,7 +971,7 @@ static void test_hello_under_aes(void)
 
 static void test_ad_helpers(void)
 {
-	ccb_classad *ad = ccb_classad_new(), *out;
+	ccb_classad *ad = ccb__classad_new(), *out;
 	ccb_error err;
 	uint64_t u;
 	int64_t i;

@@ -9,6 +9,7 @@
 #include "../listener/fakebroker.h"
 #include "ccb/addr.h"
 #include "ccb/dial.h"
+#include "classad/classad_internal.h"
 
 #define CLAIM "0123456789abcdef0123456789abcdef01234567"
 
@@ -118,7 +119,7 @@ static void test_listen_ping_sigterm(void)
 		{
 			ccb_sec_client_config csc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
 						     .uid_domain = "vm"};
-			ccb_dial_opts o = {.private_network_name = "poolB.private", .timeout_ms = 10000};
+			ccb_dial_config o = {.private_network_name = "poolB.private", .timeout_ms = 10000};
 			ccb_sec_info info;
 			ccb_stream *ds = NULL;
 			bool authz = false;
@@ -144,7 +145,7 @@ static void test_listen_ping_sigterm(void)
 	pg.lfd = ccbt_listen(&pg.port);
 	pthread_create(&pg.t, NULL, pinger_main, &pg);
 	{
-		ccb_classad *req = ccb_classad_new();
+		ccb_classad *req = ccb__classad_new();
 		snprintf(addr, sizeof addr, "<127.0.0.1:%u>", pg.port);
 		ccb_classad_set_string(req, "Name", "TOOL on <127.0.0.1:1>");
 		ccb_classad_set_string(req, "ClaimId", CLAIM);

@@ -241,8 +241,8 @@ static void test_through_shared_port(void)
 {
 	char dir[] = "/tmp/ccbt-sp-XXXXXX", cmd[512], out[4096] = "";
 	struct sp_target t = {0};
-	ccb_sharedport_server_cfg scfg = {0};
-	ccb_sharedport_endpoint_cfg ecfg = {0};
+	ccb_sharedport_server_config scfg = {0};
+	ccb_sharedport_endpoint_config ecfg = {0};
 	pthread_t th;
 	FILE *p;
 	int st;

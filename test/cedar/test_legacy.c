@@ -83,7 +83,7 @@ static void check_full(int method, const char *cipher_hex)
 		CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 67);
 		CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 		CU_ASSERT(str && !strcmp(str, "abc"));
-		free(str);
+		ccb_free(str);
 		str = NULL;
 		CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 	}
@@ -126,10 +126,10 @@ static void check_secret(int method, const char *secret_hex)
 		CU_ASSERT(ccb_stream_get_int(s, &v) == CCB_OK && v == 5);
 		CU_ASSERT(ccb_stream_get_secret(s, &str) == CCB_OK);
 		CU_ASSERT(str && !strcmp(str, "abc"));
-		free(str);
+		ccb_free(str);
 		CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 		CU_ASSERT(str && !strcmp(str, "xyz"));
-		free(str);
+		ccb_free(str);
 		str = NULL;
 		CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 	}
@@ -146,7 +146,7 @@ static void check_secret(int method, const char *secret_hex)
 		for (int i = 0; i < 2; i++) {
 			CU_ASSERT(ccb_stream_get_secret(s, &str) == CCB_OK);
 			CU_ASSERT(str && !strcmp(str, "abc"));
-			free(str);
+			ccb_free(str);
 			str = NULL;
 		}
 		CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
@@ -226,13 +226,13 @@ static void test_encrypt_and_md(void)
 		CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == 1000 + i);
 		CU_ASSERT(ccb_stream_get_secret(b, &str) == CCB_OK);
 		CU_ASSERT(str && !strcmp(str, "claim"));
-		free(str);
+		ccb_free(str);
 		str = NULL;
 		CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
 		/* and back */
 		CU_ASSERT(ccb_stream_put_string(b, "ok") == CCB_OK && ccb_stream_end_message(b) == CCB_OK);
 		CU_ASSERT(ccb_stream_get_string(a, &str) == CCB_OK && str && !strcmp(str, "ok"));
-		free(str);
+		ccb_free(str);
 		str = NULL;
 		CU_ASSERT(ccb_stream_end_of_message(a) == CCB_OK);
 	}

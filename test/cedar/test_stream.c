@@ -9,9 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "ccbt.h"
+#include "cedar/legacy.h"
 #include "cedar/stream_internal.h"
 
 /* `detail` carries "<what> timed out after <N> ms" (error.h). */
@@ -107,10 +109,10 @@ static void test_read_primitives(void)
 	CU_ASSERT_EQUAL(v32, -123);
 	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 	CU_ASSERT_STRING_EQUAL(str, "condor@vm");
-	free(str);
+	ccb_free(str);
 	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 	CU_ASSERT_STRING_EQUAL(str, "");
-	free(str);
+	ccb_free(str);
 	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 	CU_ASSERT_PTR_NULL(str); /* 0xAD: no string */
 	CU_ASSERT(ccb_stream_get_char(s, &c) == CCB_OK && c == 'x');
@@ -135,7 +137,7 @@ static void test_multi_packet(void)
 	CU_ASSERT_EQUAL(v, 7);
 	CU_ASSERT(ccb_stream_get_string(s, &str) == CCB_OK);
 	CU_ASSERT_STRING_EQUAL(str, "abcdef");
-	free(str);
+	ccb_free(str);
 	CU_ASSERT(ccb_stream_end_of_message(s) == CCB_OK);
 	/* Reading past the end of a message fails instead of eating the next. */
 	ccbt_send_hex(raw, "01 00000008 0000000000000001 01 00000008 0000000000000002");
@@ -262,12 +264,47 @@ static void test_timeout(void)
 	close(raw);
 }
 
-static void *shutdown_later(void *p)
+struct blocked_reader {
+	ccb_stream *s;
+	long tid; /* the reading thread */
+};
+
+/* Whether thread `tid` of this process sleeps in poll(): the system call it
+ * is blocked in, from /proc/self/task/TID/syscall ("running" while it runs);
+ * where that file cannot be read, whether the thread sleeps at all. */
+static bool blocked_in_poll(void *arg)
 {
-	/* Deliberate time: the main thread should be blocked in its read
-	 * (not observable from here) when the shutdown comes. */
-	usleep(100 * 1000);
-	ccb_stream_shutdown(p);
+	long tid = *(long *)arg, nr;
+	char path[64], buf[256] = "", *p;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld/syscall", tid);
+	if ((f = fopen(path, "r"))) {
+		bool ok = fscanf(f, "%ld", &nr) == 1;
+		fclose(f);
+#ifdef SYS_poll
+		if (ok && nr == SYS_poll)
+			return true;
+#endif
+		return ok && nr == SYS_ppoll;
+	}
+	snprintf(path, sizeof path, "/proc/self/task/%ld/stat", tid);
+	if (!(f = fopen(path, "r")))
+		return false;
+	buf[fread(buf, 1, sizeof buf - 1, f)] = '\0';
+	fclose(f);
+	p = strrchr(buf, ')'); /* "TID (comm) STATE ...", comm may hold spaces */
+	return p && p[1] == ' ' && p[2] == 'S';
+}
+
+static void *shutdown_when_blocked(void *arg)
+{
+	struct blocked_reader *r = arg;
+
+	/* The shutdown must find the reader blocked in its read. */
+	if (!ccbt_wait_until(10000, blocked_in_poll, &r->tid))
+		fprintf(stderr, "reader not seen blocked in poll() within 10 s ");
+	ccb_stream_shutdown(r->s);
 	return NULL;
 }
 
@@ -275,11 +312,12 @@ static void test_cancel(void)
 {
 	int raw;
 	ccb_stream *s = pair_stream(&raw);
+	struct blocked_reader r = {s, (long)syscall(SYS_gettid)};
 	pthread_t t;
 	int64_t v;
 
 	ccb_stream_set_timeout(s, 20000);
-	pthread_create(&t, NULL, shutdown_later, s);
+	pthread_create(&t, NULL, shutdown_when_blocked, &r);
 	CU_ASSERT_EQUAL(ccb_stream_get_int(s, &v), CCB_ERR_CANCELLED);
 	pthread_join(t, NULL);
 	ccb_stream_free(s);
@@ -436,7 +474,7 @@ static void test_aes_roundtrip_and_digests(void)
 	ccb_stream_put_string(a, "hello");
 	ccb_stream_end_message(a);
 	CU_ASSERT(ccb_stream_get_string(b, &str) == CCB_OK);
-	free(str);
+	ccb_free(str);
 	ccb_stream_end_of_message(b);
 	ccb_stream_set_aes_key(a, key);
 	ccb_stream_set_aes_key(b, key);
@@ -446,7 +484,7 @@ static void test_aes_roundtrip_and_digests(void)
 		CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
 		CU_ASSERT(ccb_stream_get_string(b, &str) == CCB_OK);
 		CU_ASSERT_STRING_EQUAL(str, "secret");
-		free(str);
+		ccb_free(str);
 		CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == i);
 		CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
 		/* And back the other way. */
@@ -475,6 +513,154 @@ static void test_aes_roundtrip_and_digests(void)
 	CU_ASSERT_EQUAL(ccb_stream_get_int(b, &v), CCB_ERR_CRYPTO);
 	ccb_stream_free(a);
 	ccb_stream_free(b);
+}
+
+/* ---- byte-stream mode ---------------------------------------------------- */
+
+#define BYTES_BIG (300 * 1024 + 7) /* several CCB_STREAM_WRITE_CHUNK messages */
+
+static uint8_t pattern_at(size_t i)
+{
+	return (uint8_t)(i * 7 + (i >> 8));
+}
+
+/* The writer: 1 byte, a big buffer, then ten 1-byte writes, then close. */
+static void *bytes_writer(void *arg)
+{
+	ccb_stream *s = arg;
+	uint8_t *big = malloc(BYTES_BIG);
+	ccb_error err = {0};
+	size_t off = 0;
+
+	CU_ASSERT_FATAL(big != NULL);
+	for (size_t i = 0; i < BYTES_BIG; i++)
+		big[i] = pattern_at(1 + i);
+	{
+		uint8_t b = pattern_at(0);
+		CU_ASSERT_EQUAL(ccb_stream_write(s, &b, 1, &err), CCB_OK);
+	}
+	CU_ASSERT_EQUAL(ccb_stream_write(s, big, BYTES_BIG, &err), CCB_OK);
+	off = 1 + BYTES_BIG;
+	for (int i = 0; i < 10; i++) {
+		uint8_t b = pattern_at(off + (size_t)i);
+		CU_ASSERT_EQUAL(ccb_stream_write(s, &b, 1, &err), CCB_OK);
+	}
+	/* Nothing to send is no message. */
+	CU_ASSERT_EQUAL(ccb_stream_write(s, big, 0, &err), CCB_OK);
+	free(big);
+	ccb_stream_free(s); /* EOF for the reader */
+	return NULL;
+}
+
+/* method: 0 plaintext, 3 AES-GCM, 2 3DES with encryption and MD5. */
+static void bytes_roundtrip(int method)
+{
+	const size_t total = 1 + BYTES_BIG + 10;
+	uint8_t key[32] = {9, 8, 7}, buf[5000];
+	int fds[2];
+	ccb_stream *a, *b;
+	ccb_error err = {0};
+	pthread_t t;
+	size_t have = 0, got = 1;
+	bool same = true;
+
+	ccbt_tcp_pair(fds);
+	CU_ASSERT_FATAL(ccb_stream_new(fds[0], &a, NULL) == CCB_OK);
+	CU_ASSERT_FATAL(ccb_stream_new(fds[1], &b, NULL) == CCB_OK);
+	if (method == 3) {
+		CU_ASSERT_FATAL(ccb_stream_set_aes_key(a, key) == CCB_OK);
+		CU_ASSERT_FATAL(ccb_stream_set_aes_key(b, key) == CCB_OK);
+	} else if (method == 2) {
+		CU_ASSERT_FATAL(ccb__stream_set_legacy_key(a, CCB_LEGACY_3DES, key, true, true) == CCB_OK);
+		CU_ASSERT_FATAL(ccb__stream_set_legacy_key(b, CCB_LEGACY_3DES, key, true, true) == CCB_OK);
+	}
+	CU_ASSERT_FATAL(pthread_create(&t, NULL, bytes_writer, a) == 0);
+	/* Reads of varying sizes, one byte at a time now and then; no read
+	 * returns more than asked or nothing. */
+	for (int i = 0; have < total; i++) {
+		size_t want = i % 5 == 0 ? 1 : (size_t)(1 + (i * 997) % (int)sizeof buf);
+		got = 0;
+		if (ccb_stream_read(b, buf, want, &got, &err) != CCB_OK) {
+			CU_FAIL("stream read failed before the end");
+			fprintf(stderr, "read: %s\n", err.detail);
+			break;
+		}
+		CU_ASSERT(got >= 1 && got <= want);
+		for (size_t k = 0; k < got; k++)
+			same = same && buf[k] == pattern_at(have + k);
+		have += got;
+	}
+	CU_ASSERT_EQUAL(have, total);
+	CU_ASSERT(same);
+	/* End of the stream: CLOSED with nothing read, every time. */
+	got = 1;
+	CU_ASSERT_EQUAL(ccb_stream_read(b, buf, sizeof buf, &got, &err), CCB_ERR_CLOSED);
+	CU_ASSERT_EQUAL(got, 0);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_CLOSED);
+	CU_ASSERT_EQUAL(ccb_stream_read(b, buf, 1, &got, NULL), CCB_ERR_CLOSED);
+	pthread_join(t, NULL);
+	ccb_stream_free(b);
+}
+
+static void test_bytes_plain(void)
+{
+	bytes_roundtrip(0);
+}
+
+static void test_bytes_aes(void)
+{
+	bytes_roundtrip(3);
+}
+
+static void test_bytes_3des(void)
+{
+	bytes_roundtrip(2);
+}
+
+/* On the wire a write is a CEDAR message whose body is the bytes: a peer
+ * reading messages sees one blob per write; the modes do not mix with a
+ * message being built; bad arguments are refused. */
+static void test_bytes_wire_and_args(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	ccb_error err = {0};
+	size_t got = 9;
+	uint8_t b[4];
+
+	CU_ASSERT_EQUAL(ccb_stream_write(s, "abc", 3, &err), CCB_OK);
+	ccbt_expect_wire(raw, "01 00000003 616263");
+	CU_ASSERT_EQUAL(ccb_stream_put_int(s, 1), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_stream_write(s, "x", 1, &err), CCB_ERR_STATE);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_STATE);
+	CU_ASSERT_EQUAL(ccb_stream_read(s, b, 0, &got, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL(got, 0);
+	CU_ASSERT_EQUAL(ccb_stream_write(NULL, "x", 1, NULL), CCB_ERR_INVALID_ARG);
+	ccb_stream_free(s);
+	close(raw);
+
+	/* A message-reading peer of a byte writer. */
+	{
+		int fds[2];
+		ccb_stream *w, *r;
+		ccbt_tcp_pair(fds);
+		ccb_stream_new(fds[0], &w, NULL);
+		ccb_stream_new(fds[1], &r, NULL);
+		CU_ASSERT_EQUAL(ccb_stream_write(w, "ping", 4, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_wait_readable(r, 5000), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_get_bytes(r, b, 4), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_stream_unread(r), 0);
+		CU_ASSERT_EQUAL(ccb_stream_end_of_message(r), CCB_OK);
+		CU_ASSERT(memcmp(b, "ping", 4) == 0);
+		/* And a byte reader of a message writer. */
+		ccb_stream_put_int(r, 67);
+		ccb_stream_end_message(r);
+		got = 0;
+		CU_ASSERT_EQUAL(ccb_stream_read(w, b, 4, &got, NULL), CCB_OK);
+		CU_ASSERT_EQUAL(got, 4);
+		ccb_stream_free(w);
+		ccb_stream_free(r);
+	}
 }
 
 static void test_detach_and_fds(void)
@@ -594,6 +780,10 @@ static const ccbt_test tests[] = {
 	{"detach fd, no leaks", test_detach_and_fds},
 	{"cork: held messages go out at read, wait or uncork", test_cork},
 	{"error detail before and after a failure", test_error_detail},
+	{"byte-stream mode, plaintext", test_bytes_plain},
+	{"byte-stream mode, AES-GCM", test_bytes_aes},
+	{"byte-stream mode, 3DES", test_bytes_3des},
+	{"byte-stream mode on the wire, arguments", test_bytes_wire_and_args},
 	{NULL, NULL},
 };
 

@@ -32,7 +32,7 @@ static const char EX91[] = "0000000000000003"
 
 static void test_worked_example_plain(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	ccb_buf b;
 
 	ccb_classad_set_int(ad, "Command", 67);
@@ -48,7 +48,7 @@ static void test_worked_example_plain(void)
 /* §9.2: the same ad in AES string form. */
 static void test_worked_example_crypto(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	ccb_buf b;
 
 	ccb_classad_set_expr(ad, "Command", "67");
@@ -81,7 +81,7 @@ static void test_cpp_private_ad(void)
 	ccb_classad *ad;
 	const char *s;
 	ccb_buf b;
-	ccb_classad_put_opts old_peer = {.peer_version = 0};
+	ccb_classad_put_config old_peer = {.peer_version = 0};
 
 	CU_ASSERT_EQUAL(n, 148);
 	CU_ASSERT_FATAL(ccb__classad_decode(&c, &ad, 0, NULL) == CCB_OK);
@@ -97,10 +97,10 @@ static void test_cpp_private_ad(void)
 	CU_ASSERT(b.len == n && memcmp(b.data, wire, n) == 0);
 	/* For a 9.9+ peer the marker goes away; with no_private the attribute. */
 	ccb_buf_reset(&b);
-	ccb__classad_encode(&b, true, ad, &(ccb_classad_put_opts){.peer_version = 251400});
+	ccb__classad_encode(&b, true, ad, &(ccb_classad_put_config){.peer_version = 251400});
 	CU_ASSERT_EQUAL(b.len, n - 12);
 	ccb_buf_reset(&b);
-	ccb__classad_encode(&b, false, ad, &(ccb_classad_put_opts){.no_private = true});
+	ccb__classad_encode(&b, false, ad, &(ccb_classad_put_config){.no_private = true});
 	CU_ASSERT(memcmp(b.data, "\0\0\0\0\0\0\0\2", 8) == 0);
 	ccb_buf_free(&b);
 	ccb_classad_free(ad);
@@ -136,7 +136,7 @@ static char *line_of(ccb_classad *ad, const char *name)
 /* §3.1 and §4: values in old syntax. */
 static void test_value_printing(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 
 	ccb_classad_set_real(ad, "A", 3.0);
 	EXPECT_TEXT(ad, "A", "3.0");
@@ -168,7 +168,7 @@ static void test_value_printing(void)
 
 static void expect_parsed_string(const char *line, const char *want)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	const char *s = NULL;
 
 	CU_ASSERT(ccb_classad_parse_line(ad, line, NULL) == CCB_OK);
@@ -191,7 +191,7 @@ static void test_string_reading(void)
 
 static void test_parse_types(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	int64_t i;
 	double d;
 	bool b;
@@ -220,7 +220,7 @@ static void test_parse_types(void)
 	CU_ASSERT(ccb_classad_set_int(ad, "", 1) == CCB_ERR_INVALID_ARG);
 	/* Copy and remove. */
 	{
-		ccb_classad *c = ccb_classad_copy(ad);
+		ccb_classad *c = ccb__classad_copy(ad);
 		CU_ASSERT_EQUAL(ccb_classad_count(c), ccb_classad_count(ad));
 		CU_ASSERT(ccb_classad_remove(c, "e") == CCB_OK);
 		CU_ASSERT(ccb_classad_remove(c, "e") == CCB_ERR_NOT_FOUND);
@@ -233,7 +233,7 @@ static void test_parse_types(void)
 /* §2: length, then case-insensitive name; duplicates replace. */
 static void test_order(void)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	static const char *const want[] = {"b", "A", "cc", "Zz", "aaa", "Name"};
 	char *text;
 
@@ -249,9 +249,9 @@ static void test_order(void)
 	CU_ASSERT_STRING_EQUAL(ccb_classad_name_at(ad, 1), "b");
 	for (size_t i = 2; i < 6; i++)
 		CU_ASSERT_STRING_EQUAL(ccb_classad_name_at(ad, i), want[i]);
-	text = ccb_classad_to_text(ad);
+	text = ccb__classad_to_text(ad);
 	CU_ASSERT_STRING_EQUAL(text, "A = 2\nb = 1\ncc = 1\nZz = 1\naaa = 1\nName = 1\n");
-	free(text);
+	ccb_free(text);
 	ccb_classad_free(ad);
 }
 
@@ -291,7 +291,7 @@ static void test_malformed(void)
 
 static bool lines_in_wire_order(const ccb_dissect_item *it)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 	bool same = true;
 
 	for (size_t i = 0; i < it->nattrs; i++)
@@ -331,13 +331,13 @@ static void reencode_body(const uint8_t *body, size_t len, size_t *checked, size
 		CU_ASSERT_FATAL(ccb__classad_decode(&c, &ad, 0, NULL) == CCB_OK);
 		ccb_buf_init(&b);
 		ccb__classad_encode(&b, false, ad,
-				    &(ccb_classad_put_opts){.peer_version = marked ? 0 : 251400,
+				    &(ccb_classad_put_config){.peer_version = marked ? 0 : 251400,
 							    .projection = proj});
 		CU_ASSERT(b.len == it->length && !memcmp(b.data, body + it->offset, b.len));
 		if (b.len != it->length || memcmp(b.data, body + it->offset, b.len)) {
-			char *t = ccb_classad_to_text(ad);
+			char *t = ccb__classad_to_text(ad);
 			fprintf(stderr, "\nre-encoded ad differs:\n%s", t);
-			free(t);
+			ccb_free(t);
 		}
 		(*checked)++;
 		ccb_buf_free(&b);
@@ -361,7 +361,8 @@ static void test_capture_reencode(void)
 		root = json_load_file(path, 0, NULL);
 		CU_ASSERT_PTR_NOT_NULL_FATAL(root);
 		json_array_foreach(json_object_get(root, "connections"), ci, conn) {
-			ccb_dissector *d = ccb_dissector_new();
+			ccb_dissector *d = NULL;
+			ccb_dissector_new(&d, NULL);
 			json_t *seg;
 			size_t si;
 			json_array_foreach(json_object_get(conn, "segments"), si, seg) {
@@ -388,7 +389,37 @@ static void test_capture_reencode(void)
 	CU_ASSERT(projected >= 20 && projected <= 28);
 }
 
+/* The public constructors: ccb_err, out-parameter, ccb_error. */
+static void test_public_constructors(void)
+{
+	ccb_classad *ad = (ccb_classad *)1, *copy = (ccb_classad *)1;
+	ccb_error err = {0};
+	char *text = NULL;
+	int64_t v = 0;
+
+	CU_ASSERT_EQUAL(ccb_classad_new(NULL, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL(err.code, CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_new(&ad, &err), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_classad_count(ad), 0);
+	ccb_classad_set_int(ad, "Command", 67);
+	ccb_classad_set_string(ad, "Name", "x");
+	CU_ASSERT_EQUAL(ccb_classad_copy(NULL, &copy, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_PTR_NULL(copy);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_copy(ad, &copy, NULL), CCB_OK);
+	ccb_classad_free(ad);
+	CU_ASSERT(ccb_classad_get_int(copy, "command", &v) == CCB_OK && v == 67);
+	CU_ASSERT_EQUAL(ccb_classad_to_text(copy, NULL, &err), CCB_ERR_INVALID_ARG);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_to_text(copy, &text, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(text, "Name = \"x\"\nCommand = 67\n");
+	ccb_free(text);
+	CU_ASSERT_EQUAL(ccb_classad_to_text(NULL, &text, &err), CCB_OK);
+	CU_ASSERT_STRING_EQUAL(text, "");
+	ccb_free(text);
+	ccb_classad_free(copy);
+}
+
 static const ccbt_test tests[] = {
+	{"public constructors and text", test_public_constructors},
 	{"worked example 9.1 (plain)", test_worked_example_plain},
 	{"worked example 9.2 (AES string form)", test_worked_example_crypto},
 	{"C++ private ad 9.3", test_cpp_private_ad},

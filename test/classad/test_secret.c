@@ -79,7 +79,7 @@ static void test_s1_register_reply(void)
 	const uint8_t *z;
 	int fds[2];
 	ccb_stream *a, *b;
-	ccb_classad *ad = ccb_classad_new(), *back = NULL;
+	ccb_classad *ad = ccb__classad_new(), *back = NULL;
 	const char *claim = NULL;
 
 	/* Same CCBID, a 10-character ClaimId as in the capture (31 secret
@@ -93,7 +93,7 @@ static void test_s1_register_reply(void)
 	ccb_stream_set_timeout(a, 5000);
 	ccb_stream_set_timeout(b, 5000);
 	CU_ASSERT_FATAL(ccb__stream_set_legacy_key(a, CCB_LEGACY_BLOWFISH, key24, false, false) == CCB_OK);
-	CU_ASSERT(ccb_classad_put(a, ad, &(ccb_classad_put_opts){.peer_version = 251400}) == CCB_OK);
+	CU_ASSERT(ccb_classad_put(a, ad, &(ccb_classad_put_config){.peer_version = 251400}) == CCB_OK);
 	CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(cap_len, 122);
 	ccbt_read_raw(fds[1], got, cap_len);
@@ -125,7 +125,7 @@ static void test_modes(void)
 {
 	int fds[2];
 	ccb_stream *a, *b;
-	ccb_classad *ad = ccb_classad_new(), *back = NULL;
+	ccb_classad *ad = ccb__classad_new(), *back = NULL;
 	uint8_t buf[512];
 	ssize_t n;
 	const char *v = NULL;
@@ -140,7 +140,7 @@ static void test_modes(void)
 	CU_ASSERT(ccb__stream_set_legacy_key(a, CCB_LEGACY_3DES, key24, false, false) == CCB_OK);
 	CU_ASSERT(ccb__stream_set_legacy_key(b, CCB_LEGACY_3DES, key24, false, false) == CCB_OK);
 	/* Peer >= 9.9.0: both private attributes as enciphered secrets. */
-	ccb_classad_put(a, ad, &(ccb_classad_put_opts){.peer_version = 251400});
+	ccb_classad_put(a, ad, &(ccb_classad_put_config){.peer_version = 251400});
 	ccb_stream_end_message(a);
 	CU_ASSERT(ccb_classad_get(b, &back) == CCB_OK && ccb_stream_end_of_message(b) == CCB_OK);
 	CU_ASSERT_EQUAL(ccb_classad_count(back), 3);
@@ -155,7 +155,7 @@ static void test_modes(void)
 	ccb_classad_free(back);
 	/* A projection write marks private attributes too when secrets are
 	 * enciphered; raw bytes: two ZKM markers, no clear "c1". */
-	ccb_classad_put(a, ad, &(ccb_classad_put_opts){.peer_version = 251400, .projection = true});
+	ccb_classad_put(a, ad, &(ccb_classad_put_config){.peer_version = 251400, .projection = true});
 	ccb_stream_end_message(a);
 	n = recv(fds[1], buf, sizeof buf, 0);
 	CU_ASSERT(n > 0);

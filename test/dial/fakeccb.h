@@ -156,7 +156,7 @@ static inline void fb_serve_target(fake_broker *b, ccb_stream *t)
 			if (!(rc = ccb_stream_put_string(t, reply)))
 				rc = ccb_stream_end_message(t);
 		}
-		free(str);
+		ccb_free(str);
 	}
 out:
 	pthread_mutex_lock(&b->mu);
@@ -393,7 +393,7 @@ static inline bool fb_echo(ccb_stream *s, const char *msg)
 	ok = !ccb_stream_put_string(s, msg) && !ccb_stream_end_message(s) &&
 	     !ccb_stream_get_string(s, &got) && !ccb_stream_end_of_message(s) && got &&
 	     !strcmp(got, want);
-	free(got);
+	ccb_free(got);
 	return ok;
 }
 

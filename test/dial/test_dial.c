@@ -48,7 +48,7 @@ static void rec_init(rec *r)
 
 static ccb_sec_client_config csec;
 
-static void opts_init(ccb_dial_opts *o, int timeout_ms)
+static void opts_init(ccb_dial_config *o, int timeout_ms)
 {
 	memset(o, 0, sizeof *o);
 	fb_client_sec(&csec);
@@ -67,7 +67,7 @@ static void test_success(void)
 {
 	int fds0 = ccbt_count_fds(), thr0 = ccbt_count_threads();
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	ccb_error err;
@@ -102,7 +102,7 @@ static void test_success(void)
 static void test_broker_sessions(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_error err;
 	const char *c[1];
@@ -111,10 +111,10 @@ static void test_broker_sessions(void)
 	for (int kept = 0; kept < 2; kept++) {
 		fb_start(&b, FB_FORWARD, TG_ECHO, "7");
 		if (kept)
-			b.cfg.sessions = ccb_sec_sessions_new(8);
+			ccb_sec_sessions_new(8, &b.cfg.sessions, NULL);
 		c[0] = fb_contact(&b);
 		opts_init(&o, 10000);
-		csec.sessions = ccb_sec_sessions_new(8);
+		ccb_sec_sessions_new(8, &csec.sessions, NULL);
 		for (int i = 0; i < 2; i++) {
 			rec_init(&r);
 			o.progress = rec_fn;
@@ -139,7 +139,7 @@ static void test_broker_sessions(void)
 static void test_reply_before_hello(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	const char *c[1];
 	rec r;
@@ -163,7 +163,7 @@ static void test_reply_before_hello(void)
 static void test_impostor_ignored(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	const char *c[1];
 	rec r;
@@ -186,7 +186,7 @@ static void expect_failure(fb_mode mode, int timeout_ms, ccb_err want, const cha
 {
 	int fds0 = ccbt_count_fds();
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = (ccb_stream *)&o;
 	ccb_error err;
 	const char *c[1];
@@ -232,7 +232,7 @@ static void test_silent_broker(void)
 
 static void test_dead_broker_and_auth(void)
 {
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_error err;
 	char contact[64];
@@ -266,7 +266,7 @@ static void test_race(void)
 {
 	int fds0 = ccbt_count_fds(), thr0 = ccbt_count_threads();
 	fake_broker silent, good;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	ccb_error err;
@@ -303,7 +303,7 @@ static void test_race(void)
 static void test_all_fail_reports_each(void)
 {
 	fake_broker unk, fail;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_error err;
 	char dead[64], port[16];
@@ -329,7 +329,7 @@ static void test_all_fail_reports_each(void)
 static void test_sequential(void)
 {
 	fake_broker good, silent1, silent2;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	char d1[64], d2[64];
 	const char *c[3];
@@ -393,7 +393,7 @@ static void test_streaming(void)
 {
 	int fds0 = ccbt_count_fds();
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	ccb_error err;
@@ -448,7 +448,7 @@ static void test_streaming(void)
 static void test_streaming_unsupported(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	ccb_error err;
@@ -509,7 +509,7 @@ static void test_streaming_unsupported(void)
 static void test_shared_port_target(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	ccb_error err;
@@ -553,9 +553,9 @@ static void test_reverse_via_endpoint(void)
 	char dir[64];
 	fake_broker b;
 	sp_bg srv = {0};
-	ccb_sharedport_server_cfg scfg = {0};
-	ccb_sharedport_endpoint_cfg ecfg = {0};
-	ccb_dial_opts o;
+	ccb_sharedport_server_config scfg = {0};
+	ccb_sharedport_endpoint_config ecfg = {0};
+	ccb_dial_config o;
 	ccb_stream *s = NULL;
 	ccb_error err;
 	char spaddr[64];
@@ -589,7 +589,7 @@ static void test_reverse_via_endpoint(void)
 struct bg_dial {
 	const char **c;
 	size_t n;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_err rc;
 	ccb_error err;
 	ccb_stream *s;
@@ -622,7 +622,7 @@ static void test_cancel(void)
 	d.n = 3;
 	opts_init(&d.o, 20000);
 	d.o.stagger_ms = 50;
-	d.o.cancel = ccb_dial_cancel_new();
+	ccb_dial_cancel_new(&d.o.cancel, NULL);
 	pthread_create(&th, NULL, bg_dial_main, &d);
 	sp_sleep_ms(400);
 	t0 = ccb_now_ms();
@@ -650,7 +650,7 @@ static void test_cancel(void)
 static void test_dial_command(void)
 {
 	fake_broker b;
-	ccb_dial_opts o;
+	ccb_dial_config o;
 	ccb_sec_client_config tsec = {0};
 	ccb_sec_info info;
 	ccb_stream *s = NULL;

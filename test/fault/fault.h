@@ -8,11 +8,13 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "../broker/bktest.h"
 #include "ccb/dial.h"
 #include "ccb/listener.h"
+#include "listener_test.h"
 #include "ccbt_proc.h"
 
 /* Full sizes from the issue when CCB_FAULT_FULL=1, else CI-sized ones. */
@@ -22,9 +24,21 @@ static inline bool ft_full(void)
 	return v && *v && strcmp(v, "0") != 0;
 }
 
+/* Records its kernel thread id, so the caller can see the thread go. */
 static void *ft_nop(void *arg)
 {
-	return arg;
+	*(long *)arg = (long)syscall(SYS_gettid);
+	return NULL;
+}
+
+/* A joined thread can still be listed in /proc/self/task for a moment (the
+ * kernel reaps it after pthread_join has returned). */
+static bool ft_task_gone(void *arg)
+{
+	char path[64];
+
+	snprintf(path, sizeof path, "/proc/self/task/%ld", *(long *)arg);
+	return access(path, F_OK) != 0;
 }
 
 /* Threads of this process. The first call starts and joins a thread so that
@@ -38,10 +52,14 @@ static inline int ft_count_threads(void)
 
 	if (!warmed) {
 		pthread_t t;
+		long tid = 0;
 		warmed = true;
-		if (pthread_create(&t, NULL, ft_nop, NULL) == 0)
+		if (pthread_create(&t, NULL, ft_nop, &tid) == 0) {
 			pthread_join(t, NULL);
-		usleep(10000);
+			/* Not counted in the baseline: wait until it is gone. */
+			if (!ccbt_wait_until(5000, ft_task_gone, &tid))
+				fprintf(stderr, "warm-up thread %ld still listed after 5 s\n", tid);
+		}
 	}
 	if (!(d = opendir("/proc/self/task")))
 		return -1;
@@ -94,14 +112,16 @@ static inline ccb_listener_config ft_listener_config(void)
 	c.security.uid_domain = "vm";
 	c.handler = ft_echo_handler;
 	c.name = "FAULT <127.0.0.1:0>";
-	c.heartbeat_interval = CCB_LISTENER_HEARTBEAT_OFF;
+	c.heartbeat_interval_ms = CCB_LISTENER_HEARTBEAT_OFF;
 	c.reconnect_interval_ms = 200;
 	c.timeout_ms = 5000;
 	c.dial_timeout_ms = 3000;
 	return c;
 }
 
-static inline ccb_listener *ft_listener_start(const ccb_listener_config *c)
+/* test_heartbeat_ms > 0: a heartbeat below HTCondor's 30 s floor, set with
+ * the internal test setter. */
+static inline ccb_listener *ft_listener_start_hb(const ccb_listener_config *c, int test_heartbeat_ms)
 {
 	ccb_listener *l = NULL;
 	ccb_error err = {0};
@@ -110,12 +130,19 @@ static inline ccb_listener *ft_listener_start(const ccb_listener_config *c)
 		fprintf(stderr, "listener_new: %s\n", err.detail);
 		return NULL;
 	}
+	if (test_heartbeat_ms > 0)
+		ccb__listener_set_test_heartbeat(l, test_heartbeat_ms);
 	if (ccb_listener_start(l, &err) != CCB_OK) {
 		fprintf(stderr, "listener_start: %s\n", err.detail);
 		ccb_listener_free(l);
 		return NULL;
 	}
 	return l;
+}
+
+static inline ccb_listener *ft_listener_start(const ccb_listener_config *c)
+{
+	return ft_listener_start_hb(c, 0);
 }
 
 /* ---- dials ------------------------------------------------------------------- */
@@ -128,7 +155,7 @@ static ccb_sec_client_config ft_tool_sec = {
 static inline ccb_err ft_dial_echo(const char *const *contacts, size_t n, int timeout_ms,
 				   bool streaming, int64_t *ms, ccb_error *err)
 {
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 	int64_t t0 = ccb_now_ms(), v = 0;
 	ccb_err rc;

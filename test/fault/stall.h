@@ -194,7 +194,7 @@ static inline ccb_err st_legit(int command, const char *src_ip, int port, int ti
 			ccb_error_set(err, rc, "status reply: %s", ccb_stream_error(s)->detail);
 		else if (!strstr(json, "HandshakesInProgress"))
 			rc = ccb_error_set(err, CCB_ERR_PROTOCOL, "status reply without the handshake counts");
-		free(json);
+		ccb_free(json);
 	}
 out:
 	ccb_stream_free(s);

@@ -45,7 +45,7 @@ static void *legit_main(void *arg)
 		}
 		if (ms > G.worst_ms)
 			G.worst_ms = ms;
-		usleep(50000);
+		usleep(50000); /* deliberate: a legitimate client's pace, not a wait */
 	}
 	return NULL;
 }
@@ -70,11 +70,10 @@ static void test_setup(void)
 	bkt_start(&G.k, &cfg);
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", G.k.port);
 	c.broker = addr;
-	c.heartbeat_interval_ms = 300;
-	G.l = ft_listener_start(&c);
+	G.l = ft_listener_start_hb(&c, 300);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(G.l);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000), CCB_OK);
-	G.contact = ccb_listener_contact_list(G.l);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000, NULL), CCB_OK);
+	ccb_listener_contact_list(G.l, &G.contact, NULL);
 	pthread_create(&G.t, NULL, legit_main, NULL);
 }
 
@@ -86,14 +85,15 @@ static void test_teardown(void)
 	       G.ok, G.failed, G.worst_ms, G.failed ? "; last error: " : "", G.last_err);
 	/* The legitimate registration survived everything. */
 	{
-		char *now = ccb_listener_contact_list(G.l);
+		char *now = NULL;
+		ccb_listener_contact_list(G.l, &now, NULL);
 		CU_ASSERT_STRING_EQUAL(now ? now : "", G.contact);
-		free(now);
+		ccb_free(now);
 	}
 	CU_ASSERT_EQUAL(G.failed, 0);
 	CU_ASSERT(G.ok >= 5);
 	ccb_listener_free(G.l);
-	free(G.contact);
+	ccb_free(G.contact);
 	bkt_stop(&G.k);
 	CU_ASSERT(ft_settle(fds0, thr0, 10000));
 }
@@ -169,7 +169,7 @@ static void *dialer_main(void *arg)
 {
 	dialer *d = arg;
 	const char *ct[1] = {d->contact};
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 
 	o.broker_sec = &ft_tool_sec;

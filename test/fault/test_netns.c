@@ -96,21 +96,21 @@ static int listener_main(const char *broker)
 
 	c.broker = broker;
 	c.name = "NETNS test";
-	c.heartbeat_interval_ms = 300;
 	c.timeout_ms = 1000;
 	c.reconnect_interval_ms = 300;
-	l = ft_listener_start(&c);
+	l = ft_listener_start_hb(&c, 300);
 	if (!l)
 		return 1;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	for (;;) {
 		bool now;
-		ccb_listener_wait_change(l, &gen, 200);
+		ccb_listener_wait_change(l, &gen, 200, NULL);
 		now = ccb_listener_num_registered(l) == 1;
 		if (now && !was) {
-			char *cl = ccb_listener_contact_list(l);
+			char *cl = NULL;
+			ccb_listener_contact_list(l, &cl, NULL);
 			printf("registered#%d %s\n", ++reg, cl ? cl : "");
-			free(cl);
+			ccb_free(cl);
 		} else if (!now && was) {
 			printf("lost#%d\n", ++lost);
 		}

@@ -77,13 +77,14 @@ static int listener_main(const char *broker)
 	c.name = "NETNS tunnel target";
 	c.reconnect_interval_ms = 300;
 	l = ft_listener_start(&c);
-	if (!l || ccb_listener_wait_registered(l, 1, 20000) != CCB_OK)
+	if (!l || ccb_listener_wait_registered(l, 1, 20000, NULL) != CCB_OK)
 		return 1;
 	{
-		char *cl = ccb_listener_contact_list(l);
+		char *cl = NULL;
+		ccb_listener_contact_list(l, &cl, NULL);
 		printf("address %s\nregistered %s\n", ccb_listener_address(l), cl ? cl : "");
 		fflush(stdout);
-		free(cl);
+		ccb_free(cl);
 	}
 	for (;;)
 		pause();

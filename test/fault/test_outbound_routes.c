@@ -17,7 +17,7 @@ static void start_proxy(bkt_broker *k, const char *next_hop)
 	bkt_config(&cfg, &k->sec);
 	cfg.outbound_proxy = true;
 	cfg.outbound_target_denylist = ""; /* loopback targets here */
-	cfg.outbound_security = &daemon_sec;
+	cfg.client_security = daemon_sec;
 	cfg.outbound_next_hop = next_hop;
 	bkt_start(k, &cfg);
 }
@@ -25,7 +25,7 @@ static void start_proxy(bkt_broker *k, const char *next_hop)
 /* Through `proxy`: send an int, expect it + 1 back (the echo handlers). */
 static ccb_err echo_through(int proxy_port, const char *target, ccb_error *err)
 {
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_dial_info info;
 	ccb_stream *s = NULL;
 	char broker[64];
@@ -66,7 +66,7 @@ static void test_ccb_routed_target(void)
 	lc.broker = addr;
 	l = ft_listener_start(&lc);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, &e), CCB_OK);
 	CU_ASSERT_PTR_NOT_NULL(strstr(sinful, "CCBID="));
 	{
@@ -116,8 +116,8 @@ static void test_shared_port_target(void)
 {
 	bkt_broker proxy = {0};
 	char dir[] = "/tmp/ccbt-outbound-sp-XXXXXX", target[128];
-	ccb_sharedport_server_cfg scfg = {0};
-	ccb_sharedport_endpoint_cfg ecfg = {0};
+	ccb_sharedport_server_config scfg = {0};
+	ccb_sharedport_endpoint_config ecfg = {0};
 	ccb_sharedport_server *srv = NULL;
 	sp_target t = {0};
 	pthread_t ts, te;
@@ -158,7 +158,7 @@ static void test_next_hop_gone(void)
 {
 	bkt_broker exitb = {0}, fwd = {0};
 	char hop[64], broker[64];
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 	ccb_error e = {0};
 	int fds = ccbt_count_fds();

@@ -50,9 +50,10 @@ static void short_echo(ccb_stream *conn, const ccb_listener_conn_info *info, voi
 
 static json_t *status(void)
 {
-	char *s = ccb_listener_status_json(G.l);
+	char *s = NULL;
+	ccb_listener_status_json(G.l, &s, NULL);
 	json_t *j = s ? json_loads(s, 0, NULL) : NULL;
-	free(s);
+	ccb_free(s);
 	return j;
 }
 
@@ -172,8 +173,8 @@ static void test_setup(void)
 	c.reverse_connect_timeout_ms = 10000;
 	G.l = ft_listener_start(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(G.l);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000), CCB_OK);
-	G.contact = ccb_listener_contact_list(G.l);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(G.l, 1, 10000, NULL), CCB_OK);
+	ccb_listener_contact_list(G.l, &G.contact, NULL);
 	h = G.contact ? strrchr(G.contact, '#') : NULL;
 	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
 	snprintf(G.ccbid, sizeof G.ccbid, "%s", h + 1);
@@ -230,7 +231,7 @@ static void test_flood(void)
 			max_thr = t;
 		if (f > max_fds)
 			max_fds = f;
-		usleep(50000);
+		usleep(50000); /* deliberate: a legitimate client's pace while the window lasts */
 	}
 	fprintf(stderr,
 		"legitimate dials: %d ok, %d failed%s%s; pending peak %lld, refused %lld; threads "
@@ -309,7 +310,7 @@ static void test_per_requester_cap(void)
 static void test_teardown(void)
 {
 	ccb_listener_free(G.l);
-	free(G.contact);
+	ccb_free(G.contact);
 	bkt_stop(&G.k);
 	CU_ASSERT(ft_settle(G.fds0, G.thr0, 10000));
 }

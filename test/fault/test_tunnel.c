@@ -26,10 +26,10 @@ static void start_hop(bkt_broker *k, const char *next_hop, long hold_ms)
 
 	bkt_config(&c, &k->sec);
 	c.outbound_target_denylist = hop_denylist;
-	k->sec.allow[CCB_PERM_READ] = "*";
+	c.security.allow[CCB_PERM_READ] = "*";
 	c.outbound_next_hop = next_hop;
-	c.upstream_security = &up_sec;
-	c.upstream_reconnect_ms = 200;
+	c.client_security = up_sec;
+	c.upstream_reconnect_interval_ms = 200;
 	c.tunnel_registration_timeout_ms = hold_ms;
 	bkt_start(k, &c);
 }
@@ -51,8 +51,8 @@ static ccb_listener *listen_at(bkt_broker *k, char **contact)
 	c.broker = addr;
 	l = ft_listener_start(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
-	*contact = ccb_listener_contact_list(l);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
+	ccb_listener_contact_list(l, contact, NULL);
 	return l;
 }
 
@@ -126,7 +126,7 @@ static void test_two_levels(void)
 			json_decref(o);
 		}
 		free(out);
-		free(sinful);
+		ccb_free(sinful);
 		unlink(cfg);
 		ids = 0;
 	}
@@ -139,7 +139,7 @@ static void test_two_levels(void)
 		CU_ASSERT(bkt_wait_stat(inner.b, "CCBTunnelRelaysFailed", 1));
 	}
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&inner);
 	bkt_stop(&outer);
 	free(up);
@@ -166,7 +166,7 @@ static void test_three_levels(void)
 	CU_ASSERT(bkt_wait_stat(b1.b, "CCBTunnelRelays", 1));
 	CU_ASSERT(bkt_wait_stat(b2.b, "CCBTunnelRelays", 1));
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&b2);
 	bkt_stop(&b1);
 	bkt_stop(&b0);
@@ -219,7 +219,7 @@ static void test_hostile_routes(void)
 	CU_ASSERT_EQUAL(bkt_stat(inner.b, "CCBTunnelRelaysFailed"), 0);
 	CU_ASSERT_EQUAL(dial1(contact), CCB_OK);
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&inner);
 	bkt_stop(&outer);
 	free(up);
@@ -250,23 +250,23 @@ static void test_held_replies(void)
 	c.broker = addr;
 	l = ft_listener_start(&c);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(l);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 1500), CCB_ERR_TIMEOUT);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 1500, NULL), CCB_ERR_TIMEOUT);
 	CU_ASSERT(bkt_wait_stat(inner.b, "CCBEndpointsConnected", 0));
 	/* Now the next hop comes up on that port. */
 	{
 		ccb_broker_config bc;
 		char listen[64];
 		bkt_config(&bc, &outer.sec);
-		outer.sec.allow[CCB_PERM_READ] = "*";
+		bc.security.allow[CCB_PERM_READ] = "*";
 		snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
 		bc.listen = listen;
 		bkt_start(&outer, &bc);
 	}
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 15000), CCB_OK);
-	contact = ccb_listener_contact_list(l);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 15000, NULL), CCB_OK);
+	ccb_listener_contact_list(l, &contact, NULL);
 	CU_ASSERT(contact && strstr(contact, up) == contact);
 	CU_ASSERT_EQUAL(dial1(contact), CCB_OK);
-	free(contact);
+	ccb_free(contact);
 	ccb_listener_free(l);
 	bkt_stop(&inner);
 	bkt_stop(&outer);
@@ -295,7 +295,7 @@ static void test_inner_dropped(void)
 	CU_ASSERT(bkt_wait_stat(outer.b, "CCBStreamingHandshakesActive", 0));
 	CU_ASSERT(bkt_wait_stat(outer.b, "CCBStreamingActive", 0));
 	CU_ASSERT(ft_settle(fds, -1, 5000));
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&outer);
 	free(up);
 }
@@ -374,7 +374,7 @@ static void test_old_client(void)
 	CU_ASSERT_EQUAL(bkt_stat(outer.b, "CCBTunnelRelays"), 0);
 	close(lfd);
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&inner);
 	bkt_stop(&outer);
 	free(up);
@@ -413,7 +413,7 @@ static void test_old_client_not_permitted(void)
 	ccb_stream_free(req);
 	close(lfd);
 	ccb_listener_free(l);
-	free(contact);
+	ccb_free(contact);
 	bkt_stop(&inner);
 	bkt_stop(&outer);
 	free(up);

@@ -15,12 +15,12 @@ static void roundtrip(const ccb_classad *ad, bool crypto)
 	ccb_buf b;
 	ccb_cursor c;
 	ccb_classad *again = NULL;
-	char *text = ccb_classad_to_text(ad);
+	char *text = ccb__classad_to_text(ad);
 
 	free(text);
 	ccb_buf_init(&b);
 	/* For a 9.9+ peer nothing is dropped, so the count must survive. */
-	if (ccb__classad_encode(&b, crypto, ad, &(ccb_classad_put_opts){.peer_version = 251400})) {
+	if (ccb__classad_encode(&b, crypto, ad, &(ccb_classad_put_config){.peer_version = 251400})) {
 		c = (ccb_cursor){.data = b.data, .len = b.len, .crypto = crypto};
 		/* What we write must read back (values with a NUL-free form). */
 		if (ccb__classad_decode(&c, &again, 0, NULL) == CCB_OK &&
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	{
 		char *line = malloc(size + 1);
-		ccb_classad *ad = ccb_classad_new();
+		ccb_classad *ad = ccb__classad_new();
 		if (line && ad) {
 			memcpy(line, data, size);
 			line[size] = '\0';

@@ -42,7 +42,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size < 1 || size > 65536 || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
 		return 0;
 	if (!sessions)
-		sessions = ccb_sec_sessions_new(64);
+		ccb_sec_sessions_new(64, &sessions, NULL);
 	/* The peer's bytes; our replies fit the socket buffer unread. */
 	if (size > 1 && send(sv[1], data + 1, size - 1, MSG_NOSIGNAL) != (ssize_t)(size - 1)) {
 		close(sv[0]);

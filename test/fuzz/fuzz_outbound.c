@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "ccb/wire.h"
-#include "ccb/outbound.h"
+#include "outbound.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

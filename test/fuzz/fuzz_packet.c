@@ -46,7 +46,7 @@ static void read_all(const uint8_t *data, size_t size, bool aes)
 
 		switch ((pattern >> (i % 4) * 2) & 3) {
 		case 0: rc = ccb_stream_get_int(s, &v); break;
-		case 1: rc = ccb_stream_get_string(s, &str); free(str); break;
+		case 1: rc = ccb_stream_get_string(s, &str); ccb_free(str); break;
 		case 2: rc = ccb_stream_get_double(s, &d); break;
 		default:
 			rc = ccb_stream_get_char(s, &c);
@@ -71,11 +71,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	read_all(data, size, false);
 	read_all(data, size, true);
-	d = ccb_dissector_new();
+	ccb_dissector_new(&d, NULL);
 	if (d) {
 		ccb_dissector_feed(d, CCB_DIR_C2S, data, size, NULL);
-		for (size_t i = 0; i < ccb_dissector_count(d); i++)
-			free(ccb_dissect_msg_text(ccb_dissector_msg(d, i), i + 1));
+		for (size_t i = 0; i < ccb_dissector_count(d); i++) {
+			char *t = NULL;
+			ccb_dissect_msg_text(ccb_dissector_msg(d, i), i + 1, &t, NULL);
+			ccb_free(t);
+		}
 		ccb_dissector_free(d);
 	}
 	return 0;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ccb/addr.h"
-#include "ccb/broker_internal.h"
+#include "broker_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -37,12 +37,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		bk_route_split(text, head, sizeof head, &tail);
 	}
 	if (ccb_contact_split(text, &c, NULL) == CCB_OK) {
-		char *route = ccb_contact_route(&c);
-		if (!route)
+		char *route = NULL;
+		if (ccb_contact_route(&c, &route, NULL) != CCB_OK)
 			abort();
 		if (c.n_ids > 1 && c.n_ids <= 9 && !bk_route_ok(route))
 			abort();
-		free(route);
+		ccb_free(route);
 	}
 	ccb_contact_clear(&c);
 	free(text);

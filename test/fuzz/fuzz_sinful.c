@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "ccb/addr.h"
+#include "addr/addr_internal.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -22,20 +23,20 @@ static void check_fixed_point(const ccb_sinful *s)
 	char **contacts = NULL;
 	size_t n;
 
-	first = ccb_sinful_format(s);
+	first = ccb__sinful_format(s);
 	if (!first)
 		return;
 	if (strlen(first) <= CCB_ADDR_MAX_TEXT) {
 		if (ccb_sinful_parse(first, &again, NULL) != CCB_OK)
 			abort();
-		second = ccb_sinful_format(again);
+		second = ccb__sinful_format(again);
 		if (!second || strcmp(first, second) != 0)
 			abort();
 		free(second);
 		ccb_sinful_free(again);
 	}
 	free(first);
-	free(ccb_sinful_broker_address(s));
+	free(ccb__sinful_broker_address(s));
 	if (ccb_sinful_addrs(s, &hp, &n, NULL) != CCB_OK)
 		abort(); /* addrs was validated by the parser */
 	free(hp);
@@ -44,10 +45,10 @@ static void check_fixed_point(const ccb_sinful *s)
 			ccb_contact c;
 
 			if (ccb_contact_split(contacts[i], &c, NULL) == CCB_OK)
-				free(ccb_contact_route(&c));
+				free(ccb__contact_route(&c));
 			ccb_contact_clear(&c);
 		}
-		ccb_addr_strv_free(contacts);
+		ccb_strv_free(contacts);
 	}
 }
 
@@ -72,10 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	ccb_sinful_free(s);
 
 	if (ccb_contact_split(text, &c, NULL) == CCB_OK)
-		free(ccb_contact_route(&c));
+		free(ccb__contact_route(&c));
 	ccb_contact_clear(&c);
 	if (ccb_broker_list_split(text, &v, NULL, NULL) == CCB_OK)
-		ccb_addr_strv_free(v);
+		ccb_strv_free(v);
 	free(text);
 	return 0;
 }

@@ -22,7 +22,8 @@ int main(void)
 		fprintf(stderr, "ccb/clock.h functions misbehave\n");
 		return 1;
 	}
-	if (ccb_classad_new(&ad, &err) != CCB_OK || ccb_classad_set_int(ad, "Command", CCB_CMD_CCB_REGISTER) ||
+	if (ccb_classad_new(&ad, &err) != CCB_OK ||
+	    ccb_classad_set_int(ad, "Command", CCB_CMD_CCB_REGISTER) != CCB_OK ||
 	    ccb_classad_to_text(ad, &text, &err) != CCB_OK) {
 		fprintf(stderr, "classad: %s\n", err.detail);
 		ccb_classad_free(ad);

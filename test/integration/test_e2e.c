@@ -16,7 +16,9 @@
 
 #include <jansson.h>
 
+#include "ccb/addr.h"
 #include "ccb/ccb.h"
+#include "ccb/commands.h"
 #include "ccbt.h"
 
 /* The target's private command: read a string, answer it upper-cased. */
@@ -63,7 +65,7 @@ static void serve(ccb_stream *conn, const ccb_listener_conn_info *info, void *us
 		ccb_stream_put_string(conn, text);
 		ccb_stream_end_message(conn);
 	}
-	free(text);
+	ccb_free(text);
 	ccb_stream_free(conn);
 }
 
@@ -90,7 +92,7 @@ static void broker_start(struct broker_run *br, const char *listen, const char *
 	sec.uid_domain = "vm";
 	sec.allow[CCB_PERM_DAEMON] = "condor@vm";
 	cfg.listen = listen;
-	cfg.security = &sec;
+	cfg.security = sec;
 	cfg.reconnect_file = record_file;
 	CU_ASSERT_EQUAL_FATAL(ccb_broker_new(&cfg, &br->b, &err), CCB_OK);
 	pthread_create(&br->t, NULL, broker_main, br);
@@ -117,7 +119,7 @@ static ccb_listener *listener_start(const char *broker)
 	lc.private_network_name = "e2e-private";
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(&lc, &l, &err), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_start(l, &err), CCB_OK);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	return l;
 }
 
@@ -134,7 +136,7 @@ static char *target_sinful(ccb_listener *l)
 /* One echo through CCB; returns the dial's info. */
 static ccb_err echo_through(const char *sinful, bool streaming, ccb_dial_info *info, char **reply)
 {
-	ccb_dial_opts o = {0};
+	ccb_dial_config o = {0};
 	ccb_stream *s = NULL;
 	ccb_sec_info si;
 	ccb_error err = {0};
@@ -161,12 +163,13 @@ static ccb_err echo_through(const char *sinful, bool streaming, ccb_dial_info *i
 
 static long long stat_of(ccb_broker *b, const char *name)
 {
-	char *text = ccb_broker_status_json(b, false);
+	char *text = NULL;
+	ccb_broker_status_json(b, false, &text, NULL);
 	json_t *root = json_loads(text, 0, NULL);
 	long long v = json_integer_value(json_object_get(json_object_get(root, "stats"), name));
 
 	json_decref(root);
-	free(text);
+	ccb_free(text);
 	return v;
 }
 
@@ -182,6 +185,11 @@ static long long stat_settled(ccb_broker *b, const char *name, long long want)
 		v = stat_of(b, name);
 	}
 	return v;
+}
+
+static bool none_registered(void *l)
+{
+	return ccb_listener_num_registered(l) == 0;
 }
 
 static void setup_security(void)
@@ -226,7 +234,7 @@ static void test_standard_and_streaming(void)
 
 	/* condor_ping's question through CCB. */
 	{
-		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 10000};
+		ccb_dial_config o = {.broker_sec = &client_sec, .timeout_ms = 10000};
 		ccb_stream *s = NULL;
 		ccb_sec_info si;
 		bool ok = false;
@@ -246,7 +254,7 @@ static void test_standard_and_streaming(void)
 
 	/* An unknown CCBID is reported as such. */
 	{
-		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 5000};
+		ccb_dial_config o = {.broker_sec = &client_sec, .timeout_ms = 5000};
 		ccb_stream *s = NULL;
 		ccb_error err = {0};
 		char bad[300];
@@ -259,7 +267,7 @@ static void test_standard_and_streaming(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 
@@ -320,7 +328,7 @@ static void test_concurrent_dials(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 }
 
 /* The broker goes away and comes back on the same port with its record
@@ -341,14 +349,13 @@ static void test_broker_restart_keeps_ccbid(void)
 	snprintf(listen, sizeof listen, "127.0.0.1:%d", ccb_broker_port(br.b, 0));
 	l = listener_start(ccb_broker_address(br.b));
 	before = target_sinful(l);
-	ccb_listener_wait_change(l, &gen, 0);
+	ccb_listener_wait_change(l, &gen, 0, NULL);
 	broker_stop(&br);
-
+	/* Lost (the stopped broker closed the connection), then registered
+	 * again once the broker is back. */
+	CU_ASSERT(ccbt_wait_until(10000, none_registered, l));
 	broker_start(&br, listen, file);
-	/* Lost, then registered again. */
-	for (int i = 0; i < 100 && (ccb_listener_num_registered(l) == 1); i++)
-		usleep(20000);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	after = target_sinful(l);
 	CU_ASSERT_STRING_EQUAL(after, before);
 	CU_ASSERT_EQUAL(stat_of(br.b, "CCBReconnects"), 1);
@@ -393,7 +400,7 @@ static void test_sinful_direct_and_ccb(void)
 	CU_ASSERT_EQUAL(ccb_sinful_ccb_contacts(sf, &v, &n, NULL), CCB_OK);
 	snprintf(want, sizeof want, "127.0.0.1:%d?addrs=127.0.0.1-%d#1", bport, bport);
 	CU_ASSERT(n == 1 && !strcmp(v[0], want));
-	ccb_addr_strv_free(v);
+	ccb_strv_free(v);
 	ccb_sinful_free(sf);
 	snprintf(want, sizeof want,
 		 "<127.0.0.1:%d?CCBID=127.0.0.1:%d%%3faddrs%%3d127.0.0.1-%d#1&PrivNet=e2e-private"
@@ -411,7 +418,7 @@ static void test_sinful_direct_and_ccb(void)
 
 	/* Same private network: straight to the command port, no request. */
 	{
-		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 10000,
+		ccb_dial_config o = {.broker_sec = &client_sec, .timeout_ms = 10000,
 				   .private_network_name = "e2e-private", .info = &info};
 		ccb_stream *s = NULL;
 		ccb_sec_info si;
@@ -421,13 +428,13 @@ static void test_sinful_direct_and_ccb(void)
 		CU_ASSERT(ccb_stream_put_string(s, "direct") == CCB_OK &&
 			  ccb_stream_end_message(s) == CCB_OK && ccb_stream_get_string(s, &text) == CCB_OK);
 		CU_ASSERT(text && !strcmp(text, "DIRECT"));
-		free(text);
+		ccb_free(text);
 		ccb_stream_free(s);
 		CU_ASSERT_STRING_EQUAL(info.broker, "");
 	}
 	/* Another network name: through CCB again. */
 	{
-		ccb_dial_opts o = {.broker_sec = &client_sec, .timeout_ms = 10000,
+		ccb_dial_config o = {.broker_sec = &client_sec, .timeout_ms = 10000,
 				   .private_network_name = "elsewhere"};
 		ccb_stream *s = NULL;
 		ccb_sec_info si;
@@ -450,7 +457,7 @@ static void test_sinful_direct_and_ccb(void)
 	ccb_listener_stop(l);
 	ccb_listener_free(l);
 	broker_stop(&br);
-	free(sinful);
+	ccb_free(sinful);
 	CU_ASSERT_EQUAL(ccbt_count_fds(), fds0);
 }
 

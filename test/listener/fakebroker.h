@@ -26,6 +26,7 @@
 #include "ccb/wire.h"
 #include "ccbt.h"
 #include "util/util.h"
+#include "classad/classad_internal.h"
 
 enum fb_mode {
 	FB_SERVE,      /* reply, answer ALIVE, push requests, record results */
@@ -124,7 +125,7 @@ static void fb_reply(fakebroker *fb, ccb_stream *s, const ccb_classad *reg)
 	}
 	pthread_mutex_unlock(&fb->mu);
 	snprintf(contact, sizeof contact, "127.0.0.1:%u#%llu", fb->port, (unsigned long long)id);
-	r = ccb_classad_new();
+	r = ccb__classad_new();
 	ccb_classad_set_string(r, CCB_ATTR_CCBID, contact);
 	ccb_classad_set_int(r, CCB_ATTR_COMMAND, CCB_CMD_CCB_REGISTER);
 	ccb_classad_set_string(r, CCB_ATTR_CLAIM_ID, fb->cookie[id % FB_MAX_EVENTS]);

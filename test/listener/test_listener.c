@@ -11,7 +11,9 @@
 #include "ccb/addr.h"
 #include "ccb/config.h"
 #include "ccb/listener.h"
+#include "listener_test.h"
 #include "fakebroker.h"
+#include "classad/classad_internal.h"
 
 #define CLAIM "b5e9ad26338ebc2d94f8a7f0dfa7af8551c67a65"
 
@@ -69,6 +71,17 @@ static int handled_calls(void)
 	return n;
 }
 
+static bool calls_reached(void *n)
+{
+	return handled_calls() >= *(const int *)n;
+}
+
+/* Wait (up to 10 s) until the handler has been called n times. */
+static bool wait_handled(int n)
+{
+	return ccbt_wait_until(10000, calls_reached, &n);
+}
+
 static ccb_listener_config base_config(void)
 {
 	ccb_listener_config c = {0};
@@ -76,7 +89,7 @@ static ccb_listener_config base_config(void)
 	c.security = fb_client_security();
 	c.handler = handler;
 	c.name = "TEST listener";
-	c.heartbeat_interval = CCB_LISTENER_HEARTBEAT_OFF;
+	c.heartbeat_interval_ms = CCB_LISTENER_HEARTBEAT_OFF;
 	c.reconnect_interval_ms = 100;
 	c.timeout_ms = 5000;
 	c.dial_timeout_ms = 3000;
@@ -92,21 +105,31 @@ static char *addr_of(const fakebroker *fb)
 	return b;
 }
 
-static ccb_listener *start_listener(ccb_listener_config *c)
+/* Start a listener; test_heartbeat_ms > 0 sets a heartbeat below
+ * HTCondor's 30 s floor through the internal test setter. */
+static ccb_listener *start_listener_hb(ccb_listener_config *c, int test_heartbeat_ms)
 {
 	ccb_listener *l = NULL;
 	ccb_error err;
 
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_new(c, &l, &err), CCB_OK);
+	if (test_heartbeat_ms > 0)
+		ccb__listener_set_test_heartbeat(l, test_heartbeat_ms);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_start(l, &err), CCB_OK);
 	return l;
 }
 
+static ccb_listener *start_listener(ccb_listener_config *c)
+{
+	return start_listener_hb(c, 0);
+}
+
 static json_t *status(ccb_listener *l)
 {
-	char *s = ccb_listener_status_json(l);
+	char *s = NULL;
+	ccb_listener_status_json(l, &s, NULL);
 	json_t *j = json_loads(s, 0, NULL);
-	free(s);
+	ccb_free(s);
 	return j;
 }
 
@@ -149,16 +172,16 @@ static void test_register(void)
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 1);
 	snprintf(want, sizeof want, "127.0.0.1:%u#1", fb.port);
-	CU_ASSERT_EQUAL(ccb_listener_contacts(l, &v, &n), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_contacts(l, &v, &n, NULL), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(n, 1);
 	CU_ASSERT_STRING_EQUAL(v[0], want);
-	ccb_addr_strv_free(v);
-	list = ccb_listener_contact_list(l);
+	ccb_strv_free(v);
+	ccb_listener_contact_list(l, &list, NULL);
 	CU_ASSERT_STRING_EQUAL(list, want);
-	free(list);
+	ccb_free(list);
 	CU_ASSERT(!ccb_listener_broker_supports_streaming(l, 0));
 	/* First registration: {Command = 67, Name}, no CCBID/ClaimId (§4.1). */
 	pthread_mutex_lock(&fb.mu);
@@ -199,7 +222,7 @@ static void test_streaming_capability(void)
 	fb.streaming_attr = true;
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	CU_ASSERT(ccb_listener_broker_supports_streaming(l, 0));
 	CU_ASSERT(!ccb_listener_broker_supports_streaming(l, 1));
 	ccb_listener_free(l);
@@ -256,7 +279,7 @@ static void test_command_socket_direct(void)
 	CU_ASSERT_PTR_NULL(sinful);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "not registered"));
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_start(l, &err), CCB_OK);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 
 	/* HTCondor's full form, parameters in its order (S1/S6 captures). */
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, &err), CCB_OK);
@@ -268,7 +291,7 @@ static void test_command_socket_direct(void)
 	CU_ASSERT_STRING_EQUAL(ccb_sinful_private_network(sf), "poolB.private");
 	CU_ASSERT(ccb_sinful_no_udp(sf));
 	ccb_sinful_free(sf);
-	free(sinful);
+	ccb_free(sinful);
 	/* Registered with its address in the default Name. */
 	pthread_mutex_lock(&fb.mu);
 	{
@@ -282,8 +305,7 @@ static void test_command_socket_direct(void)
 	CU_ASSERT_EQUAL_FATAL(ccb_stream_connect("127.0.0.1", cport, 5000, &s, NULL), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_stream_put_int(s, 4242), CCB_OK);
 	CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
-	for (int i = 0; i < 500 && handled_calls() < 1; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(1));
 	ccb_stream_free(s);
 	pthread_mutex_lock(&H.mu);
 	CU_ASSERT_EQUAL(H.calls, 1);
@@ -389,13 +411,13 @@ static void test_own_address_sinful(void)
 	c.own_command_address = "10.0.0.5:9618?addrs=10.0.0.5-9618&sock=startd_1";
 	c.private_network_name = "lab";
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	CU_ASSERT_EQUAL_FATAL(ccb_listener_sinful(l, &sinful, NULL), CCB_OK);
 	snprintf(want, sizeof want,
 		 "<10.0.0.5:9618?CCBID=127.0.0.1:%u#1&PrivNet=lab&addrs=10.0.0.5-9618&sock=startd_1>",
 		 fb.port);
 	CU_ASSERT_STRING_EQUAL(sinful, want);
-	free(sinful);
+	ccb_free(sinful);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
 }
@@ -422,13 +444,14 @@ static void test_config_from_json(void)
 	CU_ASSERT(write(fd, json, strlen(json)) == (ssize_t)strlen(json));
 	close(fd);
 	CU_ASSERT_EQUAL_FATAL(ccb_config_load(path, &cfg, &err), CCB_OK);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_config_from(cfg, &c, &err), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_config_load(cfg, &c, &err), CCB_OK);
 	CU_ASSERT_EQUAL(c.n_brokers, 2);
 	CU_ASSERT_STRING_EQUAL(c.brokers[0], "127.0.0.1:1");
 	CU_ASSERT_STRING_EQUAL(c.brokers[1], "<127.0.0.1:2?sock=x>");
-	CU_ASSERT_EQUAL(c.heartbeat_interval, CCB_LISTENER_HEARTBEAT_OFF);
-	CU_ASSERT_EQUAL(c.reconnect_interval, 7);
-	CU_ASSERT_EQUAL(c.timeout, 9);
+	/* The knobs are in seconds; the struct holds milliseconds. */
+	CU_ASSERT_EQUAL(c.heartbeat_interval_ms, CCB_LISTENER_HEARTBEAT_OFF);
+	CU_ASSERT_EQUAL(c.reconnect_interval_ms, 7000);
+	CU_ASSERT_EQUAL(c.timeout_ms, 9000);
 	CU_ASSERT_STRING_EQUAL(c.name, "MASTER <x>");
 	CU_ASSERT_STRING_EQUAL(c.command_address, "127.0.0.1:0");
 	CU_ASSERT_STRING_EQUAL(c.private_network_name, "poolB.private");
@@ -456,9 +479,8 @@ static void test_heartbeats(void)
 
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
-	c.heartbeat_interval_ms = 150;
-	l = start_listener(&c);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	l = start_listener_hb(&c, 150);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	CU_ASSERT(fb_wait_count(&fb, &fb.alive, 4, 10000));
 	pthread_mutex_lock(&fb.mu);
 	/* After every reply the clock restarts: ALIVEs about one interval apart. */
@@ -496,8 +518,7 @@ static void test_silent_broker(void)
 
 	fb_init(&fb, FB_SILENT);
 	c.broker = addr_of(&fb);
-	c.heartbeat_interval_ms = 100;
-	l = start_listener(&c);
+	l = start_listener_hb(&c, 100);
 	CU_ASSERT(fb_wait_count(&fb, &fb.registrations, 2, 10000));
 	pthread_mutex_lock(&fb.mu);
 	/* ALIVEs went out (one per interval of silence) before it gave up. */
@@ -571,7 +592,7 @@ static void requester_finish(requester *rq)
 
 static ccb_classad *request_ad(const char *my_address, const char *request_id, bool streaming)
 {
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 
 	ccb_classad_set_string(ad, "Name", "TOOL on <127.0.0.1:36753>");
 	ccb_classad_set_string(ad, "ClaimId", CLAIM);
@@ -612,7 +633,7 @@ static void reverse_connect(bool streaming)
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	requester_start(&rq, 4242);
 	snprintf(addr, sizeof addr, "<127.0.0.1:%u?alias=vm>", rq.port);
 	fb_push(&fb, request_ad(addr, "17", streaming));
@@ -633,8 +654,7 @@ static void reverse_connect(bool streaming)
 	CU_ASSERT_EQUAL(ccb_classad_count(fb.results[0]), streaming ? 6 : 4);
 	pthread_mutex_unlock(&fb.mu);
 	/* The handler got the connection and read what the requester sent. */
-	for (int i = 0; i < 500 && handled_calls() == 0; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(1));
 	snprintf(want_contact, sizeof want_contact, "127.0.0.1:%u#1", fb.port);
 	pthread_mutex_lock(&H.mu);
 	CU_ASSERT_EQUAL(H.calls, 1);
@@ -683,7 +703,7 @@ static void test_reverse_connect_fails(void)
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	snprintf(addr, sizeof addr, "<127.0.0.1:%u>", port);
 	fb_push(&fb, request_ad(addr, "3", false));
 	/* A request without RequestID cannot be answered: ignored, not fatal. */
@@ -751,7 +771,7 @@ static void test_reverse_connect_deadline_and_cap(void)
 	c.reverse_connect_timeout_ms = 300;
 	c.max_pending_per_requester = 2;
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	snprintf(addr, sizeof addr, "<127.0.0.2:%u>", port);
 	for (int i = 0; i < 3; i++) {
 		char rid[8];
@@ -827,6 +847,17 @@ static long long status_int(ccb_listener *l, const char *name)
 	return v;
 }
 
+struct running_want {
+	ccb_listener *l;
+	long long n;
+};
+
+static bool handlers_running_reached(void *arg)
+{
+	const struct running_want *w = arg;
+	return status_int(w->l, "handlers_running") >= w->n;
+}
+
 /* Direct connections: a silent client waits in the loop (no thread) and is
  * closed at the deadline; one IP has at most max_pending_per_requester
  * waiting and half of the handlers running. */
@@ -867,8 +898,8 @@ static void test_direct_caps(void)
 	for (int i = 0; i < 3; i++) {
 		CU_ASSERT_FATAL((busy[i] = raw_connect("127.0.0.6", cport)) >= 0);
 		CU_ASSERT(send(busy[i], "\0", 1, 0) == 1);
-		for (int k = 0; k < 500 && status_int(l, "handlers_running") < (i < 2 ? i + 1 : 2); k++)
-			usleep(10000);
+		struct running_want w = {l, i < 2 ? i + 1 : 2};
+		CU_ASSERT(ccbt_wait_until(10000, handlers_running_reached, &w));
 	}
 	CU_ASSERT_EQUAL(status_int(l, "handlers_running"), 2);
 	CU_ASSERT(closed_by_peer(busy[2]));
@@ -881,8 +912,7 @@ static void test_direct_caps(void)
 		CU_ASSERT_EQUAL_FATAL(ccb_stream_new(other, &s, NULL), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_stream_put_int(s, 99), CCB_OK);
 		CU_ASSERT_EQUAL(ccb_stream_end_message(s), CCB_OK);
-		for (int i = 0; i < 500 && handled_calls() < 1; i++)
-			usleep(10000);
+		CU_ASSERT(wait_handled(1));
 		pthread_mutex_lock(&H.mu);
 		CU_ASSERT_EQUAL(H.calls, 1);
 		CU_ASSERT_EQUAL(H.value, 99);
@@ -892,8 +922,7 @@ static void test_direct_caps(void)
 	}
 	for (int i = 0; i < 2; i++)
 		close(busy[i]);
-	for (int i = 0; i < 500 && handled_calls() < 3; i++)
-		usleep(10000);
+	CU_ASSERT(wait_handled(3));
 	CU_ASSERT_EQUAL(handled_calls(), 3);
 	ccb_listener_free(l);
 	fb_destroy(&fb);
@@ -901,6 +930,23 @@ static void test_direct_caps(void)
 }
 
 /* ---- reconnects (§4.4, §4.5) --------------------------------------------------- */
+
+static bool none_registered(void *l)
+{
+	return ccb_listener_num_registered(l) == 0;
+}
+
+/* The first broker's status records an error. */
+static bool first_broker_failed(void *l)
+{
+	json_t *j = status(l);
+	json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
+	const char *e = json_string_value(json_object_get(b0, "last_error"));
+	bool yes = e && *e && json_integer_value(json_object_get(b0, "last_error_at")) > 0;
+
+	json_decref(j);
+	return yes;
+}
 
 static void test_broker_restart(void)
 {
@@ -915,16 +961,16 @@ static void test_broker_restart(void)
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	snprintf(want, sizeof want, "127.0.0.1:%u#1", fb.port);
 	fb_kill(&fb);
-	for (int i = 0; i < 500 && ccb_listener_num_registered(l) == 1; i++)
-		usleep(10000);
+	CU_ASSERT(ccbt_wait_until(10000, none_registered, l));
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 0);
-	list = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &list, NULL);
 	CU_ASSERT_STRING_EQUAL(list, "");
-	free(list);
-	usleep(300000); /* a few failed attempts against the dead port */
+	ccb_free(list);
+	/* A failed attempt against the dead port is recorded. */
+	CU_ASSERT(ccbt_wait_until(10000, first_broker_failed, l));
 	j = status(l);
 	{
 		json_t *b0 = json_array_get(json_object_get(j, "brokers"), 0);
@@ -933,7 +979,7 @@ static void test_broker_restart(void)
 	}
 	json_decref(j);
 	fb_start(&fb);  /* same port */
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	/* Registered again: the error no longer shows as current (issue 13),
 	 * it is kept as the previous one with its time. */
 	j = status(l);
@@ -954,9 +1000,9 @@ static void test_broker_restart(void)
 		  !strcmp(s, fb.cookie[1]));
 	CU_ASSERT_EQUAL(ccb_classad_count(fb.last_register), 4);
 	pthread_mutex_unlock(&fb.mu);
-	list = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &list, NULL);
 	CU_ASSERT_STRING_EQUAL(list, want); /* the same contact */
-	free(list);
+	ccb_free(list);
 	j = status(l);
 	CU_ASSERT(json_integer_value(json_object_get(json_array_get(json_object_get(j, "brokers"), 0),
 						     "reconnects")) >= 1);
@@ -993,11 +1039,11 @@ static void test_three_brokers_one_dead(void)
 	c.brokers = brokers;
 	c.n_brokers = 3;
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 2, 10000), CCB_OK);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 2, 10000, NULL), CCB_OK);
 	snprintf(want, sizeof want, "127.0.0.1:%u#1 127.0.0.1:%u#1", a.port, cfb.port);
-	list = ccb_listener_contact_list(l);
+	ccb_listener_contact_list(l, &list, NULL);
 	CU_ASSERT_STRING_EQUAL(list, want);
-	free(list);
+	ccb_free(list);
 	CU_ASSERT(wait_state(l, 1, "reconnect_wait", 5000) ||
 		  !strcmp(broker_state(l, 1, buf, sizeof buf), "connecting"));
 	requester_start(&rq, 7);
@@ -1035,9 +1081,9 @@ static void hostile(enum fb_mode mode)
 	pthread_mutex_unlock(&fb.mu);
 	/* Once the broker behaves, the registration holds. */
 	CU_ASSERT(fb_wait_count(&fb, &fb.serve_registrations, 1, 10000));
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
-	/* Deliberate time, not a wait for an event: the registration must
-	 * still hold a while later. */
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
+	/* deliberate: time passes, and the registration must still hold
+	 * afterwards (not a wait for an event). */
 	usleep(200000);
 	CU_ASSERT_EQUAL(ccb_listener_num_registered(l), 1);
 	ccb_listener_free(l);
@@ -1088,7 +1134,7 @@ static void stop_in(enum fb_mode mode, const char *state, bool dead_port)
 	t0 = ccb_now_ms();
 	ccb_listener_stop(l);
 	CU_ASSERT(ccb_now_ms() - t0 < 5000);
-	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 1000), CCB_ERR_CANCELLED);
+	CU_ASSERT_EQUAL(ccb_listener_wait_registered(l, 1, 1000, NULL), CCB_ERR_CANCELLED);
 	ccb_listener_stop(l); /* idempotent */
 	ccb_listener_free(l);
 	fb_destroy(&fb);
@@ -1115,6 +1161,16 @@ static void test_stop_reconnect_wait(void)
 	stop_in(FB_SERVE, "reconnect_wait", true);
 }
 
+/* Whether one of the n non-blocking connects completes within timeout_ms. */
+static bool one_writable(const int *fds, int n, int timeout_ms)
+{
+	struct pollfd p[8];
+
+	for (int i = 0; i < n && i < 8; i++)
+		p[i] = (struct pollfd){.fd = fds[i], .events = POLLOUT};
+	return poll(p, (nfds_t)(n < 8 ? n : 8), timeout_ms) > 0;
+}
+
 /* Connecting: a listen queue that is full and never accepted drops our SYN,
  * so connect() stays in progress. */
 static void test_stop_connecting(void)
@@ -1138,15 +1194,15 @@ static void test_stop_connecting(void)
 		else
 			close(fd);
 	}
-	/* Deliberate time: let the non-blocking connects settle into the
-	 * full backlog (no observable event from this side). */
-	usleep(100000);
+	/* The backlog is full once one of them is established: the later
+	 * SYNs are dropped, as the listener's will be. */
+	CU_ASSERT(nfill > 0 && one_writable(fill, nfill, 10000));
 	snprintf(addr, sizeof addr, "127.0.0.1:%u", ntohs(a.sin_port));
 	c.broker = addr;
 	c.timeout_ms = 60000;
 	c.reconnect_interval_ms = 60000;
 	l = start_listener(&c);
-	/* Deliberate time: the registration must stay stuck a while. */
+	/* deliberate: time passes; the registration must stay stuck meanwhile. */
 	usleep(300000);
 	/* Either still connecting (SYN dropped) or, if the kernel let it in,
 	 * waiting in the handshake; both must stop promptly. */
@@ -1182,7 +1238,7 @@ static void test_stop_during_reverse_connect(void)
 	c.broker = addr_of(&fb);
 	c.dial_timeout_ms = 60000;
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	snprintf(addr, sizeof addr, "<127.0.0.1:%u>", port);
 	fb_push(&fb, request_ad(addr, "9", false));
 	CU_ASSERT(fb_wait_count(&fb, &fb.nresults, 1, 10000));
@@ -1217,6 +1273,11 @@ static void stopping_handler(ccb_stream *conn, const ccb_listener_conn_info *inf
 	pthread_mutex_unlock(&H.mu);
 }
 
+static bool stopped_by_handler(void *l)
+{
+	return ccb_listener_stopping(l) && handled_calls() == 1;
+}
+
 static void test_stop_from_handler(void)
 {
 	int fds0 = ccbt_count_fds();
@@ -1232,13 +1293,13 @@ static void test_stop_from_handler(void)
 	c.handler = stopping_handler;
 	c.user = &l;
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	requester_start(&rq, 1);
 	snprintf(addr, sizeof addr, "<127.0.0.1:%u>", rq.port);
 	fb_push(&fb, request_ad(addr, "5", false));
 	requester_finish(&rq);
-	for (int i = 0; i < 1000 && !(ccb_listener_stopping(l) && handled_calls() == 1); i++)
-		usleep(10000); /* the handler runs on the listener's thread */
+	/* The handler runs on a thread of the listener's. */
+	CU_ASSERT(ccbt_wait_until(10000, stopped_by_handler, l));
 	CU_ASSERT(ccb_listener_stopping(l));
 	CU_ASSERT_EQUAL(handled_calls(), 1);
 	ccb_listener_free(l); /* joins the handler that stopped it */
@@ -1266,7 +1327,7 @@ static void test_concurrent_stops(void)
 	fb_init(&fb, FB_SERVE);
 	c.broker = addr_of(&fb);
 	l = start_listener(&c);
-	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_listener_wait_registered(l, 1, 10000, NULL), CCB_OK);
 	for (int i = 0; i < 4; i++)
 		pthread_create(&t[i], NULL, stop_thread, l);
 	for (int i = 0; i < 4; i++)

@@ -18,7 +18,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "ccb/relay.h"
+#include "relay.h"
 #include "ccbt.h"
 #include "util/util.h"
 

@@ -82,7 +82,7 @@ static char *s3_token(const char *name)
 static char *mint(const char *dir, const char *kid, const char *iss, const char *sub, int64_t iat,
 		  int64_t lifetime)
 {
-	ccb_token_params tp = {0};
+	ccb_token_config tp = {0};
 	char *tok = NULL;
 	ccb_error e;
 
@@ -202,7 +202,7 @@ static void check_real_token(const char *dir, const char *file, const char *name
 	CU_ASSERT_STRING_EQUAL(sv.res.token_issuer, TD);
 	CU_ASSERT_STRING_EQUAL(sv.res.token_id, jti);
 	CU_ASSERT_STRING_EQUAL(sv.res.token_scopes, scopes);
-	free(tok);
+	ccb_free(tok);
 }
 
 static void test_loopback_real_tokens(void)
@@ -258,7 +258,7 @@ static void test_loopback_sources_and_identity(void)
 	run_pair(&c, &sv, true);
 	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
 	CU_ASSERT_STRING_EQUAL(sv.res.peer_user, "Dave@x@example.net");
-	free(tok);
+	ccb_free(tok);
 	rm_dir(dir);
 }
 
@@ -297,7 +297,7 @@ static void test_client_t1_matches_capture(void)
 	ccb_stream_free(c.s);
 	free(want);
 	free(got);
-	free(tok);
+	ccb_free(tok);
 }
 
 /* ---- our server against the captured T1 of HTCondor 25.14 ------------- */
@@ -373,7 +373,7 @@ static void condor_k(uint8_t k[32])
 	CU_ASSERT_FATAL(ccb__token_derive_keys(j.sig, j.sig_len, j.token_hp, j.hp_len, k, kp, NULL) ==
 			CCB_OK);
 	ccb__jwt_clear(&j);
-	free(tok);
+	ccb_free(tok);
 }
 
 /* Feed the captured T1, check T2 (hkt under the real K for the captured ra),
@@ -481,7 +481,7 @@ static void test_server_name_not_subject(void)
 	ccb__jwt_clear(&j);
 	ccb_stream_free(tester);
 	ccb_stream_free(sv.s);
-	free(tok);
+	ccb_free(tok);
 	rm_dir(dir);
 }
 
@@ -511,7 +511,7 @@ static void test_wrong_signing_key(void)
 	dir = key_dir("POOL", other, sizeof other);
 	sp = server_params(dir);
 	expect_refusal(&cp, &sp, "hkt", "rejected our reply");
-	free(tok);
+	ccb_free(tok);
 	rm_dir(dir);
 }
 
@@ -563,7 +563,7 @@ static void test_client_without_token(void)
 	cp.server_issuer_keys = NULL;
 	cp.server_trust_domain = "other.domain";
 	expect_refusal(&cp, &sp, "no usable token", "no usable token");
-	free(tok);
+	ccb_free(tok);
 	rm_dir(dir);
 }
 
@@ -702,9 +702,9 @@ static void test_client_refuses_bad_t2(void)
 	ccb_stream_get_int(tester, &v);
 	ccb_stream_get_int(tester, &v);
 	ccb_stream_get_string(tester, &str);
-	free(str);
+	ccb_free(str);
 	ccb_stream_get_string(tester, &str);
-	free(str);
+	ccb_free(str);
 	ccb_stream_get_int(tester, &v);
 	CU_ASSERT_FATAL(v == 256);
 	ccb_stream_get_bytes(tester, ra, 256);
@@ -729,7 +729,7 @@ static void test_client_refuses_bad_t2(void)
 	CU_ASSERT(detail_has(&c.err, "echo"));
 	ccb_stream_free(c.s);
 	ccb_stream_free(tester);
-	free(tok);
+	ccb_free(tok);
 }
 
 /* A pre-23.9 client gets b = condor_pool@<UID_DOMAIN> and still succeeds. */
@@ -746,7 +746,7 @@ static void test_old_peer_server_name(void)
 	CU_ASSERT_EQUAL(sv.rc, CCB_OK);
 	sp.uid_domain = NULL; /* then b cannot be formed: refusal */
 	expect_refusal(&cp, &sp, "server refused", "UID_DOMAIN");
-	free(tok);
+	ccb_free(tok);
 	rm_dir(dir);
 }
 

@@ -77,7 +77,7 @@ static void *serve(void *arg)
 	    ccb_stream_end_of_message(sv->s) == CCB_OK &&
 	    ccb_classad_get_string(ad, "ClaimId", &claim) == CCB_OK) {
 		snprintf(sv->claim, sizeof sv->claim, "%s", claim);
-		sv->echoed = ccb_classad_put(sv->s, ad, &(ccb_classad_put_opts){.peer_version = 251400}) ==
+		sv->echoed = ccb_classad_put(sv->s, ad, &(ccb_classad_put_config){.peer_version = 251400}) ==
 				     CCB_OK &&
 			     ccb_stream_end_message(sv->s) == CCB_OK;
 	}
@@ -118,12 +118,12 @@ static ccb_err run(struct server *sv, const ccb_sec_client_config *cc, int comma
 	pthread_create(&t, NULL, serve, sv);
 	rc = ccb_sec_client_start(c, cc, command, 0, "<127.0.0.1:9618>", info, err);
 	if (rc == CCB_OK) {
-		ccb_classad *ad = ccb_classad_new(), *back = NULL;
+		ccb_classad *ad = ccb__classad_new(), *back = NULL;
 		const char *claim = NULL;
 		ccb_classad_set_int(ad, "Command", command);
 		ccb_classad_set_string(ad, "ClaimId", "secret-claim-1234");
 		ccb_classad_set_string(ad, "Name", "payload");
-		if (ccb_classad_put(c, ad, &(ccb_classad_put_opts){.peer_version = 251400}) ||
+		if (ccb_classad_put(c, ad, &(ccb_classad_put_config){.peer_version = 251400}) ||
 		    ccb_stream_end_message(c) || ccb_classad_get(c, &back) ||
 		    ccb_stream_end_of_message(c) ||
 		    ccb_classad_get_string(back, "ClaimId", &claim) ||
@@ -239,7 +239,9 @@ static void test_unauthenticated(void)
 static void test_resume_legacy(void)
 {
 	struct server sv;
-	ccb_sec_sessions *server_store = ccb_sec_sessions_new(0), *client_store = ccb_sec_sessions_new(0);
+	ccb_sec_sessions *server_store = NULL, *client_store = NULL;
+	ccb_sec_sessions_new(0, &server_store, NULL);
+	ccb_sec_sessions_new(0, &client_store, NULL);
 	ccb_sec_client_config cc = {.auth_methods = "CLAIMTOBE", .claimtobe_user = "condor",
 				    .uid_domain = "vm", .encryption = CCB_SEC_LEVEL_REQUIRED,
 				    .integrity = CCB_SEC_LEVEL_NEVER, .crypto_methods = "BLOWFISH",
@@ -438,7 +440,7 @@ static void *serve_scripted(void *arg)
 			 !memmem(cur->data, cur->len, "0123456789", 10);
 	}
 out:
-	free(name);
+	ccb_free(name);
 	ccb_classad_free(pl);
 	ccb_stream_free(s);
 	return NULL;
@@ -460,7 +462,7 @@ static void test_s1_at_client(void)
 	pthread_t t;
 	int fds[2];
 	const char *v = NULL;
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 
 	CU_ASSERT_FATAL(ns >= 5);
 	ccbt_tcp_pair(fds);
@@ -480,7 +482,7 @@ static void test_s1_at_client(void)
 	CU_ASSERT_STRING_EQUAL(info.session_id, "vm:21621:1795529984:0");
 	ccb_classad_set_string(ad, "Name", "payload");
 	ccb_classad_set_string(ad, "ClaimId", "0123456789");
-	CU_ASSERT(ccb_classad_put(c, ad, &(ccb_classad_put_opts){.peer_version = 251400}) == CCB_OK &&
+	CU_ASSERT(ccb_classad_put(c, ad, &(ccb_classad_put_config){.peer_version = 251400}) == CCB_OK &&
 		  ccb_stream_end_message(c) == CCB_OK);
 	pthread_join(t, NULL);
 	CU_ASSERT(sc.ok);
@@ -529,7 +531,7 @@ static void test_keyless_plain(void)
 	int fds[2];
 	ccb_stream *c;
 	ccb_classad *req = keyless_request("NEVER", "NEVER", "BLOWFISH", CCB_CMD_CCB_REQUEST);
-	ccb_classad *resp = NULL, *post = NULL, *pl = ccb_classad_new(), *back = NULL;
+	ccb_classad *resp = NULL, *post = NULL, *pl = ccb__classad_new(), *back = NULL;
 	const char *v = NULL;
 
 	server_init(&sv, NULL, CCB_SEC_LEVEL_OPTIONAL, CCB_SEC_LEVEL_OPTIONAL);
@@ -576,7 +578,7 @@ static void test_keyless_key_sent(void)
 	int fds[2];
 	ccb_stream *c;
 	ccb_classad *req = keyless_request("REQUIRED", "REQUIRED", "BLOWFISH", CCB_CMD_CCB_REGISTER);
-	ccb_classad *resp = NULL, *post = NULL, *pl = ccb_classad_new(), *back = NULL;
+	ccb_classad *resp = NULL, *post = NULL, *pl = ccb__classad_new(), *back = NULL;
 	ccb__auth_params ap = {.claimtobe_user = "condor", .uid_domain = "vm"};
 	ccb__auth_result ar;
 	ccb_error err = {0};

@@ -17,6 +17,7 @@
 #include "security/session_cache.h"
 #include "security/session_crypto.h"
 #include "util/util.h"
+#include "classad/classad_internal.h"
 
 static int perm_of(int command, void *user)
 {
@@ -80,7 +81,7 @@ static ccb_err run(struct server *sv, const ccb_sec_client_config *cc, int comma
 	pthread_create(&t, NULL, serve, sv);
 	rc = ccb_sec_client_start(c, cc, command, auth_command, "<127.0.0.1:9618>", info, err);
 	if (rc == CCB_OK && command != CCB_CMD_DC_SEC_QUERY) {
-		ccb_classad *ad = ccb_classad_new();
+		ccb_classad *ad = ccb__classad_new();
 		ccb_classad_set_int(ad, "Command", command);
 		ccb_classad_set_string(ad, "Name", "payload with \"secrets\"");
 		CU_ASSERT(ccb_classad_put(c, ad, NULL) == CCB_OK && ccb_stream_end_message(c) == CCB_OK);
@@ -320,7 +321,7 @@ static void test_resume_refused(void)
 	struct server sv;
 	pthread_t t;
 	int raw;
-	ccb_classad *ad = ccb_classad_new(), *reply = NULL;
+	ccb_classad *ad = ccb__classad_new(), *reply = NULL;
 	ccb_stream *c;
 	const char *code = NULL;
 
@@ -546,7 +547,7 @@ static void test_resume_known(void)
 	ccb_stream *c;
 	const char *code = NULL, *nonce = NULL;
 	uint8_t key[32];
-	ccb_classad *pol = ccb_classad_new();
+	ccb_classad *pol = ccb__classad_new();
 	ccb__sess_entry e = {.id = "vm:7:8:9", .key_len = 32, .crypto = 3};
 	ccb_sec_info info;
 	ccb_error err;
@@ -554,7 +555,7 @@ static void test_resume_known(void)
 	for (int i = 0; i < 32; i++)
 		key[i] = (uint8_t)(i * 3);
 	server_defaults(&sv);
-	sv.cfg.sessions = ccb_sec_sessions_new(16);
+	ccb_sec_sessions_new(16, &sv.cfg.sessions, NULL);
 	ccb_classad_set_string(pol, "User", "condor@vm");
 	ccb_classad_set_bool(pol, "Authenticated", true);
 	memcpy(e.key, key, 32);
@@ -562,7 +563,7 @@ static void test_resume_known(void)
 	CU_ASSERT_FATAL(ccb__sess_add(ccb__sec_sessions_cache(sv.cfg.sessions), &e, ccb_wall_s(), NULL) == CCB_OK);
 
 	raw_server(&sv, &raw, &t);
-	ad = ccb_classad_new();
+	ad = ccb__classad_new();
 	ccb_classad_set_int(ad, "Command", CCB_CMD_CCB_REGISTER);
 	ccb_classad_set_string(ad, "Sid", "vm:7:8:9");
 	ccb_classad_set_string(ad, "UseSession", "YES");
@@ -578,7 +579,7 @@ static void test_resume_known(void)
 	CU_ASSERT(ccb_classad_get_string(reply, "Nonce", &nonce) == CCB_OK && strlen(nonce) == 44);
 	/* The cached key is on: the payload goes under AES. */
 	ccb_stream_set_aes_key(c, key);
-	payload = ccb_classad_new();
+	payload = ccb__classad_new();
 	ccb_classad_set_int(payload, "Command", CCB_CMD_CCB_REGISTER);
 	ccb_classad_put(c, payload, NULL);
 	ccb_stream_end_message(c);
@@ -626,7 +627,7 @@ static void *serve_plain(void *arg)
 {
 	struct plain_server *ps = arg;
 	ccb_stream *s;
-	ccb_classad *req = NULL, *resp = ccb_classad_new(), *post = ccb_classad_new(), *pl = NULL;
+	ccb_classad *req = NULL, *resp = ccb__classad_new(), *post = ccb__classad_new(), *pl = NULL;
 	int64_t first = 0;
 	const char *name = NULL;
 
@@ -675,7 +676,7 @@ static void test_plaintext_session(void)
 	ccb_error err = {0};
 	ccb_stream *c;
 	pthread_t t;
-	ccb_classad *ad = ccb_classad_new();
+	ccb_classad *ad = ccb__classad_new();
 
 	ccbt_tcp_pair(fds);
 	ps.fd = fds[1];
@@ -723,8 +724,8 @@ static void test_client_resume(void)
 	char first_sid[128];
 
 	server_defaults(&sv);
-	sv.cfg.sessions = ccb_sec_sessions_new(16);
-	cc.sessions = ccb_sec_sessions_new(16);
+	ccb_sec_sessions_new(16, &sv.cfg.sessions, NULL);
+	ccb_sec_sessions_new(16, &cc.sessions, NULL);
 	CU_ASSERT_EQUAL_FATAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_OK);
 	CU_ASSERT(!info.resumed);
 	CU_ASSERT_STRING_EQUAL(info.method, "CLAIMTOBE");
@@ -748,7 +749,7 @@ static void test_client_resume(void)
 	/* The server forgot its sessions (restart): SID_NOT_FOUND, the client
 	 * forgets too, and the retry negotiates. */
 	ccb_sec_sessions_free(sv.cfg.sessions);
-	sv.cfg.sessions = ccb_sec_sessions_new(16);
+	ccb_sec_sessions_new(16, &sv.cfg.sessions, NULL);
 	CU_ASSERT_EQUAL(run(&sv, &cc, CCB_CMD_CCB_REGISTER, 0, &info, &err), CCB_ERR_SESSION_REFUSED);
 	CU_ASSERT_PTR_NOT_NULL(strstr(err.detail, "SID_NOT_FOUND"));
 	CU_ASSERT_EQUAL(ccb_sec_sessions_count(cc.sessions), 1);

@@ -97,7 +97,7 @@ static void expect_in_capture(const char *scen, int conn, const char *dir, long 
 		CU_ASSERT_FATAL(n >= offset + msg.len);
 		CU_ASSERT(memcmp(cap + offset, msg.data, msg.len) == 0);
 		if (memcmp(cap + offset, msg.data, msg.len) != 0) {
-			char *t = ccb_classad_to_text(ad);
+			char *t = ccb__classad_to_text(ad);
 			fprintf(stderr, "\nours (%zu bytes):\n%s", msg.len, t);
 			free(t);
 		}
@@ -182,7 +182,7 @@ static void test_reconcile_table(void)
 								    "Integrity"};
 				ccb__sec_policy pol;
 				ccb__sec_server_params sp = {.policy = &pol};
-				ccb_classad *req = ccb_classad_new(), *resp = NULL;
+				ccb_classad *req = ccb__classad_new(), *resp = NULL;
 				ccb__sec_outcome o;
 				ccb_err rc;
 				const char *v;
@@ -445,7 +445,7 @@ static void test_version(void)
 	unsigned num;
 	const char *ours = ccb__sec_version_string();
 
-	CU_ASSERT_STRING_EQUAL(ours, "$CondorVersion: 25.14.0 2026-11-24 libccb 0.1.0 $");
+	CU_ASSERT_STRING_EQUAL(ours, "$CondorVersion: 25.14.0 2026-11-24 libccb " CCB_VERSION_STRING " $");
 	CU_ASSERT_EQUAL(ccb__sec_version_parse(ours, &x, &y, &z, &num, NULL), CCB_OK);
 	CU_ASSERT(x == 25 && y == 14 && z == 0);
 	CU_ASSERT(num >= CCB_VERSION_NUM(25, 13, 0));
@@ -668,7 +668,7 @@ static void test_response_s3(void)
 static ccb_classad *request(const char *auth, const char *enc, const char *integ,
 			    const char *methods, const char *crypto)
 {
-	ccb_classad *r = ccb_classad_new();
+	ccb_classad *r = ccb__classad_new();
 
 	ccb_classad_set_string(r, "Authentication", auth);
 	ccb_classad_set_string(r, "AuthenticationNew", auth);
@@ -788,7 +788,7 @@ static void test_old_client_authentication(void)
 	CU_ASSERT_EQUAL(p.authentication, CCB_SEC_REQUIRED);
 	CU_ASSERT_EQUAL(p.authentication_new, CCB_SEC_OPTIONAL);
 	/* With AuthenticationNew NEVER: NEVER vs OPTIONAL -> NO. */
-	resp = reconcile(&p, ccb_classad_copy(r), &o, CCB_OK);
+	resp = reconcile(&p, ccb__classad_copy(r), &o, CCB_OK);
 	CU_ASSERT_STRING_EQUAL(str_of(resp, "Authentication"), "NO");
 	ccb_classad_free(resp);
 	/* Old client: NEVER vs REQUIRED -> FAIL. */

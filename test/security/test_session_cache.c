@@ -8,6 +8,7 @@
 #include "ccbt.h"
 #include "security/policy.h"
 #include "security/session_cache.h"
+#include "classad/classad_internal.h"
 
 static const uint8_t KEY[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
 				17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
@@ -35,7 +36,7 @@ static void test_add_lookup_copy(void)
 	const char *user;
 
 	memcpy(e.key, KEY, 32);
-	e.policy = ccb_classad_new();
+	e.policy = ccb__classad_new();
 	ccb_classad_set_string(e.policy, "User", "condor@vm");
 	CU_ASSERT_EQUAL(ccb__sess_add(c, &e, 1000, NULL), CCB_OK);
 	/* The cache holds its own copy of the policy. */
@@ -161,7 +162,7 @@ static void test_policy_types(void)
 	bool bv = false;
 	int64_t iv = 0;
 
-	e.policy = ccb_classad_new();
+	e.policy = ccb__classad_new();
 	ccb_classad_set_string(e.policy, "User", "condor@vm");
 	ccb_classad_set_string(e.policy, "TokenScopes", "a \"quoted\" \\ value");
 	ccb_classad_set_string(e.policy, "Empty", "");

@@ -102,9 +102,9 @@ static char *s3_token(const char *name)
 	return t;
 }
 
-static ccb_token_verify_params s3_verify_params(const char *dir)
+static ccb_token_verify_config s3_verify_params(const char *dir)
 {
-	ccb_token_verify_params vp = {0};
+	ccb_token_verify_config vp = {0};
 
 	vp.keys.password_dir = dir;
 	vp.now = S3_NOW;
@@ -158,7 +158,7 @@ static void test_spec_vector(void)
 {
 	char *dir = vector_password_dir();
 	uint8_t jwt_key[32], k[32], kp[32], ra[256], rb[256], mac[20], w[32];
-	ccb_token_params tp = {0};
+	ccb_token_config tp = {0};
 	char *tok = NULL;
 	ccb__jwt j;
 	ccb_error e;
@@ -195,7 +195,7 @@ static void test_spec_vector(void)
 	expect_hex(w, 32, "ee8c9914fd513938b81cde7690587dd591ea8a72a5c18b37ee2c08fa233049fc");
 
 	ccb__jwt_clear(&j);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -262,7 +262,7 @@ static const struct s3tok {
 static void test_s3_tokens_verify(void)
 {
 	char *dir = s3_password_dir();
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 
 	vp.trust_domain = "ccbtest.local";
 	for (size_t i = 0; i < N_S3; i++) {
@@ -293,7 +293,7 @@ static void test_s3_tokens_verify(void)
 		CU_ASSERT_FATAL(ccb__jwt_parse(tok, strlen(tok), 0, &j, NULL) == CCB_OK);
 		expect_hex(j.sig, j.sig_len, t->sig);
 		ccb__jwt_clear(&j);
-		free(tok);
+		ccb_free(tok);
 	}
 	rm_rf(dir);
 }
@@ -307,7 +307,7 @@ static void test_s3_mint_identical(void)
 	for (size_t i = 0; i < N_S3; i++) {
 		const struct s3tok *t = &s3_tokens[i];
 		char *want = s3_token(t->name), *got = NULL;
-		ccb_token_params tp = {0};
+		ccb_token_config tp = {0};
 		ccb_error e;
 
 		tp.keys.password_dir = dir;
@@ -330,8 +330,8 @@ static void test_s3_mint_identical(void)
 static void test_mint_defaults(void)
 {
 	char *dir = s3_password_dir(), *tok = NULL;
-	ccb_token_params tp = {0};
-	ccb_token_verify_params vp = {0};
+	ccb_token_config tp = {0};
+	ccb_token_verify_config vp = {0};
 	ccb_token_info info;
 	int64_t now = ccb_wall_s();
 
@@ -346,7 +346,7 @@ static void test_mint_defaults(void)
 	CU_ASSERT(info.iat >= now && info.iat <= now + 5);
 	CU_ASSERT(info.exp == info.iat + 60);
 	ccb_token_info_clear(&info);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -354,7 +354,7 @@ static void test_mint_defaults(void)
 static void test_mint_escaping(void)
 {
 	char *dir = s3_password_dir(), *tok = NULL;
-	ccb_token_params tp = {0};
+	ccb_token_config tp = {0};
 	ccb__jwt j;
 
 	tp.keys.password_dir = dir;
@@ -370,14 +370,14 @@ static void test_mint_escaping(void)
 			       "\"sub\":\"a\\/b\\\"c\\\\d\\u0001\\u007f\xc3\xa9\"}");
 	CU_ASSERT_STRING_EQUAL(j.sub, tp.subject);
 	ccb__jwt_clear(&j);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
 static void test_mint_bad_params(void)
 {
 	char *dir = s3_password_dir(), *tok = (char *)"x";
-	ccb_token_params tp = {0};
+	ccb_token_config tp = {0};
 	ccb_error e;
 
 	tp.keys.password_dir = dir;
@@ -398,7 +398,7 @@ static void test_mint_bad_params(void)
 
 /* ---- rejections -------------------------------------------------------- */
 
-static ccb_err verify_with(const char *tok, const ccb_token_verify_params *vp, ccb_error *e)
+static ccb_err verify_with(const char *tok, const ccb_token_verify_config *vp, ccb_error *e)
 {
 	ccb_token_info info;
 	ccb_err rc = ccb_token_verify(tok, vp, &info, e);
@@ -413,7 +413,7 @@ static ccb_err verify_with(const char *tok, const ccb_token_verify_params *vp, c
 static void test_reject_tampered(void)
 {
 	char *dir = s3_password_dir(), *tok = s3_token("alice");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 
 	/* One flipped signature character (the first: the last one also
@@ -422,7 +422,7 @@ static void test_reject_tampered(void)
 	dot[1] = dot[1] == 'A' ? 'B' : 'A';
 	CU_ASSERT(verify_with(tok, &vp, &e) == CCB_ERR_CRYPTO);
 	CU_ASSERT(detail_has(&e, "signature does not match"));
-	free(tok);
+	ccb_free(tok);
 
 	/* One changed payload byte (jti ...e7 -> ...e8), valid JSON, old
 	 * signature. */
@@ -441,26 +441,26 @@ static void test_reject_tampered(void)
 		CU_ASSERT(verify_with((char *)b.data, &vp, &e) == CCB_ERR_CRYPTO);
 		ccb_buf_free(&b);
 	}
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
 static void test_reject_wrong_key(void)
 {
 	char *dir = vector_password_dir(), *tok = s3_token("condor");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 
 	CU_ASSERT(verify_with(tok, &vp, &e) == CCB_ERR_CRYPTO);
 	CU_ASSERT(detail_has(&e, "signature does not match"));
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
 static void test_reject_expired(void)
 {
 	char *dir = s3_password_dir(), *tok = s3_token("carol-lifetime");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 
 	vp.now = 1795533858; /* == exp: still valid (HTCondor: expired_for > 0) */
@@ -468,14 +468,14 @@ static void test_reject_expired(void)
 	vp.now = 1795533859;
 	CU_ASSERT(verify_with(tok, &vp, &e) == CCB_ERR_AUTH);
 	CU_ASSERT(detail_has(&e, "expired 1 s ago"));
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
 static void test_reject_max_age(void)
 {
 	char *dir = s3_password_dir(), *tok = s3_token("alice");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 
 	vp.now = 1795530257 + 100;
@@ -487,20 +487,20 @@ static void test_reject_max_age(void)
 	vp.max_age = 0; /* no limit */
 	vp.now = 1795530257 + 100000000;
 	CU_ASSERT(verify_with(tok, &vp, &e) == CCB_OK);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
 static void test_reject_trust_domain(void)
 {
 	char *dir = s3_password_dir(), *tok = s3_token("alice");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 
 	vp.trust_domain = "other.domain";
 	CU_ASSERT(verify_with(tok, &vp, &e) == CCB_ERR_NOT_AUTHORIZED);
 	CU_ASSERT(detail_has(&e, "trust domain"));
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -525,7 +525,7 @@ static char *sign_raw(const char *header, const char *payload, const char *dir)
 static void test_reject_malformed(void)
 {
 	char *dir = s3_password_dir(), *tok = s3_token("alice"), *t;
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	ccb_error e;
 	static const char pay[] = "{\"iat\":1795530257,\"iss\":\"ccbtest.local\",\"jti\":\"x\",\"sub\":\"a@b\"}";
 
@@ -608,7 +608,7 @@ static void test_reject_malformed(void)
 	sprintf(t, " %s\n", tok);
 	CU_ASSERT(verify_with(t, &vp, &e) == CCB_OK);
 	free(t);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -616,7 +616,7 @@ static void test_reject_malformed(void)
 static void test_hs384_hs512(void)
 {
 	char *dir = s3_password_dir();
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	static const char *const algs[] = {"HS384", "HS512"};
 	static const ccb__jwt_alg ids[] = {CCB__JWT_HS384, CCB__JWT_HS512};
 	uint8_t jk[32], sig[64];
@@ -647,7 +647,7 @@ static void test_hs384_hs512(void)
 static void test_key_file_checks(void)
 {
 	char *dir = s3_password_dir(), *p = path_in(dir, "POOL"), *tok = s3_token("alice");
-	ccb_token_verify_params vp = s3_verify_params(dir);
+	ccb_token_verify_config vp = s3_verify_params(dir);
 	uint8_t jk[32];
 	ccb_error e;
 
@@ -672,7 +672,7 @@ static void test_key_file_checks(void)
 	CU_ASSERT(ccb__signing_key_load("POOL", dir, NULL, CCB__SIGNING_KEY_CHECK_PERMS, jk, &e) ==
 		  CCB_ERR_CONFIG);
 	free(p);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -742,7 +742,7 @@ static void test_captured_hkt_hk(void)
 	free(m5);
 	free(m6);
 	free(m7);
-	free(tok);
+	ccb_free(tok);
 	json_decref(root);
 }
 
@@ -771,7 +771,7 @@ static void test_server_side_hp_only(void)
 	CU_ASSERT(memcmp(k1, k2, 32) == 0);
 	ccb__jwt_clear(&cj);
 	ccb__jwt_clear(&sj);
-	free(tok);
+	ccb_free(tok);
 	rm_rf(dir);
 }
 
@@ -843,7 +843,7 @@ static void test_token_text(void)
 static void test_token_filter(void)
 {
 	char *alice = s3_token("alice"), *dir = s3_password_dir(), *other = NULL;
-	ccb_token_params tp = {0};
+	ccb_token_config tp = {0};
 	ccb_buf b;
 	ccb__jwt j;
 	ccb_error e;

@@ -308,8 +308,8 @@ typedef struct world {
 
 static void world_up(world *w, const char *default_id, int request_timeout_ms)
 {
-	ccb_sharedport_endpoint_cfg ecfg = {0};
-	ccb_sharedport_server_cfg scfg = {0};
+	ccb_sharedport_endpoint_config ecfg = {0};
+	ccb_sharedport_server_config scfg = {0};
 	ccb_error e;
 
 	sp_mkdir(w->dir);
@@ -361,13 +361,13 @@ static void test_forward_end_to_end(void)
 		CU_ASSERT(ccb_stream_get_int(daemon, &v) == CCB_OK && v == 60010);
 		CU_ASSERT(ccb_stream_get_string(daemon, &str) == CCB_OK);
 		CU_ASSERT(str && strcmp(str, "hello daemon") == 0);
-		free(str);
+		ccb_free(str);
 		CU_ASSERT(ccb_stream_end_of_message(daemon) == CCB_OK);
 		ccb_stream_put_string(daemon, "hello client");
 		CU_ASSERT(ccb_stream_end_message(daemon) == CCB_OK);
 		CU_ASSERT(ccb_stream_get_string(client, &str) == CCB_OK);
 		CU_ASSERT(str && strcmp(str, "hello client") == 0);
-		free(str);
+		ccb_free(str);
 		ccb_stream_free(client);
 		ccb_stream_free(daemon);
 	}
@@ -504,7 +504,7 @@ static void test_malformed_refused(void)
 static void test_endpoint_socket_lifecycle(void)
 {
 	int before = ccbt_count_fds();
-	ccb_sharedport_endpoint_cfg cfg = {0};
+	ccb_sharedport_endpoint_config cfg = {0};
 	ccb_sharedport_endpoint *ep, *ep2;
 	char dir[64], sub[96], path[160];
 	struct stat st;

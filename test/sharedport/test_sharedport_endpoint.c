@@ -15,7 +15,7 @@
 
 static ccb_sharedport_endpoint *endpoint_in(const char *dir, const char *id)
 {
-	ccb_sharedport_endpoint_cfg cfg = {0};
+	ccb_sharedport_endpoint_config cfg = {0};
 	ccb_sharedport_endpoint *ep = NULL;
 	ccb_error e;
 
@@ -77,7 +77,7 @@ static void test_shutdown_unblocks(void)
 	/* Stuck in the middle of a hand-off whose sender went silent; only
 	 * shutdown can end it before the 30 s hand-off timeout. */
 	{
-		ccb_sharedport_endpoint_cfg cfg = {0};
+		ccb_sharedport_endpoint_config cfg = {0};
 		ccb_error e;
 		cfg.socket_dir = dir;
 		cfg.id = "waiter2";
@@ -248,7 +248,7 @@ static void test_stale_socket_replaced(void)
 {
 	int before = ccbt_count_fds();
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	ccb_sharedport_endpoint_cfg cfg = {0};
+	ccb_sharedport_endpoint_config cfg = {0};
 	ccb_sharedport_endpoint *ep;
 	char dir[64];
 	int fd;
@@ -286,7 +286,7 @@ static void test_stale_socket_replaced(void)
 static ccb_sharedport_server *server_for(const char *dir, const char *cookie,
 					 const char *default_id, int request_ms)
 {
-	ccb_sharedport_server_cfg cfg = {0};
+	ccb_sharedport_server_config cfg = {0};
 	ccb_sharedport_server *srv = NULL;
 	ccb_error e;
 
@@ -340,7 +340,7 @@ static void test_default_id(void)
 static void test_abstract_names(void)
 {
 	int before = ccbt_count_fds();
-	ccb_sharedport_endpoint_cfg cfg = {0};
+	ccb_sharedport_endpoint_config cfg = {0};
 	ccb_sharedport_endpoint *ep, *file_ep;
 	ccb_sharedport_server *srv;
 	char dir[64], cookie[65];
@@ -447,7 +447,7 @@ static void test_stop_interrupts_and_concurrency(void)
 static void test_dial_errors(void)
 {
 	int before = ccbt_count_fds();
-	ccb_sharedport_server_cfg cfg = {0};
+	ccb_sharedport_server_config cfg = {0};
 	ccb_sharedport_server *srv;
 	ccb_stream *s;
 	uint16_t port;

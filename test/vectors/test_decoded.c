@@ -68,13 +68,14 @@ static char *reference_conn(char *md, long long id)
 			normalize_header(line);
 		ccb_buf_appendf(&out, "%s\n", line);
 	}
-	free(block);
+	ccb_free(block);
 	return ccb_buf_steal_str(&out);
 }
 
 static char *ours_conn(json_t *conn, size_t *nmsgs)
 {
-	ccb_dissector *d = ccb_dissector_new();
+	ccb_dissector *d = NULL;
+	ccb_dissector_new(&d, NULL);
 	json_t *seg;
 	size_t i;
 	ccb_buf out;
@@ -96,7 +97,8 @@ static char *ours_conn(json_t *conn, size_t *nmsgs)
 	}
 	*nmsgs = ccb_dissector_count(d);
 	for (i = 0; i < *nmsgs; i++) {
-		char *t = ccb_dissect_msg_text(ccb_dissector_msg(d, i), i + 1);
+		char *t = NULL;
+		ccb_dissect_msg_text(ccb_dissector_msg(d, i), i + 1, &t, NULL);
 		ccb_buf_append_str(&out, t);
 		free(t);
 	}
