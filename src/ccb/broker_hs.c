@@ -290,8 +290,8 @@ static bk_conn *wk_take(bk_wk *w, bool *quit)
 	bk_list_del(&c->qnode);
 	if (!c->s) {
 		ccb_error e;
-		if (ccb_stream_new(c->fd, &c->s, &e) == CCB_OK) {
-			ccb_stream_set_peer_name(c->s, c->hs->peer);
+		/* accept4 made the fd non-blocking and gave the peer's address. */
+		if (ccb__stream_new_named(c->fd, c->hs->peer, true, &c->s, &e) == CCB_OK) {
 			ccb_stream_set_deadline(c->s, c->deadline_ms);
 			/* Each step of the handshake gets a few seconds at most. */
 			ccb_stream_set_timeout(c->s, BK_HANDSHAKE_STEP_MS);

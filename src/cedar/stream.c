@@ -19,44 +19,66 @@
 #define HDR_LEN 5
 #define DIGEST_LEN 32
 
+/*
+ * Kept small: a broker holds one per registration for its whole life
+ * (docs/performance.md). What only some streams need is allocated when
+ * needed: the error detail at the first failure, the AES-GCM or legacy
+ * cipher state when a key is installed, the frozen handshake digests
+ * between the first AES packet and the first packet each way, and the peer
+ * text to fit.
+ */
 struct ccb_stream {
 	int fd;
 	atomic_bool cancelled;
 	bool broken;
+	bool loaded;     /* an inbound message is being consumed */
+	bool corked;     /* end_message output waits in `scratch` (ccb__stream_cork) */
+	/* Handshake digests (cedar-stream.md §4). */
+	bool frozen;
+	bool finished_send, finished_recv;
+	/* Legacy key (cedar-stream.md §5, §7, §8): every byte enciphered while
+	 * `legacy_on`, otherwise only secrets; `md_on` adds the MD5 header. */
+	bool legacy_on;
+	bool md_on;
 	int timeout_ms;
+	ccb_err code;    /* of the most recent failure (its detail in `err`) */
+	uint32_t md_send_bytes, md_recv_bytes; /* digested so far (< 2 x DIGEST_LIMIT) */
 	int64_t deadline;
 	int64_t op_start; /* when the current read/write began, for timeout details */
 	size_t max_message;
-	char peer[96];
-	ccb_error err;
+	char *peer;      /* to fit; never NULL (no_peer when out of memory) */
+	ccb_error *err;  /* allocated at the first failure */
 
 	ccb_buf out;     /* outbound message being built */
 	ccb_buf in;      /* inbound message plaintext */
 	ccb_cursor cur;  /* position in `in` */
-	bool loaded;     /* an inbound message is being consumed */
-	ccb_buf scratch; /* packet assembly */
+	ccb_buf scratch; /* packet assembly; while corked, the packets not yet sent */
 
-	bool have_key;
-	ccb_aesgcm gcm;
+	ccb_aesgcm *gcm; /* an AES-GCM key is installed */
+	ccb_legacy *leg; /* a legacy key is installed */
 
-	/* Legacy key (cedar-stream.md §5, §7, §8): every byte enciphered while
-	 * `legacy_on`, otherwise only secrets; `md_on` adds the MD5 header. */
-	bool have_legacy;
-	bool legacy_on;
-	bool md_on;
-	ccb_legacy leg;
-
-	/* Handshake digests (cedar-stream.md §4). */
 	EVP_MD_CTX *md_send, *md_recv;
-	size_t md_send_bytes, md_recv_bytes;
-	bool frozen;
-	uint8_t final_send[DIGEST_LEN], final_recv[DIGEST_LEN];
-	bool finished_send, finished_recv;
+	uint8_t *final;  /* frozen digests, sent then received (2 x DIGEST_LEN),
+			  * until the first packet each way has used them */
 
 	/* Waits handed to the owner instead of poll() (a fiber's scheduler). */
 	ccb__stream_wait_fn wait_hook;
 	void *wait_ctx;
 };
+
+static ccb_err flush(ccb_stream *s);
+
+/* The peer text when there was no memory for one (never freed). */
+static char no_peer[] = "?";
+
+static void set_peer(ccb_stream *s, const char *name)
+{
+	char *p = strdup(name);
+
+	if (s->peer != no_peer)
+		free(s->peer);
+	s->peer = p ? p : no_peer;
+}
 
 static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -69,7 +91,11 @@ static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof what, fmt, ap);
 	va_end(ap);
-	ccb_error_set(&s->err, code, "%s: %s", s->peer, what);
+	s->code = code;
+	if (!s->err)
+		s->err = malloc(sizeof *s->err);
+	if (s->err)
+		ccb_error_set(s->err, code, "%s: %s", s->peer, what);
 	/* Anything but a caller mistake leaves the byte stream unusable. */
 	if (code != CCB_ERR_INVALID_ARG && code != CCB_ERR_STATE)
 		s->broken = true;
@@ -86,28 +112,30 @@ static void describe_peer(ccb_stream *s)
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof ss;
 	char host[INET6_ADDRSTRLEN] = "?";
+	char name[INET6_ADDRSTRLEN + 16];
 
 	if (getpeername(s->fd, (struct sockaddr *)&ss, &len) != 0) {
-		snprintf(s->peer, sizeof s->peer, "fd %d", s->fd);
-		return;
-	}
-	if (ss.ss_family == AF_INET) {
+		snprintf(name, sizeof name, "fd %d", s->fd);
+	} else if (ss.ss_family == AF_INET) {
 		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
 		inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
-		snprintf(s->peer, sizeof s->peer, "%s:%u", host, ntohs(a->sin_port));
+		snprintf(name, sizeof name, "%s:%u", host, ntohs(a->sin_port));
 	} else if (ss.ss_family == AF_INET6) {
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
 		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
-		snprintf(s->peer, sizeof s->peer, "[%s]:%u", host, ntohs(a->sin6_port));
+		snprintf(name, sizeof name, "[%s]:%u", host, ntohs(a->sin6_port));
 	} else {
-		snprintf(s->peer, sizeof s->peer, "local socket");
+		snprintf(name, sizeof name, "local socket");
 	}
+	set_peer(s, name);
 }
 
-ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err)
+/* A stream on fd; `peer` names it (NULL: the socket's peer address, which
+ * costs a getpeername), `nonblocking` says the fd already is. */
+static ccb_err stream_new(int fd, const char *peer, bool nonblocking, ccb_stream **out,
+			  ccb_error *err)
 {
 	ccb_stream *s;
-	int fl;
 
 	*out = NULL;
 	if (fd < 0)
@@ -118,15 +146,32 @@ ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "ccb_stream_new");
 	}
 	s->fd = fd;
+	s->peer = no_peer;
 	s->timeout_ms = CCB_STREAM_DEFAULT_TIMEOUT_MS;
 	s->deadline = INT64_MAX;
 	s->max_message = CCB_STREAM_DEFAULT_MAX_MESSAGE;
-	fl = fcntl(fd, F_GETFL);
-	if (fl >= 0)
-		fcntl(fd, F_SETFL, fl | O_NONBLOCK);
-	describe_peer(s);
+	if (!nonblocking) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl >= 0 && !(fl & O_NONBLOCK))
+			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+	}
+	if (peer)
+		set_peer(s, peer);
+	else
+		describe_peer(s);
 	*out = s;
 	return CCB_OK;
+}
+
+ccb_err ccb_stream_new(int fd, ccb_stream **out, ccb_error *err)
+{
+	return stream_new(fd, NULL, false, out, err);
+}
+
+ccb_err ccb__stream_new_named(int fd, const char *peer, bool nonblocking, ccb_stream **out,
+			      ccb_error *err)
+{
+	return stream_new(fd, peer, nonblocking, out, err);
 }
 
 static void drop_digests(ccb_stream *s)
@@ -136,6 +181,31 @@ static void drop_digests(ccb_stream *s)
 	s->md_send = s->md_recv = NULL;
 }
 
+static void drop_final(ccb_stream *s)
+{
+	if (s->final)
+		OPENSSL_cleanse(s->final, 2 * DIGEST_LEN);
+	free(s->final);
+	s->final = NULL;
+}
+
+static void drop_gcm(ccb_stream *s)
+{
+	if (s->gcm)
+		ccb_aesgcm_wipe(s->gcm);
+	free(s->gcm);
+	s->gcm = NULL;
+}
+
+static void drop_legacy(ccb_stream *s)
+{
+	if (s->leg)
+		ccb_legacy_wipe(s->leg);
+	free(s->leg);
+	s->leg = NULL;
+	s->legacy_on = s->md_on = false;
+}
+
 void ccb_stream_free(ccb_stream *s)
 {
 	if (!s)
@@ -143,11 +213,15 @@ void ccb_stream_free(ccb_stream *s)
 	if (s->fd >= 0)
 		close(s->fd);
 	drop_digests(s);
-	ccb_aesgcm_wipe(&s->gcm);
-	ccb_legacy_wipe(&s->leg);
+	drop_final(s);
+	drop_gcm(s);
+	drop_legacy(s);
 	ccb_buf_free(&s->out);
 	ccb_buf_free(&s->in);
 	ccb_buf_free(&s->scratch);
+	if (s->peer != no_peer)
+		free(s->peer);
+	free(s->err);
 	free(s);
 }
 
@@ -158,8 +232,12 @@ int ccb_stream_fd(const ccb_stream *s)
 
 ccb_err ccb_stream_detach_fd(ccb_stream *s, int *fd)
 {
+	ccb_err rc;
+
 	if (s->out.len || (s->loaded && ccb_cursor_left(&s->cur)))
 		return fail(s, CCB_ERR_STATE, "cannot detach: a message is partly read or written");
+	if ((rc = ccb__stream_uncork(s)))
+		return rc;
 	*fd = s->fd;
 	s->fd = -1;
 	s->broken = true;
@@ -190,7 +268,7 @@ void ccb_stream_set_max_message(ccb_stream *s, size_t max_bytes)
 
 void ccb_stream_set_peer_name(ccb_stream *s, const char *name)
 {
-	snprintf(s->peer, sizeof s->peer, "%s", name ? name : "");
+	set_peer(s, name ? name : "");
 }
 
 const char *ccb_stream_peer_name(const ccb_stream *s)
@@ -200,7 +278,17 @@ const char *ccb_stream_peer_name(const ccb_stream *s)
 
 const ccb_error *ccb_stream_error(const ccb_stream *s)
 {
-	return &s->err;
+	static const ccb_error none = {CCB_OK, ""};
+	/* A failure whose detail found no memory: its code, and a detail
+	 * saying so, valid until the next call on this thread. */
+	static _Thread_local ccb_error lost;
+
+	if (s->err)
+		return s->err;
+	if (s->code == CCB_OK)
+		return &none;
+	ccb_error_set(&lost, s->code, "%s: (no memory for the error detail)", s->peer);
+	return &lost;
 }
 
 /* ---- socket I/O with deadlines ----------------------------------------- */
@@ -316,9 +404,14 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
 	int64_t d;
 
 	if (s->broken)
-		return s->err.code ? s->err.code : CCB_ERR_STATE;
+		return s->code ? s->code : CCB_ERR_STATE;
 	if (s->loaded && ccb_cursor_left(&s->cur))
 		return CCB_OK;
+	if (s->corked) {
+		ccb_err rc = flush(s);
+		if (rc)
+			return rc;
+	}
 	d = op_deadline(s);
 	if (timeout_ms >= 0) {
 		int64_t t = ccb_deadline_in(timeout_ms);
@@ -334,12 +427,12 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
  * that large, and bulk plaintext streams do not pay for hashing. */
 #define DIGEST_LIMIT (1024 * 1024)
 
-static void digest(EVP_MD_CTX **ctx, size_t *total, const uint8_t *hdr, const uint8_t *body,
+static void digest(EVP_MD_CTX **ctx, uint32_t *total, const uint8_t *hdr, const uint8_t *body,
 		   size_t n)
 {
 	if (*total > DIGEST_LIMIT)
 		return;
-	*total += HDR_LEN + n;
+	*total += (uint32_t)(HDR_LEN + n); /* n <= CCB_MAX_PACKET_BODY */
 	if (*total > DIGEST_LIMIT) {
 		EVP_MD_CTX_free(*ctx);
 		*ctx = NULL;
@@ -370,19 +463,30 @@ static void finalize(EVP_MD_CTX *ctx, uint8_t out[DIGEST_LEN])
 
 /* Both digests freeze at the first AES packet in either direction
  * (m_final_mds, H:reli_sock.cpp:1001-1043, 1231-1273). */
-static void freeze_digests(ccb_stream *s)
+static ccb_err freeze_digests(ccb_stream *s)
 {
 	if (s->frozen)
-		return;
-	finalize(s->md_send, s->final_send);
-	finalize(s->md_recv, s->final_recv);
+		return CCB_OK;
+	if (!(s->final = malloc(2 * DIGEST_LEN)))
+		return fail(s, CCB_ERR_NOMEM, "handshake digests");
+	finalize(s->md_send, s->final);
+	finalize(s->md_recv, s->final + DIGEST_LEN);
 	drop_digests(s);
 	s->frozen = true;
+	return CCB_OK;
+}
+
+/* The frozen digests go into the first packet each way only. */
+static void final_used(ccb_stream *s)
+{
+	if (s->finished_send && s->finished_recv)
+		drop_final(s);
 }
 
 void ccb_stream_reset_digests(ccb_stream *s)
 {
 	drop_digests(s);
+	drop_final(s);
 	s->md_send_bytes = s->md_recv_bytes = 0;
 	s->frozen = false;
 	s->finished_send = s->finished_recv = false;
@@ -403,62 +507,110 @@ static void legacy_restart(ccb_stream *s)
 {
 	ccb_error e;
 
-	if (s->have_legacy && ccb_legacy_reset(&s->leg, &e))
+	if (s->leg && ccb_legacy_reset(s->leg, &e))
 		fail(s, e.code, "%s", e.detail);
+}
+
+/* Send the packets assembled in scratch, or keep them there while corked. */
+static ccb_err emit(ccb_stream *s, int64_t deadline)
+{
+	ccb_err rc;
+
+	if (s->corked)
+		return CCB_OK;
+	rc = write_all(s, s->scratch.data, s->scratch.len, deadline);
+	ccb_buf_reset(&s->scratch);
+	return rc;
 }
 
 static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t n,
 			   int64_t deadline)
 {
 	uint8_t *pkt;
-	size_t wire_len = s->have_key ? ccb_aesgcm_sealed_len(&s->gcm, n) : n;
+	size_t wire_len = s->gcm ? ccb_aesgcm_sealed_len(s->gcm, n) : n;
+	size_t at;
 	ccb_error e;
 
+	if (!s->corked)
+		ccb_buf_reset(&s->scratch);
 	if (s->md_on) {
 		/* MD mode (H:reli_sock.cpp:1300-1309, buffers.cpp:300-313): the
 		 * header grows to 21 bytes, MD5(key ‖ body) after the length. */
 		uint8_t hdr[HDR_LEN + CCB_LEGACY_MAC_LEN];
-		ccb_err rc;
 
 		hdr[0] = last ? 1 : 0;
 		ccb_be32_put(hdr + 1, (uint32_t)n);
-		ccb_legacy_mac(s->leg.key, CCB_LEGACY_KEY_LEN, body, n, hdr + HDR_LEN);
-		if ((rc = write_all(s, hdr, sizeof hdr, deadline)))
-			return rc;
-		return write_all(s, body, n, deadline);
+		ccb_legacy_mac(s->leg->key, CCB_LEGACY_KEY_LEN, body, n, hdr + HDR_LEN);
+		if (!ccb_buf_append(&s->scratch, hdr, sizeof hdr) ||
+		    !ccb_buf_append(&s->scratch, body, n))
+			return fail(s, CCB_ERR_NOMEM, "packet of %zu bytes", n);
+		return emit(s, deadline);
 	}
-	ccb_buf_reset(&s->scratch);
+	at = s->scratch.len;
 	if (!ccb_buf_reserve(&s->scratch, HDR_LEN + wire_len))
 		return fail(s, CCB_ERR_NOMEM, "packet of %zu bytes", wire_len);
-	pkt = s->scratch.data;
+	pkt = s->scratch.data + at;
 	pkt[0] = last ? 1 : 0;
 	ccb_be32_put(pkt + 1, (uint32_t)wire_len);
-	if (s->have_key) {
+	if (s->gcm) {
 		uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
 		size_t aad_len = HDR_LEN;
+		ccb_err rc;
 
-		freeze_digests(s);
+		if ((rc = freeze_digests(s)))
+			return rc;
 		if (!s->finished_send) {
 			/* Sender's first packet: what it sent, what it received, header. */
-			memcpy(aad, s->final_send, DIGEST_LEN);
-			memcpy(aad + DIGEST_LEN, s->final_recv, DIGEST_LEN);
+			memcpy(aad, s->final, DIGEST_LEN);
+			memcpy(aad + DIGEST_LEN, s->final + DIGEST_LEN, DIGEST_LEN);
 			aad_len += 2 * DIGEST_LEN;
 		}
 		memcpy(aad + aad_len - HDR_LEN, pkt, HDR_LEN);
-		if (ccb_aesgcm_seal(&s->gcm, aad, aad_len, body, n, pkt + HDR_LEN, &e))
+		if (ccb_aesgcm_seal(s->gcm, aad, aad_len, body, n, pkt + HDR_LEN, &e))
 			return fail(s, e.code, "%s", e.detail);
 		s->finished_send = true;
+		final_used(s);
 	} else {
 		memcpy(pkt + HDR_LEN, body, n);
 		if (!s->frozen)
 			digest(&s->md_send, &s->md_send_bytes, pkt, body, n);
 	}
-	return write_all(s, pkt, HDR_LEN + wire_len, deadline);
+	s->scratch.len = at + HDR_LEN + wire_len;
+	return emit(s, deadline);
+}
+
+/* Send what a cork held back. */
+static ccb_err flush(ccb_stream *s)
+{
+	ccb_err rc;
+
+	if (!s->scratch.len)
+		return CCB_OK;
+	if (s->broken) {
+		ccb_buf_reset(&s->scratch);
+		return s->code ? s->code : CCB_ERR_STATE;
+	}
+	rc = write_all(s, s->scratch.data, s->scratch.len, op_deadline(s));
+	ccb_buf_reset(&s->scratch);
+	return rc;
+}
+
+void ccb__stream_cork(ccb_stream *s)
+{
+	s->corked = true;
+}
+
+ccb_err ccb__stream_uncork(ccb_stream *s)
+{
+	ccb_err rc = s->corked ? flush(s) : CCB_OK;
+
+	s->corked = false;
+	return rc;
 }
 
 ccb_err ccb_stream_end_message(ccb_stream *s)
 {
-	size_t chunk = CCB_MAX_PACKET_BODY - (s->have_key ? 32 : 0);
+	size_t chunk = CCB_MAX_PACKET_BODY - (s->gcm ? 32 : 0);
 	size_t off = 0;
 	int64_t deadline;
 	ccb_err rc = CCB_OK;
@@ -470,7 +622,7 @@ ccb_err ccb_stream_end_message(ccb_stream *s)
 		/* Every byte of the message through the cipher, which starts
 		 * each message afresh (H:reli_sock.cpp:575-577, 643-669). */
 		ccb_error e;
-		if (ccb_legacy_encrypt(&s->leg, s->out.data, s->out.len, &e)) {
+		if (ccb_legacy_encrypt(s->leg, s->out.data, s->out.len, &e)) {
 			rc = fail(s, e.code, "%s", e.detail);
 			goto out;
 		}
@@ -488,7 +640,7 @@ out:
 	return rc;
 broken:
 	ccb_buf_reset(&s->out);
-	return s->err.code ? s->err.code : CCB_ERR_STATE;
+	return s->code ? s->code : CCB_ERR_STATE;
 }
 
 /* Cursor hook: decipher n bytes of the loaded message at `off` (a secret
@@ -499,15 +651,19 @@ static ccb_err decipher_secret(void *ctx, size_t off, size_t n, ccb_error *err)
 
 	if (off > s->in.len || n > s->in.len - off)
 		return ccb_error_set(err, CCB_ERR_PROTOCOL, "secret runs past the message");
-	return ccb_legacy_decrypt(&s->leg, s->in.data + off, n, err);
+	return ccb_legacy_decrypt(s->leg, s->in.data + off, n, err);
 }
 
 static ccb_err read_message(ccb_stream *s)
 {
-	int64_t deadline = op_deadline(s);
+	int64_t deadline;
 	ccb_error e;
 	ccb_err rc;
 
+	/* What a cork held back goes out before we wait for the answer. */
+	if (s->corked && (rc = flush(s)))
+		return rc;
+	deadline = op_deadline(s);
 	ccb_buf_reset(&s->in);
 	for (;;) {
 		uint8_t hdr[HDR_LEN];
@@ -529,7 +685,7 @@ static ccb_err read_message(ccb_stream *s)
 		if (len == 0 || len > CCB_MAX_PACKET_BODY)
 			return fail(s, CCB_ERR_PROTOCOL, "bad packet length %u (allowed 1..%d)", len,
 				    CCB_MAX_PACKET_BODY);
-		if (s->have_key) {
+		if (s->gcm) {
 			uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
 			size_t aad_len = HDR_LEN, plen;
 
@@ -542,18 +698,20 @@ static ccb_err read_message(ccb_stream *s)
 			rc = read_exact(s, s->scratch.data, len, deadline, "reading a message");
 			if (rc)
 				return rc;
-			freeze_digests(s);
+			if ((rc = freeze_digests(s)))
+				return rc;
 			if (!s->finished_recv) {
 				/* What flowed from the sender to us comes first. */
-				memcpy(aad, s->final_recv, DIGEST_LEN);
-				memcpy(aad + DIGEST_LEN, s->final_send, DIGEST_LEN);
+				memcpy(aad, s->final + DIGEST_LEN, DIGEST_LEN);
+				memcpy(aad + DIGEST_LEN, s->final, DIGEST_LEN);
 				aad_len += 2 * DIGEST_LEN;
 			}
 			memcpy(aad + aad_len - HDR_LEN, hdr, HDR_LEN);
-			if (ccb_aesgcm_open(&s->gcm, aad, aad_len, s->scratch.data, len,
+			if (ccb_aesgcm_open(s->gcm, aad, aad_len, s->scratch.data, len,
 					    s->in.data + s->in.len, &plen, &e))
 				return fail(s, e.code, "%s", e.detail);
 			s->finished_recv = true;
+			final_used(s);
 			s->in.len += plen;
 			if (s->in.len > s->max_message)
 				return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes",
@@ -572,7 +730,7 @@ static ccb_err read_message(ccb_stream *s)
 			if (s->md_on) {
 				/* H:reli_sock.cpp:1074-1081, buffers.cpp:315-323. */
 				uint8_t want[CCB_LEGACY_MAC_LEN];
-				ccb_legacy_mac(s->leg.key, CCB_LEGACY_KEY_LEN, s->in.data + s->in.len,
+				ccb_legacy_mac(s->leg->key, CCB_LEGACY_KEY_LEN, s->in.data + s->in.len,
 					       len, want);
 				if (CRYPTO_memcmp(want, mac, sizeof mac))
 					return fail(s, CCB_ERR_CRYPTO,
@@ -592,12 +750,12 @@ static ccb_err read_message(ccb_stream *s)
 		 * cipher restarted at the last end of message, so deciphering
 		 * the whole message now is the same (H:reli_sock.cpp:714-746). */
 		legacy_restart(s);
-		if (ccb_legacy_decrypt(&s->leg, s->in.data, s->in.len, &e))
+		if (ccb_legacy_decrypt(s->leg, s->in.data, s->in.len, &e))
 			return fail(s, e.code, "%s", e.detail);
 	}
 	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len,
-			      .crypto = s->have_key || s->legacy_on};
-	if (s->have_legacy && !s->legacy_on) {
+			      .crypto = s->gcm || s->legacy_on};
+	if (s->leg && !s->legacy_on) {
 		s->cur.secret = decipher_secret;
 		s->cur.secret_ctx = s;
 	}
@@ -608,7 +766,7 @@ static ccb_err read_message(ccb_stream *s)
 ccb_cursor *ccb__stream_in(ccb_stream *s)
 {
 	if (s->broken) {
-		if (!s->err.code)
+		if (!s->code)
 			fail(s, CCB_ERR_STATE, "stream is broken");
 		return NULL;
 	}
@@ -627,7 +785,7 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s)
 	size_t left;
 
 	if (!s->loaded)
-		return s->broken ? (s->err.code ? s->err.code : CCB_ERR_STATE) : CCB_OK;
+		return s->broken ? (s->code ? s->code : CCB_ERR_STATE) : CCB_OK;
 	left = ccb_cursor_left(&s->cur);
 	s->loaded = false;
 	ccb_buf_reset(&s->in);
@@ -639,7 +797,7 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s)
 
 void ccb__stream_trim(ccb_stream *s)
 {
-	if (s->out.len || s->loaded)
+	if (s->out.len || s->loaded || s->scratch.len)
 		return;
 	ccb_buf_free(&s->out);
 	ccb_buf_free(&s->in);
@@ -656,7 +814,7 @@ size_t ccb_stream_unread(const ccb_stream *s)
 #define PUT(expr)                                                              \
 	do {                                                                   \
 		if (s->broken)                                                 \
-			return s->err.code ? s->err.code : CCB_ERR_STATE;      \
+			return s->code ? s->code : CCB_ERR_STATE;      \
 		if (!(expr))                                                   \
 			return fail(s, CCB_ERR_NOMEM, "growing outbound message"); \
 		return CCB_OK;                                                 \
@@ -685,7 +843,7 @@ ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
 
 bool ccb__stream_secrets_enciphered(const ccb_stream *s)
 {
-	return s->have_legacy && !s->legacy_on;
+	return s->leg && !s->legacy_on;
 }
 
 ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from)
@@ -694,7 +852,7 @@ ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from)
 
 	if (!ccb__stream_secrets_enciphered(s) || from > s->out.len)
 		return CCB_OK;
-	if (ccb_legacy_encrypt(&s->leg, s->out.data + from, s->out.len - from, &e))
+	if (ccb_legacy_encrypt(s->leg, s->out.data + from, s->out.len - from, &e))
 		return fail(s, e.code, "%s", e.detail);
 	return CCB_OK;
 }
@@ -712,7 +870,7 @@ ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str)
 		return fail(s, CCB_ERR_INVALID_ARG,
 			    "a string starting with byte 0xAD cannot be sent (NULL marker)");
 	if (s->broken)
-		return s->err.code ? s->err.code : CCB_ERR_STATE;
+		return s->code ? s->code : CCB_ERR_STATE;
 	if (!ccb_enc_string(&s->out, on || ccb_stream_crypto_on(s), str))
 		return fail(s, CCB_ERR_NOMEM, "growing outbound message");
 	rc = ccb__stream_encipher_tail(s, from);
@@ -724,7 +882,7 @@ ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str)
 		ccb_cursor *c = ccb__stream_in(s);                             \
 		ccb_error e;                                                   \
 		if (!c)                                                        \
-			return s->err.code;                                    \
+			return s->code;                                    \
 		if (call)                                                      \
 			return ccb__stream_fail(s, &e);                        \
 		return CCB_OK;                                                 \
@@ -754,7 +912,7 @@ ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
 static ccb_err report(const ccb_stream *s, ccb_err rc, ccb_error *err)
 {
 	if (rc && err)
-		*err = s->err.code ? s->err : (ccb_error){.code = rc};
+		*err = s->code ? *ccb_stream_error(s) : (ccb_error){.code = rc};
 	return rc;
 }
 
@@ -793,7 +951,7 @@ ccb_err ccb_stream_read(ccb_stream *s, void *buf, size_t n, size_t *got, ccb_err
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "stream read: NULL argument or n = 0");
 	for (;;) {
 		if (!(c = ccb__stream_in(s)))
-			return report(s, s->err.code ? s->err.code : CCB_ERR_STATE, err);
+			return report(s, s->code ? s->code : CCB_ERR_STATE, err);
 		left = ccb_cursor_left(c);
 		if (left)
 			break;
@@ -831,13 +989,15 @@ ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const u
 
 	if (s->out.len || s->loaded)
 		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
-	if (ccb_aesgcm_init(&s->gcm, key, iv, &e))
+	if (!s->gcm && !(s->gcm = calloc(1, sizeof *s->gcm)))
+		return fail(s, CCB_ERR_NOMEM, "AES-GCM state");
+	if (ccb_aesgcm_init(s->gcm, key, iv, &e)) {
+		drop_gcm(s);
 		return fail(s, e.code, "%s", e.detail);
+	}
 	/* An AES key replaces a legacy one and turns MD mode off
 	 * (H:sock.cpp:2806-2810, 2825-2833). */
-	ccb_legacy_wipe(&s->leg);
-	s->have_legacy = s->legacy_on = s->md_on = false;
-	s->have_key = true;
+	drop_legacy(s);
 	return CCB_OK;
 }
 
@@ -848,7 +1008,7 @@ ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN]
 
 bool ccb_stream_crypto_on(const ccb_stream *s)
 {
-	return s->have_key || s->legacy_on;
+	return s->gcm || s->legacy_on;
 }
 
 ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key, bool encrypt,
@@ -858,11 +1018,16 @@ ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key
 
 	if (s->out.len || s->loaded)
 		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
-	if (s->have_key)
+	if (s->gcm)
 		return fail(s, CCB_ERR_STATE, "an AES key is already installed");
-	if (ccb_legacy_init(&s->leg, method, key, &e))
+	if (s->leg)
+		drop_legacy(s);
+	if (!(s->leg = calloc(1, sizeof *s->leg)))
+		return fail(s, CCB_ERR_NOMEM, "legacy cipher state");
+	if (ccb_legacy_init(s->leg, method, key, &e)) {
+		drop_legacy(s);
 		return fail(s, e.code, "%s", e.detail);
-	s->have_legacy = true;
+	}
 	s->legacy_on = encrypt;
 	s->md_on = integrity;
 	return CCB_OK;
@@ -870,10 +1035,10 @@ ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key
 
 int ccb_stream_crypto_method(const ccb_stream *s)
 {
-	return s->have_key ? 3 : s->have_legacy ? s->leg.method : 0;
+	return s->gcm ? 3 : s->leg ? s->leg->method : 0;
 }
 
 bool ccb_stream_integrity_on(const ccb_stream *s)
 {
-	return s->have_key || s->md_on;
+	return s->gcm || s->md_on;
 }

@@ -5,6 +5,25 @@
 #include "ccb/stream.h"
 #include "cedar/codec.h"
 
+/* ccb_stream_new() for an fd whose peer text the caller already has (no
+ * getpeername) and, when `nonblocking`, that already is non-blocking (no
+ * fcntl): a broker's accepted connections. */
+ccb_err ccb__stream_new_named(int fd, const char *peer, bool nonblocking, ccb_stream **out,
+			      ccb_error *err);
+
+/*
+ * Cork: from ccb__stream_cork() on, the packets of ended messages stay in
+ * the stream and go out together (one send) just before the stream next
+ * reads a message or waits to read (ccb_stream_wait_readable), at
+ * ccb_stream_detach_fd(), or at ccb__stream_uncork(), which sends them and
+ * ends the cork. A sender of several messages in a row (a handshake's
+ * answers) thus costs the peer one wake-up, not one per message. A send
+ * failure then shows at that read or at uncork. Uncork before freeing the
+ * stream: what is still held is dropped.
+ */
+void ccb__stream_cork(ccb_stream *s);
+ccb_err ccb__stream_uncork(ccb_stream *s);
+
 /* The current inbound message, read from the socket if none is loaded.
  * Returns NULL on failure (details in ccb_stream_error()). */
 ccb_cursor *ccb__stream_in(ccb_stream *s);

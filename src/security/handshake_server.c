@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,6 +19,7 @@
 
 #include "ccb/classad.h"
 #include "ccb/security.h"
+#include "cedar/stream_internal.h"
 #include "classad/classad_internal.h"
 #include "security/auth.h"
 #include "security/ecdh.h"
@@ -93,14 +95,31 @@ static void peer_ip(int fd, char *out, size_t size)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, out, (socklen_t)size);
 }
 
-/* Session ids as C++ makes them: host:pid:time:counter (daemon_command.cpp:967-969). */
+/* Session ids as C++ makes them: host:pid:time:counter (daemon_command.cpp:967-969).
+ * The host name and pid are looked up once (a uname and a getpid per
+ * session otherwise); a forked child looks its pid up again. */
+static char sid_host[128] = "localhost";
+static int sid_pid;
+static pthread_once_t sid_once = PTHREAD_ONCE_INIT;
+
+static void sid_child(void)
+{
+	sid_pid = (int)getpid();
+}
+
+static void sid_init(void)
+{
+	gethostname(sid_host, sizeof sid_host - 1);
+	sid_pid = (int)getpid();
+	pthread_atfork(NULL, NULL, sid_child);
+}
+
 static void new_session_id(char *out, size_t size)
 {
 	static atomic_uint counter;
-	char host[128] = "localhost";
 
-	gethostname(host, sizeof host - 1);
-	snprintf(out, size, "%s:%d:%lld:%u", host, (int)getpid(), (long long)ccb_wall_s(),
+	pthread_once(&sid_once, sid_init);
+	snprintf(out, size, "%s:%d:%lld:%u", sid_host, sid_pid, (long long)ccb_wall_s(),
 		 atomic_fetch_add(&counter, 1));
 }
 
@@ -551,6 +570,10 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		return server_raw_command(&h, first);
 	if ((rc = ccb__sec_get_ad(s, &h.req, err, "read security request")))
 		return rc;
+	/* Our answers in a row (the authentication result, its end, the
+	 * POST-AUTH ad) go out in one send: the stream sends what it holds
+	 * before each read and at the uncork below. */
+	ccb__stream_cork(s);
 	ccb__sec_copy_attr(h.req, "RemoteVersion", cmd->info.peer_version,
 			   sizeof cmd->info.peer_version);
 	if (ccb_classad_get_string(h.req, "UseSession", &use_session) == CCB_OK &&
@@ -561,6 +584,9 @@ ccb_err ccb_sec_server_accept(ccb_stream *s, const ccb_sec_server_config *cfg,
 		server_authorize(&h);
 		rc = server_postauth(&h);
 	}
+	/* Refusals (SID_NOT_FOUND, DENIED) go out too. */
+	if (ccb__stream_uncork(s) && !rc)
+		rc = ccb__sec_stream_fail(s, err, "send security answers");
 	OPENSSL_cleanse(h.key, sizeof h.key);
 	ccb_classad_free(h.req);
 	ccb_classad_free(h.resp);

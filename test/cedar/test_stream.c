@@ -679,6 +679,90 @@ static void test_detach_and_fds(void)
 	CU_ASSERT_EQUAL(ccbt_count_fds(), before);
 }
 
+/* A corked stream sends nothing until it reads, waits to read or is
+ * uncorked; then the held messages arrive intact and in order, plaintext
+ * and AES-GCM (the first packet with the handshake digests) alike. */
+static void test_cork(void)
+{
+	int fds[2];
+	ccb_stream *a, *b;
+	uint8_t key[32] = {9, 8, 7};
+	uint8_t byte;
+	int64_t v;
+
+	ccbt_tcp_pair(fds);
+	CU_ASSERT_FATAL(ccb_stream_new(fds[0], &a, NULL) == CCB_OK);
+	CU_ASSERT_FATAL(ccb_stream_new(fds[1], &b, NULL) == CCB_OK);
+	ccb__stream_cork(a);
+	ccb_stream_put_int(a, 1);
+	CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
+	ccb_stream_put_int(a, 2);
+	CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
+	CU_ASSERT(recv(fds[1], &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0);
+	/* Waiting for an answer sends what was held first. */
+	ccb_stream_put_int(b, 99);
+	CU_ASSERT(ccb_stream_end_message(b) == CCB_OK);
+	CU_ASSERT(ccb_stream_wait_readable(a, 5000) == CCB_OK);
+	CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == 1);
+	CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
+	CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == 2);
+	CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
+	CU_ASSERT(ccb_stream_get_int(a, &v) == CCB_OK && v == 99);
+	CU_ASSERT(ccb_stream_end_of_message(a) == CCB_OK);
+
+	/* Still corked: a read flushes too. */
+	ccb_stream_put_int(a, 3);
+	CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
+	ccb_stream_put_int(b, 4);
+	CU_ASSERT(ccb_stream_end_message(b) == CCB_OK);
+	CU_ASSERT(ccb_stream_get_int(a, &v) == CCB_OK && v == 4);
+	ccb_stream_end_of_message(a);
+	CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == 3);
+	ccb_stream_end_of_message(b);
+
+	/* AES-GCM: the first packet each way carries the digests. */
+	CU_ASSERT(ccb_stream_set_aes_key(a, key) == CCB_OK);
+	CU_ASSERT(ccb_stream_set_aes_key(b, key) == CCB_OK);
+	for (int i = 0; i < 3; i++) {
+		ccb_stream_put_int(a, 10 + i);
+		CU_ASSERT(ccb_stream_end_message(a) == CCB_OK);
+	}
+	CU_ASSERT(recv(fds[1], &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0);
+	CU_ASSERT(ccb__stream_uncork(a) == CCB_OK);
+	for (int i = 0; i < 3; i++) {
+		CU_ASSERT(ccb_stream_get_int(b, &v) == CCB_OK && v == 10 + i);
+		CU_ASSERT(ccb_stream_end_of_message(b) == CCB_OK);
+	}
+	ccb_stream_put_int(b, 20);
+	CU_ASSERT(ccb_stream_end_message(b) == CCB_OK);
+	CU_ASSERT(ccb_stream_get_int(a, &v) == CCB_OK && v == 20);
+	ccb_stream_end_of_message(a);
+	ccb_stream_free(a);
+	ccb_stream_free(b);
+}
+
+/* ccb_stream_error() is a valid error before any failure (CCB_OK, empty
+ * detail) and names the peer after one. */
+static void test_error_detail(void)
+{
+	int raw;
+	ccb_stream *s = pair_stream(&raw);
+	const ccb_error *e = ccb_stream_error(s);
+
+	CU_ASSERT_FATAL(e != NULL);
+	CU_ASSERT_EQUAL(e->code, CCB_OK);
+	CU_ASSERT_STRING_EQUAL(e->detail, "");
+	ccb_stream_set_peer_name(s, "a peer with a name longer than the ninety-six bytes the "
+				    "stream used to keep for it, which now fits whatever it is");
+	CU_ASSERT(ccb_stream_put_string(s, "\xad") == CCB_ERR_INVALID_ARG);
+	e = ccb_stream_error(s);
+	CU_ASSERT_EQUAL(e->code, CCB_ERR_INVALID_ARG);
+	CU_ASSERT(strstr(e->detail, "which now fits whatever it is: ") != NULL);
+	CU_ASSERT(strstr(e->detail, "0xAD") != NULL);
+	ccb_stream_free(s);
+	close(raw);
+}
+
 static const ccbt_test tests[] = {
 	{"int golden bytes", test_int_golden},
 	{"double/string golden bytes", test_double_string_golden},
@@ -694,6 +778,8 @@ static const ccbt_test tests[] = {
 	{"AES-GCM known answer (receive)", test_aes_receive_known_answer},
 	{"AES-GCM round trip and digests", test_aes_roundtrip_and_digests},
 	{"detach fd, no leaks", test_detach_and_fds},
+	{"cork: held messages go out at read, wait or uncork", test_cork},
+	{"error detail before and after a failure", test_error_detail},
 	{"byte-stream mode, plaintext", test_bytes_plain},
 	{"byte-stream mode, AES-GCM", test_bytes_aes},
 	{"byte-stream mode, 3DES", test_bytes_3des},
