@@ -1,70 +1,27 @@
+/*
+ * A CEDAR stream: messages framed into packets (cedar-stream.md §2, §3),
+ * read and written over a non-blocking socket with deadlines, the cork,
+ * the primitives put/get and byte-stream mode. The session crypto (keys,
+ * handshake digests, secrets) is in stream_crypto.c; the struct is in
+ * stream_priv.h.
+ */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
-#include <stdatomic.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 
-#include "cedar/aesgcm.h"
-#include "cedar/legacy.h"
-#include "cedar/stream_internal.h"
+#include "cedar/stream_priv.h"
 
-#define HDR_LEN 5
-#define DIGEST_LEN 32
-
-/*
- * Kept small: a broker holds one per registration for its whole life
- * (docs/performance.md). What only some streams need is allocated when
- * needed: the error detail at the first failure, the AES-GCM or legacy
- * cipher state when a key is installed, the frozen handshake digests
- * between the first AES packet and the first packet each way, and the peer
- * text to fit.
- */
-struct ccb_stream {
-	int fd;
-	atomic_bool cancelled;
-	bool broken;
-	bool loaded;     /* an inbound message is being consumed */
-	bool corked;     /* end_message output waits in `scratch` (ccb__stream_cork) */
-	/* Handshake digests (cedar-stream.md §4). */
-	bool frozen;
-	bool finished_send, finished_recv;
-	/* Legacy key (cedar-stream.md §5, §7, §8): every byte enciphered while
-	 * `legacy_on`, otherwise only secrets; `md_on` adds the MD5 header. */
-	bool legacy_on;
-	bool md_on;
-	int timeout_ms;
-	ccb_err code;    /* of the most recent failure (its detail in `err`) */
-	uint32_t md_send_bytes, md_recv_bytes; /* digested so far (< 2 x DIGEST_LIMIT) */
-	int64_t deadline;
-	int64_t op_start; /* when the current read/write began, for timeout details */
-	size_t max_message;
-	char *peer;      /* to fit; never NULL (no_peer when out of memory) */
-	ccb_error *err;  /* allocated at the first failure */
-
-	ccb_buf out;     /* outbound message being built */
-	ccb_buf in;      /* inbound message plaintext */
-	ccb_cursor cur;  /* position in `in` */
-	ccb_buf scratch; /* packet assembly; while corked, the packets not yet sent */
-
-	ccb_aesgcm *gcm; /* an AES-GCM key is installed */
-	ccb_legacy *leg; /* a legacy key is installed */
-
-	EVP_MD_CTX *md_send, *md_recv;
-	uint8_t *final;  /* frozen digests, sent then received (2 x DIGEST_LEN),
-			  * until the first packet each way has used them */
-
-	/* Waits handed to the owner instead of poll() (a fiber's scheduler). */
-	ccb__stream_wait_fn wait_hook;
-	void *wait_ctx;
-};
+#define fail ccb__stream_failf
 
 static ccb_err flush(ccb_stream *s);
 
@@ -80,10 +37,7 @@ static void set_peer(ccb_stream *s, const char *name)
 	s->peer = p ? p : no_peer;
 }
 
-static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static ccb_err fail(ccb_stream *s, ccb_err code, const char *fmt, ...)
+ccb_err ccb__stream_failf(ccb_stream *s, ccb_err code, const char *fmt, ...)
 {
 	char what[CCB_ERROR_DETAIL_SIZE];
 	va_list ap;
@@ -174,48 +128,13 @@ ccb_err ccb__stream_new_named(int fd, const char *peer, bool nonblocking, ccb_st
 	return stream_new(fd, peer, nonblocking, out, err);
 }
 
-static void drop_digests(ccb_stream *s)
-{
-	EVP_MD_CTX_free(s->md_send);
-	EVP_MD_CTX_free(s->md_recv);
-	s->md_send = s->md_recv = NULL;
-}
-
-static void drop_final(ccb_stream *s)
-{
-	if (s->final)
-		OPENSSL_cleanse(s->final, 2 * DIGEST_LEN);
-	free(s->final);
-	s->final = NULL;
-}
-
-static void drop_gcm(ccb_stream *s)
-{
-	if (s->gcm)
-		ccb_aesgcm_wipe(s->gcm);
-	free(s->gcm);
-	s->gcm = NULL;
-}
-
-static void drop_legacy(ccb_stream *s)
-{
-	if (s->leg)
-		ccb_legacy_wipe(s->leg);
-	free(s->leg);
-	s->leg = NULL;
-	s->legacy_on = s->md_on = false;
-}
-
 void ccb_stream_free(ccb_stream *s)
 {
 	if (!s)
 		return;
 	if (s->fd >= 0)
 		close(s->fd);
-	drop_digests(s);
-	drop_final(s);
-	drop_gcm(s);
-	drop_legacy(s);
+	ccb__stream_drop_crypto(s);
 	ccb_buf_free(&s->out);
 	ccb_buf_free(&s->in);
 	ccb_buf_free(&s->scratch);
@@ -420,96 +339,7 @@ ccb_err ccb_stream_wait_readable(ccb_stream *s, int timeout_ms)
 	return wait_fd(s, POLLIN, d, "waiting for a message");
 }
 
-/* ---- handshake digests -------------------------------------------------- */
-
-/* Past this much plaintext a direction stops being digested and its context
- * is dropped (H:reli_sock.cpp:1066-1072, 1296-1301): a handshake is never
- * that large, and bulk plaintext streams do not pay for hashing. */
-#define DIGEST_LIMIT (1024 * 1024)
-
-static void digest(EVP_MD_CTX **ctx, uint32_t *total, const uint8_t *hdr, const uint8_t *body,
-		   size_t n)
-{
-	if (*total > DIGEST_LIMIT)
-		return;
-	*total += (uint32_t)(HDR_LEN + n); /* n <= CCB_MAX_PACKET_BODY */
-	if (*total > DIGEST_LIMIT) {
-		EVP_MD_CTX_free(*ctx);
-		*ctx = NULL;
-		return;
-	}
-	if (!*ctx) {
-		*ctx = EVP_MD_CTX_new();
-		if (!*ctx || EVP_DigestInit_ex(*ctx, EVP_sha256(), NULL) != 1) {
-			EVP_MD_CTX_free(*ctx);
-			*ctx = NULL;
-			return;
-		}
-	}
-	EVP_DigestUpdate(*ctx, hdr, HDR_LEN);
-	EVP_DigestUpdate(*ctx, body, n);
-}
-
-static void finalize(EVP_MD_CTX *ctx, uint8_t out[DIGEST_LEN])
-{
-	unsigned int len = DIGEST_LEN;
-
-	/* A direction with no plaintext traffic has no context: 32 zero bytes
-	 * (H:reli_sock.cpp:1013-1016). */
-	memset(out, 0, DIGEST_LEN);
-	if (ctx)
-		EVP_DigestFinal_ex(ctx, out, &len);
-}
-
-/* Both digests freeze at the first AES packet in either direction
- * (m_final_mds, H:reli_sock.cpp:1001-1043, 1231-1273). */
-static ccb_err freeze_digests(ccb_stream *s)
-{
-	if (s->frozen)
-		return CCB_OK;
-	if (!(s->final = malloc(2 * DIGEST_LEN)))
-		return fail(s, CCB_ERR_NOMEM, "handshake digests");
-	finalize(s->md_send, s->final);
-	finalize(s->md_recv, s->final + DIGEST_LEN);
-	drop_digests(s);
-	s->frozen = true;
-	return CCB_OK;
-}
-
-/* The frozen digests go into the first packet each way only. */
-static void final_used(ccb_stream *s)
-{
-	if (s->finished_send && s->finished_recv)
-		drop_final(s);
-}
-
-void ccb_stream_reset_digests(ccb_stream *s)
-{
-	drop_digests(s);
-	drop_final(s);
-	s->md_send_bytes = s->md_recv_bytes = 0;
-	s->frozen = false;
-	s->finished_send = s->finished_recv = false;
-}
-
-void ccb__stream_stop_digests(ccb_stream *s)
-{
-	drop_digests(s);
-	s->md_send_bytes = s->md_recv_bytes = DIGEST_LIMIT + 1;
-}
-
 /* ---- packets ------------------------------------------------------------ */
-
-/* A legacy cipher restarts at every end of message, sent or read, in both
- * directions (ReliSock::end_of_message_internal -> resetCrypto,
- * H:reli_sock.cpp:575-577, H:sock.cpp:2775-2783, H:condor_crypt.cpp:103-147). */
-static void legacy_restart(ccb_stream *s)
-{
-	ccb_error e;
-
-	if (s->leg && ccb_legacy_reset(s->leg, &e))
-		fail(s, e.code, "%s", e.detail);
-}
 
 /* Send the packets assembled in scratch, or keep them there while corked. */
 static ccb_err emit(ccb_stream *s, int64_t deadline)
@@ -529,7 +359,6 @@ static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t
 	uint8_t *pkt;
 	size_t wire_len = s->gcm ? ccb_aesgcm_sealed_len(s->gcm, n) : n;
 	size_t at;
-	ccb_error e;
 
 	if (!s->corked)
 		ccb_buf_reset(&s->scratch);
@@ -553,27 +382,14 @@ static ccb_err send_packet(ccb_stream *s, bool last, const uint8_t *body, size_t
 	pkt[0] = last ? 1 : 0;
 	ccb_be32_put(pkt + 1, (uint32_t)wire_len);
 	if (s->gcm) {
-		uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
-		size_t aad_len = HDR_LEN;
-		ccb_err rc;
+		ccb_err rc = ccb__stream_seal(s, pkt, body, n);
 
-		if ((rc = freeze_digests(s)))
+		if (rc)
 			return rc;
-		if (!s->finished_send) {
-			/* Sender's first packet: what it sent, what it received, header. */
-			memcpy(aad, s->final, DIGEST_LEN);
-			memcpy(aad + DIGEST_LEN, s->final + DIGEST_LEN, DIGEST_LEN);
-			aad_len += 2 * DIGEST_LEN;
-		}
-		memcpy(aad + aad_len - HDR_LEN, pkt, HDR_LEN);
-		if (ccb_aesgcm_seal(s->gcm, aad, aad_len, body, n, pkt + HDR_LEN, &e))
-			return fail(s, e.code, "%s", e.detail);
-		s->finished_send = true;
-		final_used(s);
 	} else {
 		memcpy(pkt + HDR_LEN, body, n);
 		if (!s->frozen)
-			digest(&s->md_send, &s->md_send_bytes, pkt, body, n);
+			ccb__stream_digest_sent(s, pkt, body, n);
 	}
 	s->scratch.len = at + HDR_LEN + wire_len;
 	return emit(s, deadline);
@@ -636,28 +452,116 @@ ccb_err ccb_stream_end_message(ccb_stream *s)
 	}
 out:
 	ccb_buf_reset(&s->out);
-	legacy_restart(s);
+	ccb__stream_legacy_restart(s);
 	return rc;
 broken:
 	ccb_buf_reset(&s->out);
 	return s->code ? s->code : CCB_ERR_STATE;
 }
 
-/* Cursor hook: decipher n bytes of the loaded message at `off` (a secret
- * read while crypto mode is off, classad-wire.md §6). */
-static ccb_err decipher_secret(void *ctx, size_t off, size_t n, ccb_error *err)
+/* One packet header (cedar-stream.md §2), with the MD5 that follows it in
+ * MD mode; the receiver checks of H:reli_sock.cpp:831-931. */
+static ccb_err read_header(ccb_stream *s, int64_t deadline, uint8_t hdr[HDR_LEN],
+			   uint8_t mac[CCB_LEGACY_MAC_LEN], int8_t *end, uint32_t *len)
 {
-	ccb_stream *s = ctx;
+	ccb_err rc;
 
-	if (off > s->in.len || n > s->in.len - off)
-		return ccb_error_set(err, CCB_ERR_PROTOCOL, "secret runs past the message");
-	return ccb_legacy_decrypt(s->leg, s->in.data + off, n, err);
+	rc = read_exact(s, hdr, HDR_LEN, deadline, "reading a message");
+	if (rc)
+		return rc;
+	if (s->md_on && (rc = read_exact(s, mac, CCB_LEGACY_MAC_LEN, deadline,
+					  "reading a message")))
+		return rc;
+	*end = (int8_t)hdr[0];
+	*len = ccb_be32_get(hdr + 1);
+	if (*end < 0 || *end > 10)
+		return fail(s, CCB_ERR_PROTOCOL, "bad packet end flag %d", *end);
+	if (*len == 0 || *len > CCB_MAX_PACKET_BODY)
+		return fail(s, CCB_ERR_PROTOCOL, "bad packet length %u (allowed 1..%d)", *len,
+			    CCB_MAX_PACKET_BODY);
+	return CCB_OK;
+}
+
+/* An AES-GCM packet body: read into scratch, opened onto the end of `in`. */
+static ccb_err read_sealed_body(ccb_stream *s, int64_t deadline, const uint8_t hdr[HDR_LEN],
+				uint32_t len)
+{
+	size_t plen;
+	ccb_err rc;
+
+	if (s->in.len + len > s->max_message + 32)
+		return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes", s->max_message);
+	ccb_buf_reset(&s->scratch);
+	if (!ccb_buf_reserve(&s->scratch, len) || !ccb_buf_reserve(&s->in, len))
+		return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
+	rc = read_exact(s, s->scratch.data, len, deadline, "reading a message");
+	if (rc)
+		return rc;
+	if ((rc = ccb__stream_open(s, hdr, s->scratch.data, len, s->in.data + s->in.len, &plen)))
+		return rc;
+	s->in.len += plen;
+	if (s->in.len > s->max_message)
+		return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes", s->max_message);
+	return CCB_OK;
+}
+
+/* A plaintext packet body onto the end of `in`: its MD5 checked in MD mode,
+ * otherwise digested for the handshake until the digests freeze. */
+static ccb_err read_plain_body(ccb_stream *s, int64_t deadline, const uint8_t hdr[HDR_LEN],
+			       const uint8_t mac[CCB_LEGACY_MAC_LEN], uint32_t len)
+{
+	ccb_err rc;
+
+	if (s->in.len + len > s->max_message)
+		return fail(s, CCB_ERR_TOO_LARGE, "message of more than %zu bytes (limit %zu)",
+			    s->in.len + len, s->max_message);
+	if (!ccb_buf_reserve(&s->in, len))
+		return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
+	rc = read_exact(s, s->in.data + s->in.len, len, deadline, "reading a message");
+	if (rc)
+		return rc;
+	if (s->md_on) {
+		/* H:reli_sock.cpp:1074-1081, buffers.cpp:315-323. */
+		uint8_t want[CCB_LEGACY_MAC_LEN];
+		ccb_legacy_mac(s->leg->key, CCB_LEGACY_KEY_LEN, s->in.data + s->in.len, len, want);
+		if (CRYPTO_memcmp(want, mac, CCB_LEGACY_MAC_LEN))
+			return fail(s, CCB_ERR_CRYPTO,
+				    "packet failed its MD5 integrity check (legacy "
+				    "integrity, wrong session key or altered data)");
+	} else if (!s->frozen && !s->legacy_on) {
+		ccb__stream_digest_received(s, hdr, s->in.data + s->in.len, len);
+	}
+	s->in.len += len;
+	return CCB_OK;
+}
+
+/* The whole message is in `in`: decipher it in crypto mode and load the
+ * cursor on it. */
+static ccb_err load_message(ccb_stream *s)
+{
+	ccb_error e;
+
+	if (s->legacy_on) {
+		/* Bytes are deciphered as they leave the packet buffer; the
+		 * cipher restarted at the last end of message, so deciphering
+		 * the whole message now is the same (H:reli_sock.cpp:714-746). */
+		ccb__stream_legacy_restart(s);
+		if (ccb_legacy_decrypt(s->leg, s->in.data, s->in.len, &e))
+			return fail(s, e.code, "%s", e.detail);
+	}
+	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len,
+			      .crypto = s->gcm || s->legacy_on};
+	if (s->leg && !s->legacy_on) {
+		s->cur.secret = ccb__stream_decipher_secret;
+		s->cur.secret_ctx = s;
+	}
+	s->loaded = true;
+	return CCB_OK;
 }
 
 static ccb_err read_message(ccb_stream *s)
 {
 	int64_t deadline;
-	ccb_error e;
 	ccb_err rc;
 
 	/* What a cork held back goes out before we wait for the answer. */
@@ -667,100 +571,22 @@ static ccb_err read_message(ccb_stream *s)
 	ccb_buf_reset(&s->in);
 	for (;;) {
 		uint8_t hdr[HDR_LEN];
+		uint8_t mac[CCB_LEGACY_MAC_LEN];
 		int8_t end;
 		uint32_t len;
 
-		uint8_t mac[CCB_LEGACY_MAC_LEN];
-
-		rc = read_exact(s, hdr, HDR_LEN, deadline, "reading a message");
+		if ((rc = read_header(s, deadline, hdr, mac, &end, &len)))
+			return rc;
+		if (s->gcm)
+			rc = read_sealed_body(s, deadline, hdr, len);
+		else
+			rc = read_plain_body(s, deadline, hdr, mac, len);
 		if (rc)
 			return rc;
-		if (s->md_on && (rc = read_exact(s, mac, sizeof mac, deadline, "reading a message")))
-			return rc;
-		/* Receiver checks of H:reli_sock.cpp:831-931. */
-		end = (int8_t)hdr[0];
-		len = ccb_be32_get(hdr + 1);
-		if (end < 0 || end > 10)
-			return fail(s, CCB_ERR_PROTOCOL, "bad packet end flag %d", end);
-		if (len == 0 || len > CCB_MAX_PACKET_BODY)
-			return fail(s, CCB_ERR_PROTOCOL, "bad packet length %u (allowed 1..%d)", len,
-				    CCB_MAX_PACKET_BODY);
-		if (s->gcm) {
-			uint8_t aad[2 * DIGEST_LEN + HDR_LEN];
-			size_t aad_len = HDR_LEN, plen;
-
-			if (s->in.len + len > s->max_message + 32)
-				return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes",
-					    s->max_message);
-			ccb_buf_reset(&s->scratch);
-			if (!ccb_buf_reserve(&s->scratch, len) || !ccb_buf_reserve(&s->in, len))
-				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
-			rc = read_exact(s, s->scratch.data, len, deadline, "reading a message");
-			if (rc)
-				return rc;
-			if ((rc = freeze_digests(s)))
-				return rc;
-			if (!s->finished_recv) {
-				/* What flowed from the sender to us comes first. */
-				memcpy(aad, s->final + DIGEST_LEN, DIGEST_LEN);
-				memcpy(aad + DIGEST_LEN, s->final, DIGEST_LEN);
-				aad_len += 2 * DIGEST_LEN;
-			}
-			memcpy(aad + aad_len - HDR_LEN, hdr, HDR_LEN);
-			if (ccb_aesgcm_open(s->gcm, aad, aad_len, s->scratch.data, len,
-					    s->in.data + s->in.len, &plen, &e))
-				return fail(s, e.code, "%s", e.detail);
-			s->finished_recv = true;
-			final_used(s);
-			s->in.len += plen;
-			if (s->in.len > s->max_message)
-				return fail(s, CCB_ERR_TOO_LARGE, "message exceeds %zu bytes",
-					    s->max_message);
-		} else {
-			if (s->in.len + len > s->max_message)
-				return fail(s, CCB_ERR_TOO_LARGE,
-					    "message of more than %zu bytes (limit %zu)",
-					    s->in.len + len, s->max_message);
-			if (!ccb_buf_reserve(&s->in, len))
-				return fail(s, CCB_ERR_NOMEM, "packet of %u bytes", len);
-			rc = read_exact(s, s->in.data + s->in.len, len, deadline,
-					"reading a message");
-			if (rc)
-				return rc;
-			if (s->md_on) {
-				/* H:reli_sock.cpp:1074-1081, buffers.cpp:315-323. */
-				uint8_t want[CCB_LEGACY_MAC_LEN];
-				ccb_legacy_mac(s->leg->key, CCB_LEGACY_KEY_LEN, s->in.data + s->in.len,
-					       len, want);
-				if (CRYPTO_memcmp(want, mac, sizeof mac))
-					return fail(s, CCB_ERR_CRYPTO,
-						    "packet failed its MD5 integrity check (legacy "
-						    "integrity, wrong session key or altered data)");
-			} else if (!s->frozen && !s->legacy_on) {
-				digest(&s->md_recv, &s->md_recv_bytes, hdr, s->in.data + s->in.len,
-				       len);
-			}
-			s->in.len += len;
-		}
 		if (end != 0)
 			break;
 	}
-	if (s->legacy_on) {
-		/* Bytes are deciphered as they leave the packet buffer; the
-		 * cipher restarted at the last end of message, so deciphering
-		 * the whole message now is the same (H:reli_sock.cpp:714-746). */
-		legacy_restart(s);
-		if (ccb_legacy_decrypt(s->leg, s->in.data, s->in.len, &e))
-			return fail(s, e.code, "%s", e.detail);
-	}
-	s->cur = (ccb_cursor){.data = s->in.data, .len = s->in.len,
-			      .crypto = s->gcm || s->legacy_on};
-	if (s->leg && !s->legacy_on) {
-		s->cur.secret = decipher_secret;
-		s->cur.secret_ctx = s;
-	}
-	s->loaded = true;
-	return CCB_OK;
+	return load_message(s);
 }
 
 ccb_cursor *ccb__stream_in(ccb_stream *s)
@@ -789,7 +615,7 @@ ccb_err ccb_stream_end_of_message(ccb_stream *s)
 	left = ccb_cursor_left(&s->cur);
 	s->loaded = false;
 	ccb_buf_reset(&s->in);
-	legacy_restart(s);
+	ccb__stream_legacy_restart(s);
 	if (left)
 		return fail(s, CCB_ERR_PROTOCOL, "%zu bytes of the message left unread", left);
 	return CCB_OK;
@@ -841,41 +667,6 @@ ccb_err ccb_stream_put_string(ccb_stream *s, const char *str)
 	PUT(ccb_enc_string(&s->out, ccb_stream_crypto_on(s), str));
 }
 
-bool ccb__stream_secrets_enciphered(const ccb_stream *s)
-{
-	return s->leg && !s->legacy_on;
-}
-
-ccb_err ccb__stream_encipher_tail(ccb_stream *s, size_t from)
-{
-	ccb_error e;
-
-	if (!ccb__stream_secrets_enciphered(s) || from > s->out.len)
-		return CCB_OK;
-	if (ccb_legacy_encrypt(s->leg, s->out.data + from, s->out.len - from, &e))
-		return fail(s, e.code, "%s", e.detail);
-	return CCB_OK;
-}
-
-/* Stream::put_secret (H:stream.cpp:685-697, 1277-1301): crypto mode on
- * around the string when a legacy key is installed but off; otherwise a
- * plain put. */
-ccb_err ccb_stream_put_secret(ccb_stream *s, const char *str)
-{
-	size_t from = s->out.len;
-	bool on = ccb__stream_secrets_enciphered(s);
-	ccb_err rc;
-
-	if (str && (uint8_t)str[0] == CCB_NULL_STRING_MARKER)
-		return fail(s, CCB_ERR_INVALID_ARG,
-			    "a string starting with byte 0xAD cannot be sent (NULL marker)");
-	if (s->broken)
-		return s->code ? s->code : CCB_ERR_STATE;
-	if (!ccb_enc_string(&s->out, on || ccb_stream_crypto_on(s), str))
-		return fail(s, CCB_ERR_NOMEM, "growing outbound message");
-	rc = ccb__stream_encipher_tail(s, from);
-	return rc;
-}
 
 #define GET(call)                                                              \
 	do {                                                                   \
@@ -895,11 +686,6 @@ ccb_err ccb_stream_get_string(ccb_stream *s, char **out)
 {
 	*out = NULL;
 	GET(ccb_dec_string(c, out, &e));
-}
-ccb_err ccb_stream_get_secret(ccb_stream *s, char **out)
-{
-	*out = NULL;
-	GET(ccb_dec_secret(c, out, &e));
 }
 ccb_err ccb_stream_get_bytes(ccb_stream *s, void *out, size_t n)
 {
@@ -979,66 +765,4 @@ ccb_err ccb_stream_get_int32(ccb_stream *s, int32_t *v)
 			    (long long)w);
 	*v = (int32_t)w;
 	return CCB_OK;
-}
-
-/* ---- crypto ------------------------------------------------------------- */
-
-ccb_err ccb__stream_set_aes_key_iv(ccb_stream *s, const uint8_t key[32], const uint8_t iv[16])
-{
-	ccb_error e;
-
-	if (s->out.len || s->loaded)
-		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
-	if (!s->gcm && !(s->gcm = calloc(1, sizeof *s->gcm)))
-		return fail(s, CCB_ERR_NOMEM, "AES-GCM state");
-	if (ccb_aesgcm_init(s->gcm, key, iv, &e)) {
-		drop_gcm(s);
-		return fail(s, e.code, "%s", e.detail);
-	}
-	/* An AES key replaces a legacy one and turns MD mode off
-	 * (H:sock.cpp:2806-2810, 2825-2833). */
-	drop_legacy(s);
-	return CCB_OK;
-}
-
-ccb_err ccb_stream_set_aes_key(ccb_stream *s, const uint8_t key[CCB_AES_KEY_LEN])
-{
-	return ccb__stream_set_aes_key_iv(s, key, NULL);
-}
-
-bool ccb_stream_crypto_on(const ccb_stream *s)
-{
-	return s->gcm || s->legacy_on;
-}
-
-ccb_err ccb__stream_set_legacy_key(ccb_stream *s, int method, const uint8_t *key, bool encrypt,
-				   bool integrity)
-{
-	ccb_error e;
-
-	if (s->out.len || s->loaded)
-		return fail(s, CCB_ERR_STATE, "key installed in the middle of a message");
-	if (s->gcm)
-		return fail(s, CCB_ERR_STATE, "an AES key is already installed");
-	if (s->leg)
-		drop_legacy(s);
-	if (!(s->leg = calloc(1, sizeof *s->leg)))
-		return fail(s, CCB_ERR_NOMEM, "legacy cipher state");
-	if (ccb_legacy_init(s->leg, method, key, &e)) {
-		drop_legacy(s);
-		return fail(s, e.code, "%s", e.detail);
-	}
-	s->legacy_on = encrypt;
-	s->md_on = integrity;
-	return CCB_OK;
-}
-
-int ccb_stream_crypto_method(const ccb_stream *s)
-{
-	return s->gcm ? 3 : s->leg ? s->leg->method : 0;
-}
-
-bool ccb_stream_integrity_on(const ccb_stream *s)
-{
-	return s->gcm || s->md_on;
 }

@@ -1,4 +1,5 @@
-/* Internal stream hooks for the ClassAd layer and tests. Not installed. */
+/* Internal stream hooks for the ClassAd layer, the layers above and tests
+ * (implemented in stream.c and stream_crypto.c). Not installed. */
 #ifndef CCB_CEDAR_STREAM_INTERNAL_H
 #define CCB_CEDAR_STREAM_INTERNAL_H
 
