@@ -44,75 +44,12 @@
 #include "ccb/security.h"
 #include "ccb/stream.h"
 #include "ccb/wire.h"
+#include "blast.h"
 #include "ccbt.h"
 #include "security/policy.h"
 #include "util/util.h"
 #include "addr/addr_internal.h"
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* ---- the blast (ccb_proxy_bench's loop) ---------------------------------- */
-
-struct blaster {
-	int fd;
-	size_t bufsz;
-	double seconds;
-	double start;          /* common start time */
-	uint64_t received;
-	double elapsed;
-	bool error;
-};
-
-static void *blast(void *arg)
-{
-	struct blaster *b = arg;
-	uint8_t *out = malloc(b->bufsz), *in = malloc(b->bufsz);
-	memset(out, 'x', b->bufsz);
-	size_t off = 0;
-	while (now_s() < b->start)
-		usleep(1000);
-	double t0 = now_s(), end = t0 + b->seconds;
-	for (;;) {
-		double now = now_s();
-		if (now >= end)
-			break;
-		struct pollfd pf = {.fd = b->fd, .events = POLLIN | POLLOUT};
-		int n = poll(&pf, 1, (int)((end - now) * 1000) + 1);
-		if (n <= 0)
-			continue;
-		if (pf.revents & (POLLERR | POLLHUP)) {
-			b->error = true;
-			break;
-		}
-		if (pf.revents & POLLIN) {
-			ssize_t r = recv(b->fd, in, b->bufsz, MSG_DONTWAIT);
-			if (r > 0)
-				b->received += (uint64_t)r;
-			else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-				b->error = true;
-				break;
-			}
-		}
-		if (pf.revents & POLLOUT) {
-			ssize_t w = send(b->fd, out + off, b->bufsz - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (w > 0)
-				off = (off + (size_t)w) % b->bufsz;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				b->error = true;
-				break;
-			}
-		}
-	}
-	b->elapsed = now_s() - t0;
-	free(out);
-	free(in);
-	return NULL;
-}
 
 struct result {
 	const char *mode;

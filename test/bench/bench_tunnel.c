@@ -27,72 +27,12 @@
 #include "ccb/dial.h"
 #include "ccb/listener.h"
 #include "ccb/stream.h"
+#include "blast.h"
 #include "ccbt.h"
 
 static double seconds = 2.0;
 static size_t bufsz = 65536;
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-struct blaster {
-	int fd;
-	double start;
-	uint64_t received;
-	double elapsed;
-	bool error;
-};
-
-static void *blast(void *arg)
-{
-	struct blaster *b = arg;
-	uint8_t *out = calloc(1, bufsz), *in = malloc(bufsz);
-	size_t off = 0;
-	double t0, end;
-
-	while (now_s() < b->start)
-		usleep(1000);
-	t0 = now_s();
-	end = t0 + seconds;
-	for (;;) {
-		double now = now_s();
-		struct pollfd pf = {.fd = b->fd, .events = POLLIN | POLLOUT};
-		if (now >= end)
-			break;
-		if (poll(&pf, 1, (int)((end - now) * 1000) + 1) <= 0)
-			continue;
-		if (pf.revents & (POLLERR | POLLHUP)) {
-			b->error = true;
-			break;
-		}
-		if (pf.revents & POLLIN) {
-			ssize_t r = recv(b->fd, in, bufsz, MSG_DONTWAIT);
-			if (r > 0)
-				b->received += (uint64_t)r;
-			else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
-				b->error = true;
-				break;
-			}
-		}
-		if (pf.revents & POLLOUT) {
-			ssize_t w = send(b->fd, out + off, bufsz - off, MSG_DONTWAIT | MSG_NOSIGNAL);
-			if (w > 0)
-				off = (off + (size_t)w) % bufsz;
-			else if (w < 0 && errno != EAGAIN && errno != EINTR) {
-				b->error = true;
-				break;
-			}
-		}
-	}
-	b->elapsed = now_s() - t0;
-	free(out);
-	free(in);
-	return NULL;
-}
 
 /* The target side: blast on the relayed connection. */
 static struct blaster target_b;
@@ -199,7 +139,9 @@ static bool one_case(int levels, double *a2b, double *b2a)
 	o.timeout_ms = 20000;
 	o.streaming = o.require_streaming = o.broker_advertises_streaming = true;
 	target_done = false;
-	target_b = (struct blaster){0};
+	target_b = (struct blaster){.bufsz = bufsz, .seconds = seconds};
+	req.bufsz = bufsz;
+	req.seconds = seconds;
 	req.start = target_b.start = now_s() + 0.3;
 	if (ccb_dial(&cp, 1, &o, &s, &err) || ccb_stream_detach_fd(s, &fd)) {
 		fprintf(stderr, "bench_tunnel: dial %s: %s\n", contact, err.detail);
