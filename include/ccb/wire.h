@@ -25,16 +25,15 @@
  * broken (the connection should be closed), a refused write (too large, bad
  * argument) sends nothing and leaves it usable. Nothing is printed.
  *
- * Memory: ads returned through `out` are new and owned by the caller
- * (ccb_classad_free()); on failure *out is NULL. Input ads are only read.
+ * Memory (as in every libccb header, see ccb/error.h): ads returned through
+ * `out` are new and owned by the caller (ccb_classad_free()), and *out is NULL
+ * on failure; input ads are only read. A returned `const char *` is borrowed,
+ * valid until its owner is freed or changed; a returned `char *` or
+ * `char **out` is the caller's, released with ccb_free().
  *
  * Thread safety: no global state. A stream or ad must not be used by two
  * threads at once (see ccb/stream.h, ccb/classad.h); distinct streams and
  * ads may be used concurrently.
- *
- * Memory (as in every libccb header, see ccb/error.h): a returned `const char *`
- * is borrowed, valid until its owner is freed or changed; a returned `char *`
- * or `char **out` is the caller's, released with ccb_free().
  */
 #ifndef CCB_WIRE_H
 #define CCB_WIRE_H
