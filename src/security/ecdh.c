@@ -8,207 +8,136 @@
 #include <openssl/crypto.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
-#include <openssl/kdf.h>
 #include <openssl/obj_mac.h>
-#include <openssl/param_build.h>
 #include <openssl/params.h>
 
 #include "security/ecdh.h"
 
 /* prime256v1 = secp256r1 = P-256 (H:condor_secman.cpp:2960). */
-#define GROUP_NAME "prime256v1"
 
 /* HKDF parameters (H:src/condor_io/condor_crypt.cpp:204-219). */
 static const char HKDF_SALT[] = "htcondor";
 static const char HKDF_INFO[] = "keygen";
 
+/*
+ * ECDH on P-256 with OpenSSL's point arithmetic (EC_POINT_mul, the same
+ * constant-time code its EVP key agreement ends in) on one group made
+ * once per process. The EVP route spent about a quarter of a key
+ * agreement's time making key contexts and looking key types up by name
+ * (EVP_PKEY_CTX_new_from_pkey, EVP_PKEY_copy_parameters); this one has no
+ * EVP_PKEY at all. A group is only read once made, so threads share it.
+ */
 struct ccb__ecdh {
-	EVP_PKEY *pkey;
+	BIGNUM *d;                       /* private scalar, secure heap, constant time */
+	uint8_t pub[CCB_ECDH_POINT_LEN]; /* d * G, uncompressed */
 };
 
-static ccb_err wrap(EVP_PKEY *pkey, ccb__ecdh **out, ccb_error *err)
-{
-	ccb__ecdh *k = calloc(1, sizeof *k);
-
-	if (!k) {
-		EVP_PKEY_free(pkey);
-		return ccb_error_set(err, CCB_ERR_NOMEM, "ECDH key: out of memory");
-	}
-	k->pkey = pkey;
-	*out = k;
-	return CCB_OK;
-}
-
-/*
- * P-256's parameters, made once per process: key pairs are generated from
- * them and peers' points imported into a copy of them, so no handshake
- * builds the curve from its name again (the most expensive part of an
- * import after the scalar multiplication itself).
- */
-static EVP_PKEY *p256;
+static EC_GROUP *p256;
 static pthread_once_t p256_once = PTHREAD_ONCE_INIT;
 
 static void p256_setup(void)
 {
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-
-	if (!ctx || EVP_PKEY_paramgen_init(ctx) != 1 ||
-	    EVP_PKEY_CTX_set_group_name(ctx, GROUP_NAME) != 1 || EVP_PKEY_paramgen(ctx, &p256) != 1)
-		p256 = NULL;
-	EVP_PKEY_CTX_free(ctx);
+	p256 = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
 }
 
-static const EVP_PKEY *p256_params(void)
+static const EC_GROUP *group(void)
 {
 	pthread_once(&p256_once, p256_setup);
 	return p256;
 }
 
+/* k->pub = k->d * G. */
+static bool make_public(const EC_GROUP *g, ccb__ecdh *k)
+{
+	EC_POINT *p = EC_POINT_new(g);
+	BN_CTX *bc = BN_CTX_secure_new();
+	bool ok = p && bc && EC_POINT_mul(g, p, k->d, NULL, NULL, bc) == 1 &&
+		  EC_POINT_point2oct(g, p, POINT_CONVERSION_UNCOMPRESSED, k->pub, CCB_ECDH_POINT_LEN,
+				     bc) == CCB_ECDH_POINT_LEN;
+
+	BN_CTX_free(bc);
+	EC_POINT_free(p);
+	return ok;
+}
+
+/* A key around a scalar d in [1, order) (taken over), or an error. */
+static ccb_err finish_key(const EC_GROUP *g, BIGNUM *d, ccb__ecdh **out, ccb_error *err)
+{
+	ccb__ecdh *k = calloc(1, sizeof *k);
+
+	if (!k) {
+		BN_clear_free(d);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "ECDH key: out of memory");
+	}
+	BN_set_flags(d, BN_FLG_CONSTTIME);
+	k->d = d;
+	if (!make_public(g, k)) {
+		ccb__ecdh_free(k);
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: computing our public point failed");
+	}
+	*out = k;
+	return CCB_OK;
+}
+
 ccb_err ccb__ecdh_generate(ccb__ecdh **out, ccb_error *err)
 {
-	const EVP_PKEY *params = p256_params();
-	EVP_PKEY_CTX *ctx = params ? EVP_PKEY_CTX_new_from_pkey(NULL, (EVP_PKEY *)params, NULL) : NULL;
-	EVP_PKEY *pkey = NULL;
+	const EC_GROUP *g = group();
+	BIGNUM *d = BN_secure_new();
 
-	if (!ctx || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &pkey) != 1)
-		pkey = NULL;
-	EVP_PKEY_CTX_free(ctx);
 	*out = NULL;
-	if (!pkey)
-		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: generating a P-256 key failed");
-	return wrap(pkey, out, err);
-}
-
-/* pub = priv * G, uncompressed. */
-static bool point_of_scalar(const BIGNUM *d, uint8_t pub[CCB_ECDH_POINT_LEN])
-{
-	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-	EC_POINT *p = g ? EC_POINT_new(g) : NULL;
-	bool ok = p && EC_POINT_mul(g, p, d, NULL, NULL, NULL) == 1 &&
-		  EC_POINT_point2oct(g, p, POINT_CONVERSION_UNCOMPRESSED, pub, CCB_ECDH_POINT_LEN,
-				     NULL) == CCB_ECDH_POINT_LEN;
-
-	EC_POINT_free(p);
-	EC_GROUP_free(g);
-	return ok;
-}
-
-static bool scalar_in_range(const BIGNUM *d)
-{
-	EC_GROUP *g = EC_GROUP_new_by_curve_name(NID_X9_62_prime256v1);
-	bool ok = g && !BN_is_zero(d) && BN_cmp(d, EC_GROUP_get0_order(g)) < 0;
-
-	EC_GROUP_free(g);
-	return ok;
-}
-
-/* Import a key pair (pub always, priv if given) through OSSL_PARAM. */
-static EVP_PKEY *import_key(const BIGNUM *priv, const uint8_t pub[CCB_ECDH_POINT_LEN])
-{
-	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
-	OSSL_PARAM *params = NULL;
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
-	EVP_PKEY *pkey = NULL;
-	int selection = priv ? EVP_PKEY_KEYPAIR : EVP_PKEY_PUBLIC_KEY;
-
-	if (!bld || !ctx ||
-	    !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, GROUP_NAME, 0) ||
-	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, pub,
-					      CCB_ECDH_POINT_LEN) ||
-	    (priv && !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_PRIV_KEY, priv)))
-		goto out;
-	params = OSSL_PARAM_BLD_to_param(bld);
-	if (!params || EVP_PKEY_fromdata_init(ctx) != 1 ||
-	    EVP_PKEY_fromdata(ctx, &pkey, selection, params) != 1)
-		pkey = NULL;
-out:
-	/* OpenSSL 3.0 has no OSSL_PARAM_clear_free; the builder puts a
-	 * secure BIGNUM in secure memory, which OSSL_PARAM_free releases. */
-	OSSL_PARAM_free(params);
-	OSSL_PARAM_BLD_free(bld);
-	EVP_PKEY_CTX_free(ctx);
-	return pkey;
-}
-
-/* A peer's point, in a key that shares our P-256 parameters. */
-static EVP_PKEY *import_public(const uint8_t pub[CCB_ECDH_POINT_LEN])
-{
-	const EVP_PKEY *params = p256_params();
-	EVP_PKEY *pkey = EVP_PKEY_new();
-
-	if (!params || !pkey || EVP_PKEY_copy_parameters(pkey, params) != 1 ||
-	    EVP_PKEY_set1_encoded_public_key(pkey, pub, CCB_ECDH_POINT_LEN) != 1) {
-		EVP_PKEY_free(pkey);
-		return NULL;
+	if (!g || !d) {
+		BN_free(d);
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: P-256 is not available");
 	}
-	return pkey;
-}
-
-/* The point must be on the curve and not the point at infinity; fromdata
- * already refuses points that are not, the explicit check keeps that
- * independent of the provider. The quick check is complete for P-256:
- * with cofactor 1 every other point on the curve has the group's prime
- * order, so the full check's extra scalar multiplication (order * Q = O)
- * proves nothing more and costs as much as the key agreement itself. */
-static bool public_ok(EVP_PKEY *pkey)
-{
-	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
-	bool ok = ctx && EVP_PKEY_public_check_quick(ctx) == 1;
-
-	EVP_PKEY_CTX_free(ctx);
-	return ok;
+	/* Uniform in [1, order): the private-key generator, as for keys. */
+	do {
+		if (BN_priv_rand_range_ex(d, EC_GROUP_get0_order(g), 0, NULL) != 1) {
+			BN_clear_free(d);
+			return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: generating a P-256 key failed");
+		}
+	} while (BN_is_zero(d));
+	return finish_key(g, d, out, err);
 }
 
 ccb_err ccb__ecdh_from_private(const uint8_t priv[CCB_ECDH_PRIV_LEN], ccb__ecdh **out,
 			       ccb_error *err)
 {
+	const EC_GROUP *g = group();
 	BIGNUM *d = BN_secure_new();
-	uint8_t pub[CCB_ECDH_POINT_LEN];
-	EVP_PKEY *pkey = NULL;
-	ccb_err rc = CCB_OK;
 
 	*out = NULL;
-	if (!d || !BN_bin2bn(priv, CCB_ECDH_PRIV_LEN, d)) {
-		rc = ccb_error_set(err, CCB_ERR_NOMEM, "ECDH: out of memory");
-	} else if (!scalar_in_range(d)) {
-		rc = ccb_error_set(err, CCB_ERR_INVALID_ARG, "ECDH: private scalar out of range");
-	} else if (!point_of_scalar(d, pub) || !(pkey = import_key(d, pub))) {
-		rc = ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: importing the private key failed");
+	if (!g || !d || !BN_bin2bn(priv, CCB_ECDH_PRIV_LEN, d)) {
+		BN_clear_free(d);
+		return ccb_error_set(err, CCB_ERR_NOMEM, "ECDH: out of memory");
 	}
-	BN_clear_free(d);
-	return rc ? rc : wrap(pkey, out, err);
+	if (BN_is_zero(d) || BN_cmp(d, EC_GROUP_get0_order(g)) >= 0) {
+		BN_clear_free(d);
+		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ECDH: private scalar out of range");
+	}
+	return finish_key(g, d, out, err);
 }
 
 void ccb__ecdh_free(ccb__ecdh *k)
 {
 	if (!k)
 		return;
-	EVP_PKEY_free(k->pkey); /* OpenSSL clears private key material */
+	BN_clear_free(k->d);
 	free(k);
 }
 
 ccb_err ccb__ecdh_public_raw(const ccb__ecdh *k, uint8_t out[CCB_ECDH_POINT_LEN], ccb_error *err)
 {
-	size_t len = 0;
-
-	/* EC public keys export uncompressed by default, like the
-	 * i2d_PublicKey the C++ code uses (H:condor_secman.cpp:3103-3125). */
-	if (EVP_PKEY_get_octet_string_param(k->pkey, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, out,
-					    CCB_ECDH_POINT_LEN, &len) != 1 ||
-	    len != CCB_ECDH_POINT_LEN || out[0] != 0x04)
-		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: encoding our public key failed");
+	/* Uncompressed, like the i2d_PublicKey the C++ code uses
+	 * (H:condor_secman.cpp:3103-3125). */
+	(void)err;
+	memcpy(out, k->pub, CCB_ECDH_POINT_LEN);
 	return CCB_OK;
 }
 
 ccb_err ccb__ecdh_public_b64(const ccb__ecdh *k, char out[CCB_ECDH_PUB_B64_SIZE], ccb_error *err)
 {
-	uint8_t pt[CCB_ECDH_POINT_LEN];
-	ccb_err rc = ccb__ecdh_public_raw(k, pt, err);
-
-	if (rc)
-		return rc;
 	/* EVP_EncodeBlock: standard alphabet, padding, no newlines, NUL. */
-	if (EVP_EncodeBlock((unsigned char *)out, pt, CCB_ECDH_POINT_LEN) != CCB_ECDH_PUB_B64_LEN)
+	if (EVP_EncodeBlock((unsigned char *)out, k->pub, CCB_ECDH_POINT_LEN) != CCB_ECDH_PUB_B64_LEN)
 		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: base64 encoding failed");
 	return CCB_OK;
 }
@@ -219,13 +148,19 @@ static bool is_b64_char(char c)
 	       c == '+' || c == '/';
 }
 
-/* Decode and check a peer's key; *pkey (may be NULL) receives it imported. */
-static ccb_err decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], EVP_PKEY **pkey_out,
+/*
+ * Decode and check a peer's key; *pt (may be NULL) receives the point. The
+ * point must be on the curve and not the point at infinity (which has no
+ * 65-byte form anyway); that is the whole check for P-256: with cofactor 1
+ * every other point on the curve has the group's prime order.
+ */
+static ccb_err decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], EC_POINT **pt_out,
 			   ccb_error *err)
 {
 	uint8_t raw[CCB_ECDH_POINT_LEN + 1];
 	size_t n = b64 ? strlen(b64) : 0;
-	EVP_PKEY *pkey;
+	const EC_GROUP *g = group();
+	EC_POINT *pt;
 	bool on_curve;
 
 	/* 65 bytes are 88 base64 characters, the last one '=' (§8 step 2). */
@@ -247,19 +182,24 @@ static ccb_err decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], EVP
 		return ccb_error_set(err, CCB_ERR_PROTOCOL,
 				     "peer ECDHPublicKey is not an uncompressed point (first byte %02x)",
 				     raw[0]);
-	pkey = import_public(raw);
-	on_curve = pkey && public_ok(pkey);
+	if (!g)
+		return ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: P-256 is not available");
+	pt = EC_POINT_new(g);
+	/* oct2point refuses coordinates out of range and points off the
+	 * curve; the explicit checks keep that independent of its version. */
+	on_curve = pt && EC_POINT_oct2point(g, pt, raw, CCB_ECDH_POINT_LEN, NULL) == 1 &&
+		   EC_POINT_is_on_curve(g, pt, NULL) == 1 && !EC_POINT_is_at_infinity(g, pt);
 	if (!on_curve) {
-		EVP_PKEY_free(pkey);
+		EC_POINT_free(pt);
 		return ccb_error_set(err, CCB_ERR_PROTOCOL,
 				     "peer ECDHPublicKey is not a point on P-256");
 	}
 	if (out)
 		memcpy(out, raw, CCB_ECDH_POINT_LEN);
-	if (pkey_out)
-		*pkey_out = pkey;
+	if (pt_out)
+		*pt_out = pt;
 	else
-		EVP_PKEY_free(pkey);
+		EC_POINT_free(pt);
 	return CCB_OK;
 }
 
@@ -268,25 +208,38 @@ ccb_err ccb__ecdh_decode_peer(const char *b64, uint8_t out[CCB_ECDH_POINT_LEN], 
 	return decode_peer(b64, out, NULL, err);
 }
 
+/* The shared secret is the x coordinate of d * Q (SEC 1 §3.3.1, as
+ * EVP_PKEY_derive gives it for EC keys), 32 bytes big-endian. */
 ccb_err ccb__ecdh_shared_secret(const ccb__ecdh *k, const char *peer_b64,
 				uint8_t secret[CCB_ECDH_SECRET_LEN], ccb_error *err)
 {
-	EVP_PKEY *peer = NULL;
-	EVP_PKEY_CTX *ctx = NULL;
-	size_t len = CCB_ECDH_SECRET_LEN;
-	/* One import of the peer's point, checked once. */
+	const EC_GROUP *g = group();
+	EC_POINT *peer = NULL, *s = NULL;
+	BN_CTX *bc = NULL;
+	BIGNUM *x;
 	ccb_err rc = decode_peer(peer_b64, NULL, &peer, err);
+	bool ok;
 
 	if (rc)
 		return rc;
-	ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pkey, NULL);
-	if (!ctx || EVP_PKEY_derive_init(ctx) != 1 || EVP_PKEY_derive_set_peer_ex(ctx, peer, 0) != 1 ||
-	    EVP_PKEY_derive(ctx, secret, &len) != 1 || len != CCB_ECDH_SECRET_LEN) {
+	s = EC_POINT_new(g);
+	bc = BN_CTX_secure_new();
+	if (bc)
+		BN_CTX_start(bc);
+	x = bc ? BN_CTX_get(bc) : NULL;
+	ok = s && x && EC_POINT_mul(g, s, NULL, peer, k->d, bc) == 1 &&
+	     !EC_POINT_is_at_infinity(g, s) &&
+	     EC_POINT_get_affine_coordinates(g, s, x, NULL, bc) == 1 &&
+	     BN_bn2binpad(x, secret, CCB_ECDH_SECRET_LEN) == CCB_ECDH_SECRET_LEN;
+	if (!ok) {
 		OPENSSL_cleanse(secret, CCB_ECDH_SECRET_LEN);
 		rc = ccb_error_set(err, CCB_ERR_CRYPTO, "ECDH: deriving the shared secret failed");
 	}
-	EVP_PKEY_CTX_free(ctx);
-	EVP_PKEY_free(peer);
+	if (bc)
+		BN_CTX_end(bc);
+	BN_CTX_free(bc);
+	EC_POINT_clear_free(s);
+	EC_POINT_free(peer);
 	return rc;
 }
 
