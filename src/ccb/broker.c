@@ -405,36 +405,38 @@ ccb_err ccb_broker_reload_security(ccb_broker *b, const ccb_sec_server_config *s
 
 /* A new connection goes to a handshake worker only once its whole first
  * message is here, so peers that connect and stall, or trickle their first
- * message (slow loris), cost no worker: the accept deadline closes them. */
-static void on_new_readable(ccb_broker *b, bk_conn *c)
+ * message (slow loris), cost no worker: the accept deadline closes them.
+ * True while it still waits for (the rest of) that message. */
+bool bk_new_readable(ccb_broker *b, bk_conn *c)
 {
 	switch (bk_peek_message(b, c)) {
 	case PK_NONE:
 	case PK_PARTIAL:
-		return; /* edge-triggered: woken again when more arrives */
+		return true; /* edge-triggered: woken again when more arrives */
 	case PK_BAD:
 		b->st.bad_input++;
 		CCB_LOG(CCB_LOG_INFO, "broker: %s sent a bad or oversized first frame; closed", bk_peer(c));
 		bk_conn_close(b, c);
-		return;
+		return false;
 	case PK_CLOSED:
 		bk_conn_close(b, c);
-		return;
+		return false;
 	case PK_COMPLETE:
 		break;
 	}
 	if (c->reserve && !bk_reserve_admit(b, c)) {
 		bk_conn_close(b, c);
-		return;
+		return false;
 	}
 	if (!bk_hs_admit(b, c)) {
 		bk_conn_close(b, c);
-		return;
+		return false;
 	}
 	bk_epoll_del(b, c);
 	bk_list_del(&c->tnode);
 	c->state = BK_HANDSHAKE;
 	bk_queue_job(b, c);
+	return false;
 }
 
 static void drain_done(ccb_broker *b)
@@ -456,18 +458,25 @@ static void drain_done(ccb_broker *b)
 	while (!bk_list_empty(&got)) {
 		bk_conn *c = bk_container(got.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
-		bk_hs_release(b, c);
-		if (c->state == BK_SEND || c->hs->rc) {
-			if (c->state != BK_SEND) {
-				b->st.handshakes_failed++;
-				CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", bk_peer(c),
-					c->hs ? c->hs->err : "");
-			}
-			bk_conn_close(b, c);
-			continue;
-		}
-		bk_handle_command(b, c);
+		bk_finish_handshake(b, c);
 	}
+}
+
+/* A connection whose handshake is over (b->lock held): close it if the
+ * handshake failed or it was a status reply, else serve its command. */
+void bk_finish_handshake(ccb_broker *b, bk_conn *c)
+{
+	bk_hs_release(b, c);
+	if (c->state == BK_SEND || c->hs->rc) {
+		if (c->state != BK_SEND) {
+			b->st.handshakes_failed++;
+			CCB_LOG(CCB_LOG_INFO, "broker: connection from %s refused: %s", bk_peer(c),
+				c->hs ? c->hs->err : "");
+		}
+		bk_conn_close(b, c);
+		return;
+	}
+	bk_handle_command(b, c);
 }
 
 static int loop_tick_ms(const ccb_broker *b)
@@ -524,7 +533,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 					bk_tunnel_event(b, c);
 				break;
 			case BK_NEW:
-				on_new_readable(b, c);
+				bk_new_readable(b, c);
 				break;
 			case BK_REG:
 				bk_reg_readable(b, c);

@@ -286,8 +286,11 @@ void bk_accept(ccb_broker *b, int lfd)
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
 		bk_list_add_tail(&b->new_list, &c->tnode);
-		/* Handed to a worker only once its first message is here. */
-		if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
+		/* Handed to a worker only once its first message is here. Under
+		 * load it often is by now: a look first saves a round through
+		 * epoll (and a wake-up of this loop) per connection. Added after
+		 * the look, an fd with bytes already queued still reports them. */
+		if (bk_new_readable(b, c) && !bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
 			bk_conn_close(b, c);
 	}
 }

@@ -278,6 +278,8 @@ void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
  * refusing connections. */
 ccb_err bk_listen_all(ccb_broker *b, ccb_error *err);
 void bk_accept(ccb_broker *b, int lfd);
+bool bk_new_readable(ccb_broker *b, bk_conn *c);
+void bk_finish_handshake(ccb_broker *b, bk_conn *c);
 /* Stop or resume watching the listen sockets. */
 void bk_set_accepting(ccb_broker *b, bool on);
 /* Whether a connection accepted over the limit may stay (its peeked first
