@@ -215,8 +215,10 @@ static ccb_err init_loop(ccb_broker *b, ccb_error *err)
 	    !bk_epoll_add(b, b->done_conn, EPOLLIN))
 		return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 	for (size_t i = 0; i < b->nl; i++) {
+		/* Watched by the handshake workers once the broker runs
+		 * (bk_set_accepting). */
 		b->lconn[i] = bk_conn_new(b->lfd[i], BK_LISTEN);
-		if (!b->lconn[i] || !bk_epoll_add(b, b->lconn[i], EPOLLIN))
+		if (!b->lconn[i])
 			return ccb_error_set(err, CCB_ERR_NOMEM, "broker");
 	}
 	return CCB_OK;
@@ -507,6 +509,9 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		return ccb_error_set(err, CCB_ERR_STATE, "broker already ran");
 	tick = loop_tick_ms(b);
 	next_tick = ccb_now_ms() + tick;
+	pthread_mutex_lock(&b->lock);
+	bk_set_accepting(b, true);
+	pthread_mutex_unlock(&b->lock);
 	while (!atomic_load(&b->stopping)) {
 		int64_t now = ccb_now_ms();
 		int64_t until = b->accept_paused && b->accept_resume_ms < next_tick ? b->accept_resume_ms
@@ -522,10 +527,6 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		for (int i = 0; i < n; i++) {
 			bk_conn *c = evs[i].data.ptr;
 			switch (c->state) {
-			case BK_LISTEN:
-				if (!b->accept_paused)
-					bk_accept(b, c->fd);
-				break;
 			case BK_EVENT:
 				if (c == b->done_conn)
 					drain_done(b);

@@ -180,13 +180,37 @@ out:
 
 /* ---- accepting ------------------------------------------------------------------ */
 
+/*
+ * The handshake workers accept (b->lock held): a new connection's first
+ * message is usually there by then, so accept, handshake and command run on
+ * one thread, without waking the loop or another worker. Each listen fd is
+ * in every worker's set, EPOLLEXCLUSIVE so that a connection wakes one of
+ * them. Exclusive entries cannot be modified: pausing removes them.
+ */
 void bk_set_accepting(ccb_broker *b, bool on)
 {
-	for (size_t i = 0; i < b->nl; i++) {
-		struct epoll_event ev = {.events = on ? EPOLLIN : 0, .data.ptr = b->lconn[i]};
-		epoll_ctl(b->epfd, EPOLL_CTL_MOD, b->lfd[i], &ev);
-	}
+	if (on == b->accepting)
+		return;
+	for (unsigned w = 0; w < b->nworkers; w++)
+		for (size_t i = 0; i < b->nl; i++) {
+			struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE,
+						 .data.ptr = b->lconn[i]};
+			int epfd = bk_worker_epfd(b, w);
+			if (epfd >= 0 && epoll_ctl(epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, b->lfd[i],
+						   &ev) != 0)
+				CCB_LOG(CCB_LOG_WARNING, "broker: %s listen socket %zu for worker %u: %s",
+					on ? "watching" : "unwatching", i, w, ccb__strerror(errno));
+		}
+	b->accepting = on;
 	b->accept_paused = !on;
+}
+
+bool bk_is_listen(const ccb_broker *b, const bk_conn *c)
+{
+	for (size_t i = 0; i < b->nl; i++)
+		if (b->lconn[i] == c)
+			return true;
+	return false;
 }
 
 /* Count a refused connection and warn about refusals at most once per
@@ -240,9 +264,10 @@ static bool refuse_without_fds(ccb_broker *b, int lfd)
 	return true;
 }
 
-void bk_accept(ccb_broker *b, int lfd)
+/* Accept up to max connections from lfd (b->lock held). */
+void bk_accept(ccb_broker *b, int lfd, int max)
 {
-	for (int k = 0; k < 64; k++) {
+	for (int k = 0; k < max; k++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);

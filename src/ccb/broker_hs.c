@@ -68,6 +68,8 @@ struct bk_wk {
 };
 
 #define BK_WK_EVENTS 64
+/* Connections a worker accepts per readable listen socket. */
+#define BK_WK_ACCEPTS 4
 /* Longest sleep of an idle worker with waiting fibers (timer granularity
  * is the earliest deadline anyway; this only bounds a stale estimate). */
 #define BK_WK_TICK_MS 1000
@@ -77,8 +79,8 @@ void bk_queue_job(ccb_broker *b, bk_conn *c)
 	pthread_mutex_lock(&b->qlock);
 	bk_list_add_tail(&b->jobs, &c->qnode);
 	/* A busy worker takes the job when it is done; wake one only if all
-	 * are asleep. */
-	for (unsigned i = 0; i < b->nworkers; i++) {
+	 * are asleep. A worker that accepted it takes it next itself. */
+	for (unsigned i = 0; !b->worker_accepting && i < b->nworkers; i++) {
 		bk_wk *w = &b->wk[i];
 		if (w->idle) {
 			w->idle = false;
@@ -87,6 +89,27 @@ void bk_queue_job(ccb_broker *b, bk_conn *c)
 		}
 	}
 	pthread_mutex_unlock(&b->qlock);
+}
+
+int bk_worker_epfd(const ccb_broker *b, unsigned i)
+{
+	return b->wk && i < b->nworkers ? b->wk[i].epfd : -1;
+}
+
+/* Worker: a listen socket is readable. A few connections at a time, so
+ * that the other workers (woken by the next arrivals) share a burst; the
+ * ones ready are queued for this worker's next turn, without a wake-up. */
+static void wk_accept(bk_wk *w, int lfd)
+{
+	ccb_broker *b = w->b;
+
+	pthread_mutex_lock(&b->lock);
+	if (!b->accept_paused) {
+		b->worker_accepting = true;
+		bk_accept(b, lfd, BK_WK_ACCEPTS);
+		b->worker_accepting = false;
+	}
+	pthread_mutex_unlock(&b->lock);
 }
 
 static void worker_handshake(ccb_broker *b, bk_conn *c)
@@ -383,6 +406,10 @@ static void *worker_main(void *arg)
 			bk_conn *fc = ev[i].data.ptr;
 			if (!fc) {
 				ccb__wakeup_drain(&w->wake);
+				continue;
+			}
+			if (bk_is_listen(b, fc)) {
+				wk_accept(w, fc->fd);
 				continue;
 			}
 			if (fc->hs->waiting)

@@ -186,6 +186,8 @@ struct ccb_broker {
 	bk_conn *lconn[BK_MAX_LISTEN];
 	size_t nl;
 	bool accept_paused;
+	bool accepting;          /* listen fds in the workers' sets */
+	bool worker_accepting;   /* a worker runs bk_accept: it runs the jobs itself */
 	int64_t accept_resume_ms;
 	int spare_fd;
 	int64_t refuse_log_ms;     /* next refusal warning allowed */
@@ -277,7 +279,8 @@ void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
 /* broker_accept.c: listen sockets, the public address, accepting and
  * refusing connections. */
 ccb_err bk_listen_all(ccb_broker *b, ccb_error *err);
-void bk_accept(ccb_broker *b, int lfd);
+void bk_accept(ccb_broker *b, int lfd, int max);
+bool bk_is_listen(const ccb_broker *b, const bk_conn *c);
 bool bk_new_readable(ccb_broker *b, bk_conn *c);
 void bk_finish_handshake(ccb_broker *b, bk_conn *c);
 /* Stop or resume watching the listen sockets. */
@@ -290,6 +293,7 @@ bool bk_reserve_admit(ccb_broker *b, bk_conn *c);
 typedef struct bk_wk bk_wk;
 /* Queue a connection for a handshake worker (loop). */
 void bk_queue_job(ccb_broker *b, bk_conn *c);
+int bk_worker_epfd(const ccb_broker *b, unsigned i);
 /* Create the nworkers workers (their epoll sets and threads). On failure
  * some may be running: bk_workers_stop then bk_workers_free clean up. */
 ccb_err bk_workers_start(ccb_broker *b, ccb_error *err);
