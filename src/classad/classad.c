@@ -9,7 +9,8 @@
 #include "classad/classad_internal.h"
 
 typedef struct attr {
-	char *name;
+	char *name;    /* in the ad's name blocks, or its own (NAME_OWN) */
+	uint32_t nlen; /* strlen(name), | NAME_OWN */
 	ccb_value_type type;
 	union {
 		int64_t i;
@@ -19,10 +20,84 @@ typedef struct attr {
 	} v;
 } attr;
 
+#define NAME_OWN 0x80000000u
+#define NLEN(a) ((a)->nlen & ~NAME_OWN)
+
+/*
+ * Attribute names live in a few blocks per ad, not one allocation each: an
+ * ad is built and parsed once per message (a security handshake makes a
+ * dozen), and a name, once set, never changes or moves (getters' pointers
+ * stay valid). A name replaced or removed leaves its bytes in the block
+ * (waste); once an ad has wasted NAME_WASTE_MAX bytes, its new names get an
+ * allocation of their own, freed with them, so an ad edited for ever stays
+ * bounded.
+ */
+typedef struct nblk {
+	struct nblk *next;
+	size_t used, cap;
+	char data[];
+} nblk;
+
+#define NBLK_MIN 480
+#define NAME_WASTE_MAX 4096
+
 struct ccb_classad {
 	attr *attrs; /* sorted in wire order */
 	size_t n, cap;
+	nblk *names;
+	size_t waste; /* bytes of block names no attribute uses any more */
 };
+
+static void names_free(nblk *b)
+{
+	while (b) {
+		nblk *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
+/* Set a's name to a copy of name[0..len), NUL-terminated. False when out
+ * of memory (a unchanged). */
+static bool name_set(ccb_classad *ad, attr *a, const char *name, size_t len)
+{
+	nblk *b = ad->names;
+	char *p;
+
+	if (ad->waste > NAME_WASTE_MAX) {
+		if (!(p = ccb_strndup(name, len)))
+			return false;
+		a->name = p;
+		a->nlen = (uint32_t)len | NAME_OWN;
+		return true;
+	}
+	if (!b || b->cap - b->used < len + 1) {
+		size_t cap = len + 1 > NBLK_MIN ? len + 1 : NBLK_MIN;
+		if (!(b = malloc(sizeof *b + cap)))
+			return false;
+		b->next = ad->names;
+		b->used = 0;
+		b->cap = cap;
+		ad->names = b;
+	}
+	p = b->data + b->used;
+	memcpy(p, name, len);
+	p[len] = '\0';
+	b->used += len + 1;
+	a->name = p;
+	a->nlen = (uint32_t)len;
+	return true;
+}
+
+/* a's name is no longer used. */
+static void name_release(ccb_classad *ad, attr *a)
+{
+	if (a->nlen & NAME_OWN)
+		free(a->name);
+	else if (a->name)
+		ad->waste += a->nlen + 1;
+	a->name = NULL;
+}
 
 /* HTCondor's attribute order: name length first, then case-insensitive name
  * (H:src/classad/classad/classad_flat_map.h:26-70). */
@@ -40,8 +115,8 @@ static size_t find(const ccb_classad *ad, const char *name, size_t len, bool *fo
 
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		const char *m = ad->attrs[mid].name;
-		int c = name_cmp(m, strlen(m), name, len);
+		const attr *m = &ad->attrs[mid];
+		int c = name_cmp(m->name, NLEN(m), name, len);
 		if (c == 0) {
 			*found = true;
 			return mid;
@@ -93,8 +168,9 @@ void ccb_classad_free(ccb_classad *ad)
 		return;
 	for (size_t i = 0; i < ad->n; i++) {
 		attr_clear_value(&ad->attrs[i]);
-		free(ad->attrs[i].name);
+		name_release(ad, &ad->attrs[i]);
 	}
+	names_free(ad->names);
 	free(ad->attrs);
 	free(ad);
 }
@@ -128,33 +204,41 @@ static ccb_err slot(ccb_classad *ad, const char *name, size_t len, attr **out)
 {
 	bool found;
 	size_t i;
-	char *copy;
 
 	if (!ad || !name || !valid_name(name, len))
 		return CCB_ERR_INVALID_ARG;
+	if (len >= NAME_OWN)
+		return CCB_ERR_INVALID_ARG;
 	i = find(ad, name, len, &found);
-	copy = ccb_strndup(name, len);
-	if (!copy)
-		return CCB_ERR_NOMEM;
-	if (found) {
-		/* A later duplicate overwrites; the newest spelling wins. */
-		free(ad->attrs[i].name);
+	if (found && !memcmp(ad->attrs[i].name, name, len)) {
+		/* The same name again: only the value changes. */
 		attr_clear_value(&ad->attrs[i]);
+	} else if (found) {
+		/* A later duplicate overwrites; the newest spelling wins. */
+		attr fresh = {0};
+		if (!name_set(ad, &fresh, name, len))
+			return CCB_ERR_NOMEM;
+		attr_clear_value(&ad->attrs[i]);
+		name_release(ad, &ad->attrs[i]);
+		ad->attrs[i].name = fresh.name;
+		ad->attrs[i].nlen = fresh.nlen;
 	} else {
+		attr fresh = {0};
 		if (ad->n == ad->cap) {
 			size_t ncap = ad->cap ? ad->cap * 2 : 8;
 			attr *p = realloc(ad->attrs, ncap * sizeof *p);
-			if (!p) {
-				free(copy);
+			if (!p)
 				return CCB_ERR_NOMEM;
-			}
 			ad->attrs = p;
 			ad->cap = ncap;
 		}
+		if (!name_set(ad, &fresh, name, len))
+			return CCB_ERR_NOMEM;
 		memmove(&ad->attrs[i + 1], &ad->attrs[i], (ad->n - i) * sizeof(attr));
 		ad->n++;
+		ad->attrs[i].name = fresh.name;
+		ad->attrs[i].nlen = fresh.nlen;
 	}
-	ad->attrs[i].name = copy;
 	ad->attrs[i].type = CCB_VAL_UNDEFINED;
 	ad->attrs[i].v.s = NULL;
 	*out = &ad->attrs[i];
@@ -240,7 +324,7 @@ ccb_err ccb_classad_remove(ccb_classad *ad, const char *name)
 	if (!found)
 		return CCB_ERR_NOT_FOUND;
 	attr_clear_value(&ad->attrs[i]);
-	free(ad->attrs[i].name);
+	name_release(ad, &ad->attrs[i]);
 	memmove(&ad->attrs[i], &ad->attrs[i + 1], (ad->n - i - 1) * sizeof(attr));
 	ad->n--;
 	return CCB_OK;
@@ -275,12 +359,14 @@ ccb_classad *ccb__classad_copy(const ccb_classad *ad)
 	for (size_t i = 0; i < ad->n; i++) {
 		const attr *src = &ad->attrs[i];
 		attr *dst = &c->attrs[i];
+		bool named;
 		*dst = *src;
-		dst->name = ccb_strdup(src->name);
+		dst->name = NULL;
 		if (src->type == CCB_VAL_STRING || src->type == CCB_VAL_EXPR)
 			dst->v.s = ccb_strdup(src->v.s);
+		named = name_set(c, dst, src->name, NLEN(src));
 		c->n = i + 1;
-		if (!dst->name ||
+		if (!named ||
 		    ((src->type == CCB_VAL_STRING || src->type == CCB_VAL_EXPR) && !dst->v.s)) {
 			ccb_classad_free(c);
 			return NULL;
@@ -374,11 +460,17 @@ static bool print_string(ccb_buf *b, const char *s)
 {
 	if (!ccb_buf_append(b, "\"", 1))
 		return false;
-	for (const char *p = s; *p; p++) {
-		if (*p == '"' && !ccb_buf_append(b, "\\", 1))
+	/* Runs between quotes go out whole. */
+	for (const char *p = s;;) {
+		size_t run = strcspn(p, "\"");
+		if (run && !ccb_buf_append(b, p, run))
 			return false;
-		if (!ccb_buf_append(b, p, 1))
+		p += run;
+		if (!*p)
+			break;
+		if (!ccb_buf_append(b, "\\\"", 2))
 			return false;
+		p++;
 	}
 	return ccb_buf_append(b, "\"", 1);
 }
@@ -481,24 +573,27 @@ static bool scan_old_string(const char *s, size_t len, size_t *used, ccb_buf *va
 	size_t i = 1;
 
 	while (i < len) {
-		if (s[i] == '"') {
-			if (s[i - 1] == '\\') {
-				/* Escaped quote, unless nothing (or a newline) follows:
-				 * then the string ends and keeps its backslash. */
-				if (i + 1 < len && s[i + 1] != '\n') {
-					val->len--; /* drop the backslash */
-					if (!ccb_buf_append(val, "\"", 1))
-						return false;
-					i++;
-					continue;
-				}
-			}
-			*used = i + 1;
-			return ccb_buf_terminate(val);
-		}
-		if (!ccb_buf_append(val, &s[i], 1))
+		/* The run up to the next quote goes in whole. */
+		const char *q = memchr(s + i, '"', len - i);
+		size_t run = q ? (size_t)(q - s) - i : len - i;
+
+		if (run && !ccb_buf_append(val, s + i, run))
 			return false;
-		i++;
+		i += run;
+		if (!q)
+			break;
+		/* Escaped quote, unless nothing (or a newline) follows: then the
+		 * string ends and keeps its backslash. s[0] is the opening quote,
+		 * so s[i - 1] is always there, and in val. */
+		if (s[i - 1] == '\\' && i + 1 < len && s[i + 1] != '\n') {
+			val->len--; /* drop the backslash */
+			if (!ccb_buf_append(val, "\"", 1))
+				return false;
+			i++;
+			continue;
+		}
+		*used = i + 1;
+		return ccb_buf_terminate(val);
 	}
 	return false;
 }

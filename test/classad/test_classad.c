@@ -3,6 +3,7 @@
  * old-syntax escaping and value printing, and every clear-text ad of the
  * HTCondor 25.14 captures decoded and re-encoded to the same bytes.
  */
+#include <malloc.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -418,7 +419,45 @@ static void test_public_constructors(void)
 	ccb_classad_free(copy);
 }
 
+/* Names are kept in blocks per ad: one that is edited for ever (names
+ * removed, added, respelled) keeps its memory bounded, and the name of an
+ * attribute nobody touched never moves. */
+static void test_name_churn(void)
+{
+	ccb_classad *ad = NULL;
+	const char *keep;
+	char name[32];
+	struct mallinfo2 before, after;
+	const char *s = NULL;
+
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_new(&ad, NULL), CCB_OK);
+	CU_ASSERT_EQUAL_FATAL(ccb_classad_set_string(ad, "Keep", "kept"), CCB_OK);
+	keep = ccb_classad_name_at(ad, 0);
+	for (int i = 0; i < 2000; i++) { /* past the waste limit, to its steady state */
+		snprintf(name, sizeof name, "Churning%d", i);
+		CU_ASSERT_EQUAL(ccb_classad_set_int(ad, name, i), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_classad_remove(ad, name), CCB_OK);
+	}
+	before = mallinfo2();
+	for (int i = 0; i < 100000; i++) {
+		snprintf(name, sizeof name, "Churning%d", i);
+		CU_ASSERT_EQUAL(ccb_classad_set_int(ad, name, i), CCB_OK);
+		/* A respelling replaces the name. */
+		name[0] = 'c';
+		CU_ASSERT_EQUAL(ccb_classad_set_int(ad, name, -i), CCB_OK);
+		CU_ASSERT_EQUAL(ccb_classad_count(ad), 2);
+		CU_ASSERT_EQUAL(ccb_classad_remove(ad, name), CCB_OK);
+	}
+	after = mallinfo2();
+	CU_ASSERT(after.uordblks < before.uordblks + 4096);
+	CU_ASSERT_PTR_EQUAL(ccb_classad_name_at(ad, 0), keep);
+	CU_ASSERT_STRING_EQUAL(keep, "Keep");
+	CU_ASSERT(ccb_classad_get_string(ad, "keep", &s) == CCB_OK && !strcmp(s, "kept"));
+	ccb_classad_free(ad);
+}
+
 static const ccbt_test tests[] = {
+	{"name blocks stay bounded under churn", test_name_churn},
 	{"public constructors and text", test_public_constructors},
 	{"worked example 9.1 (plain)", test_worked_example_plain},
 	{"worked example 9.2 (AES string form)", test_worked_example_crypto},
