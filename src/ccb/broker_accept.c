@@ -90,6 +90,8 @@ static ccb_err listen_one(ccb_broker *b, const char *text, ccb_error *err)
 	if (fd < 0)
 		return ccb_error_set(err, CCB_ERR_IO, "listen %s: socket: %s", text, ccb__strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	/* Accepted sockets inherit it (Linux): no setsockopt per connection. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	if (a.ss.ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, (struct sockaddr *)&a.ss, a.len) != 0 || listen(fd, 1024) != 0) {
@@ -272,7 +274,6 @@ void bk_accept(ccb_broker *b, int lfd, int max)
 		socklen_t len = sizeof ss;
 		int fd = accept4(lfd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		bk_conn *c;
-		int one = 1;
 
 		if (fd < 0) {
 			if (errno == EINTR || errno == ECONNABORTED)
@@ -306,7 +307,6 @@ void bk_accept(ccb_broker *b, int lfd, int max)
 		/* Over the limit: kept only if its first message is a status or
 		 * admin command (bk_reserve_admit). */
 		c->reserve = b->nconns >= b->max_conns;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->hs->peer, sizeof c->hs->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
