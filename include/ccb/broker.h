@@ -17,10 +17,13 @@
  *                                  payload; the reply is one CEDAR string
  *                                  holding ccb_broker_status_json()
  *
- * Design: one event-loop thread (epoll) owns every connection and table;
- * security handshakes run on a small worker pool (a connection is handed to a
- * worker only once its first bytes arrived, with a deadline); established
- * relays run in the relay engine. No thread per connection.
+ * Design: one event-loop thread (epoll) watches the registrations and
+ * requests; every table is under one lock. A small pool of handshake
+ * workers accepts new connections, runs their security handshakes and then,
+ * when the lock is free, serves the command that follows (else the loop
+ * does). A connection whose first bytes are slow to come waits in the loop,
+ * with a deadline, holding no worker. Established relays run in the relay
+ * engine. No thread per connection.
  *
  * Threads: ccb_broker_run() runs the loop in the calling thread.
  * ccb_broker_stop() may be called from any thread and from a signal handler.

@@ -207,6 +207,16 @@ void bk_set_accepting(ccb_broker *b, bool on)
 	b->accept_paused = !on;
 }
 
+/* A new connection still waiting for its first message goes to the loop,
+ * which watches it until then or its deadline. Added after a look, an fd
+ * with bytes already queued still reports them (b->lock held). */
+void bk_new_to_loop(ccb_broker *b, bk_conn *c)
+{
+	bk_list_add_tail(&b->new_list, &c->tnode);
+	if (!bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
+		bk_conn_close(b, c);
+}
+
 bool bk_is_listen(const ccb_broker *b, const bk_conn *c)
 {
 	for (size_t i = 0; i < b->nl; i++)
@@ -266,8 +276,10 @@ static bool refuse_without_fds(ccb_broker *b, int lfd)
 	return true;
 }
 
-/* Accept up to max connections from lfd (b->lock held). */
-void bk_accept(ccb_broker *b, int lfd, int max)
+/* Accept up to max connections from lfd (b->lock held). Those whose first
+ * message is already here are queued for a worker; up to pend_cap of the
+ * others go to pend[] (*npend), the rest to the loop. */
+void bk_accept(ccb_broker *b, int lfd, int max, bk_conn **pend, size_t *npend, size_t pend_cap)
 {
 	for (int k = 0; k < max; k++) {
 		struct sockaddr_storage ss;
@@ -310,13 +322,14 @@ void bk_accept(ccb_broker *b, int lfd, int max)
 		fmt_peer(&ss, c->hs->peer_ip, sizeof c->hs->peer_ip, c->hs->peer, sizeof c->hs->peer);
 		c->deadline_ms = ccb_now_ms() + b->hs_timeout_ms;
 		b->nconns++;
-		bk_list_add_tail(&b->new_list, &c->tnode);
 		/* Handed to a worker only once its first message is here. Under
-		 * load it often is by now: a look first saves a round through
-		 * epoll (and a wake-up of this loop) per connection. Added after
-		 * the look, an fd with bytes already queued still reports them. */
-		if (bk_new_readable(b, c) && !bk_epoll_add(b, c, EPOLLIN | EPOLLRDHUP | EPOLLET))
-			bk_conn_close(b, c);
+		 * load it usually is by now. */
+		if (!bk_new_readable(b, c))
+			continue;
+		if (*npend < pend_cap)
+			pend[(*npend)++] = c;
+		else
+			bk_new_to_loop(b, c);
 	}
 }
 

@@ -35,10 +35,19 @@
  * the step's deadline and resumes the fiber there (fibers never move between
  * threads: errno and OpenSSL's error queue are thread-local). A peer that
  * stalls mid handshake thus holds an fd and the touched pages of a fiber
- * stack, never a thread. The loop only hands a connection over (the jobs
- * queue) and takes it back once its handshake is over (the done queue):
- * a wait costs no thread hand-off. A worker sleeps in epoll_wait on its
- * set; bk_queue_job wakes a sleeping worker through its wake-up signal.
+ * stack, never a thread. A wait costs no thread hand-off. A worker sleeps
+ * in epoll_wait on its set; bk_queue_job wakes a sleeping worker through
+ * its wake-up signal.
+ *
+ * The workers accept (wk_accept; the listen fds are in every worker's set,
+ * EPOLLEXCLUSIVE): a connection whose first message is complete is queued
+ * without waking anyone and taken by the same worker next; one whose
+ * message is not there yet is looked at again after the worker's next job
+ * (wk_recheck), then left to the loop, which queues it once complete (the
+ * jobs queue) or closes it at its deadline. A finished handshake's command
+ * is served on the worker when b->lock is free, else queued to the loop
+ * (the done queue). On a VM a cross-thread wake-up costs more CPU than the
+ * command; this way an ordinary registration costs the loop none.
  *
  * A fiber's fd is added to its worker's set at its first wait, edge-
  * triggered, and stays there until the fiber ends: a fiber only waits after
@@ -50,6 +59,11 @@
  * bk_workers_stop wakes every worker, which resumes its waiting fibers
  * cancelled and exits only once no fiber it started is left.
  */
+
+/* Connections a worker accepts per readable listen socket. */
+#define BK_WK_ACCEPTS 4
+/* Accepted connections a worker holds back for a second look. */
+#define BK_WK_PEND 16
 
 /* One worker's state. epfd/efd: its own thread only, except efd written by
  * bk_queue_job/bk_workers_stop; idle, cur and nfib under qlock. */
@@ -64,12 +78,14 @@ struct bk_wk {
 	bk_conn *cur;        /* the new connection it runs (for shutdown) */
 	unsigned nfib;       /* live fibers it started */
 	bk_list waits;       /* its fibers waiting for their fd (hs->wnode) */
+	/* Accepted before their first message arrived: looked at again once
+	 * this worker has run a job (wk_recheck), then left to the loop. */
+	bk_conn *pend[BK_WK_PEND];
+	size_t npend;
 	int64_t next_timer;  /* no wait deadline falls before this */
 };
 
 #define BK_WK_EVENTS 64
-/* Connections a worker accepts per readable listen socket. */
-#define BK_WK_ACCEPTS 4
 /* Longest sleep of an idle worker with waiting fibers (timer granularity
  * is the earliest deadline anyway; this only bounds a stale estimate). */
 #define BK_WK_TICK_MS 1000
@@ -106,9 +122,31 @@ static void wk_accept(bk_wk *w, int lfd)
 	pthread_mutex_lock(&b->lock);
 	if (!b->accept_paused) {
 		b->worker_accepting = true;
-		bk_accept(b, lfd, BK_WK_ACCEPTS);
+		bk_accept(b, lfd, BK_WK_ACCEPTS, w->pend, &w->npend, BK_WK_PEND);
 		b->worker_accepting = false;
 	}
+	pthread_mutex_unlock(&b->lock);
+}
+
+/* Worker: a second look at the connections accepted before their first
+ * message; under load a job's run is time enough for it to arrive, which
+ * spares the loop a wake-up and a hand-off. Still missing: the loop
+ * watches for it (or closes them all when quitting). */
+static void wk_recheck(bk_wk *w, bool quitting)
+{
+	ccb_broker *b = w->b;
+
+	pthread_mutex_lock(&b->lock);
+	b->worker_accepting = true;
+	for (size_t i = 0; i < w->npend; i++) {
+		bk_conn *c = w->pend[i];
+		if (quitting)
+			bk_conn_close(b, c);
+		else if (bk_new_readable(b, c))
+			bk_new_to_loop(b, c);
+	}
+	b->worker_accepting = false;
+	w->npend = 0;
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -376,9 +414,11 @@ static void *worker_main(void *arg)
 		c = wk_take(w, &quit);
 		if (quit) {
 			pthread_mutex_unlock(&b->qlock);
+			if (w->npend)
+				wk_recheck(w, true);
 			return NULL;
 		}
-		if (!c) {
+		if (!c && !w->npend) {
 			if (bk_list_empty(&w->waits)) {
 				timeout = -1;
 			} else {
@@ -391,11 +431,15 @@ static void *worker_main(void *arg)
 		}
 		pthread_mutex_unlock(&b->qlock);
 
-		if (c) {
+		if (c)
 			wk_run(w, c);
-			if (bk_list_empty(&w->waits))
-				continue;
+		if (w->npend) {
+			/* The ready ones are queued: take them next. */
+			wk_recheck(w, false);
+			continue;
 		}
+		if (c && bk_list_empty(&w->waits))
+			continue;
 		n = epoll_wait(w->epfd, ev, BK_WK_EVENTS, timeout);
 		if (!c) {
 			pthread_mutex_lock(&b->qlock);

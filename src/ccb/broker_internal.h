@@ -279,7 +279,8 @@ void bk_reply_close(ccb_broker *b, bk_conn *c, bool ok, const char *text);
 /* broker_accept.c: listen sockets, the public address, accepting and
  * refusing connections. */
 ccb_err bk_listen_all(ccb_broker *b, ccb_error *err);
-void bk_accept(ccb_broker *b, int lfd, int max);
+void bk_accept(ccb_broker *b, int lfd, int max, bk_conn **pend, size_t *npend, size_t pend_cap);
+void bk_new_to_loop(ccb_broker *b, bk_conn *c);
 bool bk_is_listen(const ccb_broker *b, const bk_conn *c);
 bool bk_new_readable(ccb_broker *b, bk_conn *c);
 void bk_finish_handshake(ccb_broker *b, bk_conn *c);
