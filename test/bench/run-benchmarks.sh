@@ -15,7 +15,9 @@
 # needs a high open-file limit). --collector: also run ccb_load --plaintext
 # (19,900 registrations, same hold) against an HTCondor collector already
 # running there (loopback; it must allow unauthenticated DAEMON), reading its
-# /proc figures through --collector-pid, for a side-by-side table. Loopback only.
+# /proc figures through --collector-pid, for a side-by-side table, then the
+# ECDH + AES-GCM load against it too (it must also allow CLAIMTOBE condor@vm
+# as DAEMON). Loopback only.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -124,6 +126,12 @@ if [ -n "$collector" ]; then
 	run collector "$bench/ccb_load" --plaintext -b "$collector" -n 19900 -H 35 -i 30 \
 		${collector_pid:+-P "$collector_pid"} --name COLLECTORLOAD
 	loads+=("$(cat "$tmp/collector.json")")
+	# Like for like: the same ECDH + AES-GCM client as against ccbctl broker
+	# (the collector must allow CLAIMTOBE condor@vm as DAEMON). Its RSS
+	# figure reuses what the plaintext run freed: restart it for a clean one.
+	run collector_ecdh "$bench/ccb_load" -b "$collector" -c "$tmp/brokercfg.json" -n 19900 -H 35 \
+		-i 30 ${collector_pid:+-P "$collector_pid"} --name COLLECTORLOAD
+	loads+=("$(cat "$tmp/collector_ecdh.json")")
 fi
 # Requests through the broker, after registering 10,000.
 start_broker "$tmp/brokercfg.json"
