@@ -44,9 +44,10 @@
  * direction that has moved RELAY_GROW_AFTER bytes (a bulk transfer) asks once
  * for RELAY_PIPE_BULK (the default pipe-max-size). That cuts the splice
  * calls per GiB about five-fold (strace -c) and the relay's CPU per GiB by
- * 7-9 % (bench_relay, 256 KiB blasts both ways: 0.28 -> 0.25 s/GiB over four
- * runs of 5-8 rounds; HTCondor's ccb_proxy_bench through `ccbctl broker`:
- * 0.270 -> 0.250 s/GiB, 6 rounds); throughput did not change measurably.
+ * 7-14 % (bench_relay, 256 KiB blasts both ways: 0.28 -> 0.25 s/GiB over four
+ * runs of 5-8 rounds; HTCondor's ccb_proxy_bench through `ccbctl broker`,
+ * three sessions: 0.270 / 0.296 / 0.307 -> 0.250 / 0.266 / 0.264 s/GiB);
+ * throughput did not change measurably (docs/performance.md, "Relay").
  * Idle or interactive relays never grow, so they use the quota no faster
  * than before. */
 #define RELAY_PIPE_SIZE (128 * 1024)
