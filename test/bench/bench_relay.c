@@ -9,7 +9,10 @@
  * connection vs the same two ends joined through the relay engine
  * (src/ccb/relay.c) with splice, and with the user-space copy path.
  *
- *   bench_relay [-t seconds-per-case] [-s size[,size...]]
+ *   bench_relay [-t seconds-per-case] [-s size[,size...]] [-m modes] [-p[CPU]]
+ *
+ * -m picks the local cases (direct, relay-splice, relay-copy); -p pins the
+ * two blasting ends to CPUs 0 and 1 (and the relay process to CPU, if given).
  *
  * End-to-end mode: through a real broker's streaming session
  * (ccb-protocol.md §7): a target thread registers at the broker, a requester
@@ -26,6 +29,7 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <sched.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -60,6 +64,31 @@ struct result {
 	bool ok;
 };
 
+/* --pin: end a on CPU 0, end b on CPU 1, the relay on CPU pin_relay (-1: not pinned). */
+static bool pin;
+static int pin_relay = -1;
+
+static void pin_self(int cpu)
+{
+	cpu_set_t set;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	(void)sched_setaffinity(0, sizeof set, &set);
+}
+
+struct pinned {
+	struct blaster *b;
+	int cpu;
+};
+
+static void *blast_pinned(void *arg)
+{
+	struct pinned *p = arg;
+	if (pin)
+		pin_self(p->cpu);
+	return blast(p->b);
+}
+
 static double rusage_cpu_s(int who)
 {
 	struct rusage ru;
@@ -75,9 +104,10 @@ static void run_pair(int end_a, int end_b, size_t size, double seconds, struct r
 	struct blaster b = {.fd = end_b, .bufsz = size, .seconds = seconds};
 	a.start = b.start = now_s() + 0.05;
 	pthread_t ta, tb;
+	struct pinned pa = {&a, 0}, pb = {&b, 1};
 	double cpu0 = rusage_cpu_s(RUSAGE_SELF);
-	pthread_create(&ta, NULL, blast, &a);
-	pthread_create(&tb, NULL, blast, &b);
+	pthread_create(&ta, NULL, blast_pinned, &pa);
+	pthread_create(&tb, NULL, blast_pinned, &pb);
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	r->size = size;
@@ -126,6 +156,8 @@ static void local_case(const char *mode, size_t size, double seconds, struct res
 		close(back[0]);
 		if (strcmp(mode, "relay-copy") == 0)
 			setenv("CCB_RELAY_FORCE_COPY", "1", 1);
+		if (pin && pin_relay >= 0)
+			pin_self(pin_relay); /* the relay thread inherits it */
 		ccb__relay_engine *e = ccb__relay_engine_new(1, 0, &err);
 		if (!e || ccb__relay_start(e, p1[1], p2[0], NULL, NULL, &err) != CCB_OK) {
 			fprintf(stderr, "bench_relay: relay: %s\n", err.detail);
@@ -354,7 +386,11 @@ static void usage(FILE *f)
 		"  -t, --seconds S   per case (default 2)\n"
 		"  -s, --sizes LIST  send buffer sizes in bytes\n"
 		"  -b, --broker A    broker address (host:port or sinful)\n"
-		"  -c, --config F    libccb JSON config for the client security\n");
+		"  -c, --config F    libccb JSON config for the client security\n"
+		"  -m, --modes LIST  local cases to run: direct,relay-splice,relay-copy (default all;\n"
+		"                    ratios need direct)\n"
+		"  -p, --pin [CPU]   pin end a to CPU 0 and end b to CPU 1 (and the relay to CPU,\n"
+		"                    when given)\n");
 }
 
 int main(int argc, char **argv)
@@ -362,17 +398,25 @@ int main(int argc, char **argv)
 	static const struct option lo[] = {
 		{"seconds", required_argument, NULL, 't'}, {"sizes", required_argument, NULL, 's'},
 		{"broker", required_argument, NULL, 'b'}, {"config", required_argument, NULL, 'c'},
+		{"modes", required_argument, NULL, 'm'}, {"pin", optional_argument, NULL, 'p'},
 		{"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 	};
+	const char *modes_arg = NULL;
 	double seconds = 2;
 	const char *sizes_arg = NULL, *broker = NULL, *config = NULL;
 	int ch;
-	while ((ch = getopt_long(argc, argv, "t:s:b:c:h", lo, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "t:s:b:c:m:p::h", lo, NULL)) != -1) {
 		switch (ch) {
 		case 't': seconds = atof(optarg); break;
 		case 's': sizes_arg = optarg; break;
 		case 'b': broker = optarg; break;
 		case 'c': config = optarg; break;
+		case 'm': modes_arg = optarg; break;
+		case 'p':
+			pin = true;
+			if (optarg)
+				pin_relay = atoi(optarg);
+			break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -411,8 +455,9 @@ int main(int argc, char **argv)
 		if (rc)
 			return rc;
 		printf("{\"bench\":\"relay\",\"mode\":\"broker-e2e\",\"broker\":\"%s\",\"seconds\":%.1f,"
-		       "\"size\":%zu,\"req_to_target_mibs\":%.1f,\"target_to_req_mibs\":%.1f,\"ok\":%s}\n",
-		       broker, seconds, r.size, r.a2b, r.b2a, r.ok ? "true" : "false");
+		       "\"size\":%zu,\"req_to_target_mibs\":%.1f,\"target_to_req_mibs\":%.1f,"
+		       "\"ends_cpu_s_per_gib\":%.3f,\"ok\":%s}\n",
+		       broker, seconds, r.size, r.a2b, r.b2a, r.ends_cpu_s_per_gib, r.ok ? "true" : "false");
 		printf("%-26s %10s %14s %14s %12s\n", "case", "buffer", "req->tgt MiB/s", "tgt->req MiB/s",
 		       "total MiB/s");
 		printf("%-26s %10zu %14.1f %14.1f %12.1f\n", "through broker (stream)", r.size, r.a2b, r.b2a,
@@ -421,22 +466,32 @@ int main(int argc, char **argv)
 	}
 
 	static const char *modes[] = {"direct", "relay-splice", "relay-copy"};
+	bool run_mode[3] = {true, true, true};
+	if (modes_arg)
+		for (int m = 0; m < 3; m++)
+			run_mode[m] = strstr(modes_arg, modes[m]) != NULL;
 	struct result res[8][3];
+	memset(res, 0, sizeof res);
 	for (int i = 0; i < nsizes; i++)
 		for (int m = 0; m < 3; m++)
-			local_case(modes[m], sizes[i], seconds, &res[i][m]);
+			if (run_mode[m])
+				local_case(modes[m], sizes[i], seconds, &res[i][m]);
 
 	printf("{\"bench\":\"relay\",\"seconds_per_case\":%.1f,\"cases\":[", seconds);
+	bool first = true;
 	for (int i = 0; i < nsizes; i++)
 		for (int m = 0; m < 3; m++) {
 			struct result *r = &res[i][m];
 			double direct = res[i][0].a2b + res[i][0].b2a;
+			if (!run_mode[m])
+				continue;
 			printf("%s{\"mode\":\"%s\",\"size\":%zu,\"a_to_b_mibs\":%.1f,\"b_to_a_mibs\":%.1f,"
 			       "\"ratio_to_direct\":%.3f,\"relay_cpu_s_per_gib\":%.3f,"
 			       "\"ends_cpu_s_per_gib\":%.3f,\"cpu_ratio_to_direct\":%.3f,\"ok\":%s}",
-			       i + m ? "," : "", r->mode, r->size, r->a2b, r->b2a,
+			       first ? "" : ",", r->mode, r->size, r->a2b, r->b2a,
 			       direct > 0 ? (r->a2b + r->b2a) / direct : 0, r->relay_cpu_s_per_gib,
 			       r->ends_cpu_s_per_gib, cpu_ratio(&res[i][0], r), r->ok ? "true" : "false");
+			first = false;
 		}
 	printf("]}\n");
 	printf("%-14s %10s %12s %12s %12s %10s %14s %13s %11s\n", "case", "buffer", "a->b MiB/s",
@@ -447,6 +502,8 @@ int main(int argc, char **argv)
 			struct result *r = &res[i][m];
 			double direct = res[i][0].a2b + res[i][0].b2a;
 			char cpu[32] = "-";
+			if (!run_mode[m])
+				continue;
 			if (r->relay_cpu_s_per_gib >= 0)
 				snprintf(cpu, sizeof cpu, "%.3f", r->relay_cpu_s_per_gib);
 			printf("%-14s %10zu %12.1f %12.1f %12.1f %9.2fx %14s %13.3f %10.2fx%s\n", r->mode,

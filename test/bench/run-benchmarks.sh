@@ -18,6 +18,9 @@
 # /proc figures through --collector-pid, for a side-by-side table, then the
 # ECDH + AES-GCM load against it too (it must also allow CLAIMTOBE condor@vm
 # as DAEMON). Loopback only.
+# With CCB_CONDOR_PREFIX set to an HTCondor install, also test/bench/proxy-bench.sh:
+# HTCondor's ccb_proxy_bench through `ccbctl broker` and through a genuine
+# condor_collector, next to iperf3 --bidir and bench_relay, in one run.
 set -euo pipefail
 
 src=$(cd "$(dirname "$0")/../.." && pwd)
@@ -33,7 +36,7 @@ while [ $# -gt 0 ]; do
 	--collector-pid) collector_pid=$2; shift ;;
 	--out) out=$2; shift ;;
 	--build) build=$2; shift ;;
-	-h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 	*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
 	shift
@@ -79,6 +82,10 @@ run ecdh "$bench/bench_ecdh" 3000
 run hostile "$bench/bench_hostile" -n 200 64 1000
 run revflood "$bench/bench_revflood" -n 200
 run outbound "$bench/bench_outbound" -t 2
+echo null >"$tmp/proxy.json"
+if [ -n "${CCB_CONDOR_PREFIX:-}" ]; then
+	run proxy "$src/test/bench/proxy-bench.sh" --build "$build" --seconds 3 --runs 3
+fi
 
 # ccb_load against a real `ccbctl broker`. The plaintext run needs a broker
 # that lets unauthenticated peers register (ALLOW_DAEMON = *) and does not
@@ -145,10 +152,10 @@ esc() { printf '%s' "$1" | sed 's/\\/\\\\/g; s/"/\\"/g'; }
 	printf '{"machine": {"nproc": %s, "cpu": "%s", "kernel": "%s", "date": "%s", "commit": "%s"},\n' \
 		"$(nproc)" "$(esc "$cpu")" "$(esc "$(uname -sr)")" "$(date -u +%FT%TZ)" \
 		"$(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "ecdh": %s,\n "hostile": %s,\n "revflood": %s,\n "outbound": %s,\n "load": [' \
+	printf ' "cedar": %s,\n "dial": %s,\n "broker": %s,\n "relay": %s,\n "ecdh": %s,\n "hostile": %s,\n "revflood": %s,\n "outbound": %s,\n "proxy": %s,\n "load": [' \
 		"$(cat "$tmp/cedar.json")" "$(cat "$tmp/dial.json")" "$(cat "$tmp/bkbench.json")" \
 		"$(cat "$tmp/relay.json")" "$(cat "$tmp/ecdh.json")" "$(cat "$tmp/hostile.json")" \
-		"$(cat "$tmp/revflood.json")" "$(cat "$tmp/outbound.json")"
+		"$(cat "$tmp/revflood.json")" "$(cat "$tmp/outbound.json")" "$(cat "$tmp/proxy.json")"
 	sep=
 	for l in "${loads[@]}"; do printf '%s%s' "$sep" "$l"; sep=', '; done
 	printf ']}\n'
