@@ -112,7 +112,6 @@ static ccb_broker *broker_alloc(void)
 	pthread_mutex_init(&b->qlock, NULL);
 	pthread_cond_init(&b->qcond, NULL);
 	bk_list_init(&b->jobs);
-	bk_list_init(&b->done);
 	bk_list_init(&b->lru);
 	bk_list_init(&b->new_list);
 	bk_list_init(&b->partial_list);
@@ -441,27 +440,11 @@ bool bk_new_readable(ccb_broker *b, bk_conn *c)
 	return false;
 }
 
+/* The outbound dial threads' signal: their finished dials. */
 static void drain_done(ccb_broker *b)
 {
-	bk_list got;
-
 	ccb__wakeup_drain(&b->done_signal);
 	bk_outbound_drain(b);
-	bk_list_init(&got);
-	pthread_mutex_lock(&b->qlock);
-	if (!bk_list_empty(&b->done)) {
-		got.next = b->done.next;
-		got.prev = b->done.prev;
-		got.next->prev = &got;
-		got.prev->next = &got;
-		bk_list_init(&b->done);
-	}
-	pthread_mutex_unlock(&b->qlock);
-	while (!bk_list_empty(&got)) {
-		bk_conn *c = bk_container(got.next, bk_conn, qnode);
-		bk_list_del(&c->qnode);
-		bk_finish_handshake(b, c);
-	}
 }
 
 /* A connection whose handshake is over (b->lock held): close it if the

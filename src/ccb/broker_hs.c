@@ -43,11 +43,11 @@
  * EPOLLEXCLUSIVE): a connection whose first message is complete is queued
  * without waking anyone and taken by the same worker next; one whose
  * message is not there yet is looked at again after the worker's next job
- * (wk_recheck), then left to the loop, which queues it once complete (the
+ * (wk_settle), then left to the loop, which queues it once complete (the
  * jobs queue) or closes it at its deadline. A finished handshake's command
- * is served on the worker when b->lock is free, else queued to the loop
- * (the done queue). On a VM a cross-thread wake-up costs more CPU than the
- * command; this way an ordinary registration costs the loop none.
+ * is served by its worker too, at once if b->lock is free, else at the
+ * worker's next settling. On a VM a cross-thread wake-up costs more CPU
+ * than the command; this way an ordinary registration costs the loop none.
  *
  * A fiber's fd is added to its worker's set at its first wait, edge-
  * triggered, and stays there until the fiber ends: a fiber only waits after
@@ -79,9 +79,11 @@ struct bk_wk {
 	unsigned nfib;       /* live fibers it started */
 	bk_list waits;       /* its fibers waiting for their fd (hs->wnode) */
 	/* Accepted before their first message arrived: looked at again once
-	 * this worker has run a job (wk_recheck), then left to the loop. */
+	 * this worker has run a job (wk_settle), then left to the loop. */
 	bk_conn *pend[BK_WK_PEND];
 	size_t npend;
+	/* Finished handshakes whose command waits for b->lock (qnode). */
+	bk_list fin;
 	int64_t next_timer;  /* no wait deadline falls before this */
 };
 
@@ -128,15 +130,23 @@ static void wk_accept(bk_wk *w, int lfd)
 	pthread_mutex_unlock(&b->lock);
 }
 
-/* Worker: a second look at the connections accepted before their first
- * message; under load a job's run is time enough for it to arrive, which
- * spares the loop a wake-up and a hand-off. Still missing: the loop
- * watches for it (or closes them all when quitting). */
-static void wk_recheck(bk_wk *w, bool quitting)
+/*
+ * Worker: settle what it held back, under b->lock: the connections it
+ * accepted before their first message (looked at again: under load a job's
+ * run is time enough for it to arrive, which spares the loop a wake-up and a
+ * hand-off; still silent ones go to the loop, or are closed when quitting),
+ * and the finished handshakes whose command waited for the lock. With
+ * `wait` the lock is waited for (the worker is about to sleep or quit: it
+ * never sleeps holding either), else only tried.
+ */
+static void wk_settle(bk_wk *w, bool wait, bool quitting)
 {
 	ccb_broker *b = w->b;
 
-	pthread_mutex_lock(&b->lock);
+	if (wait)
+		pthread_mutex_lock(&b->lock);
+	else if (pthread_mutex_trylock(&b->lock) != 0)
+		return;
 	b->worker_accepting = true;
 	for (size_t i = 0; i < w->npend; i++) {
 		bk_conn *c = w->pend[i];
@@ -145,8 +155,13 @@ static void wk_recheck(bk_wk *w, bool quitting)
 		else if (bk_new_readable(b, c))
 			bk_new_to_loop(b, c);
 	}
-	b->worker_accepting = false;
 	w->npend = 0;
+	while (!bk_list_empty(&w->fin)) {
+		bk_conn *c = bk_container(w->fin.next, bk_conn, qnode);
+		bk_list_del(&c->qnode);
+		bk_finish_handshake(b, c);
+	}
+	b->worker_accepting = false;
 	pthread_mutex_unlock(&b->lock);
 }
 
@@ -264,7 +279,6 @@ static bool wk_watch(bk_wk *w, bk_conn *c)
 static void wk_run(bk_wk *w, bk_conn *c)
 {
 	ccb_broker *b = w->b;
-	bool first;
 	for (;;) {
 		bool finished;
 		if (!c->s || !c->hs->fib) {
@@ -300,25 +314,18 @@ static void wk_run(bk_wk *w, bk_conn *c)
 	if (w->cur == c)
 		w->cur = NULL;
 	pthread_mutex_unlock(&b->qlock);
-	/* When the loop's lock is free, serve the command here: a hand-off
-	 * costs the loop a wake-up per connection, more CPU on a virtual
-	 * machine than the command itself. Never waits for the lock. The
-	 * loop frees closed connections itself (bk_conn_reap), after any
-	 * event of its current batch that may still point at them. */
+	/* The command is served here, not handed to the loop: a hand-off
+	 * costs a wake-up, more CPU on a virtual machine than the command
+	 * itself. The lock is only tried now; if it is taken the command
+	 * waits for the worker's next settling (wk_settle). The loop frees
+	 * closed connections itself (bk_conn_reap), after any event of its
+	 * current batch that may still point at them. */
 	if (pthread_mutex_trylock(&b->lock) == 0) {
 		bk_finish_handshake(b, c);
 		pthread_mutex_unlock(&b->lock);
 		return;
 	}
-	/* The loop lowers the signal before it takes the whole queue: a queue
-	 * that was not empty has a signal raised for it already, so only the
-	 * first connection of a batch costs a write (and the loop a wake-up). */
-	pthread_mutex_lock(&b->qlock);
-	first = bk_list_empty(&b->done);
-	bk_list_add_tail(&b->done, &c->qnode);
-	pthread_mutex_unlock(&b->qlock);
-	if (first)
-		ccb__wakeup_signal(&b->done_signal);
+	bk_list_add_tail(&w->fin, &c->qnode);
 }
 
 /* Worker: a fiber's wait is over (res as fiber_wait returns it). */
@@ -406,19 +413,20 @@ static void *worker_main(void *arg)
 	w->next_timer = INT64_MAX;
 	for (;;) {
 		bk_conn *c;
-		bool quit, cancel;
+		bool quit, cancel, held;
 		int timeout = 0, n;
 		int64_t now;
 
 		pthread_mutex_lock(&b->qlock);
 		c = wk_take(w, &quit);
+		held = w->npend || !bk_list_empty(&w->fin);
 		if (quit) {
 			pthread_mutex_unlock(&b->qlock);
-			if (w->npend)
-				wk_recheck(w, true);
+			if (held)
+				wk_settle(w, true, true);
 			return NULL;
 		}
-		if (!c && !w->npend) {
+		if (!c && !held) {
 			if (bk_list_empty(&w->waits)) {
 				timeout = -1;
 			} else {
@@ -433,11 +441,10 @@ static void *worker_main(void *arg)
 
 		if (c)
 			wk_run(w, c);
-		if (w->npend) {
-			/* The ready ones are queued: take them next. */
-			wk_recheck(w, false);
-			continue;
-		}
+		/* Connections it accepted that are now ready are queued: it
+		 * takes them next. */
+		if (w->npend || !bk_list_empty(&w->fin))
+			wk_settle(w, !c, false);
 		if (c && bk_list_empty(&w->waits))
 			continue;
 		n = epoll_wait(w->epfd, ev, BK_WK_EVENTS, timeout);
@@ -475,6 +482,7 @@ ccb_err bk_workers_start(ccb_broker *b, ccb_error *err)
 		bk_wk *w = &b->wk[i];
 		*w = (bk_wk){.b = b, .idx = i, .epfd = -1, .wake = CCB__WAKEUP_NONE};
 		bk_list_init(&w->waits);
+		bk_list_init(&w->fin);
 	}
 	for (unsigned i = 0; i < b->nworkers; i++) {
 		bk_wk *w = &b->wk[i];
@@ -584,11 +592,6 @@ void bk_drain_queues(ccb_broker *b)
 {
 	while (!bk_list_empty(&b->jobs)) {
 		bk_conn *c = bk_container(b->jobs.next, bk_conn, qnode);
-		bk_list_del(&c->qnode);
-		bk_conn_close(b, c);
-	}
-	while (!bk_list_empty(&b->done)) {
-		bk_conn *c = bk_container(b->done.next, bk_conn, qnode);
 		bk_list_del(&c->qnode);
 		bk_conn_close(b, c);
 	}

@@ -195,7 +195,7 @@ struct ccb_broker {
 
 	/* loop */
 	int epfd;
-	ccb__wakeup stop_signal, done_signal; /* stop(); work for the loop */
+	ccb__wakeup stop_signal, done_signal; /* stop(); outbound dials done */
 	bk_conn *stop_conn, *done_conn;
 	atomic_bool stopping;
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
@@ -209,7 +209,7 @@ struct ccb_broker {
 	unsigned nworkers;
 	pthread_mutex_t qlock;
 	pthread_cond_t qcond;
-	bk_list jobs, done;
+	bk_list jobs;
 	bool wquit;
 	/* handshake fibers: waiting for their peer (all workers); per-source
 	 * counts (loop). */
