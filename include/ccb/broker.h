@@ -19,9 +19,9 @@
  *
  * Design: one event-loop thread (epoll) watches the registrations and
  * requests; every table is under one lock. A small pool of handshake
- * workers accepts new connections, runs their security handshakes and then,
- * when the lock is free, serves the command that follows (else the loop
- * does). A connection whose first bytes are slow to come waits in the loop,
+ * workers accepts new connections, runs their security handshakes and
+ * serves the command that follows (at once when the lock is free, else
+ * before it next sleeps). A connection whose first bytes are slow to come waits in the loop,
  * with a deadline, holding no worker. Established relays run in the relay
  * engine. No thread per connection.
  *
