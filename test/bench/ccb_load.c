@@ -18,6 +18,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -65,6 +66,7 @@ static struct {
 	const char *name;
 	bool verbose;
 	bool plaintext;
+	bool batch;
 	int window;              /* plaintext: registrations in flight per process */
 } opt = {
 	.n = 1000, .procs = 0, .sources = -1, .threads = 4, .hold = 10, .heartbeat = 5,
@@ -107,6 +109,9 @@ static void usage(FILE *f)
 		"                         Default: the full handshake of the config (ECDH + AES-GCM)\n"
 		"  -w, --window W         plaintext: registrations in flight per process (default 256)\n"
 		"      --name TEXT        Name prefix in the register ad (default LOAD)\n"
+		"      --batch            run the load at SCHED_BATCH: its wake-ups then do not preempt a\n"
+		"                         broker on the same CPUs (which costs that broker context switches\n"
+		"                         a dedicated machine would not see). The JSON says \"batch\"\n"
 		"  -v, --verbose          print errors of failed registrations\n"
 		"  -h, --help             this text\n");
 }
@@ -1031,12 +1036,13 @@ int main(int argc, char **argv)
 		{"broker-pid", required_argument, NULL, 'P'}, {"name", required_argument, NULL, 'N'},
 		{"verbose", no_argument, NULL, 'v'}, {"help", no_argument, NULL, 'h'},
 		{"plaintext", no_argument, NULL, 'T'}, {"window", required_argument, NULL, 'w'},
-		{NULL, 0, NULL, 0},
+		{"batch", no_argument, NULL, 'B'}, {NULL, 0, NULL, 0},
 	};
 	int ch;
 	while ((ch = getopt_long(argc, argv, "b:c:n:p:s:t:H:i:r:R:P:w:vh", lo, NULL)) != -1) {
 		switch (ch) {
 		case 'T': opt.plaintext = true; break;
+		case 'B': opt.batch = true; break;
 		case 'w': opt.window = atoi(optarg); break;
 		case 'b': opt.broker = optarg; break;
 		case 'c': opt.config = optarg; break;
@@ -1061,6 +1067,14 @@ int main(int argc, char **argv)
 	}
 	if (!parse_broker())
 		return 2;
+	if (opt.batch) {
+		/* Inherited by the load processes and their threads. */
+		struct sched_param sp = {.sched_priority = 0};
+		if (sched_setscheduler(0, SCHED_BATCH, &sp) != 0) {
+			fprintf(stderr, "ccb_load: --batch: sched_setscheduler: %s\n", strerror(errno));
+			return 2;
+		}
+	}
 	ccb_error err = {0};
 	if (ccb_config_load(opt.config, &g_cfg, &err) || ccb_config_client_security(g_cfg, &g_sec, &err)) {
 		fprintf(stderr, "ccb_load: config: %s\n", err.detail);
@@ -1285,7 +1299,7 @@ int main(int argc, char **argv)
 	}
 	free(lat);
 
-	printf("{\"bench\":\"ccb_load\",\"mode\":\"%s\",\"broker\":\"%s\",\"n\":%ld,\"procs\":%d,\"sources\":%d,"
+	printf("{\"bench\":\"ccb_load\",\"mode\":\"%s\",\"batch\":%s,\"broker\":\"%s\",\"n\":%ld,\"procs\":%d,\"sources\":%d,"
 	       "\"threads_per_proc\":%d,\"registered\":%ld,\"failed\":%ld,\"register_seconds\":%.3f,"
 	       "\"register_rate\":%.1f,\"broker_rss_kb_before\":%ld,\"broker_rss_kb_after\":%ld,"
 	       "\"broker_rss_kb_end\":%ld,\"rss_bytes_per_registration\":%.0f,\"hold_seconds\":%.2f,"
@@ -1298,12 +1312,14 @@ int main(int argc, char **argv)
 	       "\"broker_cpu_us_per_heartbeat\":%.1f,\"rss_kib_per_registration\":%.2f,"
 	       "\"alive_latency_ms_p50\":%.3f,\"alive_latency_ms_p99\":%.3f,"
 	       "\"alive_latency_ms_max\":%.3f}\n",
-	       opt.plaintext ? "plaintext" : "handshake", opt.broker, opt.n, P, opt.sources, opt.threads, ok, failed, reg_s, rate, rss0, rss1, rss2,
+	       opt.plaintext ? "plaintext" : "handshake", opt.batch ? "true" : "false", opt.broker, opt.n, P, opt.sources, opt.threads, ok, failed, reg_s, rate, rss0, rss1, rss2,
 	       rss_per, hold_s, opt.heartbeat, cpu_s, cpu_pct, tot.hb_sent, tot.hb_replies, tot.dropped,
 	       opt.requests, req_ok, req_failed, req_rate, rtt_avg, rtt_p50, rtt_p99, req_cpu, tot.req_answered,
 	       reg_cpu_us, hb_cpu_us, rss_per >= 0 ? rss_per / 1024.0 : -1, lat50, lat99, latmax);
 	printf("%-32s %s\n", "broker", opt.broker);
 	printf("%-32s %ld of %ld (%ld failed) in %.2f s\n", "registered", ok, opt.n, failed, reg_s);
+	if (opt.batch)
+		printf("%-32s SCHED_BATCH (its wake-ups do not preempt the broker)\n", "load tool");
 	if (opt.plaintext)
 		printf("%-32s %.1f /s (plaintext, %d procs x %d in flight, %d source addrs)\n",
 		       "registration rate", rate, P, opt.window, opt.sources);
