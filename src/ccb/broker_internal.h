@@ -313,6 +313,7 @@ bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size);
 /* broker_request.c, also for broker_tunnel.c */
 bk_req *bk_req_new(ccb_broker *b, bk_conn *c, const char *connect_id, bool streaming);
 void bk_req_free(ccb_broker *b, bk_req *q);
+void bk_streaming_started(ccb_broker *b, bk_conn *c, bk_req *q);
 bool bk_route_ok(const char *route);
 /* broker_proto.c, for broker_request.c and broker_tunnel.c */
 /* Send target `t` the forwarded CCB_REQUEST of a streaming request or a

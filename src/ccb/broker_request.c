@@ -193,6 +193,19 @@ static bk_reg *request_target(ccb_broker *b, bk_conn *c, const char *ccbid)
 	return t;
 }
 
+/* A streaming session request (proxy or tunnel relay) waits for its target's
+ * hello on c: counted, in the session FIFO (its deadline order). */
+void bk_streaming_started(ccb_broker *b, bk_conn *c, bk_req *q)
+{
+	b->st.streaming_requests++;
+	b->handshaking++;
+	if (b->handshaking > b->st.handshakes_peak)
+		b->st.handshakes_peak = b->handshaking;
+	bk_list_add_tail(&b->sess_fifo, &q->fifo);
+	c->state = BK_PROXY_REQ;
+}
+
+
 /* A streaming (proxy) request to `t`, under the session caps: forwarded
  * to the target, which is to dial the broker itself. NULL once the
  * request is answered or closed. */
@@ -245,12 +258,7 @@ static bk_req *start_streaming(ccb_broker *b, bk_conn *c, bk_reg *t, const char 
 		bk_reply_close(b, c, false, TXT_PROXY_FORWARD_FAILED);
 		return NULL;
 	}
-	b->st.streaming_requests++;
-	b->handshaking++;
-	if (b->handshaking > b->st.handshakes_peak)
-		b->st.handshakes_peak = b->handshaking;
-	bk_list_add_tail(&b->sess_fifo, &q->fifo);
-	c->state = BK_PROXY_REQ;
+	bk_streaming_started(b, c, q);
 	CCB_LOG(CCB_LOG_INFO,
 		"broker: started streaming (proxy) session request id %" PRIu64
 		" from %s to ccbid %" PRIu64,

@@ -510,12 +510,7 @@ static void start_relay(ccb_broker *b, bk_conn *c, const char *route, const char
 	}
 	if (!old_client)
 		b->st.tunnel_relays++;
-	b->st.streaming_requests++;
-	b->handshaking++;
-	if (b->handshaking > b->st.handshakes_peak)
-		b->st.handshakes_peak = b->handshaking;
-	bk_list_add_tail(&b->sess_fifo, &q->fifo);
-	c->state = BK_PROXY_REQ;
+	bk_streaming_started(b, c, q);
 	c->req = q;
 	CCB_LOG(CCB_LOG_INFO,
 		"broker: started streaming (proxy) session request id %" PRIu64
