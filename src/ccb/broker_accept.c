@@ -154,6 +154,16 @@ static ccb_err make_public(ccb_broker *b, ccb_error *err)
 	ccb_sinful_free(sf);
 	if (!b->pub_sinful || !b->pub_bare)
 		return ccb_error_set(err, CCB_ERR_NOMEM, "public address");
+	/* Contacts are "<pub_bare>#<ccbid>": checked once here, so that each
+	 * registration's is only formatted (bk_contact). */
+	{
+		char *probe = NULL;
+		size_t n = strlen(b->pub_bare);
+		b->pub_contact_ok = ccb_contact_make(b->pub_bare, 1, &probe, NULL) == CCB_OK &&
+				    strlen(probe) == n + 2 && !memcmp(probe, b->pub_bare, n) &&
+				    !strcmp(probe + n, "#1");
+		free(probe);
+	}
 	return CCB_OK;
 }
 

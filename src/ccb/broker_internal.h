@@ -181,6 +181,7 @@ struct ccb_broker {
 	/* addresses */
 	char *pub_sinful;   /* "<...>" */
 	char *pub_bare;     /* contact prefix, no brackets */
+	bool pub_contact_ok; /* pub_bare makes valid contacts (checked once) */
 	int lfd[BK_MAX_LISTEN];
 	int lport[BK_MAX_LISTEN];
 	bk_conn *lconn[BK_MAX_LISTEN];

@@ -84,9 +84,15 @@ void bk_drop_reg(ccb_broker *b, bk_reg *r, const char *why)
 bool bk_contact(const ccb_broker *b, uint64_t id, char *out, size_t size)
 {
 	char *contact = NULL;
-	bool ok = ccb_contact_make(b->pub_bare, id, &contact, NULL) == CCB_OK &&
-		  (size_t)snprintf(out, size, "%s", contact) < size;
+	bool ok;
 
+	if (b->pub_contact_ok) {
+		int n = snprintf(out, size, "%s#%" PRIu64, b->pub_bare, id);
+		ok = n >= 0 && (size_t)n < size;
+	} else {
+		ok = ccb_contact_make(b->pub_bare, id, &contact, NULL) == CCB_OK &&
+		     (size_t)snprintf(out, size, "%s", contact) < size;
+	}
 	free(contact);
 	if (!ok && size)
 		out[0] = '\0';

@@ -750,7 +750,14 @@ bool ccb_attr_is_private(const char *name)
 	static const char *const v1[] = {"Capability", "ChildClaimIds", "ClaimId",
 					 "ClaimIdList", "ClaimIds", "TransferKey"};
 
+	char first;
+
 	if (!name)
+		return false;
+	/* Every private name starts with c, t or _ (one look spares most
+	 * names the comparisons: this runs for every attribute sent). */
+	first = (char)tolower((unsigned char)name[0]);
+	if (first != 'c' && first != 't' && first != '_')
 		return false;
 	for (size_t i = 0; i < sizeof v1 / sizeof v1[0]; i++)
 		if (!strcasecmp(name, v1[i]))
