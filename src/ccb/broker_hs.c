@@ -275,7 +275,7 @@ static bool wk_watch(bk_wk *w, bk_conn *c)
 }
 
 /* Worker: run c's fiber (starting it if new) until it waits or ends; an
- * ended handshake goes to the loop's done queue. */
+ * ended handshake's command is served here (now, or at wk_settle). */
 static void wk_run(bk_wk *w, bk_conn *c)
 {
 	ccb_broker *b = w->b;

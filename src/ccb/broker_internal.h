@@ -1,10 +1,13 @@
 /*
  * Broker internals shared by src/ccb/broker*.c. Not installed.
  *
- * Ownership: the loop thread owns every bk_conn in the tables and lists
- * below; a conn handed to a worker (jobs queue) belongs to that worker until
- * it is pushed on the done queue. `lock` guards the tables against the
- * status dump; the queues have their own `qlock`.
+ * Ownership: every bk_conn in the tables and lists below is touched only
+ * under `lock`, by the loop thread or by a handshake worker (which accepts
+ * connections and serves the command after a handshake). A conn on the jobs
+ * queue, and then running on a worker's fiber, belongs to that worker until
+ * its handshake is over and its command served under `lock`. `lock` also
+ * guards the tables against the status dump; the jobs queue and the
+ * workers' state have their own `qlock`.
  *
  * Include as "broker_internal.h": only src/ccb/broker*.c and the tests
  * that look inside the broker (test/broker, test/fuzz/fuzz_route.c).
@@ -83,7 +86,7 @@ typedef struct bk_conn {
 	ccb_stream *s;          /* after the handshake */
 	int64_t deadline_ms;    /* first bytes / handshake / partial message */
 	bk_list tnode;          /* new_list or partial_list */
-	bk_list qnode;          /* jobs or done queue */
+	bk_list qnode;          /* jobs queue, or its worker's fin list */
 	struct bk_reg *reg;
 	struct bk_req *req;
 	bk_hs *hs;              /* until the command is handled */
