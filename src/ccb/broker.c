@@ -484,7 +484,7 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 {
 	struct epoll_event evs[128];
 	int expected = 0, tick;
-	int64_t next_tick;
+	int64_t next_tick, until;
 
 	if (!b)
 		return ccb_error_set(err, CCB_ERR_INVALID_ARG, "ccb_broker_run: NULL broker");
@@ -494,11 +494,10 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 	next_tick = ccb_now_ms() + tick;
 	pthread_mutex_lock(&b->lock);
 	bk_set_accepting(b, true);
+	until = next_tick;
 	pthread_mutex_unlock(&b->lock);
 	while (!atomic_load(&b->stopping)) {
 		int64_t now = ccb_now_ms();
-		int64_t until = b->accept_paused && b->accept_resume_ms < next_tick ? b->accept_resume_ms
-										  : next_tick;
 		int wait = until > now ? (int)(until - now) : 0;
 		int n = epoll_wait(b->epfd, evs, 128, wait);
 
@@ -537,6 +536,10 @@ ccb_err ccb_broker_run(ccb_broker *b, ccb_error *err)
 		}
 		if (b->accept_paused && now >= b->accept_resume_ms)
 			bk_set_accepting(b, true);
+		/* A worker that pauses accepting (out of descriptors) wakes the
+		 * loop, which then sleeps only until the pause ends. */
+		until = b->accept_paused && b->accept_resume_ms < next_tick ? b->accept_resume_ms
+									    : next_tick;
 		bk_conn_reap(b);
 		pthread_mutex_unlock(&b->lock);
 	}

@@ -302,8 +302,10 @@ void bk_accept(ccb_broker *b, int lfd, int max, bk_conn **pend, size_t *npend, s
 				continue;
 			if (errno == EMFILE || errno == ENFILE) {
 				if (!refuse_without_fds(b, lfd)) {
+					/* The loop resumes it: wake it to shorten its sleep. */
 					bk_set_accepting(b, false);
 					b->accept_resume_ms = ccb_now_ms() + 100;
+					ccb__wakeup_signal(&b->done_signal);
 				}
 			}
 			return; /* EAGAIN or a transient error */

@@ -199,7 +199,7 @@ struct ccb_broker {
 
 	/* loop */
 	int epfd;
-	ccb__wakeup stop_signal, done_signal; /* stop(); outbound dials done */
+	ccb__wakeup stop_signal, done_signal; /* stop(); outbound dials done, accepting paused */
 	bk_conn *stop_conn, *done_conn;
 	atomic_bool stopping;
 	atomic_int run_state; /* 0 idle, 1 running, 2 done */
